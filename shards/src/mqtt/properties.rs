@@ -1,0 +1,1 @@
+//! Property blocks (§2.2.2): identifiers, types, and duplicate detection.

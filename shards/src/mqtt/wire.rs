@@ -1,0 +1,1 @@
+//! Variable byte integers and length-prefixed strings (§1.5).

@@ -104,3 +104,9 @@ impl From<String> for ByteStr {
         ByteStr(Bytes::from(text))
     }
 }
+
+impl std::borrow::Borrow<[u8]> for ByteStr {
+    fn borrow(&self) -> &[u8] {
+        &self.0
+    }
+}

@@ -1,0 +1,120 @@
+//! `Connection`: what a shard knows about one open network connection after its CONNECT
+//! was accepted.
+//!
+//! Owns the per-connection protocol state that is *not* durable (keep alive, topic aliases,
+//! the client's limits, the outbound byte buffer and the writer's wake-up). The durable part
+//! lives in the [`crate::session::Session`] the connection is attached to. Placement: in the
+//! shard's connection slab; the runtime's reader and writer tasks refer to it by [`ConnId`].
+
+use crate::mqtt::{ByteStr, Packet, Protocol, PublishEncode};
+use crate::session::SessionKey;
+use bytes::BytesMut;
+use std::net::SocketAddr;
+use std::task::Waker;
+
+/// A connection's slot and generation: a stale id (slot reused) never matches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ConnId {
+    /// Slab slot.
+    pub slot: u32,
+    /// Generation of the slot's occupant.
+    pub generation: u32,
+}
+
+/// Why a connection is being closed by the broker.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CloseReason {
+    /// The client sent DISCONNECT.
+    ClientDisconnect,
+    /// The client closed the socket (or it failed) without DISCONNECT.
+    SocketClosed,
+    /// Another connection took over the session.
+    TakenOver,
+    /// Keep alive expired.
+    KeepAliveTimeout,
+    /// The client broke the protocol; the 5.0 reason code was sent in DISCONNECT.
+    ProtocolViolation(u8),
+    /// The broker is shutting down.
+    ServerShutdown,
+    /// An administrator (or a rights change) disconnected the client.
+    Administrative,
+}
+
+/// One accepted connection.
+pub struct Connection {
+    /// Own id.
+    pub id: ConnId,
+    /// The session it is attached to; `None` once a takeover detached it.
+    pub session: Option<SessionKey>,
+    /// Protocol level.
+    pub protocol: Protocol,
+    /// Client identifier (for log lines and no-local).
+    pub client_id: ByteStr,
+    /// User name it authenticated with.
+    pub username: Option<ByteStr>,
+    /// Peer address.
+    pub peer: SocketAddr,
+    /// Index of the listener it arrived on.
+    pub listener: usize,
+    /// Keep alive in milliseconds (after `max_keepalive`), 0 = none.
+    pub keep_alive_ms: u64,
+    /// Monotonic time of the last packet received.
+    pub last_activity_ms: u64,
+    /// The client's Receive Maximum: QoS 1/2 messages it accepts in flight.
+    pub client_receive_maximum: u16,
+    /// The client's Maximum Packet Size.
+    pub client_max_packet_size: u32,
+    /// The client asked for reason strings and user properties on errors (5.0).
+    pub problem_information: bool,
+    /// Topics of the client → server topic aliases, index = alias - 1 (5.0).
+    pub topic_aliases: Vec<Option<ByteStr>>,
+    /// Bytes encoded and not yet handed to the socket.
+    pub out: BytesMut,
+    /// The writer task, parked while `out` is empty.
+    pub writer: Option<Waker>,
+    /// Set when the broker decided to close: the writer flushes `out`, then closes.
+    pub closing: Option<CloseReason>,
+    /// Publish the will when the connection ends (cleared by a normal DISCONNECT).
+    pub will_on_close: bool,
+}
+
+impl Connection {
+    /// Appends an encoded packet and wakes the writer. Encoding errors cannot happen for
+    /// packets the broker builds within the protocol's limits; one that does is dropped
+    /// with a log line rather than corrupting the stream.
+    pub fn send(&mut self, packet: &Packet) {
+        if let Err(error) = packet.encode(self.protocol, &mut self.out) {
+            log::error!("Error: cannot encode {:?} for {}: {error}", packet.packet_type(), self.client_id);
+            return;
+        }
+        self.wake_writer();
+    }
+
+    /// Appends one PUBLISH (see [`crate::mqtt::encode_publish`]) and wakes the writer.
+    /// Returns the bytes written, or `None` if it would exceed the client's Maximum Packet
+    /// Size ([MQTT-3.1.2-25]) and was not sent.
+    pub fn send_publish(&mut self, publish: &PublishEncode<'_>) -> Option<usize> {
+        let len = crate::mqtt::publish_encoded_len(self.protocol, publish).ok()?;
+        if len > self.client_max_packet_size as usize {
+            return None;
+        }
+        let written = crate::mqtt::encode_publish(self.protocol, publish, &mut self.out).ok()?;
+        self.wake_writer();
+        Some(written)
+    }
+
+    /// Wakes the writer task if it is parked.
+    pub fn wake_writer(&mut self) {
+        if let Some(waker) = self.writer.take() {
+            waker.wake();
+        }
+    }
+
+    /// Asks the writer to flush and close; the first reason wins.
+    pub fn close(&mut self, reason: CloseReason) {
+        if self.closing.is_none() {
+            self.closing = Some(reason);
+        }
+        self.wake_writer();
+    }
+}

@@ -1,0 +1,50 @@
+//! Every fixed bound of a shard in one place, with the relations between them checked at
+//! compile time (TigerBeetle's `constants.zig`).
+//!
+//! Configurable limits (`max_inflight_messages`, `max_queued_messages`, ...) live in
+//! [`crate::settings::Settings`]; the constants here are the ones no user needs to tune.
+
+/// Most shards (cores) one broker runs. Shard sets are `u64` bit masks.
+pub const SHARDS_MAX: usize = 64;
+
+/// Capacity of one cross-core ring (per source → target pair), in messages.
+pub const MESH_RING_CAPACITY: usize = 2048;
+
+/// Most mesh messages a shard handles before yielding to its other tasks.
+pub const MESH_DRAIN_BUDGET: usize = 1024;
+
+/// Size of a shard's shared read buffer; a fresh one is allocated when less than
+/// [`READ_CHUNK_MIN`] is free in the current one.
+pub const READ_BUFFER_SIZE: usize = 64 * 1024;
+
+/// Smallest free space worth a `recv` into the shared read buffer.
+pub const READ_CHUNK_MIN: usize = 8 * 1024;
+
+/// Bytes a connection may read in one turn before it yields to other connections.
+pub const READ_TURN_BYTES_MAX: usize = 256 * 1024;
+
+/// Largest packet when neither the listener nor the configuration sets one: the largest
+/// remaining length MQTT can express plus the fixed header.
+pub const PACKET_SIZE_MAX: usize = 268_435_455 + 5;
+
+/// Seconds a new connection has to send a complete CONNECT before it is closed.
+pub const CONNECT_TIMEOUT_S: u64 = 10;
+
+/// Outbound bytes queued on one connection beyond which QoS 0 messages are dropped rather
+/// than buffered (a slow subscriber must not grow the broker without bound).
+pub const OUTBOUND_BYTES_SOFT_MAX: usize = 4 * 1024 * 1024;
+
+/// Capacity kept by a connection's outbound buffer between bursts; larger buffers are
+/// released when they drain so idle connections cost little memory.
+pub const OUTBOUND_BUFFER_KEEP: usize = 16 * 1024;
+
+/// Topic aliases a client may use when the listener does not set `max_topic_alias`.
+pub const TOPIC_ALIAS_DEFAULT_MAX: u16 = 10;
+
+/// Interval of the shard housekeeping tick (keep alive, expiry, wills), in milliseconds.
+pub const TICK_MS: u64 = 250;
+
+const _: () = assert!(SHARDS_MAX <= 64, "shard sets are u64 masks");
+const _: () = assert!(READ_CHUNK_MIN < READ_BUFFER_SIZE);
+const _: () = assert!(READ_TURN_BYTES_MAX >= READ_BUFFER_SIZE);
+const _: () = assert!(MESH_DRAIN_BUDGET <= MESH_RING_CAPACITY);

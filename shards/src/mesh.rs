@@ -1,0 +1,300 @@
+//! The cross-core mesh: every message one shard sends another, and the bounded rings they
+//! travel on.
+//!
+//! Owns [`ShardMsg`] (the complete vocabulary between cores), one bounded lock-free ring per
+//! (source, target) pair, and the wake-up protocol. Placement: one [`Mesh`] per process,
+//! shared by `Arc`; each shard holds a [`MeshPort`], its own view for sending and receiving.
+//!
+//! Batching and syscalls: a send is a push onto a ring. The target is woken (a cross-thread
+//! waker, which costs an `eventfd` write) only when it parked itself after finding all its
+//! rings empty, so a burst of messages costs one wake-up, not one per message. The target
+//! drains every ring it owns in one pass before it parks again.
+//!
+//! Backpressure: a full ring never blocks and never drops. The message goes onto the
+//! sender's per-target overflow queue; while any overflow is non-empty the sender's
+//! connections stop reading their sockets (see [`MeshPort::congested`]), so the overflow is
+//! bounded by what was already read.
+
+use crate::limits::MESH_RING_CAPACITY;
+use crate::message::Message;
+use crate::session::store::SharedKey;
+use crate::session::store::InterestChange;
+use crossbeam_queue::ArrayQueue;
+use std::collections::VecDeque;
+use std::os::fd::OwnedFd;
+use std::sync::atomic::{fence, AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+/// Index of a shard (a core).
+pub type ShardId = u8;
+
+/// Every message that crosses cores.
+pub enum ShardMsg {
+    /// Deliver to the local subscribers whose plain filters match.
+    Deliver(Message),
+    /// Deliver to one local member of a shared subscription.
+    DeliverShared {
+        /// The shared subscription.
+        key: SharedKey,
+        /// The message.
+        message: Message,
+    },
+    /// A shard's subscriptions changed.
+    Interest {
+        /// The shard whose interest changed.
+        source: ShardId,
+        /// The change.
+        change: InterestChange,
+    },
+    /// To the topic's owner shard: set (Some) or clear (None) a retained message.
+    RetainRequest {
+        /// Topic.
+        topic: crate::mqtt::ByteStr,
+        /// New retained message.
+        message: Option<Message>,
+    },
+    /// From the owner to every other shard: the retained message of a topic, in the owner's
+    /// order.
+    RetainApply {
+        /// Topic.
+        topic: crate::mqtt::ByteStr,
+        /// New retained message.
+        message: Option<Message>,
+    },
+    /// A connection whose client id lives on the target shard, with its CONNECT.
+    Handoff(Box<Handoff>),
+    /// Process control from the main thread.
+    Control(Control),
+}
+
+/// A connection moving to the shard that owns its client id.
+pub struct Handoff {
+    /// The socket.
+    pub fd: OwnedFd,
+    /// Everything the runtime knows about the connection so far.
+    pub accepted: crate::shard::Accepted,
+    /// The decoded CONNECT and its authentication result.
+    pub connect: crate::shard::ConnectRequest,
+    /// Bytes read after CONNECT.
+    pub leftover: bytes::BytesMut,
+}
+
+/// Commands from the main thread.
+pub enum Control {
+    /// Close every connection and stop (SIGTERM/SIGINT).
+    Shutdown,
+    /// Take a snapshot of this shard's durable state and send it back.
+    Snapshot(std::sync::mpsc::Sender<crate::persist::ShardSnapshot>),
+    /// New settings after a reload (SIGHUP).
+    Reload(Arc<crate::settings::Settings>),
+}
+
+struct Inbox {
+    waker: atomic_waker::AtomicWaker,
+    parked: AtomicBool,
+}
+
+/// The rings and wake-up state of all shards.
+pub struct Mesh {
+    shards: usize,
+    /// Ring `source * shards + target`.
+    rings: Vec<ArrayQueue<ShardMsg>>,
+    inboxes: Vec<Inbox>,
+}
+
+impl Mesh {
+    /// A mesh for `shards` shards.
+    pub fn new(shards: usize) -> Arc<Mesh> {
+        assert!(shards >= 1 && shards <= crate::limits::SHARDS_MAX);
+        let rings = (0..shards * shards).map(|_| ArrayQueue::new(MESH_RING_CAPACITY)).collect();
+        let inboxes = (0..shards)
+            .map(|_| Inbox { waker: atomic_waker::AtomicWaker::new(), parked: AtomicBool::new(false) })
+            .collect();
+        Arc::new(Mesh { shards, rings, inboxes })
+    }
+
+    /// Number of shards.
+    pub fn shards(&self) -> usize {
+        self.shards
+    }
+
+    fn ring(&self, source: ShardId, target: ShardId) -> &ArrayQueue<ShardMsg> {
+        &self.rings[usize::from(source) * self.shards + usize::from(target)]
+    }
+
+    fn wake(&self, target: ShardId) {
+        let inbox = &self.inboxes[usize::from(target)];
+        // Pairs with the fence in `poll_parked`: either the target sees our message when it
+        // re-checks, or we see its parked flag here.
+        fence(Ordering::SeqCst);
+        if inbox.parked.swap(false, Ordering::AcqRel) {
+            inbox.waker.wake();
+        }
+    }
+
+    /// Sends a message from outside any shard (the main thread). Retries while the ring is
+    /// full; control messages are rare and small.
+    pub fn send_external(&self, target: ShardId, mut msg: ShardMsg) {
+        // Control messages use the target's own ring slot (source == target), which shards
+        // never use between themselves.
+        loop {
+            match self.ring(target, target).push(msg) {
+                Ok(()) => break,
+                Err(back) => {
+                    msg = back;
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
+            }
+        }
+        self.wake(target);
+    }
+}
+
+/// One shard's handle on the mesh.
+pub struct MeshPort {
+    mesh: Arc<Mesh>,
+    me: ShardId,
+    overflow: Vec<VecDeque<ShardMsg>>,
+    overflowing: usize,
+}
+
+impl MeshPort {
+    /// The port of shard `me`.
+    pub fn new(mesh: Arc<Mesh>, me: ShardId) -> MeshPort {
+        assert!(usize::from(me) < mesh.shards);
+        let overflow = (0..mesh.shards).map(|_| VecDeque::new()).collect();
+        MeshPort { mesh, me, overflow, overflowing: 0 }
+    }
+
+    /// This shard's id.
+    pub fn me(&self) -> ShardId {
+        self.me
+    }
+
+    /// Number of shards.
+    pub fn shards(&self) -> usize {
+        self.mesh.shards
+    }
+
+    /// Sends `msg` to `target` (never this shard: local work is a function call).
+    pub fn send(&mut self, target: ShardId, msg: ShardMsg) {
+        assert_ne!(target, self.me, "local messages are function calls, not mesh sends");
+        let queue = &mut self.overflow[usize::from(target)];
+        if !queue.is_empty() {
+            queue.push_back(msg);
+            return;
+        }
+        if let Err(back) = self.mesh.ring(self.me, target).push(msg) {
+            queue.push_back(back);
+            self.overflowing += 1;
+        }
+        self.mesh.wake(target);
+    }
+
+    /// Sends a clone of `msg` to every other shard.
+    pub fn broadcast(&mut self, make: impl Fn() -> ShardMsg) {
+        for target in 0..self.mesh.shards as ShardId {
+            if target != self.me {
+                self.send(target, make());
+            }
+        }
+    }
+
+    /// True while some message waits in an overflow queue: connections should stop reading.
+    pub fn congested(&self) -> bool {
+        self.overflowing > 0
+    }
+
+    /// Moves overflowed messages onto their rings as room appears; true when none is left.
+    pub fn flush_overflow(&mut self) -> bool {
+        if self.overflowing == 0 {
+            return true;
+        }
+        for target in 0..self.mesh.shards {
+            let queue = &mut self.overflow[target];
+            if queue.is_empty() {
+                continue;
+            }
+            let ring = self.mesh.ring(self.me, target as ShardId);
+            while let Some(msg) = queue.pop_front() {
+                if let Err(back) = ring.push(msg) {
+                    queue.push_front(back);
+                    break;
+                }
+            }
+            if queue.is_empty() {
+                self.overflowing -= 1;
+            }
+            self.mesh.wake(target as ShardId);
+        }
+        self.overflowing == 0
+    }
+
+    /// Pops up to `budget` messages addressed to this shard, in per-source order.
+    pub fn drain(&self, budget: usize, mut handle: impl FnMut(ShardMsg)) -> usize {
+        let mut handled = 0;
+        for source in 0..self.mesh.shards as ShardId {
+            let ring = self.mesh.ring(source, self.me);
+            while handled < budget {
+                let Some(msg) = ring.pop() else { break };
+                handle(msg);
+                handled += 1;
+            }
+        }
+        handled
+    }
+
+    fn inbox_empty(&self) -> bool {
+        (0..self.mesh.shards as ShardId).all(|source| self.mesh.ring(source, self.me).is_empty())
+    }
+
+    /// Parks until a message arrives: registers the waker, raises the parked flag, and
+    /// re-checks the rings so a message pushed in between is not missed.
+    pub fn poll_parked(&self, cx: &mut Context<'_>) -> Poll<()> {
+        let inbox = &self.mesh.inboxes[usize::from(self.me)];
+        inbox.waker.register(cx.waker());
+        inbox.parked.store(true, Ordering::Release);
+        fence(Ordering::SeqCst);
+        if self.inbox_empty() {
+            Poll::Pending
+        } else {
+            inbox.parked.store(false, Ordering::Release);
+            Poll::Ready(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mqtt::{ByteStr, Bytes, QoS};
+
+    fn msg(n: u8) -> ShardMsg {
+        ShardMsg::Deliver(Message::new(ByteStr::from_static("t"), Bytes::from(vec![n]), QoS::AtMostOnce, false))
+    }
+
+    #[test]
+    fn full_ring_overflows_in_order_and_flushes_when_drained() {
+        let mesh = Mesh::new(2);
+        let mut zero = MeshPort::new(mesh.clone(), 0);
+        let one = MeshPort::new(mesh, 1);
+        for i in 0..MESH_RING_CAPACITY + 3 {
+            zero.send(1, msg(i as u8));
+        }
+        assert!(zero.congested());
+        let mut seen = Vec::new();
+        let record = |m: ShardMsg| {
+            if let ShardMsg::Deliver(message) = m {
+                seen.push(message.payload[0]);
+            }
+        };
+        let mut record = record;
+        assert_eq!(one.drain(usize::MAX, &mut record), MESH_RING_CAPACITY);
+        assert!(zero.flush_overflow());
+        assert!(!zero.congested());
+        assert_eq!(one.drain(usize::MAX, &mut record), 3);
+        let expected: Vec<u8> = (0..MESH_RING_CAPACITY + 3).map(|i| i as u8).collect();
+        assert_eq!(seen, expected);
+    }
+}

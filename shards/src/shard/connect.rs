@@ -1,0 +1,405 @@
+//! CONNECT: admission on the accepting shard, then session set-up and CONNACK on the
+//! client id's home shard.
+//!
+//! Split in two because a connection lands on whichever core the kernel picked, while its
+//! session lives on `home_shard(client_id)`. [`Shard::admit`] runs where the connection
+//! landed: everything decidable without the session (protocol level, client id rules,
+//! keep alive, authentication), so a refused client never crosses cores. [`Shard::open`]
+//! runs on the home shard after the runtime handed the socket over: takeover, session
+//! present, will, CONNACK and redelivery.
+
+use super::Shard;
+use crate::access::{AuthDecision, AuthRequest};
+use crate::connection::{CloseReason, ConnId, Connection};
+use crate::mesh::ShardId;
+use crate::message::Message;
+use crate::mqtt::{
+    reason, ByteStr, ConnAck, ConnAckProperties, Connect, Disconnect, Packet, Protocol, QoS,
+};
+use crate::session::{Delta, SessionDelta, SessionKey, StoredWill, EXPIRY_NEVER};
+use crate::stats::{bump, drop_by};
+use std::net::SocketAddr;
+
+/// What the runtime knows about a connection before its CONNECT.
+#[derive(Clone, Debug)]
+pub struct Accepted {
+    /// Listener index.
+    pub listener: usize,
+    /// Peer address.
+    pub peer: SocketAddr,
+}
+
+/// A CONNECT that passed admission.
+#[derive(Debug)]
+pub struct ConnectRequest {
+    /// The packet.
+    pub connect: Box<Connect>,
+    /// Client identifier to use (assigned, or the user name, or as sent).
+    pub client_id: ByteStr,
+    /// The client sent an empty id and the broker assigned `client_id`.
+    pub assigned: bool,
+    /// User name the session runs as.
+    pub username: Option<ByteStr>,
+    /// Keep alive in effect, seconds.
+    pub keep_alive: u16,
+    /// Server Keep Alive to announce (5.0), when it differs from the client's.
+    pub server_keep_alive: Option<u16>,
+}
+
+/// A CONNECT that was refused: what to send before closing, and the log line.
+#[derive(Debug)]
+pub struct Refusal {
+    /// CONNACK with the failure code, or `None` to close silently.
+    pub connack: Option<Packet>,
+    /// Protocol to encode the CONNACK with.
+    pub protocol: Protocol,
+    /// Log line (Mosquitto's wording).
+    pub log: String,
+}
+
+impl Shard {
+    /// Admission of a CONNECT on the shard where the connection landed. Returns the request
+    /// and the shard that must open it.
+    pub fn admit(
+        &self,
+        accepted: &Accepted,
+        connect: Box<Connect>,
+    ) -> Result<(ConnectRequest, ShardId), Refusal> {
+        let settings = &self.settings;
+        let Some(listener) = settings.listeners.get(accepted.listener) else {
+            return Err(refuse(connect.protocol, reason::SERVER_UNAVAILABLE, "unknown listener"));
+        };
+        let v5 = connect.protocol.is_v5();
+        let who = || format!("Client {} [{}]", display_id(&connect.client_id), accepted.peer);
+        if !listener.accepts_level(connect.protocol.level()) {
+            let code = if v5 { reason::UNSUPPORTED_PROTOCOL_VERSION } else { reason::v3::UNACCEPTABLE_PROTOCOL_VERSION };
+            return Err(refuse(connect.protocol, code, &format!("{} disconnected, protocol version not accepted on this listener.", who())));
+        }
+        if v5 && connect.properties.authentication_method.is_some() {
+            return Err(refuse(connect.protocol, reason::BAD_AUTHENTICATION_METHOD, &format!("{} disconnected, unsupported authentication method.", who())));
+        }
+        if let Some(will) = &connect.will {
+            if will.qos as u8 > listener.max_qos {
+                let code = if v5 { reason::QOS_NOT_SUPPORTED } else { reason::v3::NOT_AUTHORIZED };
+                return Err(refuse(connect.protocol, code, &format!("{} disconnected, will QoS not supported.", who())));
+            }
+            if will.retain && !settings.retain_available {
+                let code = if v5 { reason::RETAIN_NOT_SUPPORTED } else { reason::v3::NOT_AUTHORIZED };
+                return Err(refuse(connect.protocol, code, &format!("{} disconnected, retain not supported.", who())));
+            }
+        }
+        let (keep_alive, server_keep_alive) = self.keep_alive_for(&connect)?;
+        let (client_id, assigned) = self.client_id_for(accepted, &connect)?;
+        let decision = self.access.authenticate(
+            &AuthRequest {
+                listener: accepted.listener,
+                client_id: client_id.as_str(),
+                username: connect.username.as_ref(),
+                password: connect.password.as_ref(),
+            },
+            listener.allow_anonymous,
+        );
+        let username = match decision {
+            AuthDecision::Allow { username } => username,
+            AuthDecision::BadCredentials => {
+                let code = if v5 { reason::BAD_USER_NAME_OR_PASSWORD } else { reason::v3::BAD_USER_NAME_OR_PASSWORD };
+                return Err(refuse(connect.protocol, code, &format!("Client {client_id} [{}] disconnected, bad username or password.", accepted.peer)));
+            }
+            AuthDecision::NotAuthorized => {
+                let code = if v5 { reason::NOT_AUTHORIZED } else { reason::v3::NOT_AUTHORIZED };
+                return Err(refuse(connect.protocol, code, &format!("Client {client_id} [{}] disconnected, not authorised.", accepted.peer)));
+            }
+        };
+        let (client_id, assigned) = match (listener.use_username_as_clientid, &username) {
+            (true, Some(name)) => (name.clone(), false),
+            (true, None) => {
+                let code = if v5 { reason::NOT_AUTHORIZED } else { reason::v3::NOT_AUTHORIZED };
+                return Err(refuse(connect.protocol, code, &format!("{} disconnected, not authorised.", who())));
+            }
+            (false, _) => (client_id, assigned),
+        };
+        let home = self.home_of(client_id.as_bytes());
+        let request = ConnectRequest { connect, client_id, assigned, username, keep_alive, server_keep_alive };
+        Ok((request, home))
+    }
+
+    /// Keep alive after `max_keepalive`: 5.0 clients are told the server's value, 3.1.1
+    /// clients asking for more than the maximum (or none) are refused (Mosquitto 2.0).
+    fn keep_alive_for(&self, connect: &Connect) -> Result<(u16, Option<u16>), Refusal> {
+        let max = self.settings.max_keepalive;
+        let asked = connect.keep_alive;
+        if max == u16::MAX || (asked != 0 && asked <= max) {
+            return Ok((asked, None));
+        }
+        if connect.protocol.is_v5() {
+            return Ok((max, Some(max)));
+        }
+        Err(refuse(
+            connect.protocol,
+            reason::v3::IDENTIFIER_REJECTED,
+            &format!("Client {} disconnected, keepalive {asked} is not allowed (max_keepalive {max}).", display_id(&connect.client_id)),
+        ))
+    }
+
+    /// The client id rules of §3.1.3.1 and Mosquitto's options.
+    fn client_id_for(&self, accepted: &Accepted, connect: &Connect) -> Result<(ByteStr, bool), Refusal> {
+        let protocol = connect.protocol;
+        let rejected = |why: &str| {
+            let code = if protocol.is_v5() { reason::CLIENT_IDENTIFIER_NOT_VALID } else { reason::v3::IDENTIFIER_REJECTED };
+            refuse(protocol, code, &format!("Client <unknown> [{}] disconnected, {why}.", accepted.peer))
+        };
+        let id = &connect.client_id;
+        if protocol == Protocol::V31 && (id.is_empty() || id.len() > 23) {
+            return Err(rejected("MQTT 3.1 client ids must be 1 to 23 characters"));
+        }
+        if !id.is_empty() {
+            return Ok((id.clone(), false));
+        }
+        let listener = &self.settings.listeners[accepted.listener];
+        if !connect.clean_start && !protocol.is_v5() {
+            return Err(rejected("empty client id requires clean session"));
+        }
+        if !listener.allow_zero_length_clientid {
+            return Err(rejected("empty client id not allowed"));
+        }
+        Ok((self.assign_client_id(&listener.auto_id_prefix, accepted), true))
+    }
+
+    /// An id `<prefix><uuid-like hex>` that hashes to this shard, so the connection never
+    /// needs to move.
+    fn assign_client_id(&self, prefix: &str, accepted: &Accepted) -> ByteStr {
+        let mut seed = (self.now.mono_ms << 20) ^ u64::from(accepted.peer.port()) ^ self.generation as u64;
+        loop {
+            seed = splitmix(seed);
+            let (a, b) = (splitmix(seed), splitmix(seed ^ 0x5555));
+            let id = format!(
+                "{prefix}{:08X}-{:04X}-{:04X}-{:04X}-{:012X}",
+                a >> 32,
+                (a >> 16) & 0xFFFF,
+                a & 0xFFFF,
+                b >> 48,
+                b & 0xFFFF_FFFF_FFFF
+            );
+            if self.home_of(id.as_bytes()) == self.id {
+                return ByteStr::from(id);
+            }
+        }
+    }
+
+    /// Opens an admitted connection on this, its home, shard: takeover, session, will,
+    /// CONNACK, then redelivery of what the session holds.
+    pub fn open(&mut self, accepted: Accepted, request: ConnectRequest) -> ConnId {
+        assert_eq!(self.home_of(request.client_id.as_bytes()), self.id, "opened on the wrong shard");
+        let connect = &request.connect;
+        let protocol = connect.protocol;
+        let expiry = session_expiry(connect);
+        let existing = self.store.key_of(request.client_id.as_str());
+        if let Some(key) = existing {
+            self.take_over(key, connect.clean_start);
+        }
+        let resumed = existing.filter(|_| !connect.clean_start);
+        let key = match resumed {
+            Some(key) => {
+                self.apply(Delta::Update {
+                    key,
+                    change: SessionDelta::Resumed { protocol, username: request.username.clone(), expiry_interval: expiry },
+                });
+                key
+            }
+            None => {
+                if let Some(old) = existing {
+                    self.end_session(old);
+                }
+                let create = Delta::Create {
+                    client_id: request.client_id.clone(),
+                    protocol,
+                    expiry_interval: expiry,
+                    username: request.username.clone(),
+                };
+                self.apply(create).unwrap_or_else(|| unreachable!("Create returns its key"))
+            }
+        };
+        self.cancel_delayed_will(key);
+        let will = connect.will.as_ref().map(|will| self.stored_will(accepted.listener, will));
+        self.apply(Delta::Update { key, change: SessionDelta::WillChanged { will: will.clone() } });
+        let id = self.insert_connection(&accepted, &request, key, will.is_some());
+        let session_present = resumed.is_some() && protocol != Protocol::V31;
+        self.send_connack(id, &request, session_present);
+        self.log_connected(id, &request);
+        if resumed.is_some() {
+            self.resume_outbound(key);
+        }
+        id
+    }
+
+    /// Detaches and closes the connection currently attached to `key`, and settles its will
+    /// as Mosquitto does: published at once if the old session ends here, dropped otherwise.
+    fn take_over(&mut self, key: SessionKey, clean_start: bool) {
+        let Some(old) = self.conn_of(key) else {
+            if clean_start {
+                self.publish_pending_will(key);
+            }
+            return;
+        };
+        let session_ends = clean_start || self.store.get(key).is_some_and(|s| s.expiry_interval == 0);
+        if let Some(conn) = self.conn_mut(old) {
+            log::info!("Client {} already connected, closing old connection.", conn.client_id);
+            if conn.protocol.is_v5() {
+                let packet = Packet::Disconnect(Disconnect { reason_code: reason::SESSION_TAKEN_OVER, ..Default::default() });
+                conn.send(&packet);
+            }
+            conn.session = None;
+            conn.will_on_close = false;
+            conn.close(CloseReason::TakenOver);
+        }
+        self.set_online(key, None);
+        drop_by(&self.my_stats().clients_connected, 1);
+        if session_ends {
+            self.publish_will_now(key);
+        } else {
+            self.apply(Delta::Update { key, change: SessionDelta::WillChanged { will: None } });
+        }
+    }
+
+    fn stored_will(&self, listener: usize, will: &crate::mqtt::Will) -> StoredWill {
+        let mount_point = self.settings.listeners[listener].mount_point.as_deref();
+        let mut properties = will.properties.clone();
+        properties.topic_alias = None;
+        let message_expiry_interval = properties.message_expiry_interval.take();
+        let message = Message {
+            topic: super::mount(mount_point, &will.topic),
+            payload: will.payload.clone(),
+            qos: will.qos,
+            retain: will.retain,
+            properties,
+            expires_at: None,
+        };
+        StoredWill {
+            message: message.compact(),
+            delay_interval: will.delay_interval.unwrap_or(0),
+            message_expiry_interval,
+        }
+    }
+
+    fn insert_connection(&mut self, accepted: &Accepted, request: &ConnectRequest, key: SessionKey, will: bool) -> ConnId {
+        self.generation = self.generation.wrapping_add(1);
+        let connect = &request.connect;
+        let entry = self.conns.vacant_entry();
+        let id = ConnId { slot: entry.key() as u32, generation: self.generation };
+        let props = &connect.properties;
+        entry.insert(Connection {
+            id,
+            session: Some(key),
+            protocol: connect.protocol,
+            client_id: request.client_id.clone(),
+            username: request.username.clone(),
+            peer: accepted.peer,
+            listener: accepted.listener,
+            keep_alive_ms: u64::from(request.keep_alive) * 1000,
+            last_activity_ms: self.now.mono_ms,
+            client_receive_maximum: props.receive_maximum.unwrap_or(u16::MAX),
+            client_max_packet_size: props.maximum_packet_size.unwrap_or(u32::MAX),
+            problem_information: props.request_problem_information != Some(0),
+            topic_aliases: Vec::new(),
+            out: bytes::BytesMut::new(),
+            writer: None,
+            closing: None,
+            will_on_close: will,
+        });
+        self.set_online(key, Some(id));
+        let stats = self.my_stats();
+        bump(&stats.clients_connected, 1);
+        bump(&stats.connections_opened, 1);
+        id
+    }
+
+    fn send_connack(&mut self, id: ConnId, request: &ConnectRequest, session_present: bool) {
+        let settings = &self.settings;
+        let Some(conn) = self.conns.get(id.slot as usize) else { return };
+        let listener = &settings.listeners[conn.listener];
+        let mut properties = ConnAckProperties::default();
+        if request.connect.protocol.is_v5() {
+            if settings.max_inflight_messages != u16::MAX {
+                properties.receive_maximum = Some(settings.max_inflight_messages);
+            }
+            if listener.max_qos < 2 {
+                properties.maximum_qos = Some(listener.max_qos);
+            }
+            if !settings.retain_available {
+                properties.retain_available = Some(0);
+            }
+            properties.maximum_packet_size = settings.max_packet_size;
+            if request.assigned {
+                properties.assigned_client_identifier = Some(request.client_id.clone());
+            }
+            properties.topic_alias_maximum = Some(listener.max_topic_alias).filter(|max| *max > 0);
+            properties.server_keep_alive = request.server_keep_alive;
+        }
+        let packet = Packet::ConnAck(ConnAck { session_present, reason_code: reason::SUCCESS, properties });
+        if let Some(conn) = self.conn_mut(id) {
+            conn.send(&packet);
+        }
+    }
+
+    fn log_connected(&self, id: ConnId, request: &ConnectRequest) {
+        if !self.settings.connection_messages {
+            return;
+        }
+        let Some(conn) = self.conn(id) else { return };
+        let connect = &request.connect;
+        let user = match &connect.username {
+            Some(name) => format!(", u'{name}'"),
+            None => String::new(),
+        };
+        log::info!(
+            "New client connected from {} as {} (p{}, c{}, k{}{}).",
+            conn.peer,
+            conn.client_id,
+            log_protocol_number(connect.protocol),
+            u8::from(connect.clean_start),
+            connect.keep_alive,
+            user
+        );
+    }
+}
+
+/// The Session Expiry Interval a CONNECT asks for: 5.0 says so explicitly, 3.1/3.1.1 clean
+/// session false means "keep forever".
+pub fn session_expiry(connect: &Connect) -> u32 {
+    if connect.protocol.is_v5() {
+        connect.properties.session_expiry_interval.unwrap_or(0)
+    } else if connect.clean_start {
+        0
+    } else {
+        EXPIRY_NEVER
+    }
+}
+
+/// Mosquitto 2.0's protocol numbers in the connect log line: 1 = 3.1, 2 = 3.1.1, 5 = 5.0.
+fn log_protocol_number(protocol: Protocol) -> u8 {
+    match protocol {
+        Protocol::V31 => 1,
+        Protocol::V311 => 2,
+        Protocol::V5 => 5,
+    }
+}
+
+fn display_id(id: &ByteStr) -> &str {
+    if id.is_empty() {
+        "<unknown>"
+    } else {
+        id.as_str()
+    }
+}
+
+fn refuse(protocol: Protocol, code: u8, log: &str) -> Refusal {
+    let connack = ConnAck { session_present: false, reason_code: code, properties: Default::default() };
+    Refusal { connack: Some(Packet::ConnAck(connack)), protocol, log: log.to_string() }
+}
+
+fn splitmix(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
+}

@@ -1,0 +1,278 @@
+//! Delivery to the sessions of this shard: matching, per-subscriber QoS and flags, the
+//! in-flight window, the queue, and encoding into the connection's outbound buffer.
+//!
+//! Called by `publish` (local matches), `mesh_in` (messages routed here by other shards),
+//! `subscribe` (retained messages) and `acks`/`connect` (queue drain, redelivery).
+
+use super::Shard;
+use crate::access::Identity;
+use crate::connection::Connection;
+use crate::limits::OUTBOUND_BYTES_SOFT_MAX;
+use crate::message::{Delivery, Message, SubscriptionIds};
+use crate::mqtt::{Ack, Packet, PacketId, PublishEncode, QoS};
+use crate::session::store::SharedKey;
+use crate::session::{Delta, InflightState, SessionDelta, SessionKey, Subscription};
+use crate::stats::bump;
+
+impl Shard {
+    /// Delivers `message` to every local session with a matching plain subscription. A
+    /// session with several matching subscriptions gets one copy at the highest QoS with all
+    /// their identifiers ([MQTT-3.3.4-2], [MQTT-3.3.4-3..5]). `origin` is the publishing
+    /// session, for No Local.
+    pub(super) fn deliver_local(&mut self, message: &Message, origin: Option<SessionKey>) -> bool {
+        let mut matches = std::mem::take(&mut self.matches);
+        matches.clear();
+        self.store.index.plain.for_each_match(message.topic.as_bytes(), |key, sub| matches.push((*key, *sub)));
+        if matches.len() > 1 {
+            matches.sort_unstable_by_key(|(key, _)| *key);
+        }
+        let mut any = false;
+        let mut start = 0;
+        while start < matches.len() {
+            let key = matches[start].0;
+            let end = start + matches[start..].iter().take_while(|(k, _)| *k == key).count();
+            if let Some(delivery) = merge_matches(message, &matches[start..end], origin == Some(key)) {
+                any = true;
+                self.deliver_to_session(key, delivery);
+            }
+            start = end;
+        }
+        self.matches = matches;
+        any
+    }
+
+    /// Delivers to one member of the shared subscription `key` on this shard, preferring
+    /// connected members, round robin.
+    pub(super) fn deliver_shared_local(&mut self, key: &SharedKey, message: Message, _origin: Option<SessionKey>) {
+        let Some(group) = self.store.index.groups.get_mut(key) else {
+            // The last local member left while the message was on its way.
+            bump(&self.stats[usize::from(self.id)].publish_dropped, 1);
+            return;
+        };
+        let count = group.members.len();
+        let online = &self.online;
+        let is_online = |k: SessionKey| online.get(k as usize).copied().flatten().is_some();
+        let start = group.cursor % count.max(1);
+        let pick = (0..count)
+            .map(|step| (start + step) % count)
+            .find(|&i| is_online(group.members[i].0))
+            .unwrap_or(start);
+        group.cursor = pick + 1;
+        let (member, sub) = group.members[pick];
+        let delivery = Delivery {
+            qos: cap_qos(message.qos, sub.options.qos, self.settings.upgrade_outgoing_qos),
+            retain: sub.options.retain_as_published && message.retain,
+            subscription_ids: sub.identifier.into_iter().collect(),
+            message,
+        };
+        self.deliver_to_session(member, delivery);
+    }
+
+    /// Sends, queues or drops one delivery for session `key`.
+    pub(super) fn deliver_to_session(&mut self, key: SessionKey, delivery: Delivery) {
+        let now = self.now.unix_s;
+        if delivery.message.expired(now) {
+            return;
+        }
+        let Some(session) = self.store.get(key) else { return };
+        let who = Identity { listener: 0, client_id: session.client_id.as_str(), username: session.username.as_deref() };
+        if !self.access.may_receive(&who, delivery.message.topic.as_str()) {
+            return;
+        }
+        match self.conn_of(key) {
+            Some(id) => {
+                if delivery.qos == QoS::AtMostOnce {
+                    self.send_qos0(id, &delivery);
+                } else {
+                    self.send_or_queue(key, delivery);
+                }
+            }
+            None => {
+                if delivery.qos != QoS::AtMostOnce || self.settings.queue_qos0_messages {
+                    self.enqueue(key, delivery);
+                }
+            }
+        }
+    }
+
+    fn send_qos0(&mut self, id: crate::connection::ConnId, delivery: &Delivery) {
+        let now = self.now.unix_s;
+        let stats = &self.stats[usize::from(self.id)];
+        let Some(conn) = self.conns.get_mut(id.slot as usize).filter(|c| c.id == id) else { return };
+        if conn.out.len() >= OUTBOUND_BYTES_SOFT_MAX {
+            bump(&stats.publish_dropped, 1);
+            return;
+        }
+        match encode_delivery(conn, delivery, None, false, now) {
+            Some(_) => count_sent(stats, delivery),
+            None => bump(&stats.publish_dropped, 1),
+        }
+    }
+
+    /// QoS 1/2 to a connected session: into the window if it has room and nothing is
+    /// queued ahead (order is kept), else into the queue.
+    fn send_or_queue(&mut self, key: SessionKey, delivery: Delivery) {
+        let Some(id) = self.conn_of(key) else { return };
+        let Some(conn) = self.conns.get_mut(id.slot as usize).filter(|c| c.id == id) else { return };
+        let Some(session) = self.store.get(key) else { return };
+        let outbound = &session.outbound;
+        let window = window_size(conn.client_receive_maximum, self.settings.max_inflight_messages);
+        let bytes_max = self.settings.max_inflight_bytes;
+        let room = outbound.queue.is_empty()
+            && outbound.inflight.len() < window
+            && (bytes_max == 0 || outbound.inflight_bytes + delivery.message.payload.len() <= bytes_max);
+        if !room {
+            self.enqueue(key, delivery);
+            return;
+        }
+        let Some(packet_id) = outbound.next_packet_id() else {
+            self.enqueue(key, delivery);
+            return;
+        };
+        let stats = &self.stats[usize::from(self.id)];
+        if encode_delivery(conn, &delivery, Some(packet_id), false, self.now.unix_s).is_none() {
+            // Too large for this client: discarded as if delivered ([MQTT-3.1.2-25]).
+            bump(&stats.publish_dropped, 1);
+            return;
+        }
+        count_sent(stats, &delivery);
+        self.apply(Delta::Update { key, change: SessionDelta::Sent { packet_id, delivery } });
+    }
+
+    /// Appends to the session's queue, or drops when `max_queued_*` is reached.
+    fn enqueue(&mut self, key: SessionKey, delivery: Delivery) {
+        let Some(session) = self.store.get(key) else { return };
+        let outbound = &session.outbound;
+        let count_max = self.settings.max_queued_messages;
+        let bytes_max = self.settings.max_queued_bytes;
+        let full = (count_max != 0 && outbound.queue.len() >= count_max)
+            || (bytes_max != 0 && outbound.queued_bytes + delivery.message.payload.len() > bytes_max);
+        if full {
+            bump(&self.my_stats().publish_dropped, 1);
+            return;
+        }
+        let delivery = Delivery { message: delivery.message.compact(), ..delivery };
+        self.apply(Delta::Update { key, change: SessionDelta::Queued { delivery } });
+    }
+
+    /// Moves queued deliveries into the window while it has room (after an
+    /// acknowledgement, or on reconnect).
+    pub(super) fn drain_queue(&mut self, key: SessionKey) {
+        loop {
+            let Some(id) = self.conn_of(key) else { return };
+            let now = self.now.unix_s;
+            let Some(conn) = self.conns.get_mut(id.slot as usize).filter(|c| c.id == id) else { return };
+            let Some(session) = self.store.get(key) else { return };
+            let outbound = &session.outbound;
+            let Some(front) = outbound.queue.front() else { return };
+            let stats = &self.stats[usize::from(self.id)];
+            if front.message.expired(now) {
+                self.apply(Delta::Update { key, change: SessionDelta::QueueFrontDropped });
+                continue;
+            }
+            if front.qos == QoS::AtMostOnce {
+                if encode_delivery(conn, front, None, false, now).is_some() {
+                    count_sent(stats, front);
+                }
+                self.apply(Delta::Update { key, change: SessionDelta::QueueFrontDropped });
+                continue;
+            }
+            let window = window_size(conn.client_receive_maximum, self.settings.max_inflight_messages);
+            if outbound.inflight.len() >= window {
+                return;
+            }
+            let Some(packet_id) = outbound.next_packet_id() else { return };
+            if encode_delivery(conn, front, Some(packet_id), false, now).is_none() {
+                bump(&stats.publish_dropped, 1);
+                self.apply(Delta::Update { key, change: SessionDelta::QueueFrontDropped });
+                continue;
+            }
+            count_sent(stats, front);
+            self.apply(Delta::Update { key, change: SessionDelta::Dequeued { packet_id } });
+        }
+    }
+
+    /// On reconnect with a session present: resend the window in order (PUBLISH with DUP,
+    /// or PUBREL after PUBREC) ([MQTT-4.4.0-1]), then drain the queue.
+    pub(super) fn resume_outbound(&mut self, key: SessionKey) {
+        let Some(id) = self.conn_of(key) else { return };
+        let now = self.now.unix_s;
+        let Some(conn) = self.conns.get_mut(id.slot as usize).filter(|c| c.id == id) else { return };
+        let Some(session) = self.store.get(key) else { return };
+        for entry in &session.outbound.inflight {
+            match (&entry.state, &entry.delivery) {
+                (InflightState::AwaitPubComp, _) => {
+                    conn.send(&Packet::PubRel(Ack::new(entry.packet_id, 0)));
+                }
+                (_, Some(delivery)) => {
+                    let _ = encode_delivery(conn, delivery, Some(entry.packet_id), true, now);
+                }
+                (_, None) => {}
+            }
+        }
+        self.drain_queue(key);
+    }
+}
+
+/// Combines the subscriptions of one session that matched: highest QoS, retain as
+/// published if any asks for it, every identifier. `from_self` drops No Local ones.
+fn merge_matches(message: &Message, matches: &[(SessionKey, Subscription)], from_self: bool) -> Option<Delivery> {
+    let mut qos = None;
+    let mut retain = false;
+    let mut subscription_ids = SubscriptionIds::new();
+    for (_, sub) in matches {
+        if from_self && sub.options.no_local {
+            continue;
+        }
+        qos = qos.max(Some(sub.options.qos));
+        retain |= sub.options.retain_as_published && message.retain;
+        subscription_ids.extend(sub.identifier);
+    }
+    let granted = qos?;
+    Some(Delivery { message: message.clone(), qos: cap_qos(message.qos, granted, false), retain, subscription_ids })
+}
+
+/// The QoS a subscriber receives: the lower of the two, unless `upgrade_outgoing_qos`.
+pub(super) fn cap_qos(published: QoS, granted: QoS, upgrade: bool) -> QoS {
+    if upgrade {
+        granted
+    } else {
+        published.min(granted)
+    }
+}
+
+/// The window: the client's Receive Maximum and `max_inflight_messages` (0 = no limit).
+fn window_size(client: u16, configured: u16) -> usize {
+    let configured = if configured == 0 { u16::MAX } else { configured };
+    usize::from(client.min(configured))
+}
+
+/// Encodes one delivery into `conn`'s outbound buffer.
+pub(super) fn encode_delivery(
+    conn: &mut Connection,
+    delivery: &Delivery,
+    packet_id: Option<PacketId>,
+    dup: bool,
+    now: u64,
+) -> Option<usize> {
+    let message = &delivery.message;
+    let publish = PublishEncode {
+        dup,
+        qos: delivery.qos,
+        retain: delivery.retain,
+        topic: message.topic.as_bytes(),
+        packet_id,
+        topic_alias: None,
+        message_expiry_interval: message.remaining_expiry(now),
+        subscription_identifiers: &delivery.subscription_ids,
+        properties: &message.properties,
+        payload: &message.payload,
+    };
+    conn.send_publish(&publish)
+}
+
+fn count_sent(stats: &crate::stats::ShardStats, delivery: &Delivery) {
+    bump(&stats.publish_sent, 1);
+    bump(&stats.messages_sent, 1);
+    bump(&stats.publish_bytes_sent, delivery.message.payload.len() as u64);
+}

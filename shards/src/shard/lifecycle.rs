@@ -1,0 +1,256 @@
+//! How connections and sessions end: DISCONNECT, socket loss, protocol violations, keep
+//! alive, session expiry, and the will messages all of these may release.
+//!
+//! Called by the runtime (`closed`, `decode_failed`, `tick`) and by the packet handlers.
+
+use super::Shard;
+use crate::connection::{CloseReason, ConnId};
+use crate::mqtt::{reason, DecodeError, Disconnect, DisconnectProperties, Packet, Protocol};
+use crate::session::{Delta, SessionDelta, SessionKey, EXPIRY_NEVER};
+use crate::stats::{bump, drop_by};
+
+/// Whether the reader should keep reading a connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[must_use]
+pub enum Flow {
+    /// Keep reading.
+    Continue,
+    /// Stop reading: the connection is closing (the writer flushes what is queued).
+    Close,
+}
+
+impl Shard {
+    /// Dispatches one packet received on connection `id` (after CONNECT).
+    pub fn handle(&mut self, id: ConnId, packet: Packet) -> Flow {
+        let Some(conn) = self.conn(id) else { return Flow::Close };
+        if conn.closing.is_some() {
+            return Flow::Close;
+        }
+        bump(&self.my_stats().messages_received, 1);
+        match packet {
+            Packet::Publish(publish) => self.on_publish(id, publish),
+            Packet::PubAck(ack) => self.on_puback(id, ack),
+            Packet::PubRec(ack) => self.on_pubrec(id, ack),
+            Packet::PubRel(ack) => self.on_pubrel(id, ack),
+            Packet::PubComp(ack) => self.on_pubcomp(id, ack),
+            Packet::Subscribe(subscribe) => self.on_subscribe(id, subscribe),
+            Packet::Unsubscribe(unsubscribe) => self.on_unsubscribe(id, unsubscribe),
+            Packet::PingReq => {
+                if let Some(conn) = self.conn_mut(id) {
+                    conn.send(&Packet::PingResp);
+                }
+                Flow::Continue
+            }
+            Packet::Disconnect(disconnect) => self.on_disconnect(id, disconnect),
+            Packet::Connect(_) => self.violate(id, reason::PROTOCOL_ERROR, "sent a second CONNECT"),
+            Packet::Auth(_) => {
+                self.violate(id, reason::PROTOCOL_ERROR, "sent AUTH without an authentication method")
+            }
+            Packet::ConnAck(_) | Packet::SubAck(_) | Packet::UnsubAck(_) | Packet::PingResp => {
+                self.violate(id, reason::PROTOCOL_ERROR, "sent a server-to-client packet")
+            }
+        }
+    }
+
+    /// Records that bytes arrived on `id` (keep alive).
+    pub fn touch(&mut self, id: ConnId) {
+        let now = self.now.mono_ms;
+        if let Some(conn) = self.conn_mut(id) {
+            conn.last_activity_ms = now;
+        }
+    }
+
+    /// The codec refused bytes from `id`: DISCONNECT with the reason code (5.0), then close.
+    pub fn decode_failed(&mut self, id: ConnId, error: &DecodeError) -> Flow {
+        let why = error.to_string();
+        self.violate(id, error.reason_code(), &why)
+    }
+
+    /// Closes `id` for a protocol violation, telling a 5.0 client why ([MQTT-4.13.1]).
+    pub(super) fn violate(&mut self, id: ConnId, code: u8, why: &str) -> Flow {
+        let Some(conn) = self.conn_mut(id) else { return Flow::Close };
+        log::info!("Client {} disconnected due to protocol error: {why}.", conn.client_id);
+        if conn.protocol.is_v5() {
+            let mut disconnect = Disconnect { reason_code: code, ..Default::default() };
+            if conn.problem_information {
+                disconnect.properties.reason_string = Some(crate::mqtt::ByteStr::from(why.to_string()));
+            }
+            conn.send(&Packet::Disconnect(disconnect));
+        }
+        conn.close(CloseReason::ProtocolViolation(code));
+        Flow::Close
+    }
+
+    fn on_disconnect(&mut self, id: ConnId, disconnect: Disconnect) -> Flow {
+        let Some(conn) = self.conn(id) else { return Flow::Close };
+        let key = conn.session;
+        let protocol = conn.protocol;
+        if let (Some(key), Some(expiry)) = (key, disconnect.properties.session_expiry_interval) {
+            let current = self.store.get(key).map_or(0, |s| s.expiry_interval);
+            if protocol.is_v5() && current == 0 && expiry != 0 {
+                // [MQTT-3.14.2-2]: a session that was not persistent cannot become so here.
+                return self.violate(id, reason::PROTOCOL_ERROR, "set a session expiry on DISCONNECT after connecting with none");
+            }
+            self.apply(Delta::Update { key, change: SessionDelta::ExpiryChanged { expiry_interval: expiry } });
+        }
+        if let Some(conn) = self.conn_mut(id) {
+            conn.will_on_close = protocol == Protocol::V5 && disconnect.reason_code == reason::DISCONNECT_WITH_WILL_MESSAGE;
+            conn.close(CloseReason::ClientDisconnect);
+        }
+        Flow::Close
+    }
+
+    /// The runtime finished with connection `id` (socket closed and writer done): detach it
+    /// from its session, publish or schedule its will, end or keep the session.
+    pub fn closed(&mut self, id: ConnId) {
+        if self.conn(id).is_none() {
+            return;
+        }
+        let conn = self.conns.remove(id.slot as usize);
+        let reason = conn.closing.unwrap_or(CloseReason::SocketClosed);
+        if self.settings.connection_messages {
+            log_disconnect(&conn.client_id, reason);
+        }
+        let Some(key) = conn.session else { return };
+        self.set_online(key, None);
+        drop_by(&self.my_stats().clients_connected, 1);
+        self.session_disconnected(key, conn.will_on_close && reason != CloseReason::ServerShutdown);
+    }
+
+    fn session_disconnected(&mut self, key: SessionKey, publish_will: bool) {
+        let Some(session) = self.store.get(key) else { return };
+        let expiry = session.expiry_interval;
+        match (&session.will, publish_will) {
+            (Some(will), true) if will.delay_interval > 0 && expiry > 0 => {
+                let delay = u64::from(will.delay_interval.min(expiry));
+                self.delayed_wills.push((self.now.unix_s + delay, key));
+            }
+            (Some(_), true) => self.publish_will_now(key),
+            (Some(_), false) => {
+                self.apply(Delta::Update { key, change: SessionDelta::WillChanged { will: None } });
+            }
+            (None, _) => {}
+        }
+        if expiry == 0 {
+            self.end_session(key);
+        } else {
+            let at = self.now.unix_s;
+            self.apply(Delta::Update { key, change: SessionDelta::Disconnected { at } });
+        }
+    }
+
+    /// Ends session `key`: a will still waiting is published first ([MQTT-3.1.3-9]).
+    pub(super) fn end_session(&mut self, key: SessionKey) {
+        self.publish_pending_will(key);
+        self.delayed_wills.retain(|(_, k)| *k != key);
+        self.apply(Delta::Update { key, change: SessionDelta::Ended });
+    }
+
+    /// Publishes the will of an offline session whose will is still pending.
+    pub(super) fn publish_pending_will(&mut self, key: SessionKey) {
+        if self.conn_of(key).is_none() && self.store.get(key).is_some_and(|s| s.will.is_some()) {
+            self.publish_will_now(key);
+        }
+    }
+
+    /// A reconnect before the will delay elapsed cancels the will ([MQTT-3.1.3-9]).
+    pub(super) fn cancel_delayed_will(&mut self, key: SessionKey) {
+        self.delayed_wills.retain(|(_, k)| *k != key);
+    }
+
+    /// Takes the session's will and publishes it like any message.
+    pub(super) fn publish_will_now(&mut self, key: SessionKey) {
+        let Some(will) = self.store.get(key).and_then(|s| s.will.clone()) else { return };
+        self.delayed_wills.retain(|(_, k)| *k != key);
+        self.apply(Delta::Update { key, change: SessionDelta::WillChanged { will: None } });
+        let mut message = will.message;
+        message.expires_at = will.message_expiry_interval.map(|s| self.now.unix_s + u64::from(s));
+        self.publish_message(message, None);
+    }
+
+    /// Periodic housekeeping: keep alive, delayed wills, session expiry.
+    pub fn tick(&mut self) {
+        self.check_keep_alive();
+        let now = self.now.unix_s;
+        let due: Vec<SessionKey> = self.delayed_wills.iter().filter(|(at, _)| *at <= now).map(|(_, k)| *k).collect();
+        for key in due {
+            self.publish_will_now(key);
+        }
+        self.expire_sessions();
+    }
+
+    fn check_keep_alive(&mut self) {
+        let now = self.now.mono_ms;
+        for (_, conn) in self.conns.iter_mut() {
+            if conn.keep_alive_ms == 0 || conn.closing.is_some() {
+                continue;
+            }
+            // [MQTT-3.1.2-24]: one and a half times the keep alive.
+            if now.saturating_sub(conn.last_activity_ms) > conn.keep_alive_ms * 3 / 2 {
+                if conn.protocol.is_v5() {
+                    let disconnect = Disconnect { reason_code: reason::KEEP_ALIVE_TIMEOUT, properties: DisconnectProperties::default() };
+                    conn.send(&Packet::Disconnect(disconnect));
+                }
+                conn.close(CloseReason::KeepAliveTimeout);
+            }
+        }
+    }
+
+    fn expire_sessions(&mut self) {
+        let now = self.now.unix_s;
+        let limit = self.settings.persistent_client_expiration;
+        let expired: Vec<SessionKey> = self
+            .store
+            .iter()
+            .filter(|(key, session)| {
+                self.conn_of(*key).is_none()
+                    && (session.expiry_interval != EXPIRY_NEVER || limit.is_some())
+                    && session.expires_at(limit).is_some_and(|at| at <= now)
+            })
+            .map(|(key, _)| key)
+            .collect();
+        for key in expired {
+            if let Some(session) = self.store.get(key) {
+                log::info!("Expiring client {} due to timeout.", session.client_id);
+            }
+            bump(&self.my_stats().clients_expired, 1);
+            self.end_session(key);
+        }
+    }
+
+    /// Begins shutdown: every connection is told (5.0: DISCONNECT 0x8B) and closed.
+    pub fn shutdown(&mut self) {
+        self.shutting_down = true;
+        for (_, conn) in self.conns.iter_mut() {
+            if conn.protocol.is_v5() && conn.closing.is_none() {
+                let disconnect = Disconnect { reason_code: reason::SERVER_SHUTTING_DOWN, ..Default::default() };
+                conn.send(&Packet::Disconnect(disconnect));
+            }
+            conn.close(CloseReason::ServerShutdown);
+        }
+    }
+
+    /// Disconnects every client whose user name is `username` (a rights change).
+    pub fn kick_user(&mut self, username: &str) {
+        for (_, conn) in self.conns.iter_mut() {
+            if conn.username.as_deref() == Some(username) {
+                if conn.protocol.is_v5() {
+                    let disconnect = Disconnect { reason_code: reason::ADMINISTRATIVE_ACTION, ..Default::default() };
+                    conn.send(&Packet::Disconnect(disconnect));
+                }
+                conn.close(CloseReason::Administrative);
+            }
+        }
+    }
+}
+
+/// Mosquitto 2.0's disconnect log lines.
+fn log_disconnect(client_id: &str, reason: CloseReason) {
+    match reason {
+        CloseReason::ClientDisconnect => log::info!("Client {client_id} disconnected."),
+        CloseReason::SocketClosed => log::info!("Client {client_id} closed its connection."),
+        CloseReason::KeepAliveTimeout => log::info!("Client {client_id} has exceeded timeout, disconnecting."),
+        CloseReason::Administrative => log::info!("Client {client_id} been disconnected by administrative action."),
+        CloseReason::TakenOver | CloseReason::ProtocolViolation(_) | CloseReason::ServerShutdown => {}
+    }
+}

@@ -1,0 +1,237 @@
+//! Inbound PUBLISH: the checks a client's message must pass, and the routing of an accepted
+//! message to local sessions, other shards and shared subscriptions.
+//!
+//! This is the publish path. It allocates nothing per message (topic and payload stay
+//! slices of the read buffer; scratch vectors are reused), takes no lock, and crosses to
+//! another core only when that core has a matching subscription.
+
+use super::{Flow, Shard};
+use crate::access::Identity;
+use crate::connection::ConnId;
+use crate::limits::SHARDS_MAX;
+use crate::mesh::{ShardId, ShardMsg};
+use crate::message::Message;
+use crate::mqtt::{reason, Ack, AckProperties, Packet, PacketId, Publish, QoS};
+use crate::session::{Delta, SessionDelta, SessionKey};
+use crate::stats::bump;
+
+impl Shard {
+    pub(super) fn on_publish(&mut self, id: ConnId, mut publish: Publish) -> Flow {
+        let Some(conn) = self.conns.get_mut(id.slot as usize).filter(|c| c.id == id) else {
+            return Flow::Close;
+        };
+        let listener = &self.settings.listeners[conn.listener];
+        let v5 = conn.protocol.is_v5();
+        if let Some(alias) = publish.properties.topic_alias {
+            if alias == 0 || alias > listener.max_topic_alias {
+                return self.violate(id, reason::TOPIC_ALIAS_INVALID, "used a topic alias out of range");
+            }
+            let slot = usize::from(alias - 1);
+            if publish.topic.is_empty() {
+                match conn.topic_aliases.get(slot) {
+                    Some(Some(topic)) => publish.topic = topic.clone(),
+                    _ => return self.violate(id, reason::PROTOCOL_ERROR, "used an undefined topic alias"),
+                }
+            } else {
+                if conn.topic_aliases.len() <= slot {
+                    conn.topic_aliases.resize(slot + 1, None);
+                }
+                conn.topic_aliases[slot] = Some(publish.topic.compact());
+            }
+        }
+        if !publish.properties.subscription_identifiers.is_empty() {
+            return self.violate(id, reason::PROTOCOL_ERROR, "sent a subscription identifier in PUBLISH");
+        }
+        if publish.qos as u8 > listener.max_qos {
+            return self.violate(id, reason::QOS_NOT_SUPPORTED, "published above the maximum QoS");
+        }
+        if publish.retain && !self.settings.retain_available {
+            return self.violate(id, reason::RETAIN_NOT_SUPPORTED, "published a retained message");
+        }
+        let Some(key) = conn.session else { return Flow::Close };
+        let packet_id = publish.packet_id;
+        if let (QoS::ExactlyOnce, Some(packet_id)) = (publish.qos, packet_id) {
+            let Some(session) = self.store.get(key) else { return Flow::Close };
+            if session.inbound_qos2.contains(&packet_id.get()) {
+                // A resend of a message already delivered: acknowledge again, deliver once.
+                self.send_ack(id, Ack::new(packet_id, reason::SUCCESS), AckKind::PubRec);
+                return Flow::Continue;
+            }
+            let maximum = usize::from(self.settings.max_inflight_messages.max(1));
+            if session.inbound_qos2.len() >= maximum {
+                return self.violate(id, reason::RECEIVE_MAXIMUM_EXCEEDED, "exceeded the receive maximum");
+            }
+        }
+        let stats = &self.stats[usize::from(self.id)];
+        bump(&stats.publish_received, 1);
+        bump(&stats.publish_bytes_received, publish.payload.len() as u64);
+        let verdict = self.admit_publish(id, &publish);
+        let qos = publish.qos;
+        if verdict == reason::SUCCESS {
+            let message = self.message_from(id, publish);
+            let matched = self.publish_message(message, Some(key));
+            self.acknowledge_publish(id, key, qos, packet_id, matched, v5);
+        } else {
+            self.refuse_publish(id, qos, packet_id, verdict, v5);
+        }
+        Flow::Continue
+    }
+
+    /// Payload size and ACL checks; returns the reason code to refuse with, or SUCCESS.
+    fn admit_publish(&self, id: ConnId, publish: &Publish) -> u8 {
+        let Some(conn) = self.conn(id) else { return reason::UNSPECIFIED_ERROR };
+        let limit = self.settings.message_size_limit;
+        if limit != 0 && publish.payload.len() > limit {
+            log::debug!("Dropped too large PUBLISH from {} ({} bytes).", conn.client_id, publish.payload.len());
+            return reason::PACKET_TOO_LARGE;
+        }
+        let who = Identity { listener: conn.listener, client_id: conn.client_id.as_str(), username: conn.username.as_deref() };
+        if !self.access.may_publish(&who, publish.topic.as_str()) {
+            log::debug!("Denied PUBLISH from {} to '{}'.", conn.client_id, publish.topic);
+            return reason::NOT_AUTHORIZED;
+        }
+        reason::SUCCESS
+    }
+
+    fn message_from(&self, id: ConnId, publish: Publish) -> Message {
+        let listener = self.conn(id).map_or(0, |c| c.listener);
+        let mount_point = self.settings.listeners[listener].mount_point.as_deref();
+        let mut properties = publish.properties;
+        properties.topic_alias = None;
+        let expires_at = properties.message_expiry_interval.take().map(|s| self.now.unix_s + u64::from(s));
+        Message {
+            topic: super::mount(mount_point, &publish.topic),
+            payload: publish.payload,
+            qos: publish.qos,
+            retain: publish.retain,
+            properties,
+            expires_at,
+        }
+    }
+
+    fn acknowledge_publish(
+        &mut self,
+        id: ConnId,
+        key: SessionKey,
+        qos: QoS,
+        packet_id: Option<PacketId>,
+        matched: bool,
+        v5: bool,
+    ) {
+        let Some(packet_id) = packet_id else { return };
+        let code = if v5 && !matched { reason::NO_MATCHING_SUBSCRIBERS } else { reason::SUCCESS };
+        if qos == QoS::ExactlyOnce {
+            self.apply(Delta::Update { key, change: SessionDelta::InboundQos2Received { packet_id } });
+            self.send_ack(id, Ack::new(packet_id, code), AckKind::PubRec);
+        } else {
+            self.send_ack(id, Ack::new(packet_id, code), AckKind::PubAck);
+        }
+    }
+
+    /// Answers a refused message: 5.0 clients get the reason, 3.1.1 clients a plain
+    /// acknowledgement (they have no way to hear a refusal; Mosquitto does the same).
+    fn refuse_publish(&mut self, id: ConnId, qos: QoS, packet_id: Option<PacketId>, code: u8, v5: bool) {
+        bump(&self.my_stats().publish_dropped, 1);
+        let Some(packet_id) = packet_id else { return };
+        let code = if v5 { code } else { reason::SUCCESS };
+        let kind = if qos == QoS::ExactlyOnce { AckKind::PubRec } else { AckKind::PubAck };
+        self.send_ack(id, Ack::new(packet_id, code), kind);
+    }
+
+    pub(super) fn send_ack(&mut self, id: ConnId, ack: Ack, kind: AckKind) {
+        let Some(conn) = self.conn_mut(id) else { return };
+        let packet = match kind {
+            AckKind::PubAck => Packet::PubAck(ack),
+            AckKind::PubRec => Packet::PubRec(ack),
+            AckKind::PubRel => Packet::PubRel(ack),
+            AckKind::PubComp => Packet::PubComp(ack),
+        };
+        conn.send(&packet);
+    }
+
+    /// Publishes an accepted message: updates the retained store if needed and routes it.
+    /// Returns true when at least one subscription (here or on another shard) matched.
+    pub fn publish_message(&mut self, message: Message, origin: Option<SessionKey>) -> bool {
+        if message.retain {
+            self.retain(&message);
+        }
+        self.route(message, origin)
+    }
+
+    /// Delivers `message` to every matching subscription in the broker.
+    pub(super) fn route(&mut self, message: Message, origin: Option<SessionKey>) -> bool {
+        let mut matched = self.deliver_local(&message, origin);
+        if self.mesh.shards() > 1 {
+            let mask = self.interest.shards_matching(message.topic.as_bytes()) & !(1u64 << self.id);
+            matched |= mask != 0;
+            for target in shard_bits(mask) {
+                self.mesh.send(target, ShardMsg::Deliver(message.clone()));
+            }
+        }
+        if !self.shared_interest.shards.is_empty() {
+            matched |= self.route_shared(&message, origin);
+        }
+        matched
+    }
+
+    /// Sends `message` to one member of each matching shared subscription: a shard is
+    /// chosen round robin among those with members, then a member there.
+    fn route_shared(&mut self, message: &Message, origin: Option<SessionKey>) -> bool {
+        let mut keys = std::mem::take(&mut self.shared_matches);
+        keys.clear();
+        self.shared_interest.trie.for_each_match(message.topic.as_bytes(), |key, ()| keys.push(key.clone()));
+        let matched = !keys.is_empty();
+        for key in keys.drain(..) {
+            let Some(entry) = self.shared_interest.shards.get_mut(&key) else { continue };
+            let Some(target) = next_shard(&entry.members, &mut entry.cursor) else { continue };
+            if target == self.id {
+                self.deliver_shared_local(&key, message.clone(), origin);
+            } else {
+                self.mesh.send(target, ShardMsg::DeliverShared { key, message: message.clone() });
+            }
+        }
+        self.shared_matches = keys;
+        matched
+    }
+}
+
+/// Which acknowledgement to send.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum AckKind {
+    PubAck,
+    PubRec,
+    PubRel,
+    PubComp,
+}
+
+impl Ack {
+    /// An acknowledgement without properties.
+    pub fn new(packet_id: PacketId, reason_code: u8) -> Ack {
+        Ack { packet_id, reason_code, properties: AckProperties::default() }
+    }
+}
+
+/// The shards whose bits are set in `mask`, lowest first.
+fn shard_bits(mut mask: u64) -> impl Iterator<Item = ShardId> {
+    std::iter::from_fn(move || {
+        if mask == 0 {
+            return None;
+        }
+        let bit = mask.trailing_zeros();
+        mask &= mask - 1;
+        Some(bit as ShardId)
+    })
+}
+
+/// Round robin over shards that have members.
+fn next_shard(members: &[u32], cursor: &mut usize) -> Option<ShardId> {
+    let count = members.len().min(SHARDS_MAX);
+    for step in 0..count {
+        let candidate = (*cursor + step) % count;
+        if members[candidate] > 0 {
+            *cursor = candidate + 1;
+            return Some(candidate as ShardId);
+        }
+    }
+    None
+}

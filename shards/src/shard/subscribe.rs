@@ -1,0 +1,137 @@
+//! SUBSCRIBE and UNSUBSCRIBE: validation, authorisation, the session deltas, the
+//! acknowledgement, and the retained messages a new subscription receives.
+
+use super::deliver::cap_qos;
+use super::{Flow, Shard};
+use crate::access::Identity;
+use crate::connection::ConnId;
+use crate::message::{Delivery, Message};
+use crate::mqtt::{
+    reason, ByteStr, Packet, QoS, SubAck, SubAckProperties, Subscribe, SubscriptionOptions,
+    UnsubAck, Unsubscribe,
+};
+use crate::session::{Delta, SessionDelta, SessionKey, Subscription};
+use crate::topics::{parse_subscription, Subscription as Parsed};
+
+/// A granted subscription whose retained messages are due after the SUBACK.
+struct RetainedDue {
+    filter: ByteStr,
+    options: SubscriptionOptions,
+    identifier: Option<u32>,
+}
+
+impl Shard {
+    pub(super) fn on_subscribe(&mut self, id: ConnId, subscribe: Subscribe) -> Flow {
+        let Some(conn) = self.conn(id) else { return Flow::Close };
+        let Some(key) = conn.session else { return Flow::Close };
+        let v5 = conn.protocol.is_v5();
+        let listener = conn.listener;
+        let failure = if v5 { reason::TOPIC_FILTER_INVALID } else { reason::v3::SUBACK_FAILURE };
+        let identifier = subscribe.properties.subscription_identifier;
+        let mut codes = Vec::with_capacity(subscribe.filters.len());
+        let mut due = Vec::new();
+        for (filter, options) in subscribe.filters {
+            let shared = match parse_subscription(filter.as_bytes()) {
+                Ok(Parsed::Plain { .. }) => false,
+                Ok(Parsed::Shared { .. }) => true,
+                Err(_) => {
+                    codes.push(failure);
+                    continue;
+                }
+            };
+            if shared && options.no_local {
+                return self.violate(id, reason::PROTOCOL_ERROR, "set No Local on a shared subscription");
+            }
+            let filter = self.mounted_filter(listener, &filter, shared);
+            if !self.may_subscribe(id, &filter) {
+                codes.push(if v5 { reason::NOT_AUTHORIZED } else { reason::v3::SUBACK_FAILURE });
+                continue;
+            }
+            let max_qos = QoS::from_u8(self.settings.listeners[listener].max_qos).unwrap_or(QoS::ExactlyOnce);
+            let options = SubscriptionOptions { qos: options.qos.min(max_qos), ..options };
+            let is_new = self.store.get(key).is_some_and(|s| !s.subscriptions.contains_key(&filter));
+            let subscription = Subscription { options, identifier };
+            self.apply(Delta::Update { key, change: SessionDelta::Subscribed { filter: filter.clone(), subscription } });
+            codes.push(options.qos as u8);
+            let wants_retained = match options.retain_handling {
+                0 => true,
+                1 => is_new,
+                _ => false,
+            };
+            if wants_retained && !shared {
+                due.push(RetainedDue { filter, options, identifier });
+            }
+        }
+        if let Some(conn) = self.conn_mut(id) {
+            let suback = SubAck { packet_id: subscribe.packet_id, properties: SubAckProperties::default(), reason_codes: codes };
+            conn.send(&Packet::SubAck(suback));
+        }
+        for retained in due {
+            self.send_retained(key, &retained);
+        }
+        Flow::Continue
+    }
+
+    pub(super) fn on_unsubscribe(&mut self, id: ConnId, unsubscribe: Unsubscribe) -> Flow {
+        let Some(conn) = self.conn(id) else { return Flow::Close };
+        let Some(key) = conn.session else { return Flow::Close };
+        let v5 = conn.protocol.is_v5();
+        let listener = conn.listener;
+        let mut codes = Vec::with_capacity(unsubscribe.filters.len());
+        for filter in unsubscribe.filters {
+            let shared = matches!(parse_subscription(filter.as_bytes()), Ok(Parsed::Shared { .. }));
+            let filter = self.mounted_filter(listener, &filter, shared);
+            let existed = self.store.get(key).is_some_and(|s| s.subscriptions.contains_key(&filter));
+            if existed {
+                self.apply(Delta::Update { key, change: SessionDelta::Unsubscribed { filter } });
+            }
+            codes.push(if existed { reason::SUCCESS } else { reason::NO_SUBSCRIPTION_EXISTED });
+        }
+        if let Some(conn) = self.conn_mut(id) {
+            let reason_codes = if v5 { codes } else { Vec::new() };
+            let unsuback = UnsubAck { packet_id: unsubscribe.packet_id, properties: SubAckProperties::default(), reason_codes };
+            conn.send(&Packet::UnsubAck(unsuback));
+        }
+        Flow::Continue
+    }
+
+    /// Applies the listener's mount point to a filter (after `$share/group/` when shared).
+    fn mounted_filter(&self, listener: usize, filter: &ByteStr, shared: bool) -> ByteStr {
+        let Some(prefix) = self.settings.listeners[listener].mount_point.as_deref() else {
+            return filter.clone();
+        };
+        if !shared {
+            return ByteStr::from(format!("{prefix}{filter}"));
+        }
+        let text = filter.as_str();
+        let group_end = text["$share/".len()..].find('/').map_or(text.len(), |i| i + "$share/".len());
+        ByteStr::from(format!("{}/{prefix}{}", &text[..group_end], &text[group_end + 1..]))
+    }
+
+    fn may_subscribe(&self, id: ConnId, filter: &ByteStr) -> bool {
+        let Some(conn) = self.conn(id) else { return false };
+        let who = Identity { listener: conn.listener, client_id: conn.client_id.as_str(), username: conn.username.as_deref() };
+        self.access.may_subscribe(&who, filter.as_str())
+    }
+
+    /// Sends the retained messages matching a new subscription, with RETAIN set
+    /// ([MQTT-3.3.1-9]).
+    fn send_retained(&mut self, key: SessionKey, due: &RetainedDue) {
+        let now = self.now.unix_s;
+        let mut found: Vec<Message> = Vec::new();
+        self.retained.for_each_match(due.filter.as_bytes(), |_, message| {
+            if !message.expired(now) {
+                found.push(message.clone());
+            }
+        });
+        for message in found {
+            let delivery = Delivery {
+                qos: cap_qos(message.qos, due.options.qos, self.settings.upgrade_outgoing_qos),
+                retain: true,
+                subscription_ids: due.identifier.into_iter().collect(),
+                message,
+            };
+            self.deliver_to_session(key, delivery);
+        }
+    }
+}

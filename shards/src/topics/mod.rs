@@ -20,12 +20,16 @@
 //! Files: `validate` (rules and limits), `subscription` (`$share` parsing), `matches` (the
 //! oracle), `levels` (allocation-free level splitting), `trie`, `interest`, `retained`.
 
+mod interest;
 mod levels;
 mod matches;
 mod subscription;
+mod trie;
 mod validate;
 
 
+pub use interest::{InterestTable, SHARDS_MAX};
 pub use matches::matches;
 pub use subscription::{parse_subscription, FilterError, Subscription};
+pub use trie::SubscriptionTrie;
 pub use validate::{valid_topic_filter, valid_topic_name, TOPIC_BYTES_MAX, TOPIC_LEVELS_MAX};

@@ -23,6 +23,7 @@
 mod interest;
 mod levels;
 mod matches;
+mod retained;
 mod subscription;
 mod trie;
 mod validate;
@@ -30,6 +31,7 @@ mod validate;
 
 pub use interest::{InterestTable, SHARDS_MAX};
 pub use matches::matches;
+pub use retained::RetainedTree;
 pub use subscription::{parse_subscription, FilterError, Subscription};
 pub use trie::SubscriptionTrie;
 pub use validate::{valid_topic_filter, valid_topic_name, TOPIC_BYTES_MAX, TOPIC_LEVELS_MAX};

@@ -28,6 +28,8 @@ mod subscription;
 mod trie;
 mod validate;
 
+#[cfg(test)]
+mod model_test;
 
 pub use interest::{InterestTable, SHARDS_MAX};
 pub use matches::matches;

@@ -1,5 +1,32 @@
 //! Everything a Culex per-core executor owns: the MQTT codec, topic index, sessions,
-//! connection state machine and the cross-core mesh.
+//! connection state machine, the cross-core mesh, and the monoio runtime that drives them.
+//!
+//! Brief overview. A broker runs one shard per core. Each shard is a single-threaded
+//! [`shard::Shard`] (pure state and protocol logic) driven by a monoio runtime
+//! ([`runtime`]). Connections land on any shard (SO_REUSEPORT) and move, right after
+//! CONNECT, to the shard that owns their client id, so a session and its connection always
+//! share a core. Publishes are matched against the local subscription index and against a
+//! copy of every other shard's interest; a message crosses to another core only when that
+//! core has a matching subscription, as one message on a bounded ring ([`mesh`]).
+//!
+//! ```text
+//!   mqtt (codec) ─► shard (protocol) ─► session (durable state, deltas) ─► persist
+//!                          │  ▲
+//!                 topics ──┘  └── mesh (other cores)        runtime: sockets, tasks, time
+//! ```
 
+pub mod access;
+pub mod atomic_file;
+pub mod connection;
+pub mod limits;
+pub mod mesh;
+pub mod message;
 pub mod mqtt;
+pub mod persist;
+pub mod runtime;
+pub mod session;
+pub mod settings;
+pub mod shard;
+pub mod stats;
+pub mod sys;
 pub mod topics;

@@ -86,8 +86,8 @@ pub enum Control {
     Shutdown,
     /// Take a snapshot of this shard's durable state and send it back.
     Snapshot(std::sync::mpsc::Sender<crate::persist::ShardSnapshot>),
-    /// New settings after a reload (SIGHUP).
-    Reload(Arc<crate::settings::Settings>),
+    /// New settings and access rules after a reload (SIGHUP).
+    Reload(Arc<crate::settings::Settings>, Arc<dyn crate::access::AccessControl>),
 }
 
 struct Inbox {

@@ -7,7 +7,7 @@ use super::Shard;
 use crate::connection::{CloseReason, ConnId};
 use crate::mqtt::{reason, DecodeError, Disconnect, DisconnectProperties, Packet, Protocol};
 use crate::session::{Delta, SessionDelta, SessionKey, EXPIRY_NEVER};
-use crate::stats::{bump, drop_by};
+use crate::stats::{bump, drop_by, set};
 
 /// Whether the reader should keep reading a connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -168,15 +168,34 @@ impl Shard {
         self.publish_message(message, None);
     }
 
-    /// Periodic housekeeping: keep alive, delayed wills, session expiry.
+    /// Periodic housekeeping: keep alive, delayed wills, session expiry, gauges.
     pub fn tick(&mut self) {
         self.check_keep_alive();
+        self.update_gauges();
         let now = self.now.unix_s;
         let due: Vec<SessionKey> = self.delayed_wills.iter().filter(|(at, _)| *at <= now).map(|(_, k)| *k).collect();
         for key in due {
             self.publish_will_now(key);
         }
         self.expire_sessions();
+    }
+
+    /// Refreshes the gauges behind `$SYS` (sessions, subscriptions, stored messages).
+    fn update_gauges(&mut self) {
+        let stats = &self.stats[usize::from(self.id)];
+        let mut stored = 0u64;
+        let mut stored_bytes = 0u64;
+        for (_, session) in self.store.iter() {
+            let outbound = &session.outbound;
+            stored += (outbound.queue.len() + outbound.inflight.len()) as u64;
+            stored_bytes += (outbound.queued_bytes + outbound.inflight_bytes) as u64;
+        }
+        let shared: usize = self.store.index.groups.values().map(|group| group.members.len()).sum();
+        set(&stats.sessions, self.store.len() as u64);
+        set(&stats.subscriptions, (self.store.index.plain.len() + shared) as u64);
+        set(&stats.shared_subscriptions, shared as u64);
+        set(&stats.stored_messages, stored);
+        set(&stats.stored_bytes, stored_bytes);
     }
 
     fn check_keep_alive(&mut self) {

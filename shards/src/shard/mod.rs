@@ -248,3 +248,24 @@ pub fn mount(mount_point: Option<&str>, topic: &ByteStr) -> ByteStr {
         Some(prefix) => ByteStr::from(format!("{prefix}{topic}")),
     }
 }
+
+/// Entry points for `persist::restore`, which rebuilds state through the same paths.
+impl Shard {
+    /// Applies a restored delta.
+    pub(crate) fn apply_restored(&mut self, delta: crate::session::Delta) -> Option<SessionKey> {
+        self.apply(delta)
+    }
+
+    /// Restores one retained message into this shard's copy.
+    pub(crate) fn set_retained_restored(&mut self, topic: &ByteStr, message: Message) {
+        self.set_retained(topic, Some(message));
+    }
+
+    /// Re-arms the will timer of an offline session restored with a pending will.
+    pub(crate) fn restore_will_timer(&mut self, key: SessionKey, disconnected_at: u64) {
+        let Some(session) = self.store.get(key) else { return };
+        let Some(will) = &session.will else { return };
+        let delay = u64::from(will.delay_interval.min(session.expiry_interval));
+        self.delayed_wills.push((disconnected_at + delay, key));
+    }
+}

@@ -1,0 +1,149 @@
+//! The only code that touches monoio: one runtime per shard thread, its listeners, and the
+//! tasks that move bytes between sockets and the shard state.
+//!
+//! ```text
+//!   main thread: bind SO_REUSEPORT sockets (one per shard per listener address)
+//!        │ start()
+//!        ▼
+//!   shard thread i: monoio runtime (io_uring, or epoll where io_uring is blocked)
+//!        ├─ accept task per listener socket ──► connection task per client
+//!        │        (reads CONNECT, admits, hands the socket to its home shard if needed)
+//!        ├─ mesh task: drains the rings, runs handoffs and control commands
+//!        └─ tick task: keep alive, expiry, wills, $SYS (shard 0)
+//! ```
+//!
+//! Called by the `culex` binary (`start`, then `BrokerHandle` methods from the main thread).
+
+mod connection;
+mod io;
+mod shard_main;
+mod sync;
+
+pub use shard_main::Restore;
+
+use crate::access::AccessControl;
+use crate::mesh::{Control, Mesh, ShardMsg};
+use crate::persist::ShardSnapshot;
+use crate::settings::Settings;
+use crate::shard::Now;
+use crate::stats::ShardStats;
+use std::net::TcpListener;
+use std::sync::{mpsc, Arc, OnceLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Which io driver the shard runtimes use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Driver {
+    /// io_uring when the kernel allows it, else epoll (monoio's FusionDriver).
+    Auto,
+    /// epoll only.
+    Epoll,
+}
+
+/// Everything needed to start the shards.
+pub struct Launch {
+    /// Settings.
+    pub settings: Arc<Settings>,
+    /// Access rules.
+    pub access: Arc<dyn AccessControl>,
+    /// Listener sockets per shard: `sockets[shard]` = (listener index, socket).
+    pub sockets: Vec<Vec<(usize, TcpListener)>>,
+    /// State restored from the persistence file, per shard.
+    pub restore: Vec<Restore>,
+    /// io driver.
+    pub driver: Driver,
+}
+
+/// The running broker, as the main thread sees it.
+pub struct BrokerHandle {
+    mesh: Arc<Mesh>,
+    threads: Vec<JoinHandle<()>>,
+    /// Counters of every shard.
+    pub stats: Arc<[ShardStats]>,
+}
+
+/// Starts one thread per shard. Returns once every runtime is built.
+pub fn start(launch: Launch) -> std::io::Result<BrokerHandle> {
+    let shards = launch.sockets.len();
+    assert_eq!(launch.restore.len(), shards);
+    let mesh = Mesh::new(shards);
+    let stats: Arc<[ShardStats]> = (0..shards).map(|_| ShardStats::default()).collect();
+    let (ready_tx, ready_rx) = mpsc::channel::<std::io::Result<()>>();
+    let mut threads = Vec::with_capacity(shards);
+    for (id, (sockets, restore)) in launch.sockets.into_iter().zip(launch.restore).enumerate() {
+        let context = shard_main::ThreadContext {
+            id: id as u8,
+            mesh: mesh.clone(),
+            settings: launch.settings.clone(),
+            access: launch.access.clone(),
+            stats: stats.clone(),
+            sockets,
+            restore,
+            driver: launch.driver,
+        };
+        let ready = ready_tx.clone();
+        let thread = std::thread::Builder::new()
+            .name(format!("culex-shard-{id}"))
+            .spawn(move || shard_main::run(context, ready))?;
+        threads.push(thread);
+    }
+    for _ in 0..shards {
+        match ready_rx.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => return Err(error),
+            Err(_) => return Err(std::io::Error::other("a shard thread died while starting")),
+        }
+    }
+    Ok(BrokerHandle { mesh, threads, stats })
+}
+
+impl BrokerHandle {
+    /// Number of shards.
+    pub fn shards(&self) -> usize {
+        self.mesh.shards()
+    }
+
+    /// Asks every shard for its durable state and waits for all of them (bounded).
+    pub fn snapshot(&self) -> std::io::Result<Vec<ShardSnapshot>> {
+        let (tx, rx) = mpsc::channel();
+        for shard in 0..self.mesh.shards() {
+            self.mesh.send_external(shard as u8, ShardMsg::Control(Control::Snapshot(tx.clone())));
+        }
+        let mut parts = Vec::with_capacity(self.mesh.shards());
+        for _ in 0..self.mesh.shards() {
+            let part = rx
+                .recv_timeout(Duration::from_secs(30))
+                .map_err(|_| std::io::Error::other("a shard did not answer the snapshot request"))?;
+            parts.push(part);
+        }
+        parts.sort_by_key(|part| part.shard);
+        Ok(parts)
+    }
+
+    /// Hands new settings to every shard.
+    pub fn reload(&self, settings: Arc<Settings>, access: Arc<dyn AccessControl>) {
+        for shard in 0..self.mesh.shards() {
+            let control = Control::Reload(settings.clone(), access.clone());
+            self.mesh.send_external(shard as u8, ShardMsg::Control(control));
+        }
+    }
+
+    /// Closes every connection, stops the shards and waits for their threads.
+    pub fn shutdown(self) {
+        for shard in 0..self.mesh.shards() {
+            self.mesh.send_external(shard as u8, ShardMsg::Control(Control::Shutdown));
+        }
+        for thread in self.threads {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// The clock a shard reads once per turn.
+pub fn now() -> Now {
+    static START: OnceLock<Instant> = OnceLock::new();
+    let start = START.get_or_init(Instant::now);
+    let unix_s = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    Now { unix_s, mono_ms: start.elapsed().as_millis() as u64 }
+}

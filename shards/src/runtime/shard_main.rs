@@ -1,0 +1,196 @@
+//! One shard thread: builds its monoio runtime, restores its state, and runs the accept,
+//! mesh and tick tasks until shutdown.
+
+use super::connection;
+use super::sync::{yield_now, Notify};
+use super::Driver;
+use crate::access::AccessControl;
+use crate::limits::{MESH_DRAIN_BUDGET, READ_BUFFER_SIZE, TICK_MS};
+use crate::mesh::{Control, Mesh, MeshPort, ShardMsg};
+use crate::persist;
+use crate::settings::Settings;
+use crate::shard::Shard;
+use crate::stats::ShardStats;
+use crate::sys::SysPublisher;
+use bytes::BytesMut;
+use std::cell::{Cell, RefCell};
+use std::net::TcpListener;
+use std::rc::Rc;
+use std::sync::{mpsc, Arc};
+use std::time::Duration;
+
+/// State restored from the persistence file for one shard.
+#[derive(Default)]
+pub struct Restore {
+    /// Sessions whose client ids live on this shard.
+    pub sessions: Vec<persist::SessionRecord>,
+    /// Every retained message (each shard keeps a copy).
+    pub retained: Vec<persist::MessageRecord>,
+    /// When the file was written (unix seconds).
+    pub saved_at: u64,
+}
+
+/// What a shard thread starts with.
+pub struct ThreadContext {
+    pub id: u8,
+    pub mesh: Arc<Mesh>,
+    pub settings: Arc<Settings>,
+    pub access: Arc<dyn AccessControl>,
+    pub stats: Arc<[ShardStats]>,
+    pub sockets: Vec<(usize, TcpListener)>,
+    pub restore: Restore,
+    pub driver: Driver,
+}
+
+/// Per-shard runtime state shared by its tasks (single thread, so `Rc` and `RefCell`).
+pub struct ShardCtx {
+    /// The shard state.
+    pub shard: RefCell<Shard>,
+    /// Receive side of the mesh.
+    pub mesh: Arc<Mesh>,
+    /// This shard's id.
+    pub id: u8,
+    /// The shared read buffer connections read into when they have no partial packet.
+    pub read_buf: RefCell<BytesMut>,
+    /// Woken when the mesh overflow drains (readers pause while it is congested).
+    pub uncongested: Notify,
+    /// Woken when a connection ends (shutdown waits for all of them).
+    pub connection_ended: Notify,
+    /// Connections alive on this shard (including ones still reading CONNECT).
+    pub live: Cell<usize>,
+    /// Set when shutdown starts.
+    pub stopping: Cell<bool>,
+}
+
+/// Thread entry point.
+pub fn run(context: ThreadContext, ready: mpsc::Sender<std::io::Result<()>>) {
+    let driver = context.driver;
+    let result = match driver {
+        Driver::Auto => monoio::RuntimeBuilder::<monoio::FusionDriver>::new()
+            .enable_timer()
+            .with_entries(4096)
+            .build()
+            .map(|mut runtime| runtime.block_on(shard_main(context, ready.clone()))),
+        Driver::Epoll => monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+            .enable_timer()
+            .build()
+            .map(|mut runtime| runtime.block_on(shard_main(context, ready.clone()))),
+    };
+    if let Err(error) = result {
+        let _ = ready.send(Err(error));
+    }
+}
+
+async fn shard_main(context: ThreadContext, ready: mpsc::Sender<std::io::Result<()>>) {
+    let port = MeshPort::new(context.mesh.clone(), context.id);
+    let mut shard = Shard::new(port, context.settings, context.access, context.stats);
+    shard.now = super::now();
+    persist::restore(&mut shard, context.restore);
+    let ctx = Rc::new(ShardCtx {
+        shard: RefCell::new(shard),
+        mesh: context.mesh,
+        id: context.id,
+        read_buf: RefCell::new(BytesMut::with_capacity(READ_BUFFER_SIZE)),
+        uncongested: Notify::default(),
+        connection_ended: Notify::default(),
+        live: Cell::new(0),
+        stopping: Cell::new(false),
+    });
+    let mut accepting = Vec::new();
+    for (listener, socket) in context.sockets {
+        match monoio::net::TcpListener::from_std(socket) {
+            Ok(socket) => accepting.push(monoio::spawn(connection::accept_loop(ctx.clone(), listener, socket))),
+            Err(error) => {
+                let _ = ready.send(Err(error));
+                return;
+            }
+        }
+    }
+    monoio::spawn(tick_loop(ctx.clone()));
+    let mesh_task = monoio::spawn(mesh_loop(ctx.clone()));
+    let _ = ready.send(Ok(()));
+    mesh_task.await;
+    drop(accepting);
+}
+
+/// Drains the mesh, runs handoffs and control commands; returns after shutdown completed.
+async fn mesh_loop(ctx: Rc<ShardCtx>) {
+    let receiver = MeshPort::new(ctx.mesh.clone(), ctx.id);
+    let mut for_runtime: Vec<ShardMsg> = Vec::new();
+    loop {
+        let handled = {
+            let mut shard = ctx.shard.borrow_mut();
+            shard.now = super::now();
+            receiver.drain(MESH_DRAIN_BUDGET, |msg| {
+                if let Some(msg) = shard.on_mesh(msg) {
+                    for_runtime.push(msg);
+                }
+            })
+        };
+        for msg in for_runtime.drain(..) {
+            if run_control(&ctx, msg) {
+                finish_shutdown(&ctx).await;
+                return;
+            }
+        }
+        let flushed = ctx.shard.borrow_mut().mesh.flush_overflow();
+        if flushed {
+            ctx.uncongested.notify_all();
+        }
+        if handled == MESH_DRAIN_BUDGET {
+            yield_now().await;
+        } else if !flushed {
+            monoio::time::sleep(Duration::from_millis(1)).await;
+        } else if handled == 0 {
+            std::future::poll_fn(|cx| receiver.poll_parked(cx)).await;
+        }
+    }
+}
+
+/// Runs one runtime message; true when it was Shutdown.
+fn run_control(ctx: &Rc<ShardCtx>, msg: ShardMsg) -> bool {
+    match msg {
+        ShardMsg::Handoff(handoff) => {
+            monoio::spawn(connection::adopt(ctx.clone(), *handoff));
+        }
+        ShardMsg::Control(Control::Shutdown) => {
+            ctx.stopping.set(true);
+            ctx.shard.borrow_mut().shutdown();
+            return true;
+        }
+        ShardMsg::Control(Control::Snapshot(reply)) => {
+            let snapshot = persist::snapshot(&ctx.shard.borrow());
+            let _ = reply.send(snapshot);
+        }
+        ShardMsg::Control(Control::Reload(settings, access)) => {
+            let mut shard = ctx.shard.borrow_mut();
+            shard.reload(settings);
+            shard.access = access;
+        }
+        _ => {}
+    }
+    false
+}
+
+/// Waits (bounded) for every connection to flush and close.
+async fn finish_shutdown(ctx: &Rc<ShardCtx>) {
+    let wait = ctx.connection_ended.wait_until(|| ctx.live.get() == 0);
+    let _ = monoio::time::timeout(Duration::from_secs(5), wait).await;
+}
+
+/// Housekeeping every `TICK_MS`, and `$SYS` on shard 0.
+async fn tick_loop(ctx: Rc<ShardCtx>) {
+    let mut sys = (ctx.id == 0).then(SysPublisher::default);
+    loop {
+        monoio::time::sleep(Duration::from_millis(TICK_MS)).await;
+        if ctx.stopping.get() {
+            return;
+        }
+        let mut shard = ctx.shard.borrow_mut();
+        shard.now = super::now();
+        shard.tick();
+        if let Some(sys) = sys.as_mut() {
+            sys.maybe_publish(&mut shard);
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! Shard protocol tests without sockets: packets in, encoded packets out.

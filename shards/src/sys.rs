@@ -1,0 +1,145 @@
+//! The `$SYS` tree: Mosquitto's broker statistics topics, with its names, payload formats
+//! and timing, so exporters and dashboards written for Mosquitto read Culex unchanged.
+//!
+//! Placement: shard 0 only. Every `sys_interval` seconds (aligned to the wall clock, as
+//! Mosquitto 2.1 does) it sums the counters of all shards and publishes each value that
+//! changed as a retained QoS 2 message through the normal publish path, so `$SYS`
+//! subscribers on any shard receive it. `$SYS/broker/version` is published once at start.
+
+use crate::message::Message;
+use crate::mqtt::{ByteStr, Bytes, QoS};
+use crate::shard::Shard;
+use crate::stats::{totals, Totals};
+use std::collections::HashMap;
+
+/// Exponentially weighted per-minute rates, as Mosquitto computes them.
+#[derive(Default)]
+struct Load {
+    values: [f64; 3],
+}
+
+/// State of the `$SYS` publisher.
+#[derive(Default)]
+pub struct SysPublisher {
+    started_s: u64,
+    next_s: u64,
+    last_s: u64,
+    previous: Totals,
+    clients_maximum: u64,
+    published: HashMap<&'static str, String>,
+    loads: HashMap<&'static str, Load>,
+    load_topics: HashMap<(&'static str, &'static str), ByteStr>,
+}
+
+const WINDOWS: [(&str, f64); 3] = [("1min", 60.0), ("5min", 300.0), ("15min", 900.0)];
+
+impl SysPublisher {
+    /// Publishes when the interval elapsed. Called from shard 0's tick.
+    pub fn maybe_publish(&mut self, shard: &mut Shard) {
+        let interval = shard.settings.sys_interval;
+        let now = shard.now.unix_s;
+        if interval == 0 {
+            return;
+        }
+        if self.started_s == 0 {
+            self.started_s = now;
+            self.last_s = now;
+            self.next_s = now;
+            let version = shard.settings.version_text.clone();
+            publish(shard, ByteStr::from_static("$SYS/broker/version"), version);
+        }
+        if now < self.next_s {
+            return;
+        }
+        self.next_s = (now / interval + 1) * interval;
+        let current = totals(&shard.stats);
+        self.publish_values(shard, &current, now);
+        self.publish_loads(shard, &current, now);
+        self.previous = current;
+        self.last_s = now;
+    }
+
+    fn publish_values(&mut self, shard: &mut Shard, t: &Totals, now: u64) {
+        let total = t.sessions;
+        let connected = t.clients_connected;
+        self.clients_maximum = self.clients_maximum.max(total);
+        // Retained messages are counted once: every shard holds the same copy.
+        let stored = t.stored_messages + shard.retained.len() as u64;
+        let values: [(&'static str, String); 25] = [
+            ("$SYS/broker/uptime", format!("{} seconds", now.saturating_sub(self.started_s))),
+            ("$SYS/broker/clients/total", total.to_string()),
+            ("$SYS/broker/clients/inactive", total.saturating_sub(connected).to_string()),
+            ("$SYS/broker/clients/disconnected", total.saturating_sub(connected).to_string()),
+            ("$SYS/broker/clients/active", connected.to_string()),
+            ("$SYS/broker/clients/connected", connected.to_string()),
+            ("$SYS/broker/clients/expired", t.clients_expired.to_string()),
+            ("$SYS/broker/clients/maximum", self.clients_maximum.to_string()),
+            ("$SYS/broker/messages/stored", stored.to_string()),
+            ("$SYS/broker/store/messages/count", stored.to_string()),
+            ("$SYS/broker/store/messages/bytes", t.stored_bytes.to_string()),
+            ("$SYS/broker/subscriptions/count", t.subscriptions.to_string()),
+            ("$SYS/broker/shared_subscriptions/count", t.shared_subscriptions.to_string()),
+            ("$SYS/broker/retained messages/count", shard.retained.len().to_string()),
+            ("$SYS/broker/messages/received", t.messages_received.to_string()),
+            ("$SYS/broker/messages/sent", t.messages_sent.to_string()),
+            ("$SYS/broker/publish/messages/received", t.publish_received.to_string()),
+            ("$SYS/broker/publish/messages/sent", t.publish_sent.to_string()),
+            ("$SYS/broker/publish/messages/dropped", t.publish_dropped.to_string()),
+            ("$SYS/broker/publish/bytes/received", t.publish_bytes_received.to_string()),
+            ("$SYS/broker/publish/bytes/sent", t.publish_bytes_sent.to_string()),
+            ("$SYS/broker/bytes/received", t.bytes_received.to_string()),
+            ("$SYS/broker/bytes/sent", t.bytes_sent.to_string()),
+            ("$SYS/broker/connections/socket/count", t.sockets_opened.to_string()),
+            ("$SYS/broker/store/messages/retained", shard.retained.len().to_string()),
+        ];
+        for (topic, value) in values {
+            if self.published.get(topic) != Some(&value) {
+                self.published.insert(topic, value.clone());
+                publish(shard, ByteStr::from_static(topic), value);
+            }
+        }
+    }
+
+    fn publish_loads(&mut self, shard: &mut Shard, t: &Totals, now: u64) {
+        let elapsed = now.saturating_sub(self.last_s);
+        if elapsed == 0 {
+            return;
+        }
+        let p = &self.previous;
+        let series: [(&'static str, u64, u64); 9] = [
+            ("messages/received", t.messages_received, p.messages_received),
+            ("messages/sent", t.messages_sent, p.messages_sent),
+            ("publish/received", t.publish_received, p.publish_received),
+            ("publish/sent", t.publish_sent, p.publish_sent),
+            ("publish/dropped", t.publish_dropped, p.publish_dropped),
+            ("bytes/received", t.bytes_received, p.bytes_received),
+            ("bytes/sent", t.bytes_sent, p.bytes_sent),
+            ("sockets", t.sockets_opened, p.sockets_opened),
+            ("connections", t.connections_opened, p.connections_opened),
+        ];
+        for (name, current, previous) in series {
+            let per_minute = current.saturating_sub(previous) as f64 * 60.0 / elapsed as f64;
+            let load = self.loads.entry(name).or_default();
+            for (index, (suffix, window)) in WINDOWS.iter().enumerate() {
+                let exponent = (-(elapsed as f64) / window).exp();
+                let old = load.values[index];
+                let new = per_minute + exponent * (old - per_minute);
+                load.values[index] = new;
+                let text = format!("{new:.2}");
+                if format!("{old:.2}") != text || self.previous == Totals::default() {
+                    let topic = self
+                        .load_topics
+                        .entry((name, suffix))
+                        .or_insert_with(|| ByteStr::from(format!("$SYS/broker/load/{name}/{suffix}")))
+                        .clone();
+                    publish(shard, topic, text);
+                }
+            }
+        }
+    }
+}
+
+fn publish(shard: &mut Shard, topic: ByteStr, value: String) {
+    let message = Message::new(topic, Bytes::from(value), QoS::ExactlyOnce, true);
+    shard.publish_message(message, None);
+}

@@ -7,6 +7,28 @@
 use bytes::Bytes;
 use std::fmt;
 
+use crate::mqtt::DecodeError;
+
+/// Checks that `bytes` is an MQTT UTF-8 string: valid UTF-8 ([MQTT-1.5.4-1]) without U+0000
+/// ([MQTT-1.5.4-2]). This is the one place that decides which strings the codec accepts.
+///
+/// The control characters U+0001..U+001F and U+007F..U+009F and the non-characters are
+/// accepted: the specification says a receiver MAY refuse them (§1.5.4), and whether Culex
+/// does is decided by differential tests against Mosquitto. Refusing them is a change here.
+pub(crate) fn validate_string(bytes: &[u8]) -> Result<&str, DecodeError> {
+    let Ok(text) = std::str::from_utf8(bytes) else {
+        return Err(DecodeError::Malformed(
+            "[MQTT-1.5.4-1] string is not valid UTF-8",
+        ));
+    };
+    if bytes.contains(&0) {
+        return Err(DecodeError::Malformed(
+            "[MQTT-1.5.4-2] string contains U+0000",
+        ));
+    }
+    Ok(text)
+}
+
 /// An immutable, cheaply clonable UTF-8 string that shares the buffer it was decoded from.
 #[derive(Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ByteStr(Bytes);
@@ -19,11 +41,14 @@ impl ByteStr {
 
     /// Wraps `bytes` if it is valid UTF-8 without U+0000; otherwise returns `None`.
     pub fn from_bytes(bytes: Bytes) -> Option<ByteStr> {
-        let text = std::str::from_utf8(&bytes).ok()?;
-        if text.contains('\0') {
-            return None;
-        }
-        Some(ByteStr(bytes))
+        ByteStr::decode(bytes).ok()
+    }
+
+    /// Wraps `bytes` read from the wire if [`validate_string`] accepts them; otherwise
+    /// returns the Malformed error naming the rule that failed.
+    pub(crate) fn decode(bytes: Bytes) -> Result<ByteStr, DecodeError> {
+        validate_string(&bytes)?;
+        Ok(ByteStr(bytes))
     }
 
     /// A string from static text. Panics on U+0000, which no caller writes.

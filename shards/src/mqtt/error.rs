@@ -14,6 +14,10 @@ pub enum DecodeError {
     /// packet alone (packet identifier 0, QoS 3, wildcard in a PUBLISH topic, empty
     /// SUBSCRIBE, will flags without will, ...).
     Protocol(&'static str),
+    /// Occurs when a PUBLISH topic name contains a wildcard (`+`, `#`) or is empty where
+    /// no topic alias can stand in for it ([MQTT-3.3.2-2], [MQTT-4.7.3-1]). Reason code
+    /// 0x90 Topic Name Invalid.
+    TopicNameInvalid(&'static str),
     /// Occurs when the remaining length announces a packet larger than the limit given to
     /// `decode`; nothing beyond the fixed header is read.
     TooLarge {
@@ -38,6 +42,7 @@ impl DecodeError {
         match self {
             DecodeError::Malformed(_) => reason::MALFORMED_PACKET,
             DecodeError::Protocol(_) | DecodeError::NotConnect => reason::PROTOCOL_ERROR,
+            DecodeError::TopicNameInvalid(_) => reason::TOPIC_NAME_INVALID,
             DecodeError::TooLarge { .. } => reason::PACKET_TOO_LARGE,
             DecodeError::UnsupportedProtocolVersion(_) | DecodeError::InvalidProtocolName => {
                 reason::UNSUPPORTED_PROTOCOL_VERSION
@@ -51,6 +56,7 @@ impl std::fmt::Display for DecodeError {
         match self {
             DecodeError::Malformed(why) => write!(f, "malformed packet: {why}"),
             DecodeError::Protocol(why) => write!(f, "protocol error: {why}"),
+            DecodeError::TopicNameInvalid(why) => write!(f, "topic name invalid: {why}"),
             DecodeError::TooLarge { size, limit } => {
                 write!(f, "packet of {size} bytes exceeds the maximum of {limit}")
             }

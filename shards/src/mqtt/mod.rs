@@ -16,9 +16,9 @@
 //!   connection ──► packet.encode(protocol, &mut BytesMut) ──► socket
 //! ```
 
-pub mod packet;
 mod bytestr;
 mod error;
+pub mod packet;
 mod properties;
 mod user_properties;
 mod wire;
@@ -26,10 +26,11 @@ mod wire;
 pub use bytestr::ByteStr;
 pub use error::{DecodeError, EncodeError};
 pub use packet::{
-    decode, Ack, Auth, AuthProperties, ConnAck, ConnAckProperties, Connect, ConnectProperties,
-    Disconnect, DisconnectProperties, Packet, PacketType, Publish, PublishEncode,
-    PublishProperties, SubAck, SubAckProperties, Subscribe, SubscribeProperties,
-    SubscriptionOptions, UnsubAck, Unsubscribe, UnsubscribeProperties, Will, AckProperties,
+    decode, encode_publish, peek_fixed_header, publish_encoded_len, Ack, AckProperties, Auth,
+    AuthProperties, ConnAck, ConnAckProperties, Connect, ConnectProperties, Disconnect,
+    DisconnectProperties, Packet, PacketType, Publish, PublishEncode, PublishProperties, SubAck,
+    SubAckProperties, Subscribe, SubscribeProperties, SubscriptionOptions, UnsubAck, Unsubscribe,
+    UnsubscribeProperties, Will,
 };
 pub use user_properties::UserProperties;
 

@@ -118,7 +118,10 @@ impl<'a> Iterator for UserPropertiesIter<'a> {
         let (value, tail) = split_string(tail)?;
         self.rest = tail;
         // The constructor validated UTF-8; an invalid pair would have been refused.
-        Some((std::str::from_utf8(key).ok()?, std::str::from_utf8(value).ok()?))
+        Some((
+            std::str::from_utf8(key).ok()?,
+            std::str::from_utf8(value).ok()?,
+        ))
     }
 }
 

@@ -70,3 +70,254 @@ pub struct PublishEncode<'a> {
     /// Payload.
     pub payload: &'a [u8],
 }
+
+use bytes::{BufMut, BytesMut};
+
+use super::{has_wildcard, Layout};
+use crate::mqtt::properties::{self, block_len, id, prop_len, put_prop, IdSet, Property};
+use crate::mqtt::properties::{PropertyReader, UNEXPECTED};
+use crate::mqtt::wire::{self, put_varint, Reader};
+use crate::mqtt::{DecodeError, EncodeError, Protocol};
+
+/// Properties PUBLISH may carry (§3.3.2.3).
+const PUBLISH_PROPERTIES: IdSet = IdSet::of(&[
+    id::PAYLOAD_FORMAT_INDICATOR,
+    id::MESSAGE_EXPIRY_INTERVAL,
+    id::TOPIC_ALIAS,
+    id::RESPONSE_TOPIC,
+    id::CORRELATION_DATA,
+    id::USER_PROPERTY,
+    id::SUBSCRIPTION_IDENTIFIER,
+    id::CONTENT_TYPE,
+]);
+
+/// The one PUBLISH property that may repeat besides user properties (§3.3.2.3.8).
+const PUBLISH_REPEATABLE: IdSet = IdSet::of(&[id::SUBSCRIPTION_IDENTIFIER]);
+
+impl Publish {
+    /// The view [`encode_publish`] writes: this message as it was received.
+    pub fn as_encode(&self) -> PublishEncode<'_> {
+        PublishEncode {
+            dup: self.dup,
+            qos: self.qos,
+            retain: self.retain,
+            topic: self.topic.as_bytes(),
+            packet_id: self.packet_id,
+            topic_alias: self.properties.topic_alias,
+            message_expiry_interval: self.properties.message_expiry_interval,
+            subscription_identifiers: &self.properties.subscription_identifiers,
+            properties: &self.properties,
+            payload: &self.payload,
+        }
+    }
+
+    /// Decodes PUBLISH from `frame`; `first` is the fixed header's first byte, whose low
+    /// nibble holds DUP, QoS and RETAIN.
+    pub(crate) fn decode(
+        frame: &Bytes,
+        header_len: usize,
+        first: u8,
+        protocol: Protocol,
+    ) -> Result<Publish, DecodeError> {
+        let Some(qos) = QoS::from_u8((first >> 1) & 0b11) else {
+            return Err(DecodeError::Malformed("[MQTT-3.3.1-4] PUBLISH with QoS 3"));
+        };
+        let dup = first & 0b1000 != 0;
+        if dup && qos == QoS::AtMostOnce {
+            return Err(DecodeError::Malformed(
+                "[MQTT-3.3.1-2] DUP set on a QoS 0 PUBLISH",
+            ));
+        }
+        let mut reader = Reader::new(frame, header_len);
+        let topic = reader.string()?;
+        if has_wildcard(topic.as_bytes()) {
+            return Err(DecodeError::TopicNameInvalid(
+                "[MQTT-3.3.2-2] wildcard in topic name",
+            ));
+        }
+        let packet_id = match qos {
+            QoS::AtMostOnce => None,
+            QoS::AtLeastOnce | QoS::ExactlyOnce => Some(reader.packet_id()?),
+        };
+        let properties = if protocol.is_v5() {
+            PublishProperties::decode(&mut reader)?
+        } else {
+            PublishProperties::default()
+        };
+        if topic.is_empty() {
+            check_empty_topic(protocol, &properties)?;
+        }
+        Ok(Publish {
+            dup,
+            qos,
+            retain: first & 1 != 0,
+            topic,
+            packet_id,
+            properties,
+            payload: reader.rest(),
+        })
+    }
+
+    /// Sizes this PUBLISH (see [`publish_encoded_len`]).
+    pub(crate) fn layout(&self, protocol: Protocol) -> Result<Layout, EncodeError> {
+        layout(protocol, &self.as_encode())
+    }
+}
+
+/// An empty topic name is allowed only in 5.0 and only with a topic alias.
+fn check_empty_topic(
+    protocol: Protocol,
+    properties: &PublishProperties,
+) -> Result<(), DecodeError> {
+    if !protocol.is_v5() {
+        return Err(DecodeError::TopicNameInvalid(
+            "[MQTT-4.7.3-1] empty topic name",
+        ));
+    }
+    if properties.topic_alias.is_none() {
+        return Err(DecodeError::Protocol(
+            "§3.3.2.3.4 empty topic name without a topic alias",
+        ));
+    }
+    Ok(())
+}
+
+impl PublishProperties {
+    fn decode(reader: &mut Reader<'_>) -> Result<PublishProperties, DecodeError> {
+        let mut props = PropertyReader::new(reader, PUBLISH_PROPERTIES, PUBLISH_REPEATABLE)?;
+        let mut out = PublishProperties::default();
+        while let Some(property) = props.next()? {
+            out.set(property)?;
+        }
+        out.user_properties = props.user_properties();
+        Ok(out)
+    }
+
+    /// Stores one decoded property; shared with the will properties of CONNECT, whose
+    /// allowed set leaves out topic alias and subscription identifier.
+    pub(crate) fn set(&mut self, property: Property) -> Result<(), DecodeError> {
+        match property {
+            Property::Byte(id::PAYLOAD_FORMAT_INDICATOR, v) => {
+                self.payload_format_indicator = Some(v);
+            }
+            Property::FourByte(id::MESSAGE_EXPIRY_INTERVAL, v) => {
+                self.message_expiry_interval = Some(v);
+            }
+            Property::TwoByte(id::TOPIC_ALIAS, v) => self.topic_alias = Some(v),
+            Property::String(id::RESPONSE_TOPIC, v) => self.response_topic = Some(v),
+            Property::Binary(id::CORRELATION_DATA, v) => self.correlation_data = Some(v),
+            Property::VarInt(id::SUBSCRIPTION_IDENTIFIER, v) => {
+                self.subscription_identifiers.push(v);
+            }
+            Property::String(id::CONTENT_TYPE, v) => self.content_type = Some(v),
+            _ => return Err(UNEXPECTED),
+        }
+        Ok(())
+    }
+
+    /// Size of the properties a will and a PUBLISH share (everything but topic alias,
+    /// message expiry and subscription identifiers, which are given per delivery).
+    pub(crate) fn shared_len(&self) -> Result<usize, EncodeError> {
+        Ok(prop_len(self.payload_format_indicator.as_ref())?
+            + prop_len(self.response_topic.as_ref())?
+            + prop_len(self.correlation_data.as_ref())?
+            + self.user_properties.wire_len()
+            + prop_len(self.content_type.as_ref())?)
+    }
+
+    /// Writes the properties counted by [`PublishProperties::shared_len`].
+    pub(crate) fn write_shared(&self, out: &mut BytesMut) {
+        put_prop(
+            out,
+            id::PAYLOAD_FORMAT_INDICATOR,
+            self.payload_format_indicator.as_ref(),
+        );
+        put_prop(out, id::RESPONSE_TOPIC, self.response_topic.as_ref());
+        put_prop(out, id::CORRELATION_DATA, self.correlation_data.as_ref());
+        out.put_slice(self.user_properties.wire());
+        put_prop(out, id::CONTENT_TYPE, self.content_type.as_ref());
+    }
+}
+
+/// Computes the layout of the PUBLISH built from `p`, with every check that can fail.
+fn layout(protocol: Protocol, p: &PublishEncode<'_>) -> Result<Layout, EncodeError> {
+    if (p.qos == QoS::AtMostOnce) != p.packet_id.is_none() {
+        return Err(EncodeError::Invalid(
+            "a packet identifier goes with QoS 1 and 2 only",
+        ));
+    }
+    if p.dup && p.qos == QoS::AtMostOnce {
+        return Err(EncodeError::Invalid("DUP set on a QoS 0 PUBLISH"));
+    }
+    if p.topic.is_empty() && (!protocol.is_v5() || p.topic_alias.is_none()) {
+        return Err(EncodeError::Invalid(
+            "empty topic name without a topic alias",
+        ));
+    }
+    let packet_id_len = if p.packet_id.is_some() { 2 } else { 0 };
+    let mut remaining = wire::string_len(p.topic.len())? + packet_id_len + p.payload.len();
+    let mut properties = 0;
+    if protocol.is_v5() {
+        if p.topic_alias == Some(0) {
+            return Err(EncodeError::Invalid("topic alias 0"));
+        }
+        properties = p.properties.shared_len()?
+            + prop_len(p.message_expiry_interval.as_ref())?
+            + prop_len(p.topic_alias.as_ref())?
+            + properties::subscription_ids_len(p.subscription_identifiers)?;
+        remaining += block_len(properties)?;
+    }
+    Ok(Layout {
+        properties,
+        ..Layout::plain(remaining)?
+    })
+}
+
+/// Exact size [`encode_publish`] would write for `p`, fixed header included. The broker
+/// compares it with a client's Maximum Packet Size before writing.
+pub fn publish_encoded_len(
+    protocol: Protocol,
+    p: &PublishEncode<'_>,
+) -> Result<usize, EncodeError> {
+    Ok(layout(protocol, p)?.total())
+}
+
+/// Appends one PUBLISH built from `p` and returns the number of bytes written. The hot
+/// path of the broker: it computes every length first, reserves once, and copies the
+/// topic, the user properties (already in wire form) and the payload once each. On error
+/// nothing was written.
+pub fn encode_publish(
+    protocol: Protocol,
+    p: &PublishEncode<'_>,
+    out: &mut BytesMut,
+) -> Result<usize, EncodeError> {
+    let layout = layout(protocol, p)?;
+    let total = layout.total();
+    out.reserve(total);
+    let start = out.len();
+    let flags = (u8::from(p.dup) << 3) | ((p.qos as u8) << 1) | u8::from(p.retain);
+    out.put_u8(0x30 | flags);
+    put_varint(out, layout.remaining);
+    wire::put_string(out, p.topic);
+    if let Some(packet_id) = p.packet_id {
+        out.put_u16(packet_id.get());
+    }
+    if protocol.is_v5() {
+        put_varint(out, layout.properties);
+        put_prop(
+            out,
+            id::MESSAGE_EXPIRY_INTERVAL,
+            p.message_expiry_interval.as_ref(),
+        );
+        put_prop(out, id::TOPIC_ALIAS, p.topic_alias.as_ref());
+        properties::put_subscription_ids(out, p.subscription_identifiers);
+        p.properties.write_shared(out);
+    }
+    out.put_slice(p.payload);
+    assert_eq!(
+        out.len() - start,
+        total,
+        "PUBLISH layout and writer disagree"
+    );
+    Ok(total)
+}

@@ -14,7 +14,7 @@
 
 pub mod delta;
 mod outbound;
-mod store;
+pub mod store;
 
 pub use delta::{Delta, SessionDelta};
 pub use outbound::{Inflight, InflightState, Outbound};

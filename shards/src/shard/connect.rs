@@ -14,7 +14,7 @@ use crate::connection::{CloseReason, ConnId, Connection};
 use crate::mesh::ShardId;
 use crate::message::Message;
 use crate::mqtt::{
-    reason, ByteStr, ConnAck, ConnAckProperties, Connect, Disconnect, Packet, Protocol, QoS,
+    reason, ByteStr, ConnAck, ConnAckProperties, Connect, Disconnect, Packet, Protocol,
 };
 use crate::session::{Delta, SessionDelta, SessionKey, StoredWill, EXPIRY_NEVER};
 use crate::stats::{bump, drop_by};

@@ -4,12 +4,13 @@
 //! Called by `publish` (local matches), `mesh_in` (messages routed here by other shards),
 //! `subscribe` (retained messages) and `acks`/`connect` (queue drain, redelivery).
 
+use super::publish::ack;
 use super::Shard;
 use crate::access::Identity;
 use crate::connection::Connection;
 use crate::limits::OUTBOUND_BYTES_SOFT_MAX;
 use crate::message::{Delivery, Message, SubscriptionIds};
-use crate::mqtt::{Ack, Packet, PacketId, PublishEncode, QoS};
+use crate::mqtt::{Packet, PacketId, PublishEncode, QoS};
 use crate::session::store::SharedKey;
 use crate::session::{Delta, InflightState, SessionDelta, SessionKey, Subscription};
 use crate::stats::bump;
@@ -202,7 +203,7 @@ impl Shard {
         for entry in &session.outbound.inflight {
             match (&entry.state, &entry.delivery) {
                 (InflightState::AwaitPubComp, _) => {
-                    conn.send(&Packet::PubRel(Ack::new(entry.packet_id, 0)));
+                    conn.send(&Packet::PubRel(ack(entry.packet_id, 0)));
                 }
                 (_, Some(delivery)) => {
                     let _ = encode_delivery(conn, delivery, Some(entry.packet_id), true, now);

@@ -54,7 +54,7 @@ impl Shard {
             let Some(session) = self.store.get(key) else { return Flow::Close };
             if session.inbound_qos2.contains(&packet_id.get()) {
                 // A resend of a message already delivered: acknowledge again, deliver once.
-                self.send_ack(id, Ack::new(packet_id, reason::SUCCESS), AckKind::PubRec);
+                self.send_ack(id, ack(packet_id, reason::SUCCESS), AckKind::PubRec);
                 return Flow::Continue;
             }
             let maximum = usize::from(self.settings.max_inflight_messages.max(1));
@@ -122,9 +122,9 @@ impl Shard {
         let code = if v5 && !matched { reason::NO_MATCHING_SUBSCRIBERS } else { reason::SUCCESS };
         if qos == QoS::ExactlyOnce {
             self.apply(Delta::Update { key, change: SessionDelta::InboundQos2Received { packet_id } });
-            self.send_ack(id, Ack::new(packet_id, code), AckKind::PubRec);
+            self.send_ack(id, ack(packet_id, code), AckKind::PubRec);
         } else {
-            self.send_ack(id, Ack::new(packet_id, code), AckKind::PubAck);
+            self.send_ack(id, ack(packet_id, code), AckKind::PubAck);
         }
     }
 
@@ -135,7 +135,7 @@ impl Shard {
         let Some(packet_id) = packet_id else { return };
         let code = if v5 { code } else { reason::SUCCESS };
         let kind = if qos == QoS::ExactlyOnce { AckKind::PubRec } else { AckKind::PubAck };
-        self.send_ack(id, Ack::new(packet_id, code), kind);
+        self.send_ack(id, ack(packet_id, code), kind);
     }
 
     pub(super) fn send_ack(&mut self, id: ConnId, ack: Ack, kind: AckKind) {
@@ -204,11 +204,9 @@ pub(super) enum AckKind {
     PubComp,
 }
 
-impl Ack {
-    /// An acknowledgement without properties.
-    pub fn new(packet_id: PacketId, reason_code: u8) -> Ack {
-        Ack { packet_id, reason_code, properties: AckProperties::default() }
-    }
+/// An acknowledgement with a reason code and no properties.
+pub(super) fn ack(packet_id: PacketId, reason_code: u8) -> Ack {
+    Ack { packet_id, reason_code, properties: AckProperties::default() }
 }
 
 /// The shards whose bits are set in `mask`, lowest first.

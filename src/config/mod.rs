@@ -25,7 +25,7 @@
 //!
 //! ```text
 //! let mut config = config::load(Path::new("/etc/mosquitto/mosquitto.conf"))?;
-//! config.apply_overrides(&cli.overrides());
+//! config.apply_overrides(&cli.overrides(env::var_os("MOSQUITTO_PERSISTENCE_LOCATION").map(PathBuf::from)));
 //! for warning in &config.warnings { log(warning) }
 //! ```
 

@@ -145,6 +145,7 @@ impl Draft {
         for draft in drafts {
             listeners.push(self.finish_listener(draft, &global)?);
         }
+        check_distinct_sockets(&listeners)?;
         if local_only {
             listeners = local_only_listeners(&[DEFAULT_PORT], &global, &self.main);
         }
@@ -230,6 +231,32 @@ impl Draft {
             }
         }
     }
+}
+
+/// Two listeners on the same address and port cannot both bind (with `SO_REUSEPORT` the
+/// second could even steal the first one's connections), so this is a config error at the
+/// second listener's line.
+fn check_distinct_sockets(listeners: &[Listener]) -> Result<(), ConfigError> {
+    for (index, later) in listeners.iter().enumerate() {
+        if let Some(earlier) = listeners[..index].iter().find(|l| l.conflicts_with(later)) {
+            let address = match &later.bind {
+                Bind::Any => "all interfaces".to_string(),
+                Bind::Host(host) => host.clone(),
+                Bind::Unix(path) => path.display().to_string(),
+            };
+            return Err(ConfigError::at(
+                &later.file,
+                later.line,
+                format!(
+                    "Duplicate listener on port {} ({address}); it is already defined at {}:{}.",
+                    later.port,
+                    earlier.file.display(),
+                    earlier.line
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The names of TLS options that are set; used to warn when the listener has no TLS.

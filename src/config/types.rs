@@ -186,10 +186,22 @@ impl Listener {
         }
     }
 
-    /// True when `other` binds the same socket (same port and bind target); used by reload to
-    /// match listeners, as Mosquitto does.
+    /// True when `other` is the same socket: same port, bind target and socket domain. Reload
+    /// matches listeners this way (Mosquitto matches port and address).
     pub fn same_socket(&self, other: &Listener) -> bool {
-        self.port == other.port && self.bind == other.bind
+        self.port == other.port
+            && self.bind == other.bind
+            && self.socket_domain == other.socket_domain
+    }
+
+    /// True when both listeners would bind the same address and port: same port and bind
+    /// target, and socket domains that overlap (no domain means both IPv4 and IPv6).
+    pub fn conflicts_with(&self, other: &Listener) -> bool {
+        let domains_overlap = match (self.socket_domain, other.socket_domain) {
+            (Some(a), Some(b)) => a == b,
+            _ => true,
+        };
+        self.port == other.port && self.bind == other.bind && domains_overlap
     }
 }
 

@@ -442,48 +442,17 @@ fn listener_option(
     key: &str,
     args: &mut Args<'_>,
 ) -> ValueResult<()> {
-    let mut tls_version_warning = false;
+    if is_tls_option(key) {
+        return tls_option(draft, index, at, key, args);
+    }
     let entry = &mut draft.listeners[index];
     let listener = &mut entry.listener;
-    let tls = &mut entry.tls;
-    let path = |args: &mut Args<'_>| values::string(key, args).map(PathBuf::from);
     match key {
         "bind_interface" => {
             if listener.bind_interface.is_some() {
                 return Err(duplicate(key));
             }
             listener.bind_interface = Some(values::string(key, args)?.to_string());
-        }
-        "cafile" => tls.cafile = Some(path(args)?),
-        "capath" => tls.capath = Some(path(args)?),
-        "certfile" => tls.certfile = Some(path(args)?),
-        "keyfile" => tls.keyfile = Some(path(args)?),
-        "crlfile" => tls.crlfile = Some(path(args)?),
-        "ciphers" => tls.ciphers = Some(values::string(key, args)?.to_string()),
-        "ciphers_tls1.3" => tls.ciphers_tls13 = Some(values::string(key, args)?.to_string()),
-        "require_certificate" => tls.require_certificate = Some(values::boolean(key, args)?),
-        "use_identity_as_username" => {
-            tls.use_identity_as_username = Some(values::boolean(key, args)?);
-        }
-        "use_subject_as_username" => {
-            tls.use_subject_as_username = Some(values::boolean(key, args)?)
-        }
-        "disable_client_cert_date_checks" => {
-            tls.disable_client_cert_date_checks = Some(values::boolean(key, args)?);
-        }
-        "tls_version" => {
-            if tls.min_version.is_some() {
-                return Err(duplicate(key));
-            }
-            tls.min_version = Some(match values::string(key, args)? {
-                "tlsv1.3" => TlsVersion::Tls13,
-                "tlsv1.2" => TlsVersion::Tls12,
-                "tlsv1.1" => {
-                    tls_version_warning = true;
-                    TlsVersion::Tls12
-                }
-                other => return Err(format!("Unsupported tls_version \"{other}\".")),
-            });
         }
         "max_connections" => {
             listener.max_connections = values::limit(key, args, i64::from(i32::MAX))?
@@ -534,7 +503,7 @@ fn listener_option(
             if listener.http_dir.is_some() {
                 return Err(duplicate(key));
             }
-            listener.http_dir = Some(path(args)?);
+            listener.http_dir = Some(PathBuf::from(values::string(key, args)?));
         }
         "websockets_origin" => listener
             .websockets_origins
@@ -572,11 +541,72 @@ fn listener_option(
         }
         _ => return Err(format!("Unknown configuration variable \"{key}\".")),
     }
-    if tls_version_warning {
-        draft.warn(
-            at,
-            "tls_version tlsv1.1 is not supported by rustls; TLS 1.2 is the minimum.",
-        );
+    Ok(())
+}
+
+fn is_tls_option(key: &str) -> bool {
+    matches!(
+        key,
+        "cafile"
+            | "capath"
+            | "certfile"
+            | "keyfile"
+            | "crlfile"
+            | "ciphers"
+            | "ciphers_tls1.3"
+            | "require_certificate"
+            | "use_identity_as_username"
+            | "use_subject_as_username"
+            | "disable_client_cert_date_checks"
+            | "tls_version"
+    )
+}
+
+/// TLS options of a listener (later values replace earlier ones, except `tls_version`);
+/// `finish` checks that they make a TLS listener.
+fn tls_option(
+    draft: &mut Draft,
+    index: usize,
+    at: At<'_>,
+    key: &str,
+    args: &mut Args<'_>,
+) -> ValueResult<()> {
+    let tls = &mut draft.listeners[index].tls;
+    let path = |args: &mut Args<'_>| values::string(key, args).map(PathBuf::from);
+    let text = |args: &mut Args<'_>| values::string(key, args).map(str::to_string);
+    let flag = |args: &mut Args<'_>| values::boolean(key, args);
+    match key {
+        "cafile" => tls.cafile = Some(path(args)?),
+        "capath" => tls.capath = Some(path(args)?),
+        "certfile" => tls.certfile = Some(path(args)?),
+        "keyfile" => tls.keyfile = Some(path(args)?),
+        "crlfile" => tls.crlfile = Some(path(args)?),
+        "ciphers" => tls.ciphers = Some(text(args)?),
+        "ciphers_tls1.3" => tls.ciphers_tls13 = Some(text(args)?),
+        "require_certificate" => tls.require_certificate = Some(flag(args)?),
+        "use_identity_as_username" => tls.use_identity_as_username = Some(flag(args)?),
+        "use_subject_as_username" => tls.use_subject_as_username = Some(flag(args)?),
+        "disable_client_cert_date_checks" => {
+            tls.disable_client_cert_date_checks = Some(flag(args)?);
+        }
+        "tls_version" => {
+            if tls.min_version.is_some() {
+                return Err(duplicate(key));
+            }
+            let version = values::string(key, args)?;
+            tls.min_version = Some(match version {
+                "tlsv1.3" => TlsVersion::Tls13,
+                "tlsv1.2" | "tlsv1.1" => TlsVersion::Tls12,
+                other => return Err(format!("Unsupported tls_version \"{other}\".")),
+            });
+            if version == "tlsv1.1" {
+                draft.warn(
+                    at,
+                    "tls_version tlsv1.1 is not supported by rustls; TLS 1.2 is the minimum.",
+                );
+            }
+        }
+        _ => return Err(format!("Unknown configuration variable \"{key}\".")),
     }
     Ok(())
 }

@@ -428,3 +428,16 @@ impl Packet {
         }
     }
 }
+
+#[cfg(test)]
+mod differential_test;
+#[cfg(test)]
+mod fuzz_test;
+#[cfg(test)]
+mod golden_test;
+#[cfg(test)]
+mod malformed_test;
+#[cfg(test)]
+mod roundtrip_test;
+#[cfg(test)]
+mod strategy_test;

@@ -2,7 +2,7 @@
 //! top-level [`decode`].
 //!
 //! Each packet module holds the packet's struct, its `decode` from a whole frame and its
-//! encoder, which first computes a [`Layout`] (every length, with every check that can fail)
+//! encoder, which first computes a `Layout` (every length, with every check that can fail)
 //! and then writes each byte once. Acknowledgements that share one layout (PUBACK, PUBREC,
 //! PUBREL, PUBCOMP) share [`Ack`].
 //!
@@ -11,6 +11,22 @@
 //!           ─► whole packet buffered? ─► split_to(size).freeze() ─► <packet>::decode(frame)
 //!   encode: <packet>::layout(protocol)? ─► fixed header ─► <packet>::write(layout)
 //! ```
+//!
+//! The decoder enforces what is decidable from one packet's bytes; what needs session
+//! state (topic alias ranges, receive maximum, a second CONNECT, wildcard placement in
+//! filters, a client sending a subscription identifier) is the connection's to judge.
+//! Where the specification leaves room, the choices are:
+//! - accepted, as Mosquitto accepts them: non-minimal variable byte integers; the bridge
+//!   bit 0x80 on CONNECT levels 3 and 4; DUP on PUBREL/SUBSCRIBE/UNSUBSCRIBE from 3.1
+//!   clients; AUTH with a lone reason code; control characters in strings (one switch:
+//!   `validate_string` in `bytestr.rs`);
+//! - Malformed: DUP on a QoS 0 PUBLISH (a reserved flag value, §2.1.3), an empty topic
+//!   filter ([MQTT-4.7.3-1], as Mosquitto);
+//! - Protocol Error: an empty or wildcard will topic, a reason code outside the packet's
+//!   list, an empty SUBACK/UNSUBACK, authentication data without a method;
+//! - the encoder writes the shortest form 5.0 allows (PUBACK `40 02 id`, DISCONNECT
+//!   `e0 00`, AUTH `f0 00`) and refuses (`EncodeError::Invalid`) what its decoder would
+//!   refuse, so that `decode(encode(p)) == p` for every packet it accepts.
 
 mod ack;
 mod auth;
@@ -428,3 +444,16 @@ impl Packet {
         }
     }
 }
+
+#[cfg(test)]
+mod differential_test;
+#[cfg(test)]
+mod fuzz_test;
+#[cfg(test)]
+mod golden_test;
+#[cfg(test)]
+mod malformed_test;
+#[cfg(test)]
+mod roundtrip_test;
+#[cfg(test)]
+mod strategy_test;

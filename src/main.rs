@@ -1,31 +1,35 @@
 //! culex: a thread-per-core MQTT broker that reads `mosquitto.conf`.
 //!
-//! This entry point parses the command line and the configuration and reports the result
-//! with Mosquitto's exit codes (0 valid, 3 for any usage or config error). The broker's
-//! start-up is wired in here later; until then a run prints the resolved listeners, which
-//! makes it a `--test-config` with a summary.
+//! This binary is wiring only: parse the command line and the configuration (exit code 3
+//! on any error, as Mosquitto), set up logging, bind the listen sockets, drop privileges,
+//! restore the persistence file, start one shard per core (`shards::runtime`), then serve
+//! signals until asked to stop: SIGINT/SIGTERM drain and exit, SIGHUP reloads what can be
+//! reloaded, SIGUSR1 saves the state file.
 
 mod cli;
-// The broker reads most of `Config`'s fields once it is wired in.
+// Some of `Config`'s interface (plugins, admin listener) is read by modules still to come.
 #[allow(dead_code)]
 mod config;
-
-use std::path::PathBuf;
-use std::process::ExitCode;
-use std::time::{SystemTime, UNIX_EPOCH};
+mod logging;
+mod persistence;
+mod process;
+mod settings;
+mod sockets;
 
 use cli::Command;
 use config::Config;
+use shards::access::{AccessControl, OpenAccess};
+use shards::runtime::{self, BrokerHandle, Driver, Launch};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-/// Prints each line of `text` to stderr with Mosquitto's `<epoch>: ` prefix.
-fn log_lines(text: &str) {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    for line in text.lines() {
-        eprintln!("{now}: {line}");
-    }
-}
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 fn main() -> ExitCode {
     let cli = match cli::parse(std::env::args_os().skip(1)) {
@@ -35,7 +39,7 @@ fn main() -> ExitCode {
             return ExitCode::from(cli::EXIT_USAGE);
         }
         Ok(Command::Version) => {
-            println!("culex {}", env!("CARGO_PKG_VERSION"));
+            println!("culex {VERSION}");
             return ExitCode::SUCCESS;
         }
         Err(err) => {
@@ -46,39 +50,193 @@ fn main() -> ExitCode {
             return ExitCode::from(cli::EXIT_USAGE);
         }
     };
+    let config = match load_config(&cli) {
+        Ok(config) => config,
+        Err(code) => return ExitCode::from(code),
+    };
+    if cli.test_config {
+        eprintln!("{}: Configuration file is valid.", epoch());
+        return ExitCode::SUCCESS;
+    }
+    match run(&cli, config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            log::error!("{}", error.message);
+            ExitCode::from(error.code)
+        }
+    }
+}
+
+fn epoch() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Reads the config named on the command line (or the embedded default), applies the
+/// command-line overrides, installs logging and logs the warnings.
+fn load_config(cli: &cli::Cli) -> Result<Config, u8> {
     let loaded = match &cli.config_file {
         Some(path) => config::load(path),
         None => Ok(Config::embedded_default()),
     };
-    let mut config = match loaded {
-        Ok(config) => config,
-        Err(err) => {
-            log_lines(&err.to_string());
-            return ExitCode::from(err.exit_code());
+    let mut config = loaded.map_err(|err| {
+        for line in err.to_string().lines() {
+            eprintln!("{}: {line}", epoch());
+        }
+        err.exit_code()
+    })?;
+    let env_location = std::env::var_os("MOSQUITTO_PERSISTENCE_LOCATION").map(PathBuf::from);
+    config.apply_overrides(&cli.overrides(env_location));
+    logging::install(&config.logging);
+    for warning in &config.warnings {
+        log::warn!("{warning}");
+    }
+    if let Err(error) = settings::check_modules(&config) {
+        log::error!("{}", error.message);
+        return Err(error.code);
+    }
+    Ok(config)
+}
+
+fn run(cli: &cli::Cli, config: Config) -> Result<(), settings::StartError> {
+    let start_error = |code: u8| {
+        move |error: std::io::Error| settings::StartError {
+            message: format!("Error: {error}."),
+            code,
+        }
+    };
+    if config.daemon {
+        process::daemonize().map_err(start_error(1))?;
+    }
+    log::info!("culex version {VERSION} starting");
+    match &config.config_file {
+        Some(path) => log::info!("Config loaded from {}.", path.display()),
+        None => log::info!("Using default config."),
+    }
+    if config.local_only {
+        log::info!("{}", config::LOCAL_ONLY_MESSAGE);
+    }
+    let settings = Arc::new(settings::shard_settings(&config)?);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let shards = config
+        .worker_threads(cores)
+        .clamp(1, shards::limits::SHARDS_MAX);
+    let sockets = sockets::bind_all(&settings, shards).map_err(start_error(1))?;
+    if let Some(path) = &config.pid_file {
+        process::write_pid_file(path).map_err(start_error(1))?;
+    }
+    process::drop_privileges(&config.user).map_err(start_error(1))?;
+    let restore = persistence::restore(settings.persistence.as_ref(), shards);
+    let access: Arc<dyn AccessControl> = Arc::new(OpenAccess);
+    let driver = if std::env::var_os("CULEX_EPOLL").is_some() {
+        Driver::Epoll
+    } else {
+        Driver::Auto
+    };
+    let broker = runtime::start(Launch {
+        settings: settings.clone(),
+        access,
+        sockets,
+        restore,
+        driver,
+    })
+    .map_err(start_error(1))?;
+    log::info!(
+        "culex version {VERSION} running ({shards} shard{})",
+        if shards == 1 { "" } else { "s" }
+    );
+    serve_signals(cli, config, broker)
+}
+
+/// The main thread's loop: signals and autosave.
+fn serve_signals(
+    cli: &cli::Cli,
+    mut config: Config,
+    broker: BrokerHandle,
+) -> Result<(), settings::StartError> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP, SIGUSR1])
+        .map_err(|error| settings::StartError {
+            message: format!("Error: cannot install signal handlers: {error}."),
+            code: 1,
+        })?;
+    let (tx, rx) = mpsc::channel();
+    std::thread::Builder::new()
+        .name("culex-signals".to_string())
+        .spawn(move || {
+            for signal in signals.forever() {
+                if tx.send(signal).is_err() {
+                    return;
+                }
+            }
+        })
+        .map_err(|error| settings::StartError {
+            message: format!("Error: {error}."),
+            code: 1,
+        })?;
+    let mut next_save = autosave_deadline(&config);
+    loop {
+        let wait = next_save.map_or(Duration::from_secs(3600), |at| {
+            at.saturating_duration_since(Instant::now())
+        });
+        match rx.recv_timeout(wait) {
+            Ok(SIGINT) | Ok(SIGTERM) => break,
+            Ok(SIGUSR1) => persistence::save(&broker, &config),
+            Ok(SIGHUP) => {
+                config = reload(cli, config, &broker);
+                next_save = autosave_deadline(&config);
+            }
+            Ok(_) => {}
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                persistence::save(&broker, &config);
+                next_save = autosave_deadline(&config);
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    let final_state = config.persistence.enabled.then(|| broker.snapshot());
+    broker.shutdown();
+    if let Some(Ok(parts)) = final_state {
+        persistence::write(parts, &config);
+    }
+    log::info!("culex version {VERSION} terminating");
+    Ok(())
+}
+
+fn autosave_deadline(config: &Config) -> Option<Instant> {
+    let persistence = &config.persistence;
+    (persistence.enabled && persistence.autosave_interval > 0)
+        .then(|| Instant::now() + Duration::from_secs(u64::from(persistence.autosave_interval)))
+}
+
+/// SIGHUP: re-reads the file and applies what can change without a restart.
+fn reload(cli: &cli::Cli, running: Config, broker: &BrokerHandle) -> Config {
+    log::info!("Reloading config.");
+    let Some(path) = &running.config_file else {
+        return running;
+    };
+    let mut fresh = match config::load(path) {
+        Ok(fresh) => fresh,
+        Err(error) => {
+            log::error!("{error}");
+            log::error!("Error: reload failed; keeping the running configuration.");
+            return running;
         }
     };
     let env_location = std::env::var_os("MOSQUITTO_PERSISTENCE_LOCATION").map(PathBuf::from);
-    config.apply_overrides(&cli.overrides(env_location));
-    for warning in &config.warnings {
-        log_lines(&warning.to_string());
+    fresh.apply_overrides(&cli.overrides(env_location));
+    let outcome = running.reloadable_from(&fresh);
+    for name in &outcome.needs_restart {
+        log::warn!("Warning: {name} changed; the change takes effect after a restart.");
     }
-    match &config.config_file {
-        Some(path) => log_lines(&format!("Config loaded from {}.", path.display())),
-        None => log_lines("Using default config."),
-    }
-    if config.local_only {
-        log_lines(config::LOCAL_ONLY_MESSAGE);
-    }
-    if !cli.test_config {
-        for listener in &config.listeners {
-            log_lines(&format!(
-                "listener {} {:?} {:?}{}",
-                listener.port,
-                listener.bind,
-                listener.protocol,
-                if listener.admin { " (admin)" } else { "" }
-            ));
+    logging::reconfigure(&outcome.config.logging);
+    match settings::shard_settings(&outcome.config) {
+        Ok(settings) => broker.reload(Arc::new(settings), Arc::new(OpenAccess)),
+        Err(error) => {
+            log::error!("{}", error.message);
+            return running;
         }
     }
-    ExitCode::SUCCESS
+    outcome.config
 }

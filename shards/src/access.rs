@@ -67,7 +67,9 @@ impl AccessControl for OpenAccess {
         if request.username.is_none() && !allow_anonymous {
             return AuthDecision::NotAuthorized;
         }
-        AuthDecision::Allow { username: request.username.cloned() }
+        AuthDecision::Allow {
+            username: request.username.cloned(),
+        }
     }
 
     fn may_publish(&self, _who: &Identity<'_>, _topic: &str) -> bool {

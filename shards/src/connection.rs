@@ -84,7 +84,11 @@ impl Connection {
     /// with a log line rather than corrupting the stream.
     pub fn send(&mut self, packet: &Packet) {
         if let Err(error) = packet.encode(self.protocol, &mut self.out) {
-            log::error!("Error: cannot encode {:?} for {}: {error}", packet.packet_type(), self.client_id);
+            log::error!(
+                "Error: cannot encode {:?} for {}: {error}",
+                packet.packet_type(),
+                self.client_id
+            );
             return;
         }
         self.wake_writer();

@@ -17,8 +17,8 @@
 
 use crate::limits::MESH_RING_CAPACITY;
 use crate::message::Message;
-use crate::session::store::SharedKey;
 use crate::session::store::InterestChange;
+use crate::session::store::SharedKey;
 use crossbeam_queue::ArrayQueue;
 use std::collections::VecDeque;
 use std::os::fd::OwnedFd;
@@ -87,7 +87,10 @@ pub enum Control {
     /// Take a snapshot of this shard's durable state and send it back.
     Snapshot(std::sync::mpsc::Sender<crate::persist::ShardSnapshot>),
     /// New settings and access rules after a reload (SIGHUP).
-    Reload(Arc<crate::settings::Settings>, Arc<dyn crate::access::AccessControl>),
+    Reload(
+        Arc<crate::settings::Settings>,
+        Arc<dyn crate::access::AccessControl>,
+    ),
 }
 
 struct Inbox {
@@ -107,11 +110,20 @@ impl Mesh {
     /// A mesh for `shards` shards.
     pub fn new(shards: usize) -> Arc<Mesh> {
         assert!(shards >= 1 && shards <= crate::limits::SHARDS_MAX);
-        let rings = (0..shards * shards).map(|_| ArrayQueue::new(MESH_RING_CAPACITY)).collect();
-        let inboxes = (0..shards)
-            .map(|_| Inbox { waker: atomic_waker::AtomicWaker::new(), parked: AtomicBool::new(false) })
+        let rings = (0..shards * shards)
+            .map(|_| ArrayQueue::new(MESH_RING_CAPACITY))
             .collect();
-        Arc::new(Mesh { shards, rings, inboxes })
+        let inboxes = (0..shards)
+            .map(|_| Inbox {
+                waker: atomic_waker::AtomicWaker::new(),
+                parked: AtomicBool::new(false),
+            })
+            .collect();
+        Arc::new(Mesh {
+            shards,
+            rings,
+            inboxes,
+        })
     }
 
     /// Number of shards.
@@ -164,7 +176,12 @@ impl MeshPort {
     pub fn new(mesh: Arc<Mesh>, me: ShardId) -> MeshPort {
         assert!(usize::from(me) < mesh.shards);
         let overflow = (0..mesh.shards).map(|_| VecDeque::new()).collect();
-        MeshPort { mesh, me, overflow, overflowing: 0 }
+        MeshPort {
+            mesh,
+            me,
+            overflow,
+            overflowing: 0,
+        }
     }
 
     /// This shard's id.
@@ -179,7 +196,10 @@ impl MeshPort {
 
     /// Sends `msg` to `target` (never this shard: local work is a function call).
     pub fn send(&mut self, target: ShardId, msg: ShardMsg) {
-        assert_ne!(target, self.me, "local messages are function calls, not mesh sends");
+        assert_ne!(
+            target, self.me,
+            "local messages are function calls, not mesh sends"
+        );
         let queue = &mut self.overflow[usize::from(target)];
         if !queue.is_empty() {
             queue.push_back(msg);
@@ -271,7 +291,12 @@ mod tests {
     use crate::mqtt::{ByteStr, Bytes, QoS};
 
     fn msg(n: u8) -> ShardMsg {
-        ShardMsg::Deliver(Message::new(ByteStr::from_static("t"), Bytes::from(vec![n]), QoS::AtMostOnce, false))
+        ShardMsg::Deliver(Message::new(
+            ByteStr::from_static("t"),
+            Bytes::from(vec![n]),
+            QoS::AtMostOnce,
+            false,
+        ))
     }
 
     #[test]

@@ -68,7 +68,10 @@ impl Message {
                 message_expiry_interval: None,
                 topic_alias: None,
                 response_topic: p.response_topic.as_ref().map(ByteStr::compact),
-                correlation_data: p.correlation_data.as_ref().map(|d| Bytes::copy_from_slice(d)),
+                correlation_data: p
+                    .correlation_data
+                    .as_ref()
+                    .map(|d| Bytes::copy_from_slice(d)),
                 user_properties: p.user_properties.compact(),
                 subscription_identifiers: Vec::new(),
                 content_type: p.content_type.as_ref().map(ByteStr::compact),

@@ -74,13 +74,19 @@ counters! {
 /// Adds `delta` to a counter only this thread writes.
 #[inline]
 pub fn bump(counter: &AtomicU64, delta: u64) {
-    counter.store(counter.load(Ordering::Relaxed).wrapping_add(delta), Ordering::Relaxed);
+    counter.store(
+        counter.load(Ordering::Relaxed).wrapping_add(delta),
+        Ordering::Relaxed,
+    );
 }
 
 /// Subtracts `delta` from a gauge only this thread writes.
 #[inline]
 pub fn drop_by(counter: &AtomicU64, delta: u64) {
-    counter.store(counter.load(Ordering::Relaxed).saturating_sub(delta), Ordering::Relaxed);
+    counter.store(
+        counter.load(Ordering::Relaxed).saturating_sub(delta),
+        Ordering::Relaxed,
+    );
 }
 
 /// Sets a gauge only this thread writes.

@@ -66,31 +66,79 @@ impl SysPublisher {
         // Retained messages are counted once: every shard holds the same copy.
         let stored = t.stored_messages + shard.retained.len() as u64;
         let values: [(&'static str, String); 25] = [
-            ("$SYS/broker/uptime", format!("{} seconds", now.saturating_sub(self.started_s))),
+            (
+                "$SYS/broker/uptime",
+                format!("{} seconds", now.saturating_sub(self.started_s)),
+            ),
             ("$SYS/broker/clients/total", total.to_string()),
-            ("$SYS/broker/clients/inactive", total.saturating_sub(connected).to_string()),
-            ("$SYS/broker/clients/disconnected", total.saturating_sub(connected).to_string()),
+            (
+                "$SYS/broker/clients/inactive",
+                total.saturating_sub(connected).to_string(),
+            ),
+            (
+                "$SYS/broker/clients/disconnected",
+                total.saturating_sub(connected).to_string(),
+            ),
             ("$SYS/broker/clients/active", connected.to_string()),
             ("$SYS/broker/clients/connected", connected.to_string()),
             ("$SYS/broker/clients/expired", t.clients_expired.to_string()),
-            ("$SYS/broker/clients/maximum", self.clients_maximum.to_string()),
+            (
+                "$SYS/broker/clients/maximum",
+                self.clients_maximum.to_string(),
+            ),
             ("$SYS/broker/messages/stored", stored.to_string()),
             ("$SYS/broker/store/messages/count", stored.to_string()),
-            ("$SYS/broker/store/messages/bytes", t.stored_bytes.to_string()),
-            ("$SYS/broker/subscriptions/count", t.subscriptions.to_string()),
-            ("$SYS/broker/shared_subscriptions/count", t.shared_subscriptions.to_string()),
-            ("$SYS/broker/retained messages/count", shard.retained.len().to_string()),
-            ("$SYS/broker/messages/received", t.messages_received.to_string()),
+            (
+                "$SYS/broker/store/messages/bytes",
+                t.stored_bytes.to_string(),
+            ),
+            (
+                "$SYS/broker/subscriptions/count",
+                t.subscriptions.to_string(),
+            ),
+            (
+                "$SYS/broker/shared_subscriptions/count",
+                t.shared_subscriptions.to_string(),
+            ),
+            (
+                "$SYS/broker/retained messages/count",
+                shard.retained.len().to_string(),
+            ),
+            (
+                "$SYS/broker/messages/received",
+                t.messages_received.to_string(),
+            ),
             ("$SYS/broker/messages/sent", t.messages_sent.to_string()),
-            ("$SYS/broker/publish/messages/received", t.publish_received.to_string()),
-            ("$SYS/broker/publish/messages/sent", t.publish_sent.to_string()),
-            ("$SYS/broker/publish/messages/dropped", t.publish_dropped.to_string()),
-            ("$SYS/broker/publish/bytes/received", t.publish_bytes_received.to_string()),
-            ("$SYS/broker/publish/bytes/sent", t.publish_bytes_sent.to_string()),
+            (
+                "$SYS/broker/publish/messages/received",
+                t.publish_received.to_string(),
+            ),
+            (
+                "$SYS/broker/publish/messages/sent",
+                t.publish_sent.to_string(),
+            ),
+            (
+                "$SYS/broker/publish/messages/dropped",
+                t.publish_dropped.to_string(),
+            ),
+            (
+                "$SYS/broker/publish/bytes/received",
+                t.publish_bytes_received.to_string(),
+            ),
+            (
+                "$SYS/broker/publish/bytes/sent",
+                t.publish_bytes_sent.to_string(),
+            ),
             ("$SYS/broker/bytes/received", t.bytes_received.to_string()),
             ("$SYS/broker/bytes/sent", t.bytes_sent.to_string()),
-            ("$SYS/broker/connections/socket/count", t.sockets_opened.to_string()),
-            ("$SYS/broker/store/messages/retained", shard.retained.len().to_string()),
+            (
+                "$SYS/broker/connections/socket/count",
+                t.sockets_opened.to_string(),
+            ),
+            (
+                "$SYS/broker/store/messages/retained",
+                shard.retained.len().to_string(),
+            ),
         ];
         for (topic, value) in values {
             if self.published.get(topic) != Some(&value) {
@@ -107,7 +155,11 @@ impl SysPublisher {
         }
         let p = &self.previous;
         let series: [(&'static str, u64, u64); 9] = [
-            ("messages/received", t.messages_received, p.messages_received),
+            (
+                "messages/received",
+                t.messages_received,
+                p.messages_received,
+            ),
             ("messages/sent", t.messages_sent, p.messages_sent),
             ("publish/received", t.publish_received, p.publish_received),
             ("publish/sent", t.publish_sent, p.publish_sent),
@@ -130,7 +182,9 @@ impl SysPublisher {
                     let topic = self
                         .load_topics
                         .entry((name, suffix))
-                        .or_insert_with(|| ByteStr::from(format!("$SYS/broker/load/{name}/{suffix}")))
+                        .or_insert_with(|| {
+                            ByteStr::from(format!("$SYS/broker/load/{name}/{suffix}"))
+                        })
                         .clone();
                     publish(shard, topic, text);
                 }

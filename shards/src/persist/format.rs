@@ -197,5 +197,6 @@ pub fn decode(file: &[u8]) -> Result<Snapshot, LoadError> {
     }
     let mut aligned = rkyv::util::AlignedVec::<16>::with_capacity(body.len());
     aligned.extend_from_slice(body);
-    rkyv::from_bytes::<Snapshot, rkyv::rancor::Error>(&aligned).map_err(|_| LoadError::Corrupt("invalid archive"))
+    rkyv::from_bytes::<Snapshot, rkyv::rancor::Error>(&aligned)
+        .map_err(|_| LoadError::Corrupt("invalid archive"))
 }

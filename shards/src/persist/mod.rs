@@ -10,12 +10,14 @@
 mod format;
 
 pub use format::{
-    decode, encode, DeliveryRecord, InflightRecord, LoadError, MessageRecord, SessionRecord, Snapshot,
-    SubscriptionRecord, WillRecord,
+    decode, encode, DeliveryRecord, InflightRecord, LoadError, MessageRecord, SessionRecord,
+    Snapshot, SubscriptionRecord, WillRecord,
 };
 
 use crate::message::{Delivery, Message};
-use crate::mqtt::{ByteStr, Bytes, PacketId, Protocol, PublishProperties, QoS, SubscriptionOptions, UserProperties};
+use crate::mqtt::{
+    ByteStr, Bytes, PacketId, Protocol, PublishProperties, QoS, SubscriptionOptions, UserProperties,
+};
 use crate::runtime::Restore;
 use crate::session::{Delta, InflightState, Session, SessionDelta, StoredWill, Subscription};
 use crate::shard::{home_shard, Shard};
@@ -41,16 +43,27 @@ pub fn snapshot(shard: &Shard) -> ShardSnapshot {
         .map(|(_, session)| session_record(session))
         .collect();
     let retained = if shard.id == 0 {
-        shard.retained.iter().map(|(_, message)| message_record(message)).collect()
+        shard
+            .retained
+            .iter()
+            .map(|(_, message)| message_record(message))
+            .collect()
     } else {
         Vec::new()
     };
-    ShardSnapshot { shard: shard.id, sessions, retained }
+    ShardSnapshot {
+        shard: shard.id,
+        sessions,
+        retained,
+    }
 }
 
 /// Joins the shards' parts into one snapshot.
 pub fn combine(parts: Vec<ShardSnapshot>, saved_at: u64) -> Snapshot {
-    let mut snapshot = Snapshot { saved_at, ..Snapshot::default() };
+    let mut snapshot = Snapshot {
+        saved_at,
+        ..Snapshot::default()
+    };
     for part in parts {
         snapshot.sessions.extend(part.sessions);
         snapshot.retained.extend(part.retained);
@@ -76,7 +89,11 @@ pub fn load(path: &Path) -> Result<Option<Snapshot>, LoadError> {
 /// retained message to every shard.
 pub fn split(snapshot: Snapshot, shards: usize) -> Vec<Restore> {
     let mut restores: Vec<Restore> = (0..shards)
-        .map(|_| Restore { retained: snapshot.retained.clone(), saved_at: snapshot.saved_at, ..Restore::default() })
+        .map(|_| Restore {
+            retained: snapshot.retained.clone(),
+            saved_at: snapshot.saved_at,
+            ..Restore::default()
+        })
         .collect();
     for session in snapshot.sessions {
         let home = usize::from(home_shard(session.client_id.as_bytes(), shards));
@@ -100,7 +117,9 @@ pub fn restore(shard: &mut Shard, restore: Restore) {
 }
 
 fn replay_session(shard: &mut Shard, record: SessionRecord, saved_at: u64) {
-    let Some(client_id) = text(record.client_id) else { return };
+    let Some(client_id) = text(record.client_id) else {
+        return;
+    };
     let protocol = match record.protocol {
         3 => Protocol::V31,
         4 => Protocol::V311,
@@ -112,18 +131,28 @@ fn replay_session(shard: &mut Shard, record: SessionRecord, saved_at: u64) {
         expiry_interval: record.expiry_interval,
         username: record.username.and_then(text),
     };
-    let Some(key) = shard.apply_restored(create) else { return };
+    let Some(key) = shard.apply_restored(create) else {
+        return;
+    };
     let mut changes = Vec::new();
     for sub in record.subscriptions {
-        let Some(filter) = text(sub.filter) else { continue };
+        let Some(filter) = text(sub.filter) else {
+            continue;
+        };
         let options = SubscriptionOptions {
             qos: QoS::from_u8(sub.qos).unwrap_or_default(),
             no_local: sub.no_local,
             retain_as_published: sub.retain_as_published,
             retain_handling: sub.retain_handling,
         };
-        let subscription = Subscription { options, identifier: sub.identifier };
-        changes.push(SessionDelta::Subscribed { filter, subscription });
+        let subscription = Subscription {
+            options,
+            identifier: sub.identifier,
+        };
+        changes.push(SessionDelta::Subscribed {
+            filter,
+            subscription,
+        });
     }
     let will = record.will.and_then(|will| {
         Some(StoredWill {
@@ -135,11 +164,21 @@ fn replay_session(shard: &mut Shard, record: SessionRecord, saved_at: u64) {
     let has_will = will.is_some();
     changes.push(SessionDelta::WillChanged { will });
     let disconnected_at = record.disconnected_at.unwrap_or(saved_at);
-    changes.push(SessionDelta::Disconnected { at: disconnected_at });
+    changes.push(SessionDelta::Disconnected {
+        at: disconnected_at,
+    });
     for entry in record.inflight {
-        let Some(packet_id) = PacketId::new(entry.packet_id) else { continue };
-        let delivery = entry.delivery.and_then(delivery_from_record).unwrap_or_else(placeholder_delivery);
-        changes.push(SessionDelta::Sent { packet_id, delivery });
+        let Some(packet_id) = PacketId::new(entry.packet_id) else {
+            continue;
+        };
+        let delivery = entry
+            .delivery
+            .and_then(delivery_from_record)
+            .unwrap_or_else(placeholder_delivery);
+        changes.push(SessionDelta::Sent {
+            packet_id,
+            delivery,
+        });
         if entry.state == 2 {
             changes.push(SessionDelta::PubRecReceived { packet_id });
         }

@@ -4,7 +4,10 @@
 use super::io::{recv_into, send, shutdown, would_block};
 use super::shard_main::ShardCtx;
 use crate::connection::{CloseReason, ConnId};
-use crate::limits::{CONNECT_TIMEOUT_S, OUTBOUND_BUFFER_KEEP, PACKET_SIZE_MAX, READ_CHUNK_MIN, READ_BUFFER_SIZE, READ_TURN_BYTES_MAX};
+use crate::limits::{
+    CONNECT_TIMEOUT_S, OUTBOUND_BUFFER_KEEP, PACKET_SIZE_MAX, READ_BUFFER_SIZE, READ_CHUNK_MIN,
+    READ_TURN_BYTES_MAX,
+};
 use crate::mesh::{Handoff, ShardMsg};
 use crate::mqtt::{self, Connect, DecodeError, Packet, Protocol};
 use crate::shard::{Accepted, ConnectRequest, Flow};
@@ -42,7 +45,11 @@ pub async fn accept_loop(ctx: Rc<ShardCtx>, listener: usize, socket: TcpListener
             let _ = stream.set_nodelay(true);
         }
         if shard.settings.connection_messages {
-            log::info!("New connection from {} on port {}.", peer.ip(), settings.port);
+            log::info!(
+                "New connection from {} on port {}.",
+                peer.ip(),
+                settings.port
+            );
         }
         bump(&shard.my_stats().sockets_opened, 1);
         drop(shard);
@@ -56,12 +63,16 @@ async fn handshake(ctx: Rc<ShardCtx>, stream: TcpStream, accepted: Accepted) {
     let live = LiveGuard::new(&ctx);
     let mut buf = BytesMut::new();
     let deadline = Duration::from_secs(CONNECT_TIMEOUT_S);
-    let connect = match monoio::time::timeout(deadline, read_connect(&ctx, &stream, &mut buf)).await {
+    let connect = match monoio::time::timeout(deadline, read_connect(&ctx, &stream, &mut buf)).await
+    {
         Ok(Ok(connect)) => connect,
         Ok(Err(Some(error))) => return refuse_decode(&ctx, &stream, &accepted, &error),
         Ok(Err(None)) => return,
         Err(_) => {
-            log::info!("Client <unknown> [{}] disconnected: no CONNECT within {CONNECT_TIMEOUT_S} s.", accepted.peer);
+            log::info!(
+                "Client <unknown> [{}] disconnected: no CONNECT within {CONNECT_TIMEOUT_S} s.",
+                accepted.peer
+            );
             return;
         }
     };
@@ -84,21 +95,45 @@ async fn handshake(ctx: Rc<ShardCtx>, stream: TcpStream, accepted: Accepted) {
     let fd = stream.into_raw_fd();
     // SAFETY: into_raw_fd released monoio's ownership of this open descriptor.
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    let handoff = Handoff { fd, accepted, connect: request, leftover: buf };
-    ctx.shard.borrow_mut().mesh.send(home, ShardMsg::Handoff(Box::new(handoff)));
+    let handoff = Handoff {
+        fd,
+        accepted,
+        connect: request,
+        leftover: buf,
+    };
+    ctx.shard
+        .borrow_mut()
+        .mesh
+        .send(home, ShardMsg::Handoff(Box::new(handoff)));
 }
 
 /// Runs a connection handed over by another shard.
 pub async fn adopt(ctx: Rc<ShardCtx>, handoff: Handoff) {
     let std_stream = std::net::TcpStream::from(handoff.fd);
     match TcpStream::from_std(std_stream) {
-        Ok(stream) => serve(ctx, stream, handoff.accepted, handoff.connect, handoff.leftover).await,
-        Err(error) => log::warn!("Warning: could not adopt connection from {}: {error}", handoff.accepted.peer),
+        Ok(stream) => {
+            serve(
+                ctx,
+                stream,
+                handoff.accepted,
+                handoff.connect,
+                handoff.leftover,
+            )
+            .await
+        }
+        Err(error) => log::warn!(
+            "Warning: could not adopt connection from {}: {error}",
+            handoff.accepted.peer
+        ),
     }
 }
 
 /// Reads until one CONNECT is decoded. `Err(None)` is a closed socket.
-async fn read_connect(ctx: &ShardCtx, stream: &TcpStream, buf: &mut BytesMut) -> Result<Box<Connect>, Option<DecodeError>> {
+async fn read_connect(
+    ctx: &ShardCtx,
+    stream: &TcpStream,
+    buf: &mut BytesMut,
+) -> Result<Box<Connect>, Option<DecodeError>> {
     let max = max_packet_size(ctx);
     loop {
         match mqtt::decode(buf, None, max) {
@@ -121,7 +156,10 @@ async fn read_connect(ctx: &ShardCtx, stream: &TcpStream, buf: &mut BytesMut) ->
 /// A CONNECT that could not be decoded: CONNACK where the protocol asks for one.
 fn refuse_decode(ctx: &ShardCtx, stream: &TcpStream, accepted: &Accepted, error: &DecodeError) {
     let _ = ctx;
-    log::info!("Client <unknown> [{}] disconnected: {error}.", accepted.peer);
+    log::info!(
+        "Client <unknown> [{}] disconnected: {error}.",
+        accepted.peer
+    );
     if let DecodeError::UnsupportedProtocolVersion(_) = error {
         // [MQTT-3.1.2-2]: answer in the 3.1.1 form, the only one every level understands.
         let connack = Packet::ConnAck(crate::mqtt::ConnAck {
@@ -142,7 +180,11 @@ fn write_now(stream: &TcpStream, packet: &Packet, protocol: Protocol) {
 }
 
 fn max_packet_size(ctx: &ShardCtx) -> usize {
-    ctx.shard.borrow().settings.max_packet_size.map_or(PACKET_SIZE_MAX, |max| max as usize)
+    ctx.shard
+        .borrow()
+        .settings
+        .max_packet_size
+        .map_or(PACKET_SIZE_MAX, |max| max as usize)
 }
 
 /// Counts a live connection for shutdown; decrements when dropped.
@@ -166,7 +208,13 @@ impl Drop for LiveGuard<'_> {
 
 /// Opens the connection in the shard, then reads until it ends; the writer runs as its own
 /// task. Cleans up once both are done.
-async fn serve(ctx: Rc<ShardCtx>, stream: TcpStream, accepted: Accepted, request: ConnectRequest, leftover: BytesMut) {
+async fn serve(
+    ctx: Rc<ShardCtx>,
+    stream: TcpStream,
+    accepted: Accepted,
+    request: ConnectRequest,
+    leftover: BytesMut,
+) {
     let _live = LiveGuard::new(&ctx);
     if ctx.stopping.get() {
         return;
@@ -193,7 +241,13 @@ async fn serve(ctx: Rc<ShardCtx>, stream: TcpStream, accepted: Accepted, request
 }
 
 /// Reads and handles packets until the socket ends or the shard closes the connection.
-async fn read_loop(ctx: &ShardCtx, stream: &TcpStream, id: ConnId, protocol: Protocol, mut partial: BytesMut) {
+async fn read_loop(
+    ctx: &ShardCtx,
+    stream: &TcpStream,
+    id: ConnId,
+    protocol: Protocol,
+    mut partial: BytesMut,
+) {
     let fd = stream.as_raw_fd();
     let max = max_packet_size(ctx);
     if !partial.is_empty() && handle_bytes(ctx, id, protocol, max, &mut partial) == Flow::Close {
@@ -201,7 +255,9 @@ async fn read_loop(ctx: &ShardCtx, stream: &TcpStream, id: ConnId, protocol: Pro
     }
     loop {
         if ctx.shard.borrow().mesh.congested() {
-            ctx.uncongested.wait_until(|| !ctx.shard.borrow().mesh.congested()).await;
+            ctx.uncongested
+                .wait_until(|| !ctx.shard.borrow().mesh.congested())
+                .await;
         }
         if stream.readable(false).await.is_err() {
             return;
@@ -261,7 +317,13 @@ fn give_back(ctx: &ShardCtx, mut buf: BytesMut, partial: &mut BytesMut) {
 }
 
 /// Decodes and handles every complete packet at the front of `buf`.
-fn handle_bytes(ctx: &ShardCtx, id: ConnId, protocol: Protocol, max: usize, buf: &mut BytesMut) -> Flow {
+fn handle_bytes(
+    ctx: &ShardCtx,
+    id: ConnId,
+    protocol: Protocol,
+    max: usize,
+    buf: &mut BytesMut,
+) -> Flow {
     let mut shard = ctx.shard.borrow_mut();
     shard.now = super::now();
     shard.touch(id);
@@ -284,7 +346,9 @@ async fn write_loop(ctx: Rc<ShardCtx>, stream: Rc<TcpStream>, id: ConnId) {
     loop {
         let next = std::future::poll_fn(|cx| {
             let mut shard = ctx.shard.borrow_mut();
-            let Some(conn) = shard.conn_mut(id) else { return std::task::Poll::Ready(None) };
+            let Some(conn) = shard.conn_mut(id) else {
+                return std::task::Poll::Ready(None);
+            };
             if !conn.out.is_empty() {
                 return std::task::Poll::Ready(Some(conn.out.split()));
             }
@@ -312,7 +376,9 @@ async fn write_loop(ctx: Rc<ShardCtx>, stream: Rc<TcpStream>, id: ConnId) {
         drop(out);
         let mut shard = ctx.shard.borrow_mut();
         bump(&shard.my_stats().bytes_sent, total as u64);
-        let Some(conn) = shard.conn_mut(id) else { break };
+        let Some(conn) = shard.conn_mut(id) else {
+            break;
+        };
         if conn.out.is_empty() && conn.out.capacity() > OUTBOUND_BUFFER_KEEP {
             conn.out = BytesMut::new();
         }
@@ -335,7 +401,11 @@ async fn wait_writable(ctx: &ShardCtx, stream: &TcpStream, id: ConnId) -> bool {
             Ok(Err(_)) => return false,
             Err(_) => {}
         }
-        let closing = ctx.shard.borrow().conn(id).is_none_or(|conn| conn.closing.is_some());
+        let closing = ctx
+            .shard
+            .borrow()
+            .conn(id)
+            .is_none_or(|conn| conn.closing.is_some());
         if closing {
             waited_closing += 1;
             if waited_closing >= 2 {

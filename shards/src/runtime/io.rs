@@ -17,11 +17,21 @@ use std::os::fd::RawFd;
 pub fn recv_into(fd: RawFd, buf: &mut BytesMut) -> io::Result<usize> {
     let spare = buf.spare_capacity_mut();
     if spare.is_empty() {
-        return Err(io::Error::new(io::ErrorKind::OutOfMemory, "read buffer has no room"));
+        return Err(io::Error::new(
+            io::ErrorKind::OutOfMemory,
+            "read buffer has no room",
+        ));
     }
     // SAFETY: `spare` is writable memory owned by `buf` of the given length; recv writes at
     // most that many bytes and reports how many.
-    let read = unsafe { libc::recv(fd, spare.as_mut_ptr().cast(), spare.len(), libc::MSG_DONTWAIT) };
+    let read = unsafe {
+        libc::recv(
+            fd,
+            spare.as_mut_ptr().cast(),
+            spare.len(),
+            libc::MSG_DONTWAIT,
+        )
+    };
     if read < 0 {
         return Err(io::Error::last_os_error());
     }
@@ -34,7 +44,14 @@ pub fn recv_into(fd: RawFd, buf: &mut BytesMut) -> io::Result<usize> {
 /// Writes as much of `data` as the socket takes now.
 pub fn send(fd: RawFd, data: &[u8]) -> io::Result<usize> {
     // SAFETY: `data` is a valid readable slice for its length.
-    let sent = unsafe { libc::send(fd, data.as_ptr().cast(), data.len(), libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) };
+    let sent = unsafe {
+        libc::send(
+            fd,
+            data.as_ptr().cast(),
+            data.len(),
+            libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+        )
+    };
     if sent < 0 {
         return Err(io::Error::last_os_error());
     }
@@ -51,5 +68,8 @@ pub fn shutdown(fd: RawFd) {
 
 /// True for errors that only mean "try again after readiness".
 pub fn would_block(error: &io::Error) -> bool {
-    matches!(error.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted)
+    matches!(
+        error.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+    )
 }

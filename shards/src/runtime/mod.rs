@@ -95,7 +95,11 @@ pub fn start(launch: Launch) -> std::io::Result<BrokerHandle> {
             Err(_) => return Err(std::io::Error::other("a shard thread died while starting")),
         }
     }
-    Ok(BrokerHandle { mesh, threads, stats })
+    Ok(BrokerHandle {
+        mesh,
+        threads,
+        stats,
+    })
 }
 
 impl BrokerHandle {
@@ -108,13 +112,16 @@ impl BrokerHandle {
     pub fn snapshot(&self) -> std::io::Result<Vec<ShardSnapshot>> {
         let (tx, rx) = mpsc::channel();
         for shard in 0..self.mesh.shards() {
-            self.mesh.send_external(shard as u8, ShardMsg::Control(Control::Snapshot(tx.clone())));
+            self.mesh.send_external(
+                shard as u8,
+                ShardMsg::Control(Control::Snapshot(tx.clone())),
+            );
         }
         let mut parts = Vec::with_capacity(self.mesh.shards());
         for _ in 0..self.mesh.shards() {
-            let part = rx
-                .recv_timeout(Duration::from_secs(30))
-                .map_err(|_| std::io::Error::other("a shard did not answer the snapshot request"))?;
+            let part = rx.recv_timeout(Duration::from_secs(30)).map_err(|_| {
+                std::io::Error::other("a shard did not answer the snapshot request")
+            })?;
             parts.push(part);
         }
         parts.sort_by_key(|part| part.shard);
@@ -125,14 +132,16 @@ impl BrokerHandle {
     pub fn reload(&self, settings: Arc<Settings>, access: Arc<dyn AccessControl>) {
         for shard in 0..self.mesh.shards() {
             let control = Control::Reload(settings.clone(), access.clone());
-            self.mesh.send_external(shard as u8, ShardMsg::Control(control));
+            self.mesh
+                .send_external(shard as u8, ShardMsg::Control(control));
         }
     }
 
     /// Closes every connection, stops the shards and waits for their threads.
     pub fn shutdown(self) {
         for shard in 0..self.mesh.shards() {
-            self.mesh.send_external(shard as u8, ShardMsg::Control(Control::Shutdown));
+            self.mesh
+                .send_external(shard as u8, ShardMsg::Control(Control::Shutdown));
         }
         for thread in self.threads {
             let _ = thread.join();
@@ -144,6 +153,11 @@ impl BrokerHandle {
 pub fn now() -> Now {
     static START: OnceLock<Instant> = OnceLock::new();
     let start = START.get_or_init(Instant::now);
-    let unix_s = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    Now { unix_s, mono_ms: start.elapsed().as_millis() as u64 }
+    let unix_s = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    Now {
+        unix_s,
+        mono_ms: start.elapsed().as_millis() as u64,
+    }
 }

@@ -99,7 +99,11 @@ async fn shard_main(context: ThreadContext, ready: mpsc::Sender<std::io::Result<
     let mut accepting = Vec::new();
     for (listener, socket) in context.sockets {
         match monoio::net::TcpListener::from_std(socket) {
-            Ok(socket) => accepting.push(monoio::spawn(connection::accept_loop(ctx.clone(), listener, socket))),
+            Ok(socket) => accepting.push(monoio::spawn(connection::accept_loop(
+                ctx.clone(),
+                listener,
+                socket,
+            ))),
             Err(error) => {
                 let _ = ready.send(Err(error));
                 return;

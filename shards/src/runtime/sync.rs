@@ -53,5 +53,7 @@ impl Future for YieldNow {
 
 /// Lets the shard's other tasks run.
 pub fn yield_now() -> YieldNow {
-    YieldNow { yielded: Cell::new(false) }
+    YieldNow {
+        yielded: Cell::new(false),
+    }
 }

@@ -20,8 +20,8 @@ pub use delta::{Delta, SessionDelta};
 pub use outbound::{Inflight, InflightState, Outbound};
 pub use store::{SessionStore, SubscriptionIndex};
 
-use crate::mqtt::{ByteStr, Protocol, SubscriptionOptions};
 use crate::message::Message;
+use crate::mqtt::{ByteStr, Protocol, SubscriptionOptions};
 use std::collections::{HashMap, HashSet};
 
 /// Index of a session in its shard's store. Only meaningful on that shard.

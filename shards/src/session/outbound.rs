@@ -51,7 +51,9 @@ impl Outbound {
     /// Position of `packet_id` in the window.
     pub fn position(&self, packet_id: PacketId) -> Option<usize> {
         // Acknowledgements usually arrive in order, so the front is the common hit.
-        self.inflight.iter().position(|entry| entry.packet_id == packet_id)
+        self.inflight
+            .iter()
+            .position(|entry| entry.packet_id == packet_id)
     }
 
     /// The next packet identifier not in use by the window, without taking it (taking it
@@ -62,7 +64,11 @@ impl Outbound {
         }
         let mut candidate = self.last_packet_id;
         loop {
-            candidate = if candidate == u16::MAX { 1 } else { candidate + 1 };
+            candidate = if candidate == u16::MAX {
+                1
+            } else {
+                candidate + 1
+            };
             let id = PacketId::new(candidate)?;
             if self.position(id).is_none() {
                 return Some(id);

@@ -102,7 +102,9 @@ impl SessionStore {
 
     /// All sessions with their keys.
     pub fn iter(&self) -> impl Iterator<Item = (SessionKey, &Session)> {
-        self.sessions.iter().map(|(key, session)| (key as SessionKey, session))
+        self.sessions
+            .iter()
+            .map(|(key, session)| (key as SessionKey, session))
     }
 
     /// Applies one delta. Panics if `Update` names a session that does not exist or a
@@ -111,8 +113,16 @@ impl SessionStore {
     pub fn apply(&mut self, delta: Delta) -> Applied {
         let mut applied = Applied::default();
         match delta {
-            Delta::Create { client_id, protocol, expiry_interval, username } => {
-                assert!(!self.by_client_id.contains_key(&client_id), "session exists");
+            Delta::Create {
+                client_id,
+                protocol,
+                expiry_interval,
+                username,
+            } => {
+                assert!(
+                    !self.by_client_id.contains_key(&client_id),
+                    "session exists"
+                );
                 let mut session = Session::new(client_id.clone(), protocol, expiry_interval);
                 session.username = username;
                 let key = self.sessions.insert(session) as SessionKey;
@@ -129,7 +139,11 @@ impl SessionStore {
             self.end(key, applied);
             return;
         }
-        if let SessionDelta::Subscribed { filter, subscription } = change {
+        if let SessionDelta::Subscribed {
+            filter,
+            subscription,
+        } = change
+        {
             self.subscribe(key, filter, subscription, applied);
             return;
         }
@@ -168,7 +182,10 @@ impl SessionStore {
     }
 
     fn end(&mut self, key: SessionKey, applied: &mut Applied) {
-        assert!(self.sessions.contains(key as usize), "ending unknown session {key}");
+        assert!(
+            self.sessions.contains(key as usize),
+            "ending unknown session {key}"
+        );
         let session = self.sessions.remove(key as usize);
         for filter in session.subscriptions.keys() {
             self.index.remove(key, filter, applied);
@@ -182,33 +199,52 @@ impl SessionStore {
 fn apply_to_session(session: &mut Session, change: SessionDelta) {
     let outbound = &mut session.outbound;
     match change {
-        SessionDelta::Resumed { protocol, username, expiry_interval } => {
+        SessionDelta::Resumed {
+            protocol,
+            username,
+            expiry_interval,
+        } => {
             session.protocol = protocol;
             session.username = username;
             session.expiry_interval = expiry_interval;
             session.disconnected_at = None;
         }
-        SessionDelta::ExpiryChanged { expiry_interval } => session.expiry_interval = expiry_interval,
+        SessionDelta::ExpiryChanged { expiry_interval } => {
+            session.expiry_interval = expiry_interval
+        }
         SessionDelta::WillChanged { will } => session.will = will,
         SessionDelta::Disconnected { at } => session.disconnected_at = Some(at),
         SessionDelta::Queued { delivery } => {
             outbound.queued_bytes += delivery.message.payload.len();
             outbound.queue.push_back(delivery);
         }
-        SessionDelta::Sent { packet_id, delivery } => {
+        SessionDelta::Sent {
+            packet_id,
+            delivery,
+        } => {
             assert!(delivery.qos != QoS::AtMostOnce, "QoS 0 is never in flight");
             assert!(outbound.position(packet_id).is_none(), "packet id in use");
             outbound.inflight_bytes += delivery.message.payload.len();
             outbound.last_packet_id = packet_id.get();
             let state = first_state(delivery.qos);
-            outbound.inflight.push_back(Inflight { packet_id, state, delivery: Some(delivery) });
+            outbound.inflight.push_back(Inflight {
+                packet_id,
+                state,
+                delivery: Some(delivery),
+            });
         }
         SessionDelta::Dequeued { packet_id } => {
             let Some(delivery) = outbound.queue.pop_front() else {
                 panic!("dequeue from an empty queue");
             };
             outbound.queued_bytes -= delivery.message.payload.len();
-            apply_to_session(session, SessionDelta::Sent { packet_id, delivery });
+            apply_to_session(
+                session,
+                SessionDelta::Sent {
+                    packet_id,
+                    delivery,
+                },
+            );
         }
         SessionDelta::QueueFrontDropped => {
             if let Some(delivery) = outbound.queue.pop_front() {
@@ -242,7 +278,9 @@ fn apply_to_session(session: &mut Session, change: SessionDelta) {
         SessionDelta::InboundQos2Released { packet_id } => {
             session.inbound_qos2.remove(&packet_id.get());
         }
-        SessionDelta::Subscribed { .. } | SessionDelta::Unsubscribed { .. } | SessionDelta::Ended => {
+        SessionDelta::Subscribed { .. }
+        | SessionDelta::Unsubscribed { .. }
+        | SessionDelta::Ended => {
             unreachable!("handled by SessionStore::update")
         }
     }
@@ -265,11 +303,17 @@ impl SubscriptionIndex {
                     let count = self.plain_counts.entry(filter.clone()).or_insert(0);
                     *count += 1;
                     if *count == 1 {
-                        out.interest.push(InterestChange::Plain { filter: filter.clone(), added: true });
+                        out.interest.push(InterestChange::Plain {
+                            filter: filter.clone(),
+                            added: true,
+                        });
                     }
                 }
             }
-            Ok(ParsedFilter::Shared { group, filter: inner }) => {
+            Ok(ParsedFilter::Shared {
+                group,
+                filter: inner,
+            }) => {
                 let shared_key = shared_key(filter, group, inner);
                 let group = self.groups.entry(shared_key.clone()).or_default();
                 if let Some(member) = group.members.iter_mut().find(|(k, _)| *k == key) {
@@ -278,9 +322,13 @@ impl SubscriptionIndex {
                 }
                 group.members.push((key, sub));
                 if group.members.len() == 1 {
-                    self.shared.insert(shared_key.1.as_bytes(), shared_key.clone(), ());
+                    self.shared
+                        .insert(shared_key.1.as_bytes(), shared_key.clone(), ());
                 }
-                out.interest.push(InterestChange::Shared { key: shared_key, added: true });
+                out.interest.push(InterestChange::Shared {
+                    key: shared_key,
+                    added: true,
+                });
             }
             Err(_) => panic!("invalid filter {filter:?} reached the index"),
         }
@@ -298,10 +346,16 @@ impl SubscriptionIndex {
                 *count -= 1;
                 if *count == 0 {
                     self.plain_counts.remove(filter);
-                    out.interest.push(InterestChange::Plain { filter: filter.clone(), added: false });
+                    out.interest.push(InterestChange::Plain {
+                        filter: filter.clone(),
+                        added: false,
+                    });
                 }
             }
-            Ok(ParsedFilter::Shared { group, filter: inner }) => {
+            Ok(ParsedFilter::Shared {
+                group,
+                filter: inner,
+            }) => {
                 let shared_key = shared_key(filter, group, inner);
                 let Some(members) = self.groups.get_mut(&shared_key) else {
                     return;
@@ -315,7 +369,10 @@ impl SubscriptionIndex {
                     self.groups.remove(&shared_key);
                     self.shared.remove(shared_key.1.as_bytes(), &shared_key);
                 }
-                out.interest.push(InterestChange::Shared { key: shared_key, added: false });
+                out.interest.push(InterestChange::Shared {
+                    key: shared_key,
+                    added: false,
+                });
             }
             Err(_) => panic!("invalid filter {filter:?} reached the index"),
         }
@@ -331,5 +388,8 @@ fn shared_key(full: &ByteStr, group: &[u8], filter: &[u8]) -> SharedKey {
         ByteStr::from_bytes(bytes.slice(start..start + len))
             .unwrap_or_else(|| unreachable!("a slice of valid UTF-8 at '/' boundaries is valid"))
     };
-    (slice(group_start, group.len()), slice(filter_start, filter.len()))
+    (
+        slice(group_start, group.len()),
+        slice(filter_start, filter.len()),
+    )
 }

@@ -23,33 +23,64 @@ impl Shard {
     }
 
     pub(super) fn on_puback(&mut self, id: ConnId, received: Ack) -> Flow {
-        let Some(key) = self.session_of(id) else { return Flow::Close };
+        let Some(key) = self.session_of(id) else {
+            return Flow::Close;
+        };
         if self.inflight_state(key, &received) == Some(InflightState::AwaitPubAck) {
-            self.apply(Delta::Update { key, change: SessionDelta::Completed { packet_id: received.packet_id } });
+            self.apply(Delta::Update {
+                key,
+                change: SessionDelta::Completed {
+                    packet_id: received.packet_id,
+                },
+            });
             self.drain_queue(key);
         }
         Flow::Continue
     }
 
     pub(super) fn on_pubrec(&mut self, id: ConnId, received: Ack) -> Flow {
-        let Some(key) = self.session_of(id) else { return Flow::Close };
+        let Some(key) = self.session_of(id) else {
+            return Flow::Close;
+        };
         let v5 = self.conn(id).is_some_and(|c| c.protocol.is_v5());
         match self.inflight_state(key, &received) {
             Some(InflightState::AwaitPubRec) if v5 && received.reason_code >= 0x80 => {
                 // The client refused the message: the exchange ends here ([MQTT-4.3.3-?]).
-                self.apply(Delta::Update { key, change: SessionDelta::Completed { packet_id: received.packet_id } });
+                self.apply(Delta::Update {
+                    key,
+                    change: SessionDelta::Completed {
+                        packet_id: received.packet_id,
+                    },
+                });
                 self.drain_queue(key);
             }
             Some(InflightState::AwaitPubRec) => {
-                self.apply(Delta::Update { key, change: SessionDelta::PubRecReceived { packet_id: received.packet_id } });
-                self.send_ack(id, ack(received.packet_id, reason::SUCCESS), AckKind::PubRel);
+                self.apply(Delta::Update {
+                    key,
+                    change: SessionDelta::PubRecReceived {
+                        packet_id: received.packet_id,
+                    },
+                });
+                self.send_ack(
+                    id,
+                    ack(received.packet_id, reason::SUCCESS),
+                    AckKind::PubRel,
+                );
             }
             Some(InflightState::AwaitPubComp) => {
                 // A resent PUBREC: answer it again.
-                self.send_ack(id, ack(received.packet_id, reason::SUCCESS), AckKind::PubRel);
+                self.send_ack(
+                    id,
+                    ack(received.packet_id, reason::SUCCESS),
+                    AckKind::PubRel,
+                );
             }
             _ => {
-                let code = if v5 { reason::PACKET_IDENTIFIER_NOT_FOUND } else { reason::SUCCESS };
+                let code = if v5 {
+                    reason::PACKET_IDENTIFIER_NOT_FOUND
+                } else {
+                    reason::SUCCESS
+                };
                 self.send_ack(id, ack(received.packet_id, code), AckKind::PubRel);
             }
         }
@@ -57,20 +88,37 @@ impl Shard {
     }
 
     pub(super) fn on_pubcomp(&mut self, id: ConnId, received: Ack) -> Flow {
-        let Some(key) = self.session_of(id) else { return Flow::Close };
+        let Some(key) = self.session_of(id) else {
+            return Flow::Close;
+        };
         if self.inflight_state(key, &received) == Some(InflightState::AwaitPubComp) {
-            self.apply(Delta::Update { key, change: SessionDelta::Completed { packet_id: received.packet_id } });
+            self.apply(Delta::Update {
+                key,
+                change: SessionDelta::Completed {
+                    packet_id: received.packet_id,
+                },
+            });
             self.drain_queue(key);
         }
         Flow::Continue
     }
 
     pub(super) fn on_pubrel(&mut self, id: ConnId, received: Ack) -> Flow {
-        let Some(key) = self.session_of(id) else { return Flow::Close };
+        let Some(key) = self.session_of(id) else {
+            return Flow::Close;
+        };
         let v5 = self.conn(id).is_some_and(|c| c.protocol.is_v5());
-        let known = self.store.get(key).is_some_and(|s| s.inbound_qos2.contains(&received.packet_id.get()));
+        let known = self
+            .store
+            .get(key)
+            .is_some_and(|s| s.inbound_qos2.contains(&received.packet_id.get()));
         let code = if known {
-            self.apply(Delta::Update { key, change: SessionDelta::InboundQos2Released { packet_id: received.packet_id } });
+            self.apply(Delta::Update {
+                key,
+                change: SessionDelta::InboundQos2Released {
+                    packet_id: received.packet_id,
+                },
+            });
             reason::SUCCESS
         } else if v5 {
             reason::PACKET_IDENTIFIER_NOT_FOUND

@@ -67,25 +67,66 @@ impl Shard {
     ) -> Result<(ConnectRequest, ShardId), Refusal> {
         let settings = &self.settings;
         let Some(listener) = settings.listeners.get(accepted.listener) else {
-            return Err(refuse(connect.protocol, reason::SERVER_UNAVAILABLE, "unknown listener"));
+            return Err(refuse(
+                connect.protocol,
+                reason::SERVER_UNAVAILABLE,
+                "unknown listener",
+            ));
         };
         let v5 = connect.protocol.is_v5();
-        let who = || format!("Client {} [{}]", display_id(&connect.client_id), accepted.peer);
+        let who = || {
+            format!(
+                "Client {} [{}]",
+                display_id(&connect.client_id),
+                accepted.peer
+            )
+        };
         if !listener.accepts_level(connect.protocol.level()) {
-            let code = if v5 { reason::UNSUPPORTED_PROTOCOL_VERSION } else { reason::v3::UNACCEPTABLE_PROTOCOL_VERSION };
-            return Err(refuse(connect.protocol, code, &format!("{} disconnected, protocol version not accepted on this listener.", who())));
+            let code = if v5 {
+                reason::UNSUPPORTED_PROTOCOL_VERSION
+            } else {
+                reason::v3::UNACCEPTABLE_PROTOCOL_VERSION
+            };
+            return Err(refuse(
+                connect.protocol,
+                code,
+                &format!(
+                    "{} disconnected, protocol version not accepted on this listener.",
+                    who()
+                ),
+            ));
         }
         if v5 && connect.properties.authentication_method.is_some() {
-            return Err(refuse(connect.protocol, reason::BAD_AUTHENTICATION_METHOD, &format!("{} disconnected, unsupported authentication method.", who())));
+            return Err(refuse(
+                connect.protocol,
+                reason::BAD_AUTHENTICATION_METHOD,
+                &format!("{} disconnected, unsupported authentication method.", who()),
+            ));
         }
         if let Some(will) = &connect.will {
             if will.qos as u8 > listener.max_qos {
-                let code = if v5 { reason::QOS_NOT_SUPPORTED } else { reason::v3::NOT_AUTHORIZED };
-                return Err(refuse(connect.protocol, code, &format!("{} disconnected, will QoS not supported.", who())));
+                let code = if v5 {
+                    reason::QOS_NOT_SUPPORTED
+                } else {
+                    reason::v3::NOT_AUTHORIZED
+                };
+                return Err(refuse(
+                    connect.protocol,
+                    code,
+                    &format!("{} disconnected, will QoS not supported.", who()),
+                ));
             }
             if will.retain && !settings.retain_available {
-                let code = if v5 { reason::RETAIN_NOT_SUPPORTED } else { reason::v3::NOT_AUTHORIZED };
-                return Err(refuse(connect.protocol, code, &format!("{} disconnected, retain not supported.", who())));
+                let code = if v5 {
+                    reason::RETAIN_NOT_SUPPORTED
+                } else {
+                    reason::v3::NOT_AUTHORIZED
+                };
+                return Err(refuse(
+                    connect.protocol,
+                    code,
+                    &format!("{} disconnected, retain not supported.", who()),
+                ));
             }
         }
         let (keep_alive, server_keep_alive) = self.keep_alive_for(&connect)?;
@@ -102,24 +143,61 @@ impl Shard {
         let username = match decision {
             AuthDecision::Allow { username } => username,
             AuthDecision::BadCredentials => {
-                let code = if v5 { reason::BAD_USER_NAME_OR_PASSWORD } else { reason::v3::BAD_USER_NAME_OR_PASSWORD };
-                return Err(refuse(connect.protocol, code, &format!("Client {client_id} [{}] disconnected, bad username or password.", accepted.peer)));
+                let code = if v5 {
+                    reason::BAD_USER_NAME_OR_PASSWORD
+                } else {
+                    reason::v3::BAD_USER_NAME_OR_PASSWORD
+                };
+                return Err(refuse(
+                    connect.protocol,
+                    code,
+                    &format!(
+                        "Client {client_id} [{}] disconnected, bad username or password.",
+                        accepted.peer
+                    ),
+                ));
             }
             AuthDecision::NotAuthorized => {
-                let code = if v5 { reason::NOT_AUTHORIZED } else { reason::v3::NOT_AUTHORIZED };
-                return Err(refuse(connect.protocol, code, &format!("Client {client_id} [{}] disconnected, not authorised.", accepted.peer)));
+                let code = if v5 {
+                    reason::NOT_AUTHORIZED
+                } else {
+                    reason::v3::NOT_AUTHORIZED
+                };
+                return Err(refuse(
+                    connect.protocol,
+                    code,
+                    &format!(
+                        "Client {client_id} [{}] disconnected, not authorised.",
+                        accepted.peer
+                    ),
+                ));
             }
         };
         let (client_id, assigned) = match (listener.use_username_as_clientid, &username) {
             (true, Some(name)) => (name.clone(), false),
             (true, None) => {
-                let code = if v5 { reason::NOT_AUTHORIZED } else { reason::v3::NOT_AUTHORIZED };
-                return Err(refuse(connect.protocol, code, &format!("{} disconnected, not authorised.", who())));
+                let code = if v5 {
+                    reason::NOT_AUTHORIZED
+                } else {
+                    reason::v3::NOT_AUTHORIZED
+                };
+                return Err(refuse(
+                    connect.protocol,
+                    code,
+                    &format!("{} disconnected, not authorised.", who()),
+                ));
             }
             (false, _) => (client_id, assigned),
         };
         let home = self.home_of(client_id.as_bytes());
-        let request = ConnectRequest { connect, client_id, assigned, username, keep_alive, server_keep_alive };
+        let request = ConnectRequest {
+            connect,
+            client_id,
+            assigned,
+            username,
+            keep_alive,
+            server_keep_alive,
+        };
         Ok((request, home))
     }
 
@@ -137,16 +215,31 @@ impl Shard {
         Err(refuse(
             connect.protocol,
             reason::v3::IDENTIFIER_REJECTED,
-            &format!("Client {} disconnected, keepalive {asked} is not allowed (max_keepalive {max}).", display_id(&connect.client_id)),
+            &format!(
+                "Client {} disconnected, keepalive {asked} is not allowed (max_keepalive {max}).",
+                display_id(&connect.client_id)
+            ),
         ))
     }
 
     /// The client id rules of §3.1.3.1 and Mosquitto's options.
-    fn client_id_for(&self, accepted: &Accepted, connect: &Connect) -> Result<(ByteStr, bool), Refusal> {
+    fn client_id_for(
+        &self,
+        accepted: &Accepted,
+        connect: &Connect,
+    ) -> Result<(ByteStr, bool), Refusal> {
         let protocol = connect.protocol;
         let rejected = |why: &str| {
-            let code = if protocol.is_v5() { reason::CLIENT_IDENTIFIER_NOT_VALID } else { reason::v3::IDENTIFIER_REJECTED };
-            refuse(protocol, code, &format!("Client <unknown> [{}] disconnected, {why}.", accepted.peer))
+            let code = if protocol.is_v5() {
+                reason::CLIENT_IDENTIFIER_NOT_VALID
+            } else {
+                reason::v3::IDENTIFIER_REJECTED
+            };
+            refuse(
+                protocol,
+                code,
+                &format!("Client <unknown> [{}] disconnected, {why}.", accepted.peer),
+            )
         };
         let id = &connect.client_id;
         if protocol == Protocol::V31 && (id.is_empty() || id.len() > 23) {
@@ -162,13 +255,17 @@ impl Shard {
         if !listener.allow_zero_length_clientid {
             return Err(rejected("empty client id not allowed"));
         }
-        Ok((self.assign_client_id(&listener.auto_id_prefix, accepted), true))
+        Ok((
+            self.assign_client_id(&listener.auto_id_prefix, accepted),
+            true,
+        ))
     }
 
     /// An id `<prefix><uuid-like hex>` that hashes to this shard, so the connection never
     /// needs to move.
     fn assign_client_id(&self, prefix: &str, accepted: &Accepted) -> ByteStr {
-        let mut seed = (self.now.mono_ms << 20) ^ u64::from(accepted.peer.port()) ^ self.generation as u64;
+        let mut seed =
+            (self.now.mono_ms << 20) ^ u64::from(accepted.peer.port()) ^ self.generation as u64;
         loop {
             seed = splitmix(seed);
             let (a, b) = (splitmix(seed), splitmix(seed ^ 0x5555));
@@ -189,7 +286,11 @@ impl Shard {
     /// Opens an admitted connection on this, its home, shard: takeover, session, will,
     /// CONNACK, then redelivery of what the session holds.
     pub fn open(&mut self, accepted: Accepted, request: ConnectRequest) -> ConnId {
-        assert_eq!(self.home_of(request.client_id.as_bytes()), self.id, "opened on the wrong shard");
+        assert_eq!(
+            self.home_of(request.client_id.as_bytes()),
+            self.id,
+            "opened on the wrong shard"
+        );
         let connect = &request.connect;
         let protocol = connect.protocol;
         let expiry = session_expiry(connect);
@@ -202,7 +303,11 @@ impl Shard {
             Some(key) => {
                 self.apply(Delta::Update {
                     key,
-                    change: SessionDelta::Resumed { protocol, username: request.username.clone(), expiry_interval: expiry },
+                    change: SessionDelta::Resumed {
+                        protocol,
+                        username: request.username.clone(),
+                        expiry_interval: expiry,
+                    },
                 });
                 key
             }
@@ -216,12 +321,19 @@ impl Shard {
                     expiry_interval: expiry,
                     username: request.username.clone(),
                 };
-                self.apply(create).unwrap_or_else(|| unreachable!("Create returns its key"))
+                self.apply(create)
+                    .unwrap_or_else(|| unreachable!("Create returns its key"))
             }
         };
         self.cancel_delayed_will(key);
-        let will = connect.will.as_ref().map(|will| self.stored_will(accepted.listener, will));
-        self.apply(Delta::Update { key, change: SessionDelta::WillChanged { will: will.clone() } });
+        let will = connect
+            .will
+            .as_ref()
+            .map(|will| self.stored_will(accepted.listener, will));
+        self.apply(Delta::Update {
+            key,
+            change: SessionDelta::WillChanged { will: will.clone() },
+        });
         let id = self.insert_connection(&accepted, &request, key, will.is_some());
         let session_present = resumed.is_some() && protocol != Protocol::V31;
         self.send_connack(id, &request, session_present);
@@ -241,11 +353,18 @@ impl Shard {
             }
             return;
         };
-        let session_ends = clean_start || self.store.get(key).is_some_and(|s| s.expiry_interval == 0);
+        let session_ends =
+            clean_start || self.store.get(key).is_some_and(|s| s.expiry_interval == 0);
         if let Some(conn) = self.conn_mut(old) {
-            log::info!("Client {} already connected, closing old connection.", conn.client_id);
+            log::info!(
+                "Client {} already connected, closing old connection.",
+                conn.client_id
+            );
             if conn.protocol.is_v5() {
-                let packet = Packet::Disconnect(Disconnect { reason_code: reason::SESSION_TAKEN_OVER, ..Default::default() });
+                let packet = Packet::Disconnect(Disconnect {
+                    reason_code: reason::SESSION_TAKEN_OVER,
+                    ..Default::default()
+                });
                 conn.send(&packet);
             }
             conn.session = None;
@@ -257,7 +376,10 @@ impl Shard {
         if session_ends {
             self.publish_will_now(key);
         } else {
-            self.apply(Delta::Update { key, change: SessionDelta::WillChanged { will: None } });
+            self.apply(Delta::Update {
+                key,
+                change: SessionDelta::WillChanged { will: None },
+            });
         }
     }
 
@@ -281,11 +403,20 @@ impl Shard {
         }
     }
 
-    fn insert_connection(&mut self, accepted: &Accepted, request: &ConnectRequest, key: SessionKey, will: bool) -> ConnId {
+    fn insert_connection(
+        &mut self,
+        accepted: &Accepted,
+        request: &ConnectRequest,
+        key: SessionKey,
+        will: bool,
+    ) -> ConnId {
         self.generation = self.generation.wrapping_add(1);
         let connect = &request.connect;
         let entry = self.conns.vacant_entry();
-        let id = ConnId { slot: entry.key() as u32, generation: self.generation };
+        let id = ConnId {
+            slot: entry.key() as u32,
+            generation: self.generation,
+        };
         let props = &connect.properties;
         entry.insert(Connection {
             id,
@@ -315,7 +446,9 @@ impl Shard {
 
     fn send_connack(&mut self, id: ConnId, request: &ConnectRequest, session_present: bool) {
         let settings = &self.settings;
-        let Some(conn) = self.conns.get(id.slot as usize) else { return };
+        let Some(conn) = self.conns.get(id.slot as usize) else {
+            return;
+        };
         let listener = &settings.listeners[conn.listener];
         let mut properties = ConnAckProperties::default();
         if request.connect.protocol.is_v5() {
@@ -335,7 +468,11 @@ impl Shard {
             properties.topic_alias_maximum = Some(listener.max_topic_alias).filter(|max| *max > 0);
             properties.server_keep_alive = request.server_keep_alive;
         }
-        let packet = Packet::ConnAck(ConnAck { session_present, reason_code: reason::SUCCESS, properties });
+        let packet = Packet::ConnAck(ConnAck {
+            session_present,
+            reason_code: reason::SUCCESS,
+            properties,
+        });
         if let Some(conn) = self.conn_mut(id) {
             conn.send(&packet);
         }
@@ -393,8 +530,16 @@ fn display_id(id: &ByteStr) -> &str {
 }
 
 fn refuse(protocol: Protocol, code: u8, log: &str) -> Refusal {
-    let connack = ConnAck { session_present: false, reason_code: code, properties: Default::default() };
-    Refusal { connack: Some(Packet::ConnAck(connack)), protocol, log: log.to_string() }
+    let connack = ConnAck {
+        session_present: false,
+        reason_code: code,
+        properties: Default::default(),
+    };
+    Refusal {
+        connack: Some(Packet::ConnAck(connack)),
+        protocol,
+        log: log.to_string(),
+    }
 }
 
 fn splitmix(mut x: u64) -> u64 {

@@ -23,7 +23,12 @@ impl Shard {
     pub(super) fn deliver_local(&mut self, message: &Message, origin: Option<SessionKey>) -> bool {
         let mut matches = std::mem::take(&mut self.matches);
         matches.clear();
-        self.store.index.plain.for_each_match(message.topic.as_bytes(), |key, sub| matches.push((*key, *sub)));
+        self.store
+            .index
+            .plain
+            .for_each_match(message.topic.as_bytes(), |key, sub| {
+                matches.push((*key, *sub))
+            });
         if matches.len() > 1 {
             matches.sort_unstable_by_key(|(key, _)| *key);
         }
@@ -31,8 +36,14 @@ impl Shard {
         let mut start = 0;
         while start < matches.len() {
             let key = matches[start].0;
-            let end = start + matches[start..].iter().take_while(|(k, _)| *k == key).count();
-            if let Some(delivery) = merge_matches(message, &matches[start..end], origin == Some(key)) {
+            let end = start
+                + matches[start..]
+                    .iter()
+                    .take_while(|(k, _)| *k == key)
+                    .count();
+            if let Some(delivery) =
+                merge_matches(message, &matches[start..end], origin == Some(key))
+            {
                 any = true;
                 self.deliver_to_session(key, delivery);
             }
@@ -44,7 +55,12 @@ impl Shard {
 
     /// Delivers to one member of the shared subscription `key` on this shard, preferring
     /// connected members, round robin.
-    pub(super) fn deliver_shared_local(&mut self, key: &SharedKey, message: Message, _origin: Option<SessionKey>) {
+    pub(super) fn deliver_shared_local(
+        &mut self,
+        key: &SharedKey,
+        message: Message,
+        _origin: Option<SessionKey>,
+    ) {
         let Some(group) = self.store.index.groups.get_mut(key) else {
             // The last local member left while the message was on its way.
             bump(&self.stats[usize::from(self.id)].publish_dropped, 1);
@@ -61,7 +77,11 @@ impl Shard {
         group.cursor = pick + 1;
         let (member, sub) = group.members[pick];
         let delivery = Delivery {
-            qos: cap_qos(message.qos, sub.options.qos, self.settings.upgrade_outgoing_qos),
+            qos: cap_qos(
+                message.qos,
+                sub.options.qos,
+                self.settings.upgrade_outgoing_qos,
+            ),
             retain: sub.options.retain_as_published && message.retain,
             subscription_ids: sub.identifier.into_iter().collect(),
             message,
@@ -75,9 +95,18 @@ impl Shard {
         if delivery.message.expired(now) {
             return;
         }
-        let Some(session) = self.store.get(key) else { return };
-        let who = Identity { listener: 0, client_id: session.client_id.as_str(), username: session.username.as_deref() };
-        if !self.access.may_receive(&who, delivery.message.topic.as_str()) {
+        let Some(session) = self.store.get(key) else {
+            return;
+        };
+        let who = Identity {
+            listener: 0,
+            client_id: session.client_id.as_str(),
+            username: session.username.as_deref(),
+        };
+        if !self
+            .access
+            .may_receive(&who, delivery.message.topic.as_str())
+        {
             return;
         }
         match self.conn_of(key) {
@@ -99,7 +128,9 @@ impl Shard {
     fn send_qos0(&mut self, id: crate::connection::ConnId, delivery: &Delivery) {
         let now = self.now.unix_s;
         let stats = &self.stats[usize::from(self.id)];
-        let Some(conn) = self.conns.get_mut(id.slot as usize).filter(|c| c.id == id) else { return };
+        let Some(conn) = self.conns.get_mut(id.slot as usize).filter(|c| c.id == id) else {
+            return;
+        };
         if conn.out.len() >= OUTBOUND_BYTES_SOFT_MAX {
             bump(&stats.publish_dropped, 1);
             return;
@@ -114,14 +145,22 @@ impl Shard {
     /// queued ahead (order is kept), else into the queue.
     fn send_or_queue(&mut self, key: SessionKey, delivery: Delivery) {
         let Some(id) = self.conn_of(key) else { return };
-        let Some(conn) = self.conns.get_mut(id.slot as usize).filter(|c| c.id == id) else { return };
-        let Some(session) = self.store.get(key) else { return };
+        let Some(conn) = self.conns.get_mut(id.slot as usize).filter(|c| c.id == id) else {
+            return;
+        };
+        let Some(session) = self.store.get(key) else {
+            return;
+        };
         let outbound = &session.outbound;
-        let window = window_size(conn.client_receive_maximum, self.settings.max_inflight_messages);
+        let window = window_size(
+            conn.client_receive_maximum,
+            self.settings.max_inflight_messages,
+        );
         let bytes_max = self.settings.max_inflight_bytes;
         let room = outbound.queue.is_empty()
             && outbound.inflight.len() < window
-            && (bytes_max == 0 || outbound.inflight_bytes + delivery.message.payload.len() <= bytes_max);
+            && (bytes_max == 0
+                || outbound.inflight_bytes + delivery.message.payload.len() <= bytes_max);
         if !room {
             self.enqueue(key, delivery);
             return;
@@ -137,23 +176,38 @@ impl Shard {
             return;
         }
         count_sent(stats, &delivery);
-        self.apply(Delta::Update { key, change: SessionDelta::Sent { packet_id, delivery } });
+        self.apply(Delta::Update {
+            key,
+            change: SessionDelta::Sent {
+                packet_id,
+                delivery,
+            },
+        });
     }
 
     /// Appends to the session's queue, or drops when `max_queued_*` is reached.
     fn enqueue(&mut self, key: SessionKey, delivery: Delivery) {
-        let Some(session) = self.store.get(key) else { return };
+        let Some(session) = self.store.get(key) else {
+            return;
+        };
         let outbound = &session.outbound;
         let count_max = self.settings.max_queued_messages;
         let bytes_max = self.settings.max_queued_bytes;
         let full = (count_max != 0 && outbound.queue.len() >= count_max)
-            || (bytes_max != 0 && outbound.queued_bytes + delivery.message.payload.len() > bytes_max);
+            || (bytes_max != 0
+                && outbound.queued_bytes + delivery.message.payload.len() > bytes_max);
         if full {
             bump(&self.my_stats().publish_dropped, 1);
             return;
         }
-        let delivery = Delivery { message: delivery.message.compact(), ..delivery };
-        self.apply(Delta::Update { key, change: SessionDelta::Queued { delivery } });
+        let delivery = Delivery {
+            message: delivery.message.compact(),
+            ..delivery
+        };
+        self.apply(Delta::Update {
+            key,
+            change: SessionDelta::Queued { delivery },
+        });
     }
 
     /// Moves queued deliveries into the window while it has room (after an
@@ -162,34 +216,57 @@ impl Shard {
         loop {
             let Some(id) = self.conn_of(key) else { return };
             let now = self.now.unix_s;
-            let Some(conn) = self.conns.get_mut(id.slot as usize).filter(|c| c.id == id) else { return };
-            let Some(session) = self.store.get(key) else { return };
+            let Some(conn) = self.conns.get_mut(id.slot as usize).filter(|c| c.id == id) else {
+                return;
+            };
+            let Some(session) = self.store.get(key) else {
+                return;
+            };
             let outbound = &session.outbound;
-            let Some(front) = outbound.queue.front() else { return };
+            let Some(front) = outbound.queue.front() else {
+                return;
+            };
             let stats = &self.stats[usize::from(self.id)];
             if front.message.expired(now) {
-                self.apply(Delta::Update { key, change: SessionDelta::QueueFrontDropped });
+                self.apply(Delta::Update {
+                    key,
+                    change: SessionDelta::QueueFrontDropped,
+                });
                 continue;
             }
             if front.qos == QoS::AtMostOnce {
                 if encode_delivery(conn, front, None, false, now).is_some() {
                     count_sent(stats, front);
                 }
-                self.apply(Delta::Update { key, change: SessionDelta::QueueFrontDropped });
+                self.apply(Delta::Update {
+                    key,
+                    change: SessionDelta::QueueFrontDropped,
+                });
                 continue;
             }
-            let window = window_size(conn.client_receive_maximum, self.settings.max_inflight_messages);
+            let window = window_size(
+                conn.client_receive_maximum,
+                self.settings.max_inflight_messages,
+            );
             if outbound.inflight.len() >= window {
                 return;
             }
-            let Some(packet_id) = outbound.next_packet_id() else { return };
+            let Some(packet_id) = outbound.next_packet_id() else {
+                return;
+            };
             if encode_delivery(conn, front, Some(packet_id), false, now).is_none() {
                 bump(&stats.publish_dropped, 1);
-                self.apply(Delta::Update { key, change: SessionDelta::QueueFrontDropped });
+                self.apply(Delta::Update {
+                    key,
+                    change: SessionDelta::QueueFrontDropped,
+                });
                 continue;
             }
             count_sent(stats, front);
-            self.apply(Delta::Update { key, change: SessionDelta::Dequeued { packet_id } });
+            self.apply(Delta::Update {
+                key,
+                change: SessionDelta::Dequeued { packet_id },
+            });
         }
     }
 
@@ -198,8 +275,12 @@ impl Shard {
     pub(super) fn resume_outbound(&mut self, key: SessionKey) {
         let Some(id) = self.conn_of(key) else { return };
         let now = self.now.unix_s;
-        let Some(conn) = self.conns.get_mut(id.slot as usize).filter(|c| c.id == id) else { return };
-        let Some(session) = self.store.get(key) else { return };
+        let Some(conn) = self.conns.get_mut(id.slot as usize).filter(|c| c.id == id) else {
+            return;
+        };
+        let Some(session) = self.store.get(key) else {
+            return;
+        };
         for entry in &session.outbound.inflight {
             match (&entry.state, &entry.delivery) {
                 (InflightState::AwaitPubComp, _) => {
@@ -217,7 +298,11 @@ impl Shard {
 
 /// Combines the subscriptions of one session that matched: highest QoS, retain as
 /// published if any asks for it, every identifier. `from_self` drops No Local ones.
-fn merge_matches(message: &Message, matches: &[(SessionKey, Subscription)], from_self: bool) -> Option<Delivery> {
+fn merge_matches(
+    message: &Message,
+    matches: &[(SessionKey, Subscription)],
+    from_self: bool,
+) -> Option<Delivery> {
     let mut qos = None;
     let mut retain = false;
     let mut subscription_ids = SubscriptionIds::new();
@@ -230,7 +315,12 @@ fn merge_matches(message: &Message, matches: &[(SessionKey, Subscription)], from
         subscription_ids.extend(sub.identifier);
     }
     let granted = qos?;
-    Some(Delivery { message: message.clone(), qos: cap_qos(message.qos, granted, false), retain, subscription_ids })
+    Some(Delivery {
+        message: message.clone(),
+        qos: cap_qos(message.qos, granted, false),
+        retain,
+        subscription_ids,
+    })
 }
 
 /// The QoS a subscriber receives: the lower of the two, unless `upgrade_outgoing_qos`.
@@ -244,7 +334,11 @@ pub(super) fn cap_qos(published: QoS, granted: QoS, upgrade: bool) -> QoS {
 
 /// The window: the client's Receive Maximum and `max_inflight_messages` (0 = no limit).
 fn window_size(client: u16, configured: u16) -> usize {
-    let configured = if configured == 0 { u16::MAX } else { configured };
+    let configured = if configured == 0 {
+        u16::MAX
+    } else {
+        configured
+    };
     usize::from(client.min(configured))
 }
 
@@ -275,5 +369,8 @@ pub(super) fn encode_delivery(
 fn count_sent(stats: &crate::stats::ShardStats, delivery: &Delivery) {
     bump(&stats.publish_sent, 1);
     bump(&stats.messages_sent, 1);
-    bump(&stats.publish_bytes_sent, delivery.message.payload.len() as u64);
+    bump(
+        &stats.publish_bytes_sent,
+        delivery.message.payload.len() as u64,
+    );
 }

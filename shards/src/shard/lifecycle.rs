@@ -22,7 +22,9 @@ pub enum Flow {
 impl Shard {
     /// Dispatches one packet received on connection `id` (after CONNECT).
     pub fn handle(&mut self, id: ConnId, packet: Packet) -> Flow {
-        let Some(conn) = self.conn(id) else { return Flow::Close };
+        let Some(conn) = self.conn(id) else {
+            return Flow::Close;
+        };
         if conn.closing.is_some() {
             return Flow::Close;
         }
@@ -43,9 +45,11 @@ impl Shard {
             }
             Packet::Disconnect(disconnect) => self.on_disconnect(id, disconnect),
             Packet::Connect(_) => self.violate(id, reason::PROTOCOL_ERROR, "sent a second CONNECT"),
-            Packet::Auth(_) => {
-                self.violate(id, reason::PROTOCOL_ERROR, "sent AUTH without an authentication method")
-            }
+            Packet::Auth(_) => self.violate(
+                id,
+                reason::PROTOCOL_ERROR,
+                "sent AUTH without an authentication method",
+            ),
             Packet::ConnAck(_) | Packet::SubAck(_) | Packet::UnsubAck(_) | Packet::PingResp => {
                 self.violate(id, reason::PROTOCOL_ERROR, "sent a server-to-client packet")
             }
@@ -68,12 +72,21 @@ impl Shard {
 
     /// Closes `id` for a protocol violation, telling a 5.0 client why ([MQTT-4.13.1]).
     pub(super) fn violate(&mut self, id: ConnId, code: u8, why: &str) -> Flow {
-        let Some(conn) = self.conn_mut(id) else { return Flow::Close };
-        log::info!("Client {} disconnected due to protocol error: {why}.", conn.client_id);
+        let Some(conn) = self.conn_mut(id) else {
+            return Flow::Close;
+        };
+        log::info!(
+            "Client {} disconnected due to protocol error: {why}.",
+            conn.client_id
+        );
         if conn.protocol.is_v5() {
-            let mut disconnect = Disconnect { reason_code: code, ..Default::default() };
+            let mut disconnect = Disconnect {
+                reason_code: code,
+                ..Default::default()
+            };
             if conn.problem_information {
-                disconnect.properties.reason_string = Some(crate::mqtt::ByteStr::from(why.to_string()));
+                disconnect.properties.reason_string =
+                    Some(crate::mqtt::ByteStr::from(why.to_string()));
             }
             conn.send(&Packet::Disconnect(disconnect));
         }
@@ -82,19 +95,31 @@ impl Shard {
     }
 
     fn on_disconnect(&mut self, id: ConnId, disconnect: Disconnect) -> Flow {
-        let Some(conn) = self.conn(id) else { return Flow::Close };
+        let Some(conn) = self.conn(id) else {
+            return Flow::Close;
+        };
         let key = conn.session;
         let protocol = conn.protocol;
         if let (Some(key), Some(expiry)) = (key, disconnect.properties.session_expiry_interval) {
             let current = self.store.get(key).map_or(0, |s| s.expiry_interval);
             if protocol.is_v5() && current == 0 && expiry != 0 {
                 // [MQTT-3.14.2-2]: a session that was not persistent cannot become so here.
-                return self.violate(id, reason::PROTOCOL_ERROR, "set a session expiry on DISCONNECT after connecting with none");
+                return self.violate(
+                    id,
+                    reason::PROTOCOL_ERROR,
+                    "set a session expiry on DISCONNECT after connecting with none",
+                );
             }
-            self.apply(Delta::Update { key, change: SessionDelta::ExpiryChanged { expiry_interval: expiry } });
+            self.apply(Delta::Update {
+                key,
+                change: SessionDelta::ExpiryChanged {
+                    expiry_interval: expiry,
+                },
+            });
         }
         if let Some(conn) = self.conn_mut(id) {
-            conn.will_on_close = protocol == Protocol::V5 && disconnect.reason_code == reason::DISCONNECT_WITH_WILL_MESSAGE;
+            conn.will_on_close = protocol == Protocol::V5
+                && disconnect.reason_code == reason::DISCONNECT_WITH_WILL_MESSAGE;
             conn.close(CloseReason::ClientDisconnect);
         }
         Flow::Close
@@ -114,11 +139,16 @@ impl Shard {
         let Some(key) = conn.session else { return };
         self.set_online(key, None);
         drop_by(&self.my_stats().clients_connected, 1);
-        self.session_disconnected(key, conn.will_on_close && reason != CloseReason::ServerShutdown);
+        self.session_disconnected(
+            key,
+            conn.will_on_close && reason != CloseReason::ServerShutdown,
+        );
     }
 
     fn session_disconnected(&mut self, key: SessionKey, publish_will: bool) {
-        let Some(session) = self.store.get(key) else { return };
+        let Some(session) = self.store.get(key) else {
+            return;
+        };
         let expiry = session.expiry_interval;
         match (&session.will, publish_will) {
             (Some(will), true) if will.delay_interval > 0 && expiry > 0 => {
@@ -127,7 +157,10 @@ impl Shard {
             }
             (Some(_), true) => self.publish_will_now(key),
             (Some(_), false) => {
-                self.apply(Delta::Update { key, change: SessionDelta::WillChanged { will: None } });
+                self.apply(Delta::Update {
+                    key,
+                    change: SessionDelta::WillChanged { will: None },
+                });
             }
             (None, _) => {}
         }
@@ -135,7 +168,10 @@ impl Shard {
             self.end_session(key);
         } else {
             let at = self.now.unix_s;
-            self.apply(Delta::Update { key, change: SessionDelta::Disconnected { at } });
+            self.apply(Delta::Update {
+                key,
+                change: SessionDelta::Disconnected { at },
+            });
         }
     }
 
@@ -143,7 +179,10 @@ impl Shard {
     pub(super) fn end_session(&mut self, key: SessionKey) {
         self.publish_pending_will(key);
         self.delayed_wills.retain(|(_, k)| *k != key);
-        self.apply(Delta::Update { key, change: SessionDelta::Ended });
+        self.apply(Delta::Update {
+            key,
+            change: SessionDelta::Ended,
+        });
     }
 
     /// Publishes the will of an offline session whose will is still pending.
@@ -160,11 +199,18 @@ impl Shard {
 
     /// Takes the session's will and publishes it like any message.
     pub(super) fn publish_will_now(&mut self, key: SessionKey) {
-        let Some(will) = self.store.get(key).and_then(|s| s.will.clone()) else { return };
+        let Some(will) = self.store.get(key).and_then(|s| s.will.clone()) else {
+            return;
+        };
         self.delayed_wills.retain(|(_, k)| *k != key);
-        self.apply(Delta::Update { key, change: SessionDelta::WillChanged { will: None } });
+        self.apply(Delta::Update {
+            key,
+            change: SessionDelta::WillChanged { will: None },
+        });
         let mut message = will.message;
-        message.expires_at = will.message_expiry_interval.map(|s| self.now.unix_s + u64::from(s));
+        message.expires_at = will
+            .message_expiry_interval
+            .map(|s| self.now.unix_s + u64::from(s));
         self.publish_message(message, None);
     }
 
@@ -173,7 +219,12 @@ impl Shard {
         self.check_keep_alive();
         self.update_gauges();
         let now = self.now.unix_s;
-        let due: Vec<SessionKey> = self.delayed_wills.iter().filter(|(at, _)| *at <= now).map(|(_, k)| *k).collect();
+        let due: Vec<SessionKey> = self
+            .delayed_wills
+            .iter()
+            .filter(|(at, _)| *at <= now)
+            .map(|(_, k)| *k)
+            .collect();
         for key in due {
             self.publish_will_now(key);
         }
@@ -190,9 +241,18 @@ impl Shard {
             stored += (outbound.queue.len() + outbound.inflight.len()) as u64;
             stored_bytes += (outbound.queued_bytes + outbound.inflight_bytes) as u64;
         }
-        let shared: usize = self.store.index.groups.values().map(|group| group.members.len()).sum();
+        let shared: usize = self
+            .store
+            .index
+            .groups
+            .values()
+            .map(|group| group.members.len())
+            .sum();
         set(&stats.sessions, self.store.len() as u64);
-        set(&stats.subscriptions, (self.store.index.plain.len() + shared) as u64);
+        set(
+            &stats.subscriptions,
+            (self.store.index.plain.len() + shared) as u64,
+        );
         set(&stats.shared_subscriptions, shared as u64);
         set(&stats.stored_messages, stored);
         set(&stats.stored_bytes, stored_bytes);
@@ -207,7 +267,10 @@ impl Shard {
             // [MQTT-3.1.2-24]: one and a half times the keep alive.
             if now.saturating_sub(conn.last_activity_ms) > conn.keep_alive_ms * 3 / 2 {
                 if conn.protocol.is_v5() {
-                    let disconnect = Disconnect { reason_code: reason::KEEP_ALIVE_TIMEOUT, properties: DisconnectProperties::default() };
+                    let disconnect = Disconnect {
+                        reason_code: reason::KEEP_ALIVE_TIMEOUT,
+                        properties: DisconnectProperties::default(),
+                    };
                     conn.send(&Packet::Disconnect(disconnect));
                 }
                 conn.close(CloseReason::KeepAliveTimeout);
@@ -242,7 +305,10 @@ impl Shard {
         self.shutting_down = true;
         for (_, conn) in self.conns.iter_mut() {
             if conn.protocol.is_v5() && conn.closing.is_none() {
-                let disconnect = Disconnect { reason_code: reason::SERVER_SHUTTING_DOWN, ..Default::default() };
+                let disconnect = Disconnect {
+                    reason_code: reason::SERVER_SHUTTING_DOWN,
+                    ..Default::default()
+                };
                 conn.send(&Packet::Disconnect(disconnect));
             }
             conn.close(CloseReason::ServerShutdown);
@@ -254,7 +320,10 @@ impl Shard {
         for (_, conn) in self.conns.iter_mut() {
             if conn.username.as_deref() == Some(username) {
                 if conn.protocol.is_v5() {
-                    let disconnect = Disconnect { reason_code: reason::ADMINISTRATIVE_ACTION, ..Default::default() };
+                    let disconnect = Disconnect {
+                        reason_code: reason::ADMINISTRATIVE_ACTION,
+                        ..Default::default()
+                    };
                     conn.send(&Packet::Disconnect(disconnect));
                 }
                 conn.close(CloseReason::Administrative);
@@ -268,8 +337,14 @@ fn log_disconnect(client_id: &str, reason: CloseReason) {
     match reason {
         CloseReason::ClientDisconnect => log::info!("Client {client_id} disconnected."),
         CloseReason::SocketClosed => log::info!("Client {client_id} closed its connection."),
-        CloseReason::KeepAliveTimeout => log::info!("Client {client_id} has exceeded timeout, disconnecting."),
-        CloseReason::Administrative => log::info!("Client {client_id} been disconnected by administrative action."),
-        CloseReason::TakenOver | CloseReason::ProtocolViolation(_) | CloseReason::ServerShutdown => {}
+        CloseReason::KeepAliveTimeout => {
+            log::info!("Client {client_id} has exceeded timeout, disconnecting.")
+        }
+        CloseReason::Administrative => {
+            log::info!("Client {client_id} been disconnected by administrative action.")
+        }
+        CloseReason::TakenOver
+        | CloseReason::ProtocolViolation(_)
+        | CloseReason::ServerShutdown => {}
     }
 }

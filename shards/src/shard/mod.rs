@@ -186,7 +186,10 @@ impl Shard {
             self.interest_changed(self.id, change.clone());
             if self.mesh.shards() > 1 {
                 let source = self.id;
-                self.mesh.broadcast(|| crate::mesh::ShardMsg::Interest { source, change: change.clone() });
+                self.mesh.broadcast(|| crate::mesh::ShardMsg::Interest {
+                    source,
+                    change: change.clone(),
+                });
             }
         }
         applied.created
@@ -196,17 +199,28 @@ impl Shard {
     fn interest_changed(&mut self, source: ShardId, change: crate::session::store::InterestChange) {
         use crate::session::store::InterestChange;
         match change {
-            InterestChange::Plain { filter, added: true } => {
+            InterestChange::Plain {
+                filter,
+                added: true,
+            } => {
                 self.interest.add(filter.as_bytes(), source);
             }
-            InterestChange::Plain { filter, added: false } => {
+            InterestChange::Plain {
+                filter,
+                added: false,
+            } => {
                 self.interest.remove(filter.as_bytes(), source);
             }
             InterestChange::Shared { key, added } => {
                 let shards = self.mesh.shards();
-                let entry = self.shared_interest.shards.entry(key.clone()).or_insert_with(|| {
-                    SharedShards { members: vec![0; shards], cursor: 0 }
-                });
+                let entry = self
+                    .shared_interest
+                    .shards
+                    .entry(key.clone())
+                    .or_insert_with(|| SharedShards {
+                        members: vec![0; shards],
+                        cursor: 0,
+                    });
                 let count = &mut entry.members[usize::from(source)];
                 if added {
                     *count += 1;
@@ -215,7 +229,9 @@ impl Shard {
                 }
                 let total: u32 = entry.members.iter().sum();
                 if added && total == 1 {
-                    self.shared_interest.trie.insert(key.1.as_bytes(), key.clone(), ());
+                    self.shared_interest
+                        .trie
+                        .insert(key.1.as_bytes(), key.clone(), ());
                 } else if total == 0 {
                     self.shared_interest.shards.remove(&key);
                     self.shared_interest.trie.remove(key.1.as_bytes(), &key);
@@ -263,7 +279,9 @@ impl Shard {
 
     /// Re-arms the will timer of an offline session restored with a pending will.
     pub(crate) fn restore_will_timer(&mut self, key: SessionKey, disconnected_at: u64) {
-        let Some(session) = self.store.get(key) else { return };
+        let Some(session) = self.store.get(key) else {
+            return;
+        };
         let Some(will) = &session.will else { return };
         let delay = u64::from(will.delay_interval.min(session.expiry_interval));
         self.delayed_wills.push((disconnected_at + delay, key));

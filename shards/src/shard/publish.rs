@@ -24,13 +24,23 @@ impl Shard {
         let v5 = conn.protocol.is_v5();
         if let Some(alias) = publish.properties.topic_alias {
             if alias == 0 || alias > listener.max_topic_alias {
-                return self.violate(id, reason::TOPIC_ALIAS_INVALID, "used a topic alias out of range");
+                return self.violate(
+                    id,
+                    reason::TOPIC_ALIAS_INVALID,
+                    "used a topic alias out of range",
+                );
             }
             let slot = usize::from(alias - 1);
             if publish.topic.is_empty() {
                 match conn.topic_aliases.get(slot) {
                     Some(Some(topic)) => publish.topic = topic.clone(),
-                    _ => return self.violate(id, reason::PROTOCOL_ERROR, "used an undefined topic alias"),
+                    _ => {
+                        return self.violate(
+                            id,
+                            reason::PROTOCOL_ERROR,
+                            "used an undefined topic alias",
+                        )
+                    }
                 }
             } else {
                 if conn.topic_aliases.len() <= slot {
@@ -40,18 +50,34 @@ impl Shard {
             }
         }
         if !publish.properties.subscription_identifiers.is_empty() {
-            return self.violate(id, reason::PROTOCOL_ERROR, "sent a subscription identifier in PUBLISH");
+            return self.violate(
+                id,
+                reason::PROTOCOL_ERROR,
+                "sent a subscription identifier in PUBLISH",
+            );
         }
         if publish.qos as u8 > listener.max_qos {
-            return self.violate(id, reason::QOS_NOT_SUPPORTED, "published above the maximum QoS");
+            return self.violate(
+                id,
+                reason::QOS_NOT_SUPPORTED,
+                "published above the maximum QoS",
+            );
         }
         if publish.retain && !self.settings.retain_available {
-            return self.violate(id, reason::RETAIN_NOT_SUPPORTED, "published a retained message");
+            return self.violate(
+                id,
+                reason::RETAIN_NOT_SUPPORTED,
+                "published a retained message",
+            );
         }
-        let Some(key) = conn.session else { return Flow::Close };
+        let Some(key) = conn.session else {
+            return Flow::Close;
+        };
         let packet_id = publish.packet_id;
         if let (QoS::ExactlyOnce, Some(packet_id)) = (publish.qos, packet_id) {
-            let Some(session) = self.store.get(key) else { return Flow::Close };
+            let Some(session) = self.store.get(key) else {
+                return Flow::Close;
+            };
             if session.inbound_qos2.contains(&packet_id.get()) {
                 // A resend of a message already delivered: acknowledge again, deliver once.
                 self.send_ack(id, ack(packet_id, reason::SUCCESS), AckKind::PubRec);
@@ -59,7 +85,11 @@ impl Shard {
             }
             let maximum = usize::from(self.settings.max_inflight_messages.max(1));
             if session.inbound_qos2.len() >= maximum {
-                return self.violate(id, reason::RECEIVE_MAXIMUM_EXCEEDED, "exceeded the receive maximum");
+                return self.violate(
+                    id,
+                    reason::RECEIVE_MAXIMUM_EXCEEDED,
+                    "exceeded the receive maximum",
+                );
             }
         }
         let stats = &self.stats[usize::from(self.id)];
@@ -79,15 +109,29 @@ impl Shard {
 
     /// Payload size and ACL checks; returns the reason code to refuse with, or SUCCESS.
     fn admit_publish(&self, id: ConnId, publish: &Publish) -> u8 {
-        let Some(conn) = self.conn(id) else { return reason::UNSPECIFIED_ERROR };
+        let Some(conn) = self.conn(id) else {
+            return reason::UNSPECIFIED_ERROR;
+        };
         let limit = self.settings.message_size_limit;
         if limit != 0 && publish.payload.len() > limit {
-            log::debug!("Dropped too large PUBLISH from {} ({} bytes).", conn.client_id, publish.payload.len());
+            log::debug!(
+                "Dropped too large PUBLISH from {} ({} bytes).",
+                conn.client_id,
+                publish.payload.len()
+            );
             return reason::PACKET_TOO_LARGE;
         }
-        let who = Identity { listener: conn.listener, client_id: conn.client_id.as_str(), username: conn.username.as_deref() };
+        let who = Identity {
+            listener: conn.listener,
+            client_id: conn.client_id.as_str(),
+            username: conn.username.as_deref(),
+        };
         if !self.access.may_publish(&who, publish.topic.as_str()) {
-            log::debug!("Denied PUBLISH from {} to '{}'.", conn.client_id, publish.topic);
+            log::debug!(
+                "Denied PUBLISH from {} to '{}'.",
+                conn.client_id,
+                publish.topic
+            );
             return reason::NOT_AUTHORIZED;
         }
         reason::SUCCESS
@@ -98,7 +142,10 @@ impl Shard {
         let mount_point = self.settings.listeners[listener].mount_point.as_deref();
         let mut properties = publish.properties;
         properties.topic_alias = None;
-        let expires_at = properties.message_expiry_interval.take().map(|s| self.now.unix_s + u64::from(s));
+        let expires_at = properties
+            .message_expiry_interval
+            .take()
+            .map(|s| self.now.unix_s + u64::from(s));
         Message {
             topic: super::mount(mount_point, &publish.topic),
             payload: publish.payload,
@@ -119,9 +166,16 @@ impl Shard {
         v5: bool,
     ) {
         let Some(packet_id) = packet_id else { return };
-        let code = if v5 && !matched { reason::NO_MATCHING_SUBSCRIBERS } else { reason::SUCCESS };
+        let code = if v5 && !matched {
+            reason::NO_MATCHING_SUBSCRIBERS
+        } else {
+            reason::SUCCESS
+        };
         if qos == QoS::ExactlyOnce {
-            self.apply(Delta::Update { key, change: SessionDelta::InboundQos2Received { packet_id } });
+            self.apply(Delta::Update {
+                key,
+                change: SessionDelta::InboundQos2Received { packet_id },
+            });
             self.send_ack(id, ack(packet_id, code), AckKind::PubRec);
         } else {
             self.send_ack(id, ack(packet_id, code), AckKind::PubAck);
@@ -130,16 +184,29 @@ impl Shard {
 
     /// Answers a refused message: 5.0 clients get the reason, 3.1.1 clients a plain
     /// acknowledgement (they have no way to hear a refusal; Mosquitto does the same).
-    fn refuse_publish(&mut self, id: ConnId, qos: QoS, packet_id: Option<PacketId>, code: u8, v5: bool) {
+    fn refuse_publish(
+        &mut self,
+        id: ConnId,
+        qos: QoS,
+        packet_id: Option<PacketId>,
+        code: u8,
+        v5: bool,
+    ) {
         bump(&self.my_stats().publish_dropped, 1);
         let Some(packet_id) = packet_id else { return };
         let code = if v5 { code } else { reason::SUCCESS };
-        let kind = if qos == QoS::ExactlyOnce { AckKind::PubRec } else { AckKind::PubAck };
+        let kind = if qos == QoS::ExactlyOnce {
+            AckKind::PubRec
+        } else {
+            AckKind::PubAck
+        };
         self.send_ack(id, ack(packet_id, code), kind);
     }
 
     pub(super) fn send_ack(&mut self, id: ConnId, ack: Ack, kind: AckKind) {
-        let Some(conn) = self.conn_mut(id) else { return };
+        let Some(conn) = self.conn_mut(id) else {
+            return;
+        };
         let packet = match kind {
             AckKind::PubAck => Packet::PubAck(ack),
             AckKind::PubRec => Packet::PubRec(ack),
@@ -179,15 +246,27 @@ impl Shard {
     fn route_shared(&mut self, message: &Message, origin: Option<SessionKey>) -> bool {
         let mut keys = std::mem::take(&mut self.shared_matches);
         keys.clear();
-        self.shared_interest.trie.for_each_match(message.topic.as_bytes(), |key, ()| keys.push(key.clone()));
+        self.shared_interest
+            .trie
+            .for_each_match(message.topic.as_bytes(), |key, ()| keys.push(key.clone()));
         let matched = !keys.is_empty();
         for key in keys.drain(..) {
-            let Some(entry) = self.shared_interest.shards.get_mut(&key) else { continue };
-            let Some(target) = next_shard(&entry.members, &mut entry.cursor) else { continue };
+            let Some(entry) = self.shared_interest.shards.get_mut(&key) else {
+                continue;
+            };
+            let Some(target) = next_shard(&entry.members, &mut entry.cursor) else {
+                continue;
+            };
             if target == self.id {
                 self.deliver_shared_local(&key, message.clone(), origin);
             } else {
-                self.mesh.send(target, ShardMsg::DeliverShared { key, message: message.clone() });
+                self.mesh.send(
+                    target,
+                    ShardMsg::DeliverShared {
+                        key,
+                        message: message.clone(),
+                    },
+                );
             }
         }
         self.shared_matches = keys;
@@ -206,7 +285,11 @@ pub(super) enum AckKind {
 
 /// An acknowledgement with a reason code and no properties.
 pub(super) fn ack(packet_id: PacketId, reason_code: u8) -> Ack {
-    Ack { packet_id, reason_code, properties: AckProperties::default() }
+    Ack {
+        packet_id,
+        reason_code,
+        properties: AckProperties::default(),
+    }
 }
 
 /// The shards whose bits are set in `mask`, lowest first.

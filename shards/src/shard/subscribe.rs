@@ -22,11 +22,19 @@ struct RetainedDue {
 
 impl Shard {
     pub(super) fn on_subscribe(&mut self, id: ConnId, subscribe: Subscribe) -> Flow {
-        let Some(conn) = self.conn(id) else { return Flow::Close };
-        let Some(key) = conn.session else { return Flow::Close };
+        let Some(conn) = self.conn(id) else {
+            return Flow::Close;
+        };
+        let Some(key) = conn.session else {
+            return Flow::Close;
+        };
         let v5 = conn.protocol.is_v5();
         let listener = conn.listener;
-        let failure = if v5 { reason::TOPIC_FILTER_INVALID } else { reason::v3::SUBACK_FAILURE };
+        let failure = if v5 {
+            reason::TOPIC_FILTER_INVALID
+        } else {
+            reason::v3::SUBACK_FAILURE
+        };
         let identifier = subscribe.properties.subscription_identifier;
         let mut codes = Vec::with_capacity(subscribe.filters.len());
         let mut due = Vec::new();
@@ -40,18 +48,42 @@ impl Shard {
                 }
             };
             if shared && options.no_local {
-                return self.violate(id, reason::PROTOCOL_ERROR, "set No Local on a shared subscription");
+                return self.violate(
+                    id,
+                    reason::PROTOCOL_ERROR,
+                    "set No Local on a shared subscription",
+                );
             }
             let filter = self.mounted_filter(listener, &filter, shared);
             if !self.may_subscribe(id, &filter) {
-                codes.push(if v5 { reason::NOT_AUTHORIZED } else { reason::v3::SUBACK_FAILURE });
+                codes.push(if v5 {
+                    reason::NOT_AUTHORIZED
+                } else {
+                    reason::v3::SUBACK_FAILURE
+                });
                 continue;
             }
-            let max_qos = QoS::from_u8(self.settings.listeners[listener].max_qos).unwrap_or(QoS::ExactlyOnce);
-            let options = SubscriptionOptions { qos: options.qos.min(max_qos), ..options };
-            let is_new = self.store.get(key).is_some_and(|s| !s.subscriptions.contains_key(&filter));
-            let subscription = Subscription { options, identifier };
-            self.apply(Delta::Update { key, change: SessionDelta::Subscribed { filter: filter.clone(), subscription } });
+            let max_qos =
+                QoS::from_u8(self.settings.listeners[listener].max_qos).unwrap_or(QoS::ExactlyOnce);
+            let options = SubscriptionOptions {
+                qos: options.qos.min(max_qos),
+                ..options
+            };
+            let is_new = self
+                .store
+                .get(key)
+                .is_some_and(|s| !s.subscriptions.contains_key(&filter));
+            let subscription = Subscription {
+                options,
+                identifier,
+            };
+            self.apply(Delta::Update {
+                key,
+                change: SessionDelta::Subscribed {
+                    filter: filter.clone(),
+                    subscription,
+                },
+            });
             codes.push(options.qos as u8);
             let wants_retained = match options.retain_handling {
                 0 => true,
@@ -59,11 +91,19 @@ impl Shard {
                 _ => false,
             };
             if wants_retained && !shared {
-                due.push(RetainedDue { filter, options, identifier });
+                due.push(RetainedDue {
+                    filter,
+                    options,
+                    identifier,
+                });
             }
         }
         if let Some(conn) = self.conn_mut(id) {
-            let suback = SubAck { packet_id: subscribe.packet_id, properties: SubAckProperties::default(), reason_codes: codes };
+            let suback = SubAck {
+                packet_id: subscribe.packet_id,
+                properties: SubAckProperties::default(),
+                reason_codes: codes,
+            };
             conn.send(&Packet::SubAck(suback));
         }
         for retained in due {
@@ -73,23 +113,44 @@ impl Shard {
     }
 
     pub(super) fn on_unsubscribe(&mut self, id: ConnId, unsubscribe: Unsubscribe) -> Flow {
-        let Some(conn) = self.conn(id) else { return Flow::Close };
-        let Some(key) = conn.session else { return Flow::Close };
+        let Some(conn) = self.conn(id) else {
+            return Flow::Close;
+        };
+        let Some(key) = conn.session else {
+            return Flow::Close;
+        };
         let v5 = conn.protocol.is_v5();
         let listener = conn.listener;
         let mut codes = Vec::with_capacity(unsubscribe.filters.len());
         for filter in unsubscribe.filters {
-            let shared = matches!(parse_subscription(filter.as_bytes()), Ok(Parsed::Shared { .. }));
+            let shared = matches!(
+                parse_subscription(filter.as_bytes()),
+                Ok(Parsed::Shared { .. })
+            );
             let filter = self.mounted_filter(listener, &filter, shared);
-            let existed = self.store.get(key).is_some_and(|s| s.subscriptions.contains_key(&filter));
+            let existed = self
+                .store
+                .get(key)
+                .is_some_and(|s| s.subscriptions.contains_key(&filter));
             if existed {
-                self.apply(Delta::Update { key, change: SessionDelta::Unsubscribed { filter } });
+                self.apply(Delta::Update {
+                    key,
+                    change: SessionDelta::Unsubscribed { filter },
+                });
             }
-            codes.push(if existed { reason::SUCCESS } else { reason::NO_SUBSCRIPTION_EXISTED });
+            codes.push(if existed {
+                reason::SUCCESS
+            } else {
+                reason::NO_SUBSCRIPTION_EXISTED
+            });
         }
         if let Some(conn) = self.conn_mut(id) {
             let reason_codes = if v5 { codes } else { Vec::new() };
-            let unsuback = UnsubAck { packet_id: unsubscribe.packet_id, properties: SubAckProperties::default(), reason_codes };
+            let unsuback = UnsubAck {
+                packet_id: unsubscribe.packet_id,
+                properties: SubAckProperties::default(),
+                reason_codes,
+            };
             conn.send(&Packet::UnsubAck(unsuback));
         }
         Flow::Continue
@@ -104,13 +165,25 @@ impl Shard {
             return ByteStr::from(format!("{prefix}{filter}"));
         }
         let text = filter.as_str();
-        let group_end = text["$share/".len()..].find('/').map_or(text.len(), |i| i + "$share/".len());
-        ByteStr::from(format!("{}/{prefix}{}", &text[..group_end], &text[group_end + 1..]))
+        let group_end = text["$share/".len()..]
+            .find('/')
+            .map_or(text.len(), |i| i + "$share/".len());
+        ByteStr::from(format!(
+            "{}/{prefix}{}",
+            &text[..group_end],
+            &text[group_end + 1..]
+        ))
     }
 
     fn may_subscribe(&self, id: ConnId, filter: &ByteStr) -> bool {
-        let Some(conn) = self.conn(id) else { return false };
-        let who = Identity { listener: conn.listener, client_id: conn.client_id.as_str(), username: conn.username.as_deref() };
+        let Some(conn) = self.conn(id) else {
+            return false;
+        };
+        let who = Identity {
+            listener: conn.listener,
+            client_id: conn.client_id.as_str(),
+            username: conn.username.as_deref(),
+        };
         self.access.may_subscribe(&who, filter.as_str())
     }
 
@@ -119,14 +192,19 @@ impl Shard {
     fn send_retained(&mut self, key: SessionKey, due: &RetainedDue) {
         let now = self.now.unix_s;
         let mut found: Vec<Message> = Vec::new();
-        self.retained.for_each_match(due.filter.as_bytes(), |_, message| {
-            if !message.expired(now) {
-                found.push(message.clone());
-            }
-        });
+        self.retained
+            .for_each_match(due.filter.as_bytes(), |_, message| {
+                if !message.expired(now) {
+                    found.push(message.clone());
+                }
+            });
         for message in found {
             let delivery = Delivery {
-                qos: cap_qos(message.qos, due.options.qos, self.settings.upgrade_outgoing_qos),
+                qos: cap_qos(
+                    message.qos,
+                    due.options.qos,
+                    self.settings.upgrade_outgoing_qos,
+                ),
                 retain: true,
                 subscription_ids: due.identifier.into_iter().collect(),
                 message,

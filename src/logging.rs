@@ -1,0 +1,191 @@
+//! Log lines in Mosquitto's format, to the destinations `log_dest` names.
+//!
+//! Owns the process's `log::Log` implementation. Lines are `<epoch>: <text>` (or the
+//! `log_timestamp_format` strftime rendering, or no prefix with `log_timestamp false`),
+//! exactly as Mosquitto writes them, because users grep and alert on them. `log_type`
+//! decides which levels pass. Shards log through the `log` facade; this is the only place
+//! that writes. A line costs one lock and one write: logging is never on the publish path.
+
+use crate::config::{LogDest, LogTypes, Logging};
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::{Mutex, OnceLock};
+
+/// The active logging configuration and open files.
+struct Sink {
+    types: LogTypes,
+    timestamp: bool,
+    timestamp_format: Option<String>,
+    targets: Vec<Target>,
+}
+
+enum Target {
+    Stderr,
+    Stdout,
+    Syslog,
+    File(Option<File>),
+}
+
+struct Logger {
+    sink: Mutex<Option<Sink>>,
+}
+
+static LOGGER: OnceLock<Logger> = OnceLock::new();
+
+/// Installs the logger with `logging` (called once at start; `reconfigure` on reload).
+pub fn install(logging: &Logging) {
+    let logger = LOGGER.get_or_init(|| Logger {
+        sink: Mutex::new(None),
+    });
+    if log::set_logger(logger).is_ok() {
+        log::set_max_level(log::LevelFilter::Trace);
+    }
+    reconfigure(logging);
+}
+
+/// Applies a new logging configuration and reopens log files (SIGHUP, log rotation).
+pub fn reconfigure(logging: &Logging) {
+    let Some(logger) = LOGGER.get() else { return };
+    let targets = logging
+        .destinations
+        .iter()
+        .filter_map(|dest| match dest {
+            LogDest::Stderr => Some(Target::Stderr),
+            LogDest::Stdout { .. } => Some(Target::Stdout),
+            LogDest::Syslog => Some(Target::Syslog),
+            LogDest::File(path) => Some(Target::File(open_log(path))),
+            // `$SYS/broker/log/#` lines are published by the broker itself, not written here.
+            LogDest::Topic => None,
+        })
+        .collect();
+    let sink = Sink {
+        types: logging.types,
+        timestamp: logging.timestamp,
+        timestamp_format: logging.timestamp_format.clone(),
+        targets,
+    };
+    if let Ok(mut guard) = logger.sink.lock() {
+        *guard = Some(sink);
+    }
+}
+
+fn open_log(path: &PathBuf) -> Option<File> {
+    match OpenOptions::new().create(true).append(true).open(path) {
+        Ok(file) => Some(file),
+        Err(error) => {
+            eprintln!(
+                "Error: Unable to open log file {} for writing: {error}.",
+                path.display()
+            );
+            None
+        }
+    }
+}
+
+/// The `log_type` class of a record.
+fn class(record: &log::Record<'_>) -> LogTypes {
+    match (record.level(), record.target()) {
+        (_, "subscribe") => LogTypes::SUBSCRIBE,
+        (_, "unsubscribe") => LogTypes::UNSUBSCRIBE,
+        (log::Level::Error, _) => LogTypes::ERROR,
+        (log::Level::Warn, _) => LogTypes::WARNING,
+        (log::Level::Info, "notice") => LogTypes::NOTICE,
+        (log::Level::Info, _) => LogTypes::INFORMATION,
+        _ => LogTypes::DEBUG,
+    }
+}
+
+impl log::Log for Logger {
+    fn enabled(&self, _metadata: &log::Metadata<'_>) -> bool {
+        true
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        if record.level() > log::Level::Info
+            && !record.target().starts_with("shards")
+            && !record.target().starts_with("culex")
+        {
+            return;
+        }
+        let Ok(mut guard) = self.sink.lock() else {
+            return;
+        };
+        let Some(sink) = guard.as_mut() else { return };
+        if !sink.types.contains(class(record)) {
+            return;
+        }
+        let line = format!("{}{}\n", prefix(sink), record.args());
+        for target in &mut sink.targets {
+            match target {
+                Target::Stderr => {
+                    let _ = std::io::stderr().write_all(line.as_bytes());
+                }
+                Target::Stdout => {
+                    let _ = std::io::stdout().write_all(line.as_bytes());
+                }
+                Target::Syslog => syslog(record.level(), line.trim_end()),
+                Target::File(Some(file)) => {
+                    let _ = file.write_all(line.as_bytes());
+                }
+                Target::File(None) => {}
+            }
+        }
+    }
+
+    fn flush(&self) {
+        let _ = std::io::stderr().flush();
+        let _ = std::io::stdout().flush();
+    }
+}
+
+/// `<epoch>: `, a strftime rendering, or nothing.
+fn prefix(sink: &Sink) -> String {
+    if !sink.timestamp {
+        return String::new();
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    match &sink.timestamp_format {
+        Some(format) => format!("{}: ", strftime(format, now as libc::time_t)),
+        None => format!("{now}: "),
+    }
+}
+
+/// Local-time strftime through libc, as Mosquitto does.
+fn strftime(format: &str, time: libc::time_t) -> String {
+    let Ok(format) = std::ffi::CString::new(format) else {
+        return time.to_string();
+    };
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    let mut buffer = [0u8; 256];
+    // SAFETY: localtime_r writes into our `tm`; strftime writes at most buffer.len() bytes
+    // into our buffer and returns how many.
+    let written = unsafe {
+        if libc::localtime_r(&time, &mut tm).is_null() {
+            return time.to_string();
+        }
+        libc::strftime(
+            buffer.as_mut_ptr().cast(),
+            buffer.len(),
+            format.as_ptr(),
+            &tm,
+        )
+    };
+    String::from_utf8_lossy(&buffer[..written]).into_owned()
+}
+
+fn syslog(level: log::Level, line: &str) {
+    let priority = match level {
+        log::Level::Error => libc::LOG_ERR,
+        log::Level::Warn => libc::LOG_WARNING,
+        log::Level::Info => libc::LOG_NOTICE,
+        _ => libc::LOG_DEBUG,
+    };
+    let Ok(text) = std::ffi::CString::new(line) else {
+        return;
+    };
+    // SAFETY: "%s" with one valid C string argument.
+    unsafe { libc::syslog(priority, c"%s".as_ptr(), text.as_ptr()) };
+}

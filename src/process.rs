@@ -1,0 +1,61 @@
+//! Process-level duties Mosquitto users rely on: the pid file, `-d` daemonising, and
+//! dropping root privileges to `user` after the listen sockets are bound.
+
+use std::ffi::CString;
+use std::io;
+use std::path::Path;
+
+/// Detaches from the terminal (`-d`). Must run before any thread is started.
+pub fn daemonize() -> io::Result<()> {
+    // SAFETY: daemon(3) forks; called before any other thread exists.
+    if unsafe { libc::daemon(1, 0) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Writes the process id to `path` (Mosquitto writes it whether or not `-d` is given).
+pub fn write_pid_file(path: &Path) -> io::Result<()> {
+    std::fs::write(path, format!("{}\n", std::process::id()))
+}
+
+/// When running as root, switches to `user` (falling back to `nobody` if it does not exist,
+/// as Mosquitto does). `root` keeps root.
+pub fn drop_privileges(user: &str) -> io::Result<()> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 || user == "root" {
+        return Ok(());
+    }
+    let target = match lookup(user) {
+        Some(ids) => ids,
+        None => {
+            log::warn!("Warning: Unable to drop privileges to '{user}' because this user does not exist. Trying 'nobody' instead.");
+            lookup("nobody").ok_or_else(|| io::Error::other("user 'nobody' does not exist"))?
+        }
+    };
+    // SAFETY: plain syscalls with values from getpwnam; order: groups, gid, then uid.
+    unsafe {
+        if libc::setgroups(0, std::ptr::null()) != 0
+            && io::Error::last_os_error().raw_os_error() != Some(libc::EPERM)
+        {
+            return Err(io::Error::last_os_error());
+        }
+        if libc::setgid(target.1) != 0 || libc::setuid(target.0) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+fn lookup(user: &str) -> Option<(libc::uid_t, libc::gid_t)> {
+    let name = CString::new(user).ok()?;
+    // SAFETY: getpwnam returns a pointer to static storage or null; we copy the ids out at
+    // once, before any other call could overwrite it (start-up is single-threaded here).
+    let entry = unsafe { libc::getpwnam(name.as_ptr()) };
+    if entry.is_null() {
+        return None;
+    }
+    // SAFETY: non-null pointer from getpwnam.
+    let entry = unsafe { &*entry };
+    Some((entry.pw_uid, entry.pw_gid))
+}

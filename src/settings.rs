@@ -1,0 +1,145 @@
+//! Turns the parsed [`Config`] into the shards' [`Settings`], and refuses at start-up what
+//! this build cannot serve yet, naming the module that is missing.
+//!
+//! Called by `main` at start and on SIGHUP.
+
+use crate::config::{Bind, Config, PluginKind, Protocol, SocketDomain};
+use shards::settings::{ListenerSettings, PersistenceSettings, Settings};
+use std::net::{SocketAddr, ToSocketAddrs};
+
+/// Why the broker cannot start with a configuration that parsed.
+#[derive(Debug)]
+pub struct StartError {
+    /// Message (already in Mosquitto's `Error: ...` form).
+    pub message: String,
+    /// Exit code.
+    pub code: u8,
+}
+
+impl StartError {
+    fn config(message: String) -> StartError {
+        StartError { message, code: 3 }
+    }
+}
+
+/// Checks that every configured module is available in this build.
+pub fn check_modules(config: &Config) -> Result<(), StartError> {
+    for plugin in &config.plugins {
+        let missing = match plugin.kind {
+            PluginKind::DynamicSecurity => Some("dynamic security"),
+            PluginKind::HighAvailability => Some("high availability"),
+            PluginKind::PasswordFile | PluginKind::AclFile => Some("password and ACL files"),
+        };
+        if let Some(module) = missing {
+            return Err(StartError::config(format!(
+                "Error: {}:{}: plugin {} needs the {module} module, which this build of Culex does not include yet.",
+                plugin.file.display(),
+                plugin.line,
+                plugin.path.display()
+            )));
+        }
+    }
+    for listener in &config.listeners {
+        let at = format!("{}:{}", listener.file.display(), listener.line);
+        if listener.security.password_file.is_some() || listener.security.acl_file.is_some() {
+            return Err(StartError::config(format!(
+                "Error: {at}: password_file/acl_file need the password and ACL files module, which this build of Culex does not include yet."
+            )));
+        }
+        if listener.protocol != Protocol::Mqtt || listener.tls.is_some() {
+            return Err(StartError::config(format!(
+                "Error: {at}: listener {} needs the TLS/WebSockets listener module, which this build of Culex does not include yet.",
+                listener.port
+            )));
+        }
+        if matches!(listener.bind, Bind::Unix(_)) {
+            return Err(StartError::config(format!(
+                "Error: {at}: unix socket listeners need the listener module, which this build of Culex does not include yet."
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The shards' settings for `config`.
+pub fn shard_settings(config: &Config) -> Result<Settings, StartError> {
+    let limits = &config.limits;
+    let mut listeners = Vec::with_capacity(config.listeners.len());
+    for listener in &config.listeners {
+        let addresses = listener_addresses(&listener.bind, listener.port, listener.socket_domain)?;
+        let security = &listener.security;
+        let versions = listener.accept_protocol_versions;
+        let accept = (u8::from(versions.v3) << 3)
+            | (u8::from(versions.v4) << 4)
+            | (u8::from(versions.v5) << 5);
+        listeners.push(ListenerSettings {
+            addresses,
+            port: listener.port,
+            max_connections: listener.max_connections.map(|max| max as usize),
+            mount_point: listener.mount_point.clone(),
+            max_qos: listener.max_qos,
+            max_topic_alias: listener.max_topic_alias,
+            allow_anonymous: security.allow_anonymous,
+            allow_zero_length_clientid: security.allow_zero_length_clientid,
+            auto_id_prefix: security.auto_id_prefix.clone(),
+            use_username_as_clientid: listener.use_username_as_clientid,
+            accept_protocol_versions: accept,
+            admin: listener.admin,
+        });
+    }
+    let persistence = config.persistence.enabled.then(|| PersistenceSettings {
+        path: config.persistence.database_path(),
+        autosave_interval: u64::from(config.persistence.autosave_interval),
+        autosave_on_changes: config.persistence.autosave_on_changes,
+    });
+    Ok(Settings {
+        max_inflight_messages: limits.max_inflight_messages,
+        max_inflight_bytes: limits.max_inflight_bytes as usize,
+        max_queued_messages: limits.max_queued_messages as usize,
+        max_queued_bytes: limits.max_queued_bytes as usize,
+        queue_qos0_messages: config.queue_qos0_messages,
+        max_packet_size: limits.max_packet_size,
+        message_size_limit: limits.message_size_limit as usize,
+        max_keepalive: limits.max_keepalive,
+        retain_available: config.retain_available,
+        upgrade_outgoing_qos: config.upgrade_outgoing_qos,
+        persistent_client_expiration: config.persistence.client_expiration.map(|d| d.as_secs()),
+        sys_interval: u64::from(config.sys_interval),
+        connection_messages: config.logging.connection_messages,
+        tcp_nodelay: config.set_tcp_nodelay,
+        version_text: format!("culex version {}", env!("CARGO_PKG_VERSION")),
+        persistence,
+        listeners,
+    })
+}
+
+/// The socket addresses a listener binds: every address of its host (or the IPv4 and IPv6
+/// wildcards), filtered by `socket_domain`.
+fn listener_addresses(
+    bind: &Bind,
+    port: u16,
+    domain: Option<SocketDomain>,
+) -> Result<Vec<SocketAddr>, StartError> {
+    let candidates: Vec<SocketAddr> = match bind {
+        Bind::Any => vec![
+            SocketAddr::from(([0, 0, 0, 0], port)),
+            SocketAddr::from(([0u16; 8], port)),
+        ],
+        Bind::Host(host) => (host.as_str(), port)
+            .to_socket_addrs()
+            .map_err(|error| StartError {
+                message: format!("Error: cannot resolve {host}: {error}."),
+                code: 1,
+            })?
+            .collect(),
+        Bind::Unix(_) => Vec::new(),
+    };
+    Ok(candidates
+        .into_iter()
+        .filter(|address| match domain {
+            Some(SocketDomain::Ipv4) => address.is_ipv4(),
+            Some(SocketDomain::Ipv6) => address.is_ipv6(),
+            None => true,
+        })
+        .collect())
+}

@@ -184,6 +184,11 @@ impl MeshPort {
         }
     }
 
+    /// The mesh this port belongs to.
+    pub fn mesh_handle(&self) -> Arc<Mesh> {
+        self.mesh.clone()
+    }
+
     /// This shard's id.
     pub fn me(&self) -> ShardId {
         self.me

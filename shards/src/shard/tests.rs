@@ -1,1 +1,931 @@
-//! Shard protocol tests without sockets: packets in, encoded packets out.
+//! Shard protocol tests without sockets: CONNECT and packets in, the bytes the shard
+//! encoded for each connection decoded back out. Each test states the rule it checks.
+
+use super::{Accepted, Flow, Now, Shard};
+use crate::access::OpenAccess;
+use crate::connection::ConnId;
+use crate::mesh::{Mesh, MeshPort, ShardMsg};
+use crate::mqtt::{
+    self, reason, Ack, ByteStr, Bytes, Connect, ConnectProperties, Disconnect, Packet, PacketId,
+    Protocol, Publish, PublishProperties, QoS, Subscribe, SubscribeProperties, SubscriptionOptions,
+    Unsubscribe, UnsubscribeProperties, Will,
+};
+use crate::settings::{ListenerSettings, Settings};
+use crate::stats::ShardStats;
+use bytes::BytesMut;
+use std::sync::Arc;
+
+/// A shard (or several sharing one mesh) driven by hand.
+struct World {
+    shards: Vec<Shard>,
+    now: Now,
+}
+
+fn settings() -> Settings {
+    let mut settings = Settings::default();
+    settings.listeners.push(ListenerSettings::plain(
+        "127.0.0.1:1883".parse().expect("address"),
+    ));
+    settings
+}
+
+impl World {
+    fn new(count: usize) -> World {
+        World::with(count, settings())
+    }
+
+    fn with(count: usize, settings: Settings) -> World {
+        let mesh = Mesh::new(count);
+        let stats: Arc<[ShardStats]> = (0..count).map(|_| ShardStats::default()).collect();
+        let settings = Arc::new(settings);
+        let shards = (0..count)
+            .map(|id| {
+                Shard::new(
+                    MeshPort::new(mesh.clone(), id as u8),
+                    settings.clone(),
+                    Arc::new(OpenAccess),
+                    stats.clone(),
+                )
+            })
+            .collect();
+        let mut world = World {
+            shards,
+            now: Now {
+                unix_s: 1_000_000,
+                mono_ms: 1_000,
+            },
+        };
+        world.set_now();
+        world
+    }
+
+    fn set_now(&mut self) {
+        for shard in &mut self.shards {
+            shard.now = self.now;
+        }
+    }
+
+    fn advance(&mut self, seconds: u64) {
+        self.now.unix_s += seconds;
+        self.now.mono_ms += seconds * 1000;
+        self.set_now();
+        for shard in &mut self.shards {
+            shard.tick();
+        }
+        self.pump();
+    }
+
+    /// Connects through admission on shard 0 and opening on the home shard.
+    fn connect(&mut self, connect: Connect) -> (usize, ConnId, Vec<Packet>) {
+        let accepted = Accepted {
+            listener: 0,
+            peer: "127.0.0.1:40000".parse().expect("peer"),
+        };
+        let (request, home) = match self.shards[0].admit(&accepted, Box::new(connect)) {
+            Ok(admitted) => admitted,
+            Err(refusal) => panic!("refused: {}", refusal.log),
+        };
+        let home = usize::from(home);
+        let id = self.shards[home].open(accepted, request);
+        self.pump();
+        let out = self.take(home, id);
+        (home, id, out)
+    }
+
+    fn send(&mut self, shard: usize, id: ConnId, packet: Packet) {
+        let _ = self.send_flow(shard, id, packet);
+    }
+
+    fn send_flow(&mut self, shard: usize, id: ConnId, packet: Packet) -> Flow {
+        let flow = self.shards[shard].handle(id, packet);
+        self.pump();
+        flow
+    }
+
+    /// Delivers mesh messages until every ring is empty.
+    fn pump(&mut self) {
+        loop {
+            let mut moved = 0;
+            for index in 0..self.shards.len() {
+                self.shards[index].mesh.flush_overflow();
+                let receiver = MeshPort::new(mesh_of(&self.shards[index]), index as u8);
+                let shard = &mut self.shards[index];
+                moved += receiver.drain(usize::MAX, |msg| {
+                    assert!(
+                        shard.on_mesh(msg).is_none(),
+                        "runtime message in a shard test"
+                    );
+                });
+            }
+            if moved == 0 {
+                return;
+            }
+        }
+    }
+
+    /// Decodes and clears what the shard encoded for `id`.
+    fn take(&mut self, shard: usize, id: ConnId) -> Vec<Packet> {
+        let Some(conn) = self.shards[shard].conn_mut(id) else {
+            return Vec::new();
+        };
+        let protocol = conn.protocol;
+        let mut out = conn.out.split();
+        let mut packets = Vec::new();
+        while let Some(packet) =
+            mqtt::decode(&mut out, Some(protocol), usize::MAX).expect("shard wrote a valid packet")
+        {
+            packets.push(packet);
+        }
+        assert!(out.is_empty());
+        packets
+    }
+
+    fn close(&mut self, shard: usize, id: ConnId) {
+        self.shards[shard].closed(id);
+        self.pump();
+    }
+}
+
+fn mesh_of(shard: &Shard) -> Arc<Mesh> {
+    shard.mesh.mesh_handle()
+}
+
+fn connect(protocol: Protocol, client_id: &'static str, clean_start: bool) -> Connect {
+    Connect {
+        protocol,
+        clean_start,
+        keep_alive: 60,
+        properties: ConnectProperties::default(),
+        client_id: ByteStr::from_static(client_id),
+        will: None,
+        username: None,
+        password: None,
+    }
+}
+
+fn persistent_v5(client_id: &'static str, clean_start: bool) -> Connect {
+    let mut c = connect(Protocol::V5, client_id, clean_start);
+    c.properties.session_expiry_interval = Some(3600);
+    c
+}
+
+fn pid(n: u16) -> PacketId {
+    PacketId::new(n).expect("non-zero")
+}
+
+fn subscribe(id: u16, filter: &'static str, qos: QoS) -> Packet {
+    subscribe_with(
+        id,
+        filter,
+        SubscriptionOptions {
+            qos,
+            ..Default::default()
+        },
+        None,
+    )
+}
+
+fn subscribe_with(
+    id: u16,
+    filter: &'static str,
+    options: SubscriptionOptions,
+    identifier: Option<u32>,
+) -> Packet {
+    Packet::Subscribe(Subscribe {
+        packet_id: pid(id),
+        properties: SubscribeProperties {
+            subscription_identifier: identifier,
+            ..Default::default()
+        },
+        filters: vec![(ByteStr::from_static(filter), options)],
+    })
+}
+
+fn publish(
+    topic: &'static str,
+    payload: &'static str,
+    qos: QoS,
+    packet_id: Option<u16>,
+    retain: bool,
+) -> Packet {
+    Packet::Publish(Publish {
+        dup: false,
+        qos,
+        retain,
+        topic: ByteStr::from_static(topic),
+        packet_id: packet_id.map(pid),
+        properties: PublishProperties::default(),
+        payload: Bytes::from_static(payload.as_bytes()),
+    })
+}
+
+fn publishes(packets: &[Packet]) -> Vec<&Publish> {
+    packets
+        .iter()
+        .filter_map(|p| match p {
+            Packet::Publish(publish) => Some(publish),
+            _ => None,
+        })
+        .collect()
+}
+
+fn payloads(packets: &[Packet]) -> Vec<String> {
+    publishes(packets)
+        .iter()
+        .map(|p| String::from_utf8_lossy(&p.payload).into_owned())
+        .collect()
+}
+
+#[test]
+fn v5_connack_announces_mosquitto_limits_and_assigned_ids() {
+    let mut world = World::new(1);
+    let (_, _, out) = world.connect(connect(Protocol::V5, "", true));
+    let Packet::ConnAck(connack) = &out[0] else {
+        panic!("expected CONNACK, got {out:?}")
+    };
+    assert_eq!(connack.reason_code, reason::SUCCESS);
+    assert!(!connack.session_present);
+    assert_eq!(connack.properties.receive_maximum, Some(20));
+    assert_eq!(connack.properties.topic_alias_maximum, Some(10));
+    let assigned = connack
+        .properties
+        .assigned_client_identifier
+        .as_ref()
+        .expect("assigned id");
+    assert!(assigned.starts_with("auto-"), "{assigned}");
+}
+
+#[test]
+fn qos1_flow_delivers_with_packet_id_and_completes_on_puback() {
+    let mut world = World::new(1);
+    let (s, sub, _) = world.connect(connect(Protocol::V311, "sub", true));
+    let (p, publisher, _) = world.connect(connect(Protocol::V311, "pub", true));
+    world.send(s, sub, subscribe(1, "a/+", QoS::AtLeastOnce));
+    assert!(matches!(world.take(s, sub)[..], [Packet::SubAck(ref ack)] if ack.reason_codes == [1]));
+    world.send(
+        p,
+        publisher,
+        publish("a/b", "x", QoS::AtLeastOnce, Some(7), false),
+    );
+    assert!(
+        matches!(world.take(p, publisher)[..], [Packet::PubAck(ref ack)] if ack.packet_id == pid(7))
+    );
+    let got = world.take(s, sub);
+    let delivered = publishes(&got);
+    assert_eq!(delivered.len(), 1);
+    let packet_id = delivered[0].packet_id.expect("QoS 1 carries a packet id");
+    assert_eq!(delivered[0].qos, QoS::AtLeastOnce);
+    let key = world.shards[s].store.key_of("sub").expect("session");
+    assert_eq!(
+        world.shards[s]
+            .store
+            .get(key)
+            .map(|x| x.outbound.inflight.len()),
+        Some(1)
+    );
+    world.send(s, sub, Packet::PubAck(Ack::new(packet_id)));
+    assert_eq!(
+        world.shards[s]
+            .store
+            .get(key)
+            .map(|x| x.outbound.inflight.len()),
+        Some(0)
+    );
+}
+
+#[test]
+fn v5_publish_without_subscribers_is_acknowledged_with_no_matching_subscribers() {
+    let mut world = World::new(1);
+    let (p, publisher, _) = world.connect(connect(Protocol::V5, "pub", true));
+    world.send(
+        p,
+        publisher,
+        publish("nobody/listens", "x", QoS::AtLeastOnce, Some(1), false),
+    );
+    let out = world.take(p, publisher);
+    assert!(
+        matches!(out[..], [Packet::PubAck(ref ack)] if ack.reason_code == reason::NO_MATCHING_SUBSCRIBERS)
+    );
+}
+
+#[test]
+fn receive_maximum_of_the_client_bounds_the_window_and_the_queue_drains_in_order() {
+    let mut world = World::new(1);
+    let mut c = connect(Protocol::V5, "slow", true);
+    c.properties.receive_maximum = Some(2);
+    let (s, sub, _) = world.connect(c);
+    let (p, publisher, _) = world.connect(connect(Protocol::V5, "pub", true));
+    world.send(s, sub, subscribe(1, "t", QoS::AtLeastOnce));
+    world.take(s, sub);
+    for (n, payload) in ["1", "2", "3", "4"].into_iter().enumerate() {
+        world.send(
+            p,
+            publisher,
+            publish("t", payload, QoS::AtLeastOnce, Some(n as u16 + 1), false),
+        );
+    }
+    let first = world.take(s, sub);
+    assert_eq!(
+        payloads(&first),
+        ["1", "2"],
+        "only Receive Maximum messages in flight"
+    );
+    let ids: Vec<PacketId> = publishes(&first)
+        .iter()
+        .filter_map(|p| p.packet_id)
+        .collect();
+    world.send(s, sub, Packet::PubAck(Ack::new(ids[0])));
+    assert_eq!(payloads(&world.take(s, sub)), ["3"]);
+    world.send(s, sub, Packet::PubAck(Ack::new(ids[1])));
+    assert_eq!(payloads(&world.take(s, sub)), ["4"]);
+}
+
+#[test]
+fn offline_persistent_session_queues_and_resumes_with_session_present() {
+    let mut world = World::new(1);
+    let (s, sub, _) = world.connect(persistent_v5("keeper", true));
+    world.send(s, sub, subscribe(1, "q/#", QoS::ExactlyOnce));
+    world.take(s, sub);
+    world.close(s, sub);
+    let (p, publisher, _) = world.connect(connect(Protocol::V5, "pub", true));
+    world.send(
+        p,
+        publisher,
+        publish("q/1", "one", QoS::AtLeastOnce, Some(1), false),
+    );
+    world.send(
+        p,
+        publisher,
+        publish("q/2", "two", QoS::ExactlyOnce, Some(2), false),
+    );
+    world.send(
+        p,
+        publisher,
+        publish("q/3", "zero", QoS::AtMostOnce, None, false),
+    );
+    let (s, sub, out) = world.connect(persistent_v5("keeper", false));
+    let Packet::ConnAck(connack) = &out[0] else {
+        panic!("{out:?}")
+    };
+    assert!(connack.session_present, "resumed session is present");
+    assert_eq!(
+        payloads(&out),
+        ["one", "two"],
+        "QoS 1/2 queued in order, QoS 0 dropped while offline"
+    );
+    assert_eq!(publishes(&out)[1].qos, QoS::ExactlyOnce);
+    let _ = (s, sub);
+}
+
+#[test]
+fn unacknowledged_messages_are_resent_with_dup_after_reconnect() {
+    let mut world = World::new(1);
+    let (s, sub, _) = world.connect(persistent_v5("dup", true));
+    world.send(s, sub, subscribe(1, "d", QoS::AtLeastOnce));
+    world.take(s, sub);
+    let (p, publisher, _) = world.connect(connect(Protocol::V5, "pub", true));
+    world.send(
+        p,
+        publisher,
+        publish("d", "m", QoS::AtLeastOnce, Some(1), false),
+    );
+    let first = world.take(s, sub);
+    let original = publishes(&first)[0].packet_id;
+    assert!(!publishes(&first)[0].dup);
+    world.close(s, sub);
+    let (_, _, out) = world.connect(persistent_v5("dup", false));
+    let again = publishes(&out);
+    assert_eq!(again.len(), 1);
+    assert!(again[0].dup, "[MQTT-4.4.0-1] resent with DUP");
+    assert_eq!(again[0].packet_id, original, "same packet id");
+}
+
+#[test]
+fn inbound_qos2_is_delivered_once_even_when_resent() {
+    let mut world = World::new(1);
+    let (s, sub, _) = world.connect(connect(Protocol::V311, "sub", true));
+    let (p, publisher, _) = world.connect(connect(Protocol::V311, "pub", true));
+    world.send(s, sub, subscribe(1, "x", QoS::AtMostOnce));
+    world.take(s, sub);
+    world.send(
+        p,
+        publisher,
+        publish("x", "once", QoS::ExactlyOnce, Some(9), false),
+    );
+    let mut resend = publish("x", "once", QoS::ExactlyOnce, Some(9), false);
+    if let Packet::Publish(p) = &mut resend {
+        p.dup = true;
+    }
+    world.send(p, publisher, resend);
+    let acks = world.take(p, publisher);
+    assert_eq!(
+        acks.iter()
+            .filter(|a| matches!(a, Packet::PubRec(_)))
+            .count(),
+        2
+    );
+    assert_eq!(payloads(&world.take(s, sub)), ["once"]);
+    world.send(p, publisher, Packet::PubRel(Ack::new(pid(9))));
+    assert!(matches!(world.take(p, publisher)[..], [Packet::PubComp(ref c)] if c.reason_code == 0));
+}
+
+#[test]
+fn retained_messages_are_set_replaced_cleared_and_follow_retain_handling() {
+    let mut world = World::new(1);
+    let (p, publisher, _) = world.connect(connect(Protocol::V5, "pub", true));
+    world.send(
+        p,
+        publisher,
+        publish("r/a", "first", QoS::AtMostOnce, None, true),
+    );
+    world.send(
+        p,
+        publisher,
+        publish("r/a", "second", QoS::AtMostOnce, None, true),
+    );
+    world.send(
+        p,
+        publisher,
+        publish("r/b", "b", QoS::AtMostOnce, None, true),
+    );
+    world.send(
+        p,
+        publisher,
+        publish("r/b", "", QoS::AtMostOnce, None, true),
+    );
+    let (s, sub, _) = world.connect(connect(Protocol::V5, "sub", true));
+    world.send(s, sub, subscribe(1, "r/#", QoS::AtMostOnce));
+    let out = world.take(s, sub);
+    assert!(
+        matches!(out[0], Packet::SubAck(_)),
+        "SUBACK precedes retained messages"
+    );
+    assert_eq!(payloads(&out), ["second"]);
+    assert!(
+        publishes(&out)[0].retain,
+        "[MQTT-3.3.1-9] retained on subscribe"
+    );
+    let handling = |h: u8| SubscriptionOptions {
+        retain_handling: h,
+        ..Default::default()
+    };
+    world.send(s, sub, subscribe_with(2, "r/#", handling(1), None));
+    assert!(
+        payloads(&world.take(s, sub)).is_empty(),
+        "handling 1: not for an existing subscription"
+    );
+    world.send(s, sub, subscribe_with(3, "r/+", handling(2), None));
+    assert!(
+        payloads(&world.take(s, sub)).is_empty(),
+        "handling 2: never"
+    );
+    world.send(s, sub, subscribe_with(4, "+/a", handling(1), None));
+    assert_eq!(
+        payloads(&world.take(s, sub)),
+        ["second"],
+        "handling 1: new subscription"
+    );
+}
+
+#[test]
+fn live_messages_keep_retain_only_for_retain_as_published() {
+    let mut world = World::new(1);
+    let (s, sub, _) = world.connect(connect(Protocol::V5, "sub", true));
+    let (p, publisher, _) = world.connect(connect(Protocol::V5, "pub", true));
+    let rap = SubscriptionOptions {
+        retain_as_published: true,
+        ..Default::default()
+    };
+    world.send(s, sub, subscribe_with(1, "keep", rap, None));
+    world.send(s, sub, subscribe(2, "plain", QoS::AtMostOnce));
+    world.take(s, sub);
+    world.send(
+        p,
+        publisher,
+        publish("keep", "k", QoS::AtMostOnce, None, true),
+    );
+    world.send(
+        p,
+        publisher,
+        publish("plain", "p", QoS::AtMostOnce, None, true),
+    );
+    let out = world.take(s, sub);
+    let flags: Vec<bool> = publishes(&out).iter().map(|p| p.retain).collect();
+    assert_eq!(flags, [true, false]);
+}
+
+#[test]
+fn no_local_suppresses_own_messages_only() {
+    let mut world = World::new(1);
+    let (s, me, _) = world.connect(connect(Protocol::V5, "me", true));
+    let no_local = SubscriptionOptions {
+        no_local: true,
+        ..Default::default()
+    };
+    world.send(s, me, subscribe_with(1, "chat", no_local, None));
+    world.take(s, me);
+    world.send(s, me, publish("chat", "mine", QoS::AtMostOnce, None, false));
+    assert!(payloads(&world.take(s, me)).is_empty());
+    let (p, other, _) = world.connect(connect(Protocol::V5, "other", true));
+    world.send(
+        p,
+        other,
+        publish("chat", "theirs", QoS::AtMostOnce, None, false),
+    );
+    assert_eq!(payloads(&world.take(s, me)), ["theirs"]);
+}
+
+#[test]
+fn overlapping_subscriptions_deliver_one_copy_at_the_highest_qos_with_every_identifier() {
+    let mut world = World::new(1);
+    let (s, sub, _) = world.connect(connect(Protocol::V5, "sub", true));
+    world.send(
+        s,
+        sub,
+        subscribe_with(
+            1,
+            "o/#",
+            SubscriptionOptions {
+                qos: QoS::AtMostOnce,
+                ..Default::default()
+            },
+            Some(11),
+        ),
+    );
+    world.send(
+        s,
+        sub,
+        subscribe_with(
+            2,
+            "o/+",
+            SubscriptionOptions {
+                qos: QoS::AtLeastOnce,
+                ..Default::default()
+            },
+            Some(22),
+        ),
+    );
+    world.take(s, sub);
+    let (p, publisher, _) = world.connect(connect(Protocol::V5, "pub", true));
+    world.send(
+        p,
+        publisher,
+        publish("o/x", "m", QoS::ExactlyOnce, Some(1), false),
+    );
+    let out = world.take(s, sub);
+    let delivered = publishes(&out);
+    assert_eq!(delivered.len(), 1, "[MQTT-3.3.4-2] one copy");
+    assert_eq!(delivered[0].qos, QoS::AtLeastOnce);
+    let mut ids = delivered[0].properties.subscription_identifiers.clone();
+    ids.sort_unstable();
+    assert_eq!(ids, [11, 22], "[MQTT-3.3.4-3] every matching identifier");
+}
+
+#[test]
+fn wildcards_do_not_match_dollar_topics() {
+    let mut world = World::new(1);
+    let (s, sub, _) = world.connect(connect(Protocol::V311, "sub", true));
+    world.send(s, sub, subscribe(1, "#", QoS::AtMostOnce));
+    world.send(s, sub, subscribe(2, "+/broker/x", QoS::AtMostOnce));
+    world.take(s, sub);
+    let (p, publisher, _) = world.connect(connect(Protocol::V311, "pub", true));
+    world.send(
+        p,
+        publisher,
+        publish("$SYS/broker/x", "sys", QoS::AtMostOnce, None, false),
+    );
+    world.send(
+        p,
+        publisher,
+        publish("normal", "n", QoS::AtMostOnce, None, false),
+    );
+    assert_eq!(payloads(&world.take(s, sub)), ["n"], "[MQTT-4.7.2-1]");
+}
+
+#[test]
+fn shared_subscription_delivers_each_message_to_one_member_round_robin() {
+    let mut world = World::new(1);
+    let (a_shard, a, _) = world.connect(connect(Protocol::V5, "a", true));
+    let (b_shard, b, _) = world.connect(connect(Protocol::V5, "b", true));
+    world.send(a_shard, a, subscribe(1, "$share/g/jobs", QoS::AtMostOnce));
+    world.send(b_shard, b, subscribe(1, "$share/g/jobs", QoS::AtMostOnce));
+    world.take(a_shard, a);
+    world.take(b_shard, b);
+    let (p, publisher, _) = world.connect(connect(Protocol::V5, "pub", true));
+    for n in ["1", "2", "3", "4"] {
+        world.send(
+            p,
+            publisher,
+            publish("jobs", n, QoS::AtMostOnce, None, false),
+        );
+    }
+    let got_a = payloads(&world.take(a_shard, a));
+    let got_b = payloads(&world.take(b_shard, b));
+    assert_eq!(got_a.len() + got_b.len(), 4, "each message once");
+    assert_eq!(got_a.len(), 2, "round robin: {got_a:?} {got_b:?}");
+}
+
+#[test]
+fn topic_alias_from_client_resolves_and_unknown_alias_is_a_protocol_error() {
+    let mut world = World::new(1);
+    let (s, sub, _) = world.connect(connect(Protocol::V5, "sub", true));
+    world.send(s, sub, subscribe(1, "long/topic/name", QoS::AtMostOnce));
+    world.take(s, sub);
+    let (p, publisher, _) = world.connect(connect(Protocol::V5, "pub", true));
+    let with_alias = |topic: &'static str, alias: u16, payload: &'static str| {
+        let mut packet = publish(topic, payload, QoS::AtMostOnce, None, false);
+        if let Packet::Publish(p) = &mut packet {
+            p.properties.topic_alias = Some(alias);
+        }
+        packet
+    };
+    world.send(p, publisher, with_alias("long/topic/name", 3, "set"));
+    world.send(p, publisher, with_alias("", 3, "used"));
+    assert_eq!(payloads(&world.take(s, sub)), ["set", "used"]);
+    assert!(publishes(&world.take(s, sub)).is_empty());
+    assert_eq!(
+        world.send_flow(p, publisher, with_alias("", 4, "unknown")),
+        Flow::Close
+    );
+    let out = world.take(p, publisher);
+    assert!(
+        matches!(out[..], [Packet::Disconnect(ref d)] if d.reason_code == reason::PROTOCOL_ERROR)
+    );
+    let (p2, other, _) = world.connect(connect(Protocol::V5, "pub2", true));
+    assert_eq!(
+        world.send_flow(p2, other, with_alias("a", 11, "too high")),
+        Flow::Close
+    );
+    assert!(
+        matches!(world.take(p2, other)[..], [Packet::Disconnect(ref d)] if d.reason_code == reason::TOPIC_ALIAS_INVALID)
+    );
+}
+
+fn with_will(
+    mut c: Connect,
+    topic: &'static str,
+    payload: &'static str,
+    delay: Option<u32>,
+) -> Connect {
+    c.will = Some(Will {
+        topic: ByteStr::from_static(topic),
+        payload: Bytes::from_static(payload.as_bytes()),
+        qos: QoS::AtMostOnce,
+        retain: false,
+        delay_interval: delay,
+        properties: PublishProperties::default(),
+    });
+    c
+}
+
+#[test]
+fn will_is_published_on_socket_loss_but_not_after_disconnect() {
+    let mut world = World::new(1);
+    let (s, watcher, _) = world.connect(connect(Protocol::V5, "watcher", true));
+    world.send(s, watcher, subscribe(1, "wills/#", QoS::AtMostOnce));
+    world.take(s, watcher);
+    let (d, dying, _) = world.connect(with_will(
+        connect(Protocol::V5, "dying", true),
+        "wills/dying",
+        "gone",
+        None,
+    ));
+    world.close(d, dying);
+    assert_eq!(payloads(&world.take(s, watcher)), ["gone"]);
+    let (d, polite, _) = world.connect(with_will(
+        connect(Protocol::V5, "polite", true),
+        "wills/polite",
+        "bye",
+        None,
+    ));
+    world.send(d, polite, Packet::Disconnect(Disconnect::default()));
+    world.close(d, polite);
+    assert!(
+        payloads(&world.take(s, watcher)).is_empty(),
+        "normal DISCONNECT discards the will"
+    );
+}
+
+#[test]
+fn delayed_will_waits_and_is_cancelled_by_a_reconnect() {
+    let mut world = World::new(1);
+    let (s, watcher, _) = world.connect(connect(Protocol::V5, "watcher", true));
+    world.send(s, watcher, subscribe(1, "wills/#", QoS::AtMostOnce));
+    world.take(s, watcher);
+    let (d, late, _) = world.connect(with_will(
+        persistent_v5("late", true),
+        "wills/late",
+        "late will",
+        Some(5),
+    ));
+    world.close(d, late);
+    world.advance(3);
+    assert!(
+        payloads(&world.take(s, watcher)).is_empty(),
+        "not before the delay"
+    );
+    world.advance(3);
+    assert_eq!(payloads(&world.take(s, watcher)), ["late will"]);
+    let (d, back, _) = world.connect(with_will(
+        persistent_v5("back", true),
+        "wills/back",
+        "never",
+        Some(5),
+    ));
+    world.close(d, back);
+    world.advance(2);
+    world.connect(persistent_v5("back", false));
+    world.advance(10);
+    assert!(
+        payloads(&world.take(s, watcher)).is_empty(),
+        "[MQTT-3.1.3-9] reconnect cancels the will"
+    );
+}
+
+#[test]
+fn session_takeover_disconnects_the_old_connection_with_session_taken_over() {
+    let mut world = World::new(1);
+    let (s, old, _) = world.connect(connect(Protocol::V5, "twin", true));
+    world.connect(connect(Protocol::V5, "twin", true));
+    let out = world.take(s, old);
+    assert!(
+        matches!(out[..], [Packet::Disconnect(ref d)] if d.reason_code == reason::SESSION_TAKEN_OVER)
+    );
+    assert!(world.shards[s]
+        .conn(old)
+        .is_some_and(|c| c.closing.is_some()));
+}
+
+#[test]
+fn keep_alive_expires_after_one_and_a_half_times_the_interval() {
+    let mut world = World::new(1);
+    let mut c = connect(Protocol::V5, "quiet", true);
+    c.keep_alive = 10;
+    let (s, quiet, _) = world.connect(c);
+    world.advance(14);
+    assert!(world.take(s, quiet).is_empty(), "still within 1.5 × 10 s");
+    world.advance(2);
+    let out = world.take(s, quiet);
+    assert!(
+        matches!(out[..], [Packet::Disconnect(ref d)] if d.reason_code == reason::KEEP_ALIVE_TIMEOUT)
+    );
+}
+
+#[test]
+fn expired_queued_messages_are_not_delivered() {
+    let mut world = World::new(1);
+    let (s, sub, _) = world.connect(persistent_v5("later", true));
+    world.send(s, sub, subscribe(1, "e", QoS::AtLeastOnce));
+    world.take(s, sub);
+    world.close(s, sub);
+    let (p, publisher, _) = world.connect(connect(Protocol::V5, "pub", true));
+    let mut short = publish("e", "short", QoS::AtLeastOnce, Some(1), false);
+    if let Packet::Publish(p) = &mut short {
+        p.properties.message_expiry_interval = Some(2);
+    }
+    world.send(p, publisher, short);
+    let mut long = publish("e", "long", QoS::AtLeastOnce, Some(2), false);
+    if let Packet::Publish(p) = &mut long {
+        p.properties.message_expiry_interval = Some(100);
+    }
+    world.send(p, publisher, long);
+    world.advance(5);
+    let (_, _, out) = world.connect(persistent_v5("later", false));
+    let delivered = publishes(&out);
+    assert_eq!(payloads(&out), ["long"]);
+    let remaining = delivered[0]
+        .properties
+        .message_expiry_interval
+        .expect("expiry sent");
+    assert!(
+        (94..=95).contains(&remaining),
+        "[MQTT-3.3.2-6] remaining lifetime, got {remaining}"
+    );
+}
+
+#[test]
+fn messages_above_the_clients_maximum_packet_size_are_dropped() {
+    let mut world = World::new(1);
+    let mut c = connect(Protocol::V5, "small", true);
+    c.properties.maximum_packet_size = Some(32);
+    let (s, sub, _) = world.connect(c);
+    world.send(s, sub, subscribe(1, "m", QoS::AtMostOnce));
+    world.take(s, sub);
+    let (p, publisher, _) = world.connect(connect(Protocol::V5, "pub", true));
+    world.send(
+        p,
+        publisher,
+        publish("m", "tiny", QoS::AtMostOnce, None, false),
+    );
+    world.send(
+        p,
+        publisher,
+        publish(
+            "m",
+            "this payload is far too large for thirty-two bytes",
+            QoS::AtMostOnce,
+            None,
+            false,
+        ),
+    );
+    assert_eq!(payloads(&world.take(s, sub)), ["tiny"], "[MQTT-3.1.2-25]");
+}
+
+#[test]
+fn unsubscribe_reports_whether_a_subscription_existed() {
+    let mut world = World::new(1);
+    let (s, sub, _) = world.connect(connect(Protocol::V5, "sub", true));
+    world.send(s, sub, subscribe(1, "u", QoS::AtMostOnce));
+    world.take(s, sub);
+    let filters = vec![ByteStr::from_static("u"), ByteStr::from_static("never")];
+    world.send(
+        s,
+        sub,
+        Packet::Unsubscribe(Unsubscribe {
+            packet_id: pid(2),
+            properties: UnsubscribeProperties::default(),
+            filters,
+        }),
+    );
+    let out = world.take(s, sub);
+    assert!(
+        matches!(out[..], [Packet::UnsubAck(ref ack)] if ack.reason_codes == [reason::SUCCESS, reason::NO_SUBSCRIPTION_EXISTED])
+    );
+}
+
+/// A client id that lives on `shard` of two.
+fn on_shard(shard: u8) -> &'static str {
+    let ids = ["c0", "c1", "c2", "c3", "c4", "c5", "c6", "c7"];
+    ids.into_iter()
+        .find(|id| super::home_shard(id.as_bytes(), 2) == shard)
+        .expect("an id per shard")
+}
+
+#[test]
+fn publishes_cross_to_the_shard_that_holds_the_subscriber_and_only_there() {
+    let mut world = World::new(2);
+    let on = on_shard;
+    let (s, sub, _) = world.connect(connect(Protocol::V311, on(1), true));
+    assert_eq!(s, 1);
+    world.send(s, sub, subscribe(1, "x/#", QoS::AtMostOnce));
+    world.take(s, sub);
+    assert_eq!(
+        world.shards[0].interest.shards_matching(b"x/y"),
+        0b10,
+        "shard 0 learned shard 1's interest"
+    );
+    let (p, publisher, _) = world.connect(connect(Protocol::V311, on(0), true));
+    assert_eq!(p, 0);
+    world.send(
+        p,
+        publisher,
+        publish("x/y", "crossed", QoS::AtMostOnce, None, false),
+    );
+    assert_eq!(payloads(&world.take(s, sub)), ["crossed"]);
+    world.send(
+        p,
+        publisher,
+        publish("elsewhere", "not sent", QoS::AtMostOnce, None, false),
+    );
+    assert_eq!(world.shards[0].interest.shards_matching(b"elsewhere"), 0);
+}
+
+#[test]
+fn retained_updates_from_different_shards_settle_on_the_owners_order() {
+    let mut world = World::new(2);
+    let (a, pa, _) = world.connect(connect(Protocol::V311, on_shard(0), true));
+    let (b, pb, _) = world.connect(connect(Protocol::V311, on_shard(1), true));
+    assert_ne!(a, b, "publishers on different shards");
+    // Both publish before any mesh message moves.
+    let _ = world.shards[a].handle(pa, publish("state", "from-a", QoS::AtMostOnce, None, true));
+    let _ = world.shards[b].handle(pb, publish("state", "from-b", QoS::AtMostOnce, None, true));
+    world.pump();
+    let seen: Vec<Vec<u8>> = world
+        .shards
+        .iter()
+        .map(|shard| {
+            shard
+                .retained
+                .get(b"state")
+                .map(|m| m.payload.to_vec())
+                .unwrap_or_default()
+        })
+        .collect();
+    assert_eq!(
+        seen[0], seen[1],
+        "every shard holds the same retained message"
+    );
+}
+
+#[test]
+fn second_connect_and_server_packets_from_a_client_are_protocol_errors() {
+    let mut world = World::new(1);
+    let (s, c, _) = world.connect(connect(Protocol::V5, "c", true));
+    let again = Packet::Connect(Box::new(connect(Protocol::V5, "c", true)));
+    assert_eq!(world.send_flow(s, c, again), Flow::Close);
+    assert!(
+        matches!(world.take(s, c)[..], [Packet::Disconnect(ref d)] if d.reason_code == reason::PROTOCOL_ERROR)
+    );
+    let _ = ShardMsg::Control;
+    let _ = BytesMut::new();
+}

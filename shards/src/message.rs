@@ -42,9 +42,10 @@ impl Message {
         }
     }
 
-    /// True when the message expired at `now` (unix seconds).
+    /// True when the message expired at `now` (unix seconds). Times are whole seconds, so
+    /// a message expires strictly after its deadline second, never early.
     pub fn expired(&self, now: u64) -> bool {
-        self.expires_at.is_some_and(|at| now >= at)
+        self.expires_at.is_some_and(|at| now > at)
     }
 
     /// The Message Expiry Interval to send at `now`: the remaining lifetime ([MQTT-3.3.2-6]).

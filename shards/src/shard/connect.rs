@@ -201,25 +201,16 @@ impl Shard {
         Ok((request, home))
     }
 
-    /// Keep alive after `max_keepalive`: 5.0 clients are told the server's value, 3.1.1
-    /// clients asking for more than the maximum (or none) are refused (Mosquitto 2.0).
+    /// Keep alive after `max_keepalive`: a 5.0 client asking for more (or for none) is
+    /// told the server's value in Server Keep Alive; 3.1/3.1.1 have no way to tell the
+    /// client, so their value stands (Mosquitto 2.0.11 accepts them the same way).
     fn keep_alive_for(&self, connect: &Connect) -> Result<(u16, Option<u16>), Refusal> {
         let max = self.settings.max_keepalive;
         let asked = connect.keep_alive;
-        if max == u16::MAX || (asked != 0 && asked <= max) {
+        if max == u16::MAX || (asked != 0 && asked <= max) || !connect.protocol.is_v5() {
             return Ok((asked, None));
         }
-        if connect.protocol.is_v5() {
-            return Ok((max, Some(max)));
-        }
-        Err(refuse(
-            connect.protocol,
-            reason::v3::IDENTIFIER_REJECTED,
-            &format!(
-                "Client {} disconnected, keepalive {asked} is not allowed (max_keepalive {max}).",
-                display_id(&connect.client_id)
-            ),
-        ))
+        Ok((max, Some(max)))
     }
 
     /// The client id rules of §3.1.3.1 and Mosquitto's options.

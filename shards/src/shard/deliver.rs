@@ -16,39 +16,58 @@ use crate::session::{Delta, InflightState, SessionDelta, SessionKey, Subscriptio
 use crate::stats::bump;
 
 impl Shard {
-    /// Delivers `message` to every local session with a matching plain subscription. A
-    /// session with several matching subscriptions gets one copy at the highest QoS with all
-    /// their identifiers ([MQTT-3.3.4-2], [MQTT-3.3.4-3..5]). `origin` is the publishing
-    /// session, for No Local.
+    /// Delivers `message` to every local session with a matching plain subscription.
+    ///
+    /// Overlapping subscriptions of one session: a 3.1/3.1.1 session gets one copy at the
+    /// highest matching QoS ([MQTT-3.3.5-1]); a 5.0 session gets one copy per matching
+    /// subscription, each with that subscription's QoS and identifier, which 5.0 §3.3.4
+    /// allows and Mosquitto does. `origin` is the publishing session, for No Local.
     pub(super) fn deliver_local(&mut self, message: &Message, origin: Option<SessionKey>) -> bool {
         let mut matches = std::mem::take(&mut self.matches);
         matches.clear();
+        let mut position = 0u32;
         self.store
             .index
             .plain
             .for_each_match(message.topic.as_bytes(), |key, sub| {
-                matches.push((*key, *sub))
+                matches.push((*key, position, *sub));
+                position += 1;
             });
         if matches.len() > 1 {
-            matches.sort_unstable_by_key(|(key, _)| *key);
+            // Group by session, keeping the index's order within a session.
+            matches.sort_unstable_by_key(|(key, position, _)| (*key, *position));
         }
+        let upgrade = self.settings.upgrade_outgoing_qos;
         let mut any = false;
         let mut start = 0;
         while start < matches.len() {
             let key = matches[start].0;
-            let end = start
-                + matches[start..]
-                    .iter()
-                    .take_while(|(k, _)| *k == key)
-                    .count();
-            if let Some(delivery) =
-                merge_matches(message, &matches[start..end], origin == Some(key))
-            {
+            let end = start + matches[start..].iter().take_while(|m| m.0 == key).count();
+            let from_self = origin == Some(key);
+            let v5 = self.store.get(key).is_some_and(|s| s.protocol.is_v5());
+            if v5 {
+                for (_, _, sub) in &matches[start..end] {
+                    if let Some(delivery) =
+                        merge_matches(message, std::slice::from_ref(sub), from_self, upgrade)
+                    {
+                        any = true;
+                        self.deliver_to_session(key, delivery);
+                    }
+                }
+            } else if let Some(delivery) = merge_matches(
+                message,
+                matches[start..end].iter().map(|m| &m.2),
+                from_self,
+                upgrade,
+            ) {
                 any = true;
                 self.deliver_to_session(key, delivery);
             }
             start = end;
         }
+        // A subscription that matched counts even when No Local skipped it (Mosquitto
+        // answers a QoS 1 publish with 0x10 only when nothing matched at all).
+        any |= !matches.is_empty();
         self.matches = matches;
         any
     }
@@ -296,17 +315,19 @@ impl Shard {
     }
 }
 
-/// Combines the subscriptions of one session that matched: highest QoS, retain as
-/// published if any asks for it, every identifier. `from_self` drops No Local ones.
-fn merge_matches(
+/// Combines matching subscriptions of one session into one delivery: highest QoS, retain
+/// as published if any asks for it, every identifier. `from_self` drops No Local ones;
+/// `None` when nothing is left.
+fn merge_matches<'a>(
     message: &Message,
-    matches: &[(SessionKey, Subscription)],
+    subscriptions: impl IntoIterator<Item = &'a Subscription>,
     from_self: bool,
+    upgrade: bool,
 ) -> Option<Delivery> {
     let mut qos = None;
     let mut retain = false;
     let mut subscription_ids = SubscriptionIds::new();
-    for (_, sub) in matches {
+    for sub in subscriptions {
         if from_self && sub.options.no_local {
             continue;
         }
@@ -317,7 +338,7 @@ fn merge_matches(
     let granted = qos?;
     Some(Delivery {
         message: message.clone(),
-        qos: cap_qos(message.qos, granted, false),
+        qos: cap_qos(message.qos, granted, upgrade),
         retain,
         subscription_ids,
     })

@@ -152,8 +152,8 @@ impl Shard {
         let expiry = session.expiry_interval;
         match (&session.will, publish_will) {
             (Some(will), true) if will.delay_interval > 0 && expiry > 0 => {
-                let delay = u64::from(will.delay_interval.min(expiry));
-                self.delayed_wills.push((self.now.unix_s + delay, key));
+                let delay_ms = u64::from(will.delay_interval.min(expiry)) * 1000;
+                self.delayed_wills.push((self.now.mono_ms + delay_ms, key));
             }
             (Some(_), true) => self.publish_will_now(key),
             (Some(_), false) => {
@@ -218,11 +218,11 @@ impl Shard {
     pub fn tick(&mut self) {
         self.check_keep_alive();
         self.update_gauges();
-        let now = self.now.unix_s;
+        let now_ms = self.now.mono_ms;
         let due: Vec<SessionKey> = self
             .delayed_wills
             .iter()
-            .filter(|(at, _)| *at <= now)
+            .filter(|(at, _)| *at <= now_ms)
             .map(|(_, k)| *k)
             .collect();
         for key in due {
@@ -287,7 +287,8 @@ impl Shard {
             .filter(|(key, session)| {
                 self.conn_of(*key).is_none()
                     && (session.expiry_interval != EXPIRY_NEVER || limit.is_some())
-                    && session.expires_at(limit).is_some_and(|at| at <= now)
+                    // Whole seconds: expire strictly after the instant, never before it.
+                    && session.expires_at(limit).is_some_and(|at| at < now)
             })
             .map(|(key, _)| key)
             .collect();

@@ -102,10 +102,10 @@ pub struct Shard {
     pub stats: Arc<[ShardStats]>,
     /// The time of the current turn.
     pub now: Now,
-    /// Delayed wills: (unix time due, session).
+    /// Delayed wills: (monotonic milliseconds due, session).
     delayed_wills: Vec<(u64, SessionKey)>,
     /// Scratch space of `deliver_local`, kept to avoid an allocation per message.
-    matches: Vec<(SessionKey, Subscription)>,
+    matches: Vec<(SessionKey, u32, Subscription)>,
     /// Scratch space for shared-subscription routing.
     shared_matches: Vec<SharedKey>,
     /// Set once shutdown began: no new connections are accepted.
@@ -284,6 +284,8 @@ impl Shard {
         };
         let Some(will) = &session.will else { return };
         let delay = u64::from(will.delay_interval.min(session.expiry_interval));
-        self.delayed_wills.push((disconnected_at + delay, key));
+        let due_in_s = (disconnected_at + delay).saturating_sub(self.now.unix_s);
+        self.delayed_wills
+            .push((self.now.mono_ms + due_in_s * 1000, key));
     }
 }

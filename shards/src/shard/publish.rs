@@ -98,9 +98,13 @@ impl Shard {
         let verdict = self.admit_publish(id, &publish);
         let qos = publish.qos;
         if verdict == reason::SUCCESS {
-            let message = self.message_from(id, publish);
-            let matched = self.publish_message(message, Some(key));
-            self.acknowledge_publish(id, key, qos, packet_id, matched, v5);
+            // Clients cannot write into the broker's own `$SYS` tree: the message is
+            // acknowledged and dropped, as Mosquitto does.
+            let matched = !publish.topic.starts_with("$SYS") && {
+                let message = self.message_from(id, publish);
+                self.publish_message(message, Some(key))
+            };
+            self.acknowledge_publish(id, key, qos, packet_id, matched || !v5);
         } else {
             self.refuse_publish(id, qos, packet_id, verdict, v5);
         }
@@ -156,17 +160,19 @@ impl Shard {
         }
     }
 
+    /// Acknowledges an accepted message. A 5.0 QoS 1 publish that matched no subscription
+    /// gets 0x10 (No matching subscribers); QoS 2 always gets Success. That is exactly what
+    /// Mosquitto 2.0 answers, so clients written against it see no difference.
     fn acknowledge_publish(
         &mut self,
         id: ConnId,
         key: SessionKey,
         qos: QoS,
         packet_id: Option<PacketId>,
-        matched: bool,
-        v5: bool,
+        matched_or_v3: bool,
     ) {
         let Some(packet_id) = packet_id else { return };
-        let code = if v5 && !matched {
+        let code = if qos == QoS::AtLeastOnce && !matched_or_v3 {
             reason::NO_MATCHING_SUBSCRIBERS
         } else {
             reason::SUCCESS

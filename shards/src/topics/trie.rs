@@ -291,15 +291,15 @@ where
         let Some(first) = levels.next() else {
             return;
         };
+        if let Some(child) = root.children.get(first) {
+            match_at(child, levels, &mut f);
+        }
         if !starts_with_dollar(topic) {
             // [MQTT-4.7.2-1]: only here, at the first level, can a wildcard meet a `$`.
-            report(&root.multi_level, &mut f);
             if let Some(single_level) = root.single_level.as_deref() {
                 match_at(single_level, levels, &mut f);
             }
-        }
-        if let Some(child) = root.children.get(first) {
-            match_at(child, levels, &mut f);
+            report(&root.multi_level, &mut f);
         }
     }
 
@@ -338,24 +338,30 @@ where
 
 /// Walks the node reached by the levels before `levels`, reporting every match below.
 ///
+/// Order: at each level the exact child first, then `+`, then `#`, so the most specific
+/// filters come first. Mosquitto delivers overlapping subscriptions in this order for
+/// filters subscribed from specific to general, and 5.0 clients receive one copy per
+/// subscription in it.
+///
 /// Recursion: once per level, at most the depth of the trie.
 fn match_at<K, V, F>(node: &Node<K, V>, mut levels: Levels<'_>, f: &mut F)
 where
     F: FnMut(&K, &V),
 {
+    match levels.next() {
+        None => report(&node.subscribers, f),
+        Some(level) => {
+            if let Some(child) = node.children.get(level) {
+                match_at(child, levels, f);
+            }
+            if let Some(single_level) = node.single_level.as_deref() {
+                match_at(single_level, levels, f);
+            }
+        }
+    }
     // `#` matches the parent level as well as any number of child levels (§4.7.1.2), so
     // it is reported whether or not the topic goes on.
     report(&node.multi_level, f);
-    let Some(level) = levels.next() else {
-        report(&node.subscribers, f);
-        return;
-    };
-    if let Some(child) = node.children.get(level) {
-        match_at(child, levels, f);
-    }
-    if let Some(single_level) = node.single_level.as_deref() {
-        match_at(single_level, levels, f);
-    }
 }
 
 fn report<K, V, F>(subscribers: &FxHashMap<K, V>, f: &mut F)

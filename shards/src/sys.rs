@@ -26,6 +26,8 @@ pub struct SysPublisher {
     last_s: u64,
     previous: Totals,
     clients_maximum: u64,
+    heap_maximum: u64,
+    loads_published: bool,
     published: HashMap<&'static str, String>,
     loads: HashMap<&'static str, Load>,
     load_topics: HashMap<(&'static str, &'static str), ByteStr>,
@@ -65,6 +67,8 @@ impl SysPublisher {
         self.clients_maximum = self.clients_maximum.max(total);
         // Retained messages are counted once: every shard holds the same copy.
         let stored = t.stored_messages + shard.retained.len() as u64;
+        let heap = resident_bytes();
+        self.heap_maximum = self.heap_maximum.max(heap);
         let values: [(&'static str, String); 25] = [
             (
                 "$SYS/broker/uptime",
@@ -131,14 +135,8 @@ impl SysPublisher {
             ),
             ("$SYS/broker/bytes/received", t.bytes_received.to_string()),
             ("$SYS/broker/bytes/sent", t.bytes_sent.to_string()),
-            (
-                "$SYS/broker/connections/socket/count",
-                t.sockets_opened.to_string(),
-            ),
-            (
-                "$SYS/broker/store/messages/retained",
-                shard.retained.len().to_string(),
-            ),
+            ("$SYS/broker/heap/current", heap.to_string()),
+            ("$SYS/broker/heap/maximum", self.heap_maximum.to_string()),
         ];
         for (topic, value) in values {
             if self.published.get(topic) != Some(&value) {
@@ -149,10 +147,11 @@ impl SysPublisher {
     }
 
     fn publish_loads(&mut self, shard: &mut Shard, t: &Totals, now: u64) {
-        let elapsed = now.saturating_sub(self.last_s);
-        if elapsed == 0 {
-            return;
-        }
+        // The first run publishes every series (Mosquitto's "initial"), later runs only
+        // the values that changed.
+        let initial = !self.loads_published;
+        self.loads_published = true;
+        let elapsed = now.saturating_sub(self.last_s).max(1);
         let p = &self.previous;
         let series: [(&'static str, u64, u64); 9] = [
             (
@@ -178,7 +177,7 @@ impl SysPublisher {
                 let new = per_minute + exponent * (old - per_minute);
                 load.values[index] = new;
                 let text = format!("{new:.2}");
-                if format!("{old:.2}") != text || self.previous == Totals::default() {
+                if initial || format!("{old:.2}") != text {
                     let topic = self
                         .load_topics
                         .entry((name, suffix))
@@ -191,6 +190,21 @@ impl SysPublisher {
             }
         }
     }
+}
+
+/// The broker's resident memory, for `$SYS/broker/heap/*`. Mosquitto reports its own
+/// allocator's count there; resident memory is the closest figure a Rust process has and
+/// what those dashboards are used to watch. Read from /proc once per `sys_interval`.
+fn resident_bytes() -> u64 {
+    let Ok(statm) = std::fs::read_to_string("/proc/self/statm") else {
+        return 0;
+    };
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
+    pages * 4096
 }
 
 fn publish(shard: &mut Shard, topic: ByteStr, value: String) {

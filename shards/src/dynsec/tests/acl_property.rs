@@ -1,0 +1,1 @@
+//! Property test of the compiled ACL snapshot against a plain evaluation of spec §8.2.

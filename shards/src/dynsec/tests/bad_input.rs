@@ -1,0 +1,1 @@
+//! Bad input: each malformed request gets the spec error and changes nothing.

@@ -21,6 +21,9 @@ pub enum Target {
     /// In `config-load-cases.json`: the compact serialisation of `observed.<command>`, or
     /// `resaved_file_text` for `"resaved"`.
     ConfigLoad(&'static str),
+    /// In `behaviour-observations.json`: the compact serialisation of the `observed`
+    /// object of the result with this name.
+    Behaviour(&'static str),
 }
 
 /// A textual edit of a golden text: Culex writes `replace` where Mosquitto wrote `find`.
@@ -125,6 +128,11 @@ pub const DEVIATIONS: &[Deviation] = &[
                 Target::FinalFile,
                 "\"textname\":\t\"CHANGED-BEFORE-ERROR\"",
                 "\"textname\":\t\"Device One\"",
+            ),
+            edit(
+                Target::Behaviour("modifyClient-error"),
+                r#""victim_disconnect_reason":152"#,
+                r#""victim_disconnect_reason":null"#,
             ),
         ],
     },
@@ -244,14 +252,41 @@ pub const DEVIATIONS: &[Deviation] = &[
         culex: "Links are always consistent: deleteRole removes every link and those commands \
                 kick every holder however the role was attached.",
         reason: "spec §17: a memory-safety defect in 2.0.11.",
-        edits: &[],
+        edits: &[
+            edit(
+                Target::Behaviour("addRoleACL-via-group"),
+                r#""victim_disconnect_reason":null"#,
+                r#""victim_disconnect_reason":152"#,
+            ),
+            edit(
+                Target::Behaviour("removeRoleACL-via-group"),
+                r#""victim_disconnect_reason":null"#,
+                r#""victim_disconnect_reason":152"#,
+            ),
+            edit(
+                Target::Behaviour("addRoleACL-role-from-createClient"),
+                r#""victim_disconnect_reason":null"#,
+                r#""victim_disconnect_reason":152"#,
+            ),
+            edit(
+                Target::Behaviour("addRoleACL-role-from-createGroup"),
+                r#""victim_disconnect_reason":null"#,
+                r#""victim_disconnect_reason":152"#,
+            ),
+        ],
     },
     Deviation {
         id: "modify-role-kicks",
         mosquitto: "modifyRole kicks nobody, even when it replaces the ACLs.",
         culex: "modifyRole with an `acls` array kicks the role's holders (Mosquitto 2.1).",
         reason: "spec §17 'kicking is safer': subscriptions made under the old ACLs go away.",
-        edits: &[],
+        edits: &[
+            edit(
+                Target::Behaviour("modifyRole-via-group"),
+                r#""victim_disconnect_reason":null"#,
+                r#""victim_disconnect_reason":152"#,
+            ),
+        ],
     },
     Deviation {
         id: "modify-group-kicks-old-members",
@@ -268,7 +303,13 @@ pub const DEVIATIONS: &[Deviation] = &[
         culex: "handle_request returns the kicks; the broker publishes the response first and \
                 kicks afterwards (Mosquitto 2.1).",
         reason: "spec §17.",
-        edits: &[],
+        edits: &[
+            edit(
+                Target::Behaviour("admin-kicks-itself"),
+                r#""admin_received_response":false"#,
+                r#""admin_received_response":true"#,
+            ),
+        ],
     },
     Deviation {
         id: "pattern-substitution",
@@ -280,7 +321,11 @@ pub const DEVIATIONS: &[Deviation] = &[
                 empty or missing value or one containing `/`, `+` or `#` matches nothing.",
         reason: "Project decision (per-client topic trees); 2.1's default `sys-notify` role \
                  needs `%c`. Exact level equality avoids 2.1's prefix match.",
-        edits: &[],
+        edits: &[
+            edit(Target::Behaviour("u-substituted"), r#""puback":135"#, r#""puback":16"#),
+            edit(Target::Behaviour("u-literal"), r#""puback":16"#, r#""puback":135"#),
+            edit(Target::Behaviour("c-substituted"), r#""puback":135"#, r#""puback":16"#),
+        ],
     },
     Deviation {
         id: "save-per-request",

@@ -4,6 +4,7 @@
 
 mod acl_property;
 mod bad_input;
+mod behaviour;
 mod fixtures;
 mod golden;
 mod support;

@@ -539,3 +539,149 @@ impl AuthCache {
         true
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dynsec::control::{handle_request, RequestContext};
+    use crate::dynsec::password::{PasswordPolicy, StoredForm};
+
+    const CTX: RequestContext<'static> = RequestContext {
+        client_id: b"t",
+        username: None,
+    };
+
+    fn state_with(request: &str) -> DynsecState {
+        let mut state = DynsecState::new();
+        state.set_password_policy(PasswordPolicy {
+            iterations: 2,
+            salt_bytes: 12,
+            form: StoredForm::Encoded,
+        });
+        let outcome = handle_request(&mut state, request.as_bytes(), &CTX);
+        assert!(!String::from_utf8(outcome.response.unwrap())
+            .unwrap()
+            .contains("error"));
+        state
+    }
+
+    #[test]
+    fn cache_hits_only_for_the_current_password() {
+        let mut state = state_with(
+            r#"{"commands":[{"command":"createClient","username":"alice","password":"one"}]}"#,
+        );
+        let mut cache = AuthCache::new().unwrap();
+        let first = AclSnapshot::build(&state);
+        let login = |snapshot: &AclSnapshot, cache: &mut AuthCache, pw: &[u8]| {
+            snapshot.authenticate_cached(cache, Some(b"alice"), Some(pw), b"id")
+        };
+        assert_eq!(login(&first, &mut cache, b"one"), AuthResult::Allow);
+        assert_eq!(cache.len(), 1);
+        assert_eq!(login(&first, &mut cache, b"one"), AuthResult::Allow);
+        assert_eq!(
+            login(&first, &mut cache, b"two"),
+            AuthResult::Deny(AuthDenied::WrongPassword)
+        );
+        assert_eq!(cache.len(), 1, "failures are not cached");
+        let outcome = handle_request(
+            &mut state,
+            br#"{"commands":[{"command":"setClientPassword","username":"alice","password":"two"}]}"#,
+            &CTX,
+        );
+        assert!(outcome.changed);
+        let second = AclSnapshot::build(&state);
+        assert_eq!(
+            login(&second, &mut cache, b"one"),
+            AuthResult::Deny(AuthDenied::WrongPassword),
+            "a cached old password must not survive a password change"
+        );
+        assert_eq!(login(&second, &mut cache, b"two"), AuthResult::Allow);
+        assert_eq!(
+            login(&first, &mut cache, b"one"),
+            AuthResult::Allow,
+            "old snapshot, old hash"
+        );
+    }
+
+    #[test]
+    fn cache_is_bounded() {
+        let commands: Vec<String> = (0..=AUTH_CACHE_ENTRIES_MAX)
+            .map(|i| format!(r#"{{"command":"createClient","username":"u{i}","password":"p"}}"#))
+            .collect();
+        let state = state_with(&format!(r#"{{"commands":[{}]}}"#, commands.join(",")));
+        let snapshot = AclSnapshot::build(&state);
+        let mut cache = AuthCache::new().unwrap();
+        for i in 0..=AUTH_CACHE_ENTRIES_MAX {
+            let user = format!("u{i}");
+            let result =
+                snapshot.authenticate_cached(&mut cache, Some(user.as_bytes()), Some(b"p"), b"c");
+            assert_eq!(result, AuthResult::Allow);
+            assert!(cache.len() <= AUTH_CACHE_ENTRIES_MAX);
+        }
+        assert_eq!(cache.len(), 1, "cleared when full, then refilled");
+    }
+
+    #[test]
+    fn authentication_rules() {
+        let state = state_with(
+            r#"{"commands":[
+            {"command":"createClient","username":"bound","password":"pw","clientid":"dev-1"},
+            {"command":"createClient","username":"off","password":"pw"},
+            {"command":"disableClient","username":"off"},
+            {"command":"createClient","username":"nopw"}]}"#,
+        );
+        let snapshot = AclSnapshot::build(&state);
+        let auth = |u: Option<&[u8]>, p: Option<&[u8]>, id: &[u8]| snapshot.authenticate(u, p, id);
+        assert_eq!(
+            auth(Some(b"bound"), Some(b"pw"), b"dev-1"),
+            AuthResult::Allow
+        );
+        assert_eq!(
+            auth(Some(b"bound"), Some(b"pw"), b"dev-2"),
+            AuthResult::Deny(AuthDenied::ClientIdMismatch)
+        );
+        assert_eq!(
+            auth(Some(b"off"), Some(b"pw"), b"x"),
+            AuthResult::Deny(AuthDenied::Disabled)
+        );
+        assert_eq!(auth(Some(b"nopw"), Some(b"pw"), b"x"), AuthResult::Defer);
+        assert_eq!(auth(Some(b"ghost"), Some(b"pw"), b"x"), AuthResult::Defer);
+        assert_eq!(auth(Some(b""), Some(b"pw"), b"x"), AuthResult::Defer);
+        assert_eq!(auth(Some(b"bound"), Some(b""), b"dev-1"), AuthResult::Defer);
+        assert_eq!(auth(None, None, b"x"), AuthResult::Defer);
+    }
+
+    #[test]
+    fn stale_subjects_are_resolved_again() {
+        let mut state = state_with(
+            r#"{"commands":[{"command":"createRole","rolename":"r","acls":[{"acltype":"publishClientSend","topic":"t/#","allow":true}]},
+            {"command":"createClient","username":"a"},{"command":"createClient","username":"b","roles":[{"rolename":"r"}]}]}"#,
+        );
+        let old = AclSnapshot::build(&state);
+        let subject = old.subject(Some(b"b"));
+        // Deleting "a" shifts "b" to another index in the next snapshot.
+        handle_request(
+            &mut state,
+            br#"{"commands":[{"command":"deleteClient","username":"a"}]}"#,
+            &CTX,
+        );
+        let new = AclSnapshot::build(&state);
+        assert_ne!(new.generation(), old.generation());
+        let b = ClientIdentity {
+            client_id: b"c",
+            username: Some(b"b"),
+        };
+        assert_eq!(
+            new.decide_subject(subject, AclEvent::PublishClientSend, &b, b"t/x"),
+            AclDecision::Allow
+        );
+        assert_eq!(
+            new.decide(AclEvent::PublishClientSend, &b, b"t/x"),
+            AclDecision::Allow
+        );
+        assert_eq!(
+            new.decide(AclEvent::PublishClientSend, &b, b"u/x"),
+            AclDecision::Defer
+        );
+    }
+}

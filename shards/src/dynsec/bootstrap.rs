@@ -349,3 +349,191 @@ pub fn bootstrap_if_missing(options: &BootstrapOptions<'_>) -> Result<Bootstrap,
         .map_err(|e| BootstrapError::Write(options.config_file.to_path_buf(), e))?;
     Ok(Bootstrap::Generated { state, source, log })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dynsec::acl::{AclSnapshot, AuthResult};
+    use crate::dynsec::password::StoredForm;
+    use crate::dynsec::store::load_file;
+    use std::os::unix::fs::PermissionsExt as _;
+
+    const POLICY: PasswordPolicy = PasswordPolicy {
+        iterations: 3,
+        salt_bytes: 64,
+        form: StoredForm::Encoded,
+    };
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("culex-bootstrap-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn options<'a>(
+        config: &'a Path,
+        init: Option<&'a Path>,
+        env: Option<&'a [u8]>,
+    ) -> BootstrapOptions<'a> {
+        BootstrapOptions {
+            config_file: config,
+            password_init_file: init,
+            env_password: env,
+            policy: POLICY,
+        }
+    }
+
+    fn mode(path: &Path) -> u32 {
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    fn logs_in(state: &DynsecState, user: &str, password: &[u8]) -> bool {
+        AclSnapshot::build(state).authenticate(Some(user.as_bytes()), Some(password), b"id")
+            == AuthResult::Allow
+    }
+
+    #[test]
+    fn short_environment_password_is_refused_and_writes_nothing() {
+        let dir = scratch("short");
+        let config = dir.join("dynamic-security.json");
+        let err = bootstrap_if_missing(&options(&config, None, Some(b"elevenchars"))).unwrap_err();
+        assert!(matches!(err, BootstrapError::EnvPasswordTooShort));
+        assert_eq!(
+            err.to_string(),
+            "Not generating dynsec config, MOSQUITTO_DYNSEC_PASSWORD must be at least 12 characters."
+        );
+        let err = bootstrap_if_missing(&options(&config, None, Some(b""))).unwrap_err();
+        assert!(matches!(err, BootstrapError::EnvPasswordTooShort));
+        assert!(!config.exists());
+        assert!(!password_file_path(&config).exists());
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn environment_password_creates_admin_and_default_roles() {
+        let dir = scratch("env");
+        let config = dir.join("dynamic-security.json");
+        let outcome = bootstrap_if_missing(&options(&config, None, Some(b"twelve-chars"))).unwrap();
+        let Bootstrap::Generated { state, source, log } = outcome else {
+            panic!("expected a generated config");
+        };
+        assert_eq!(source, PasswordSource::Environment);
+        assert_eq!(
+            log[0],
+            "Dynamic security plugin config not found, generating a default config."
+        );
+        assert_eq!(mode(&config), 0o600);
+        let (loaded, warnings) = load_file(&config).unwrap();
+        assert!(warnings.is_empty());
+        assert_eq!(loaded.clients(), state.clients());
+        assert_eq!(loaded.roles(), state.roles());
+        assert_eq!(loaded.groups(), state.groups());
+        assert_eq!(loaded.anonymous_group(), Some(&b"unauthenticated"[..]));
+        assert_eq!(loaded.default_access(), DefaultAccess::INIT);
+        assert!(logs_in(&loaded, "admin", b"twelve-chars"));
+        assert!(!loaded.clients().contains_key(&b"democlient".to_vec()));
+        let names: Vec<_> = loaded
+            .roles()
+            .keys()
+            .map(|k| String::from_utf8_lossy(k).into_owned())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "broker-admin",
+                "client",
+                "dynsec-admin",
+                "super-admin",
+                "sys-notify",
+                "sys-observe",
+                "topic-observe"
+            ]
+        );
+        let admin_roles: Vec<_> = loaded.clients()[&b"admin".to_vec()]
+            .roles()
+            .iter()
+            .map(|l| String::from_utf8_lossy(&l.rolename).into_owned())
+            .collect();
+        assert_eq!(admin_roles, ["super-admin", "sys-observe", "topic-observe"]);
+        assert!(!password_file_path(&config).exists());
+        // A second start finds the file and leaves it alone.
+        let before = std::fs::read(&config).unwrap();
+        let again =
+            bootstrap_if_missing(&options(&config, None, Some(b"another-password"))).unwrap();
+        assert!(matches!(again, Bootstrap::Existing));
+        assert_eq!(std::fs::read(&config).unwrap(), before);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn init_file_wins_over_the_environment() {
+        let dir = scratch("init");
+        let config = dir.join("dynamic-security.json");
+        let init = dir.join("init-password");
+        std::fs::write(&init, b"from-the-file \t\r\nsecond line\n").unwrap();
+        let outcome = bootstrap_if_missing(&options(
+            &config,
+            Some(&init),
+            Some(b"from-the-environment"),
+        ))
+        .unwrap();
+        let Bootstrap::Generated { state, source, .. } = outcome else {
+            panic!("expected a generated config");
+        };
+        assert_eq!(source, PasswordSource::InitFile);
+        assert!(logs_in(&state, "admin", b"from-the-file"));
+        assert!(!logs_in(&state, "admin", b"from-the-environment"));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn unusable_init_files_are_errors() {
+        let dir = scratch("init-bad");
+        let config = dir.join("dynamic-security.json");
+        let init = dir.join("init-password");
+        std::fs::write(&init, b"  \n").unwrap();
+        let err = bootstrap_if_missing(&options(&config, Some(&init), None)).unwrap_err();
+        assert!(matches!(err, BootstrapError::InitFileEmpty(_)));
+        let missing = dir.join("missing");
+        let err = bootstrap_if_missing(&options(&config, Some(&missing), None)).unwrap_err();
+        assert!(matches!(err, BootstrapError::InitFileUnreadable(..)));
+        assert!(!config.exists());
+        assert_eq!(init_file_password(b"pw"), Some(b"pw".to_vec()));
+        assert_eq!(
+            init_file_password(&[b'x'; 2000]).map(|p| p.len()),
+            Some(INIT_PASSWORD_BYTES_MAX)
+        );
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn random_passwords_are_written_to_the_pw_file() {
+        let dir = scratch("random");
+        let config = dir.join("dynamic-security.json");
+        let outcome = bootstrap_if_missing(&options(&config, None, None)).unwrap();
+        let Bootstrap::Generated { state, source, log } = outcome else {
+            panic!("expected a generated config");
+        };
+        assert_eq!(source, PasswordSource::Random);
+        let pw_path = password_file_path(&config);
+        assert!(log[1].contains(&*pw_path.to_string_lossy()));
+        assert_eq!(mode(&pw_path), 0o600);
+        let content = String::from_utf8(std::fs::read(&pw_path).unwrap()).unwrap();
+        let lines: Vec<(&str, &str)> = content
+            .lines()
+            .map(|l| l.split_once(' ').unwrap())
+            .collect();
+        assert_eq!(
+            lines.iter().map(|(u, _)| *u).collect::<Vec<_>>(),
+            ["admin", "democlient"]
+        );
+        for (user, password) in lines {
+            assert_eq!(password.len(), GENERATED_PASSWORD_CHARS);
+            assert!(password.bytes().all(|b| PASSWORD_ALPHABET.contains(&b)));
+            assert!(logs_in(&state, user, password.as_bytes()), "{user}");
+        }
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}

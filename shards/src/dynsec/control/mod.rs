@@ -290,3 +290,48 @@ fn entry(command: &[u8], reply: Reply, correlation: Option<&[u8]>) -> Out {
     }
     Out::Object(members)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn audit_lines_follow_mosquitto_and_cannot_forge_lines() {
+        let mut state = DynsecState::new();
+        state.set_password_policy(crate::dynsec::password::PasswordPolicy {
+            iterations: 1,
+            ..Default::default()
+        });
+        let admin = RequestContext {
+            client_id: b"admin-cli",
+            username: Some(b"admin"),
+        };
+        let outcome = handle_request(
+            &mut state,
+            br#"{"commands":[{"command":"createClient","username":"alice","password":"secret"},
+            {"command":"createClient","username":"bob"},{"command":"getClient","username":"nope"}]}"#,
+            &admin,
+        );
+        assert_eq!(
+            outcome.audit,
+            [
+                "dynsec: admin-cli/admin | createClient | username=alice | password=*****",
+                "dynsec: admin-cli/admin | createClient | username=bob | password=no password",
+            ]
+        );
+        let anonymous = RequestContext {
+            client_id: b"evil\ninjected",
+            username: None,
+        };
+        let outcome = handle_request(
+            &mut state,
+            br#"{"commands":[{"command":"listClients"}]}"#,
+            &anonymous,
+        );
+        assert_eq!(
+            outcome.audit,
+            ["dynsec: evil\\ninjected/(null) | listClients"]
+        );
+        assert!(outcome.audit.iter().all(|l| !l.contains("secret")));
+    }
+}

@@ -8,6 +8,7 @@ use super::support::{ok, run, ADMIN, FAST_POLICY};
 use crate::dynsec::control::{handle_request, Kick};
 use crate::dynsec::json::{self, Value};
 use crate::dynsec::model::DynsecState;
+use crate::dynsec::store;
 
 /// A state with a bit of everything, built through the control API.
 fn populated() -> DynsecState {
@@ -402,6 +403,14 @@ proptest! {
                 prop_assert_eq!(state.generation(), before.generation() + 1);
             }
         }
+        // Whatever the commands did, the file round-trips.
+        let (reloaded, warnings) = store::load(&store::serialise(&state)).unwrap();
+        prop_assert!(warnings.is_empty(), "{:?}", warnings);
+        prop_assert_eq!(reloaded.clients(), state.clients());
+        prop_assert_eq!(reloaded.groups(), state.groups());
+        prop_assert_eq!(reloaded.roles(), state.roles());
+        prop_assert_eq!(reloaded.anonymous_group(), state.anonymous_group());
+        prop_assert_eq!(reloaded.default_access(), state.default_access());
     }
 
     #[test]

@@ -6,7 +6,7 @@
 pub const NAME_BYTES_MAX: usize = 65_536;
 
 /// Longest ACL topic accepted by addRoleACL/removeRoleACL ("Invalid ACL topic" beyond)
-/// [g:233].
+/// (golden capture 233).
 pub const ACL_TOPIC_BYTES_MAX: usize = 65_535;
 
 /// Most `/` separators in an ACL topic (Mosquitto's `TOPIC_HIERARCHY_LIMIT`) [g:235, g:236].

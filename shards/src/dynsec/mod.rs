@@ -19,8 +19,21 @@
 //!          snapshot.check(AclEvent::…, &identity, topic) per publish/delivery/(un)subscribe
 //! ```
 //!
+//! API for the broker wiring:
+//!
+//! | step | call |
+//! | --- | --- |
+//! | start-up | [`bootstrap::bootstrap_if_missing`], then [`store::load_file`] (warnings → log; an error should stop start-up rather than run with an empty state) |
+//! | control PUBLISH | [`control::handle_request`] → [`ControlOutcome`] `{ response, changed, audit, kicks }` |
+//! | persist | [`store::serialise`] + [`atomic_file::save_atomic`] (generic crash-safe whole-file write, 0600) |
+//! | publish the rules | `Arc::new(`[`AclSnapshot::build`]`(&state))` to every shard (`Send + Sync`, immutable) |
+//! | CONNECT | [`AclSnapshot::authenticate_cached`] with the shard's [`AuthCache`] → [`AuthResult`] |
+//! | PUBLISH / delivery / SUBSCRIBE / UNSUBSCRIBE | [`AclSnapshot::check`] (or `subject` once per connection + `decide_subject`) with an [`AclEvent`] and a [`ClientIdentity`] |
+//! | HA auth-sync | replicate `store::serialise(&state)` bytes; followers `store::load` them (hashes carry random salts, so replaying requests would diverge) |
+//!
 //! Where Culex deliberately differs from Mosquitto 2.0.11 is listed in one table,
-//! [`deviations::DEVIATIONS`]; the golden replay test consults it and nothing else.
+//! [`deviations::DEVIATIONS`]; the golden tests consult it and nothing else. Test fixtures
+//! are a copy of `shared/spec/dynsec-golden/` in `testdata/golden/`.
 
 pub mod acl;
 pub mod atomic_file;

@@ -42,6 +42,9 @@ impl std::fmt::Display for LoadError {
 
 impl std::error::Error for LoadError {}
 
+/// Loads one element of a top-level list into the state.
+type Loader = fn(&mut DynsecState, &Value, &mut Vec<LoadWarning>);
+
 /// Reads and parses `path` (see [`load`]).
 pub fn load_file(path: &Path) -> Result<(DynsecState, Vec<LoadWarning>), LoadError> {
     let bytes = std::fs::read(path).map_err(LoadError::Unreadable)?;
@@ -67,7 +70,7 @@ pub fn load(bytes: &[u8]) -> Result<(DynsecState, Vec<LoadWarning>), LoadError> 
             state.default_access.set_by_name(name.as_bytes(), allow);
         }
     }
-    let loaders: [(&str, fn(&mut DynsecState, &Value, &mut Vec<LoadWarning>)); 3] = [
+    let loaders: [(&str, Loader); 3] = [
         ("roles", load_role),
         ("clients", load_client),
         ("groups", load_group),

@@ -24,7 +24,7 @@ pub fn is_valid_name(bytes: &[u8]) -> bool {
 
 /// Mosquitto's `mosquitto_sub_topic_check` as built into the broker: `+` occupies a whole
 /// level, `#` is the whole last level, at most [`ACL_TOPIC_BYTES_MAX`] bytes and
-/// [`ACL_TOPIC_SEPARATORS_MAX`] separators. The empty topic passes (2.0.11) [g:069].
+/// [`ACL_TOPIC_SEPARATORS_MAX`] separators. The empty topic passes (2.0.11, capture 069).
 pub fn is_valid_acl_topic(topic: &[u8]) -> bool {
     if topic.len() > ACL_TOPIC_BYTES_MAX {
         return false;

@@ -58,7 +58,8 @@ pub struct ControlOutcome {
     pub response: Option<Vec<u8>>,
     /// At least one command changed the state: save the file and rebuild the snapshot.
     pub changed: bool,
-    /// Audit lines, e.g. `dynsec: admin-cli/admin | createClient | username=alice | password=*****`.
+    /// Audit lines for the info log, e.g.
+    /// `dynsec: admin-cli/admin | createClient | username=alice | password=*****`.
     pub audit: Vec<String>,
     /// Connections to disconnect, without duplicates, in the order they were decided.
     pub kicks: Vec<Kick>,

@@ -277,7 +277,7 @@ fn ordered(acls: &[AclSpec], acl_type: AclType) -> Vec<AclSpec> {
             kept.push(acl.clone());
         }
     }
-    kept.sort_by(|x, y| y.priority.cmp(&x.priority));
+    kept.sort_by_key(|a| std::cmp::Reverse(a.priority));
     kept
 }
 

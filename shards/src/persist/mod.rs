@@ -2,7 +2,7 @@
 //! `persistence_location/persistence_file` crash-safely, and restored at start.
 //!
 //! Owns the conversion between in-memory state and the records of [`format`], the file I/O
-//! (through `atomic_file`), and the restore, which replays the records as session deltas
+//! (through `crate::atomic_file`), and the restore, which replays the records as session deltas
 //! through the same `SessionStore::apply` every other change uses. Called by the runtime
 //! (a shard answers a snapshot request with [`snapshot`]; restore runs before the shard
 //! accepts connections) and by the binary (`save`, `load`, `split`).
@@ -73,7 +73,7 @@ pub fn combine(parts: Vec<ShardSnapshot>, saved_at: u64) -> Snapshot {
 
 /// Writes `snapshot` to `path` crash-safely.
 pub fn save(path: &Path, snapshot: &Snapshot) -> std::io::Result<()> {
-    crate::atomic_file::write_atomic(path, &encode(snapshot), 0o600)
+    crate::atomic_file::save_atomic(path, &encode(snapshot))
 }
 
 /// Reads the state file; `Ok(None)` when there is none yet.

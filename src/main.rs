@@ -31,6 +31,22 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 
+/// mimalloc's `arena_eager_commit` (enum value 4 in mimalloc 2.x) commits whole arenas up
+/// front; off, only touched pages are committed. Measured with 15,000 idle connections
+/// (see README): 2.6 KB of resident memory per connection with it on, 1.4 KB with it off.
+const MI_OPTION_ARENA_EAGER_COMMIT: libmimalloc_sys::mi_option_t = 4;
+
+/// Runs before `main` and before the Rust runtime's first allocation, which is when
+/// mimalloc reserves its first arena: the option must be set by then.
+#[used]
+#[unsafe(link_section = ".init_array")]
+static CONFIGURE_ALLOCATOR: extern "C" fn() = configure_allocator;
+
+extern "C" fn configure_allocator() {
+    // SAFETY: sets one allocator option; called once, single-threaded, before any allocation.
+    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_ARENA_EAGER_COMMIT, 0) };
+}
+
 fn main() -> ExitCode {
     let cli = match cli::parse(std::env::args_os().skip(1)) {
         Ok(Command::Run(cli)) => cli,

@@ -2,14 +2,23 @@
 //! was accepted.
 //!
 //! Owns the per-connection protocol state that is *not* durable (keep alive, topic aliases,
-//! the client's limits, the outbound byte buffer and the writer's wake-up). The durable part
-//! lives in the [`crate::session::Session`] the connection is attached to. Placement: in the
-//! shard's connection slab; the runtime's reader and writer tasks refer to it by [`ConnId`].
+//! the client's limits, the outbound byte buffer). The durable part lives in the
+//! [`crate::session::Session`] the connection is attached to. Placement: in the shard's
+//! connection slab; the runtime's reader task and the shard's flusher refer to it by
+//! [`ConnId`].
+//!
+//! Writing: encoding a packet appends to [`Connection::out`] and, the first time after a
+//! flush, puts the connection on the shard's [`FlushQueue`]. The runtime's one flusher task
+//! per shard then writes every queued connection's bytes with one `send` each, so a burst
+//! of messages to a subscriber costs one syscall, and an idle connection has no writer
+//! task at all.
 
 use crate::mqtt::{ByteStr, Packet, Protocol, PublishEncode};
 use crate::session::SessionKey;
 use bytes::BytesMut;
+use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
+use std::rc::Rc;
 use std::task::Waker;
 
 /// A connection's slot and generation: a stale id (slot reused) never matches.
@@ -70,9 +79,14 @@ pub struct Connection {
     pub topic_aliases: Vec<Option<ByteStr>>,
     /// Bytes encoded and not yet handed to the socket.
     pub out: BytesMut,
-    /// The writer task, parked while `out` is empty.
-    pub writer: Option<Waker>,
-    /// Set when the broker decided to close: the writer flushes `out`, then closes.
+    /// The shard's queue of connections with bytes to write.
+    pub flush: Rc<FlushQueue>,
+    /// True while this connection is on the flush queue.
+    pub queued: bool,
+    /// True while the socket refuses more bytes; a waiter re-queues it when writable.
+    pub write_blocked: bool,
+    /// Set when the broker decided to close: the flusher writes `out`, then shuts the
+    /// socket down.
     pub closing: Option<CloseReason>,
     /// Publish the will when the connection ends (cleared by a normal DISCONNECT).
     pub will_on_close: bool,
@@ -107,10 +121,11 @@ impl Connection {
         Some(written)
     }
 
-    /// Wakes the writer task if it is parked.
+    /// Puts the connection on the flush queue (once until the next flush).
     pub fn wake_writer(&mut self) {
-        if let Some(waker) = self.writer.take() {
-            waker.wake();
+        if !self.queued {
+            self.queued = true;
+            self.flush.push(self.id);
         }
     }
 
@@ -120,5 +135,35 @@ impl Connection {
             self.closing = Some(reason);
         }
         self.wake_writer();
+    }
+}
+
+/// The connections of one shard that have bytes to write (or a close to carry out), in
+/// the order they became ready. Placement: one per shard, shared by its connections and
+/// its flusher task.
+#[derive(Default)]
+pub struct FlushQueue {
+    pending: RefCell<Vec<ConnId>>,
+    flusher: Cell<Option<Waker>>,
+}
+
+impl FlushQueue {
+    /// Queues `id` and wakes the flusher.
+    pub fn push(&self, id: ConnId) {
+        self.pending.borrow_mut().push(id);
+        if let Some(waker) = self.flusher.take() {
+            waker.wake();
+        }
+    }
+
+    /// Moves the queued ids into `batch` (which must be empty), or parks the flusher.
+    pub fn take_into(&self, batch: &mut Vec<ConnId>, waker: &Waker) -> bool {
+        let mut pending = self.pending.borrow_mut();
+        if pending.is_empty() {
+            self.flusher.set(Some(waker.clone()));
+            return false;
+        }
+        std::mem::swap(&mut *pending, batch);
+        true
     }
 }

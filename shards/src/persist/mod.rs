@@ -155,11 +155,11 @@ fn replay_session(shard: &mut Shard, record: SessionRecord, saved_at: u64) {
         });
     }
     let will = record.will.and_then(|will| {
-        Some(StoredWill {
+        Some(Box::new(StoredWill {
             message: message_from_record(will.message)?,
             delay_interval: will.delay_interval,
             message_expiry_interval: will.message_expiry_interval,
-        })
+        }))
     });
     let has_will = will.is_some();
     changes.push(SessionDelta::WillChanged { will });

@@ -1,5 +1,11 @@
 //! Connection tasks: accept, read CONNECT, admit (or refuse), move the socket to its home
-//! shard, then the reader loop and the writer task of an open connection.
+//! shard, then one reader task per open connection, plus the shard's single flusher task
+//! that writes every connection's outbound bytes.
+//!
+//! Memory per idle connection is the budget that shapes this file (≤ 2 KiB): the
+//! handshake is its own short-lived task, the reader is one small future parked on
+//! readiness holding no buffer, and there is no writer task — the flusher writes for all
+//! connections, and a write waiter exists only while a socket refuses bytes.
 
 use super::io::{recv_into, send, shutdown, would_block};
 use super::shard_main::ShardCtx;
@@ -17,6 +23,9 @@ use monoio::net::{TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
 use std::rc::Rc;
 use std::time::Duration;
+
+/// How long a connection the broker is closing may take to accept its last bytes.
+const CLOSE_FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Accepts connections on one listener socket until the shard stops.
 pub async fn accept_loop(ctx: Rc<ShardCtx>, listener: usize, socket: TcpListener) {
@@ -57,23 +66,22 @@ pub async fn accept_loop(ctx: Rc<ShardCtx>, listener: usize, socket: TcpListener
     }
 }
 
-/// Reads CONNECT (bounded in time), admits it, and opens the connection here or hands it to
-/// its home shard.
+/// Reads CONNECT (bounded in time), admits it, and starts the connection here or hands it
+/// to its home shard. Ends either way, so its state never stays with an open connection.
 async fn handshake(ctx: Rc<ShardCtx>, stream: TcpStream, accepted: Accepted) {
-    let live = LiveGuard::new(&ctx);
     let mut buf = BytesMut::new();
     let deadline = Duration::from_secs(CONNECT_TIMEOUT_S);
-    let connect = match monoio::time::timeout(deadline, read_connect(&ctx, &stream, &mut buf)).await
-    {
-        Ok(Ok(connect)) => connect,
-        Ok(Err(Some(error))) => return refuse_decode(&ctx, &stream, &accepted, &error),
-        Ok(Err(None)) => return,
-        Err(_) => {
-            log::info!(
-                "Client <unknown> [{}] disconnected: no CONNECT within {CONNECT_TIMEOUT_S} s.",
-                accepted.peer
-            );
-            return;
+    let connect = {
+        let _live = LiveGuard::new(&ctx);
+        match monoio::time::timeout(deadline, read_connect(&ctx, &stream, &mut buf)).await {
+            Ok(Ok(connect)) => connect,
+            Ok(Err(Some(error))) => return refuse_decode(&stream, &accepted, &error),
+            Ok(Err(None)) => return,
+            Err(_) => {
+                let peer = accepted.peer;
+                log::info!("Client <unknown> [{peer}] disconnected: no CONNECT within {CONNECT_TIMEOUT_S} s.");
+                return;
+            }
         }
     };
     let admitted = ctx.shard.borrow().admit(&accepted, connect);
@@ -88,8 +96,7 @@ async fn handshake(ctx: Rc<ShardCtx>, stream: TcpStream, accepted: Accepted) {
         }
     };
     if home == ctx.id {
-        drop(live);
-        serve(ctx, stream, accepted, request, buf).await;
+        serve(ctx, stream, accepted, request, buf);
         return;
     }
     let fd = stream.into_raw_fd();
@@ -108,23 +115,20 @@ async fn handshake(ctx: Rc<ShardCtx>, stream: TcpStream, accepted: Accepted) {
 }
 
 /// Runs a connection handed over by another shard.
-pub async fn adopt(ctx: Rc<ShardCtx>, handoff: Handoff) {
+pub fn adopt(ctx: Rc<ShardCtx>, handoff: Handoff) {
     let std_stream = std::net::TcpStream::from(handoff.fd);
     match TcpStream::from_std(std_stream) {
-        Ok(stream) => {
-            serve(
-                ctx,
-                stream,
-                handoff.accepted,
-                handoff.connect,
-                handoff.leftover,
-            )
-            .await
-        }
-        Err(error) => log::warn!(
-            "Warning: could not adopt connection from {}: {error}",
-            handoff.accepted.peer
+        Ok(stream) => serve(
+            ctx,
+            stream,
+            handoff.accepted,
+            handoff.connect,
+            handoff.leftover,
         ),
+        Err(error) => {
+            let peer = handoff.accepted.peer;
+            log::warn!("Warning: could not adopt connection from {peer}: {error}");
+        }
     }
 }
 
@@ -154,8 +158,7 @@ async fn read_connect(
 }
 
 /// A CONNECT that could not be decoded: CONNACK where the protocol asks for one.
-fn refuse_decode(ctx: &ShardCtx, stream: &TcpStream, accepted: &Accepted, error: &DecodeError) {
-    let _ = ctx;
+fn refuse_decode(stream: &TcpStream, accepted: &Accepted, error: &DecodeError) {
     log::info!(
         "Client <unknown> [{}] disconnected: {error}.",
         accepted.peer
@@ -180,8 +183,8 @@ fn write_now(stream: &TcpStream, packet: &Packet, protocol: Protocol) {
 }
 
 fn max_packet_size(ctx: &ShardCtx) -> usize {
-    ctx.shard
-        .borrow()
+    let shard = ctx.shard.borrow();
+    shard
         .settings
         .max_packet_size
         .map_or(PACKET_SIZE_MAX, |max| max as usize)
@@ -206,16 +209,14 @@ impl Drop for LiveGuard<'_> {
     }
 }
 
-/// Opens the connection in the shard, then reads until it ends; the writer runs as its own
-/// task. Cleans up once both are done.
-async fn serve(
+/// Opens the connection in the shard and spawns its reader.
+fn serve(
     ctx: Rc<ShardCtx>,
     stream: TcpStream,
     accepted: Accepted,
     request: ConnectRequest,
     leftover: BytesMut,
 ) {
-    let _live = LiveGuard::new(&ctx);
     if ctx.stopping.get() {
         return;
     }
@@ -226,64 +227,109 @@ async fn serve(
         shard.open(accepted, request)
     };
     let stream = Rc::new(stream);
-    let writer = monoio::spawn(write_loop(ctx.clone(), stream.clone(), id));
-    read_loop(&ctx, &stream, id, protocol, leftover).await;
+    ctx.register_stream(id, stream.clone());
+    ctx.live.set(ctx.live.get() + 1);
+    // An empty leftover still holds the allocation CONNECT was read into: drop it.
+    let leftover = if leftover.is_empty() {
+        BytesMut::new()
+    } else {
+        leftover
+    };
+    monoio::spawn(connection_task(ctx, stream, id, protocol, leftover));
+}
+
+/// The one task of an open connection: reads until the connection ends, then makes sure
+/// what the shard queued for it is written (when the broker is the one closing) and
+/// cleans up. Its future is what an idle connection costs, so it keeps little state; the
+/// rare waits are boxed.
+async fn connection_task(
+    ctx: Rc<ShardCtx>,
+    stream: Rc<TcpStream>,
+    id: ConnId,
+    protocol: Protocol,
+    leftover: BytesMut,
+) {
+    let ended_by_broker = read_loop(&ctx, &stream, id, protocol, leftover).await;
+    if ended_by_broker {
+        Box::pin(wait_flushed(&ctx, id)).await;
+    }
+    ctx.unregister_stream(id);
+    shutdown(stream.as_raw_fd());
     {
         let mut shard = ctx.shard.borrow_mut();
+        shard.now = super::now();
         if let Some(conn) = shard.conn_mut(id) {
             conn.close(CloseReason::SocketClosed);
         }
+        shard.closed(id);
     }
-    writer.await;
-    let mut shard = ctx.shard.borrow_mut();
-    shard.now = super::now();
-    shard.closed(id);
+    ctx.live.set(ctx.live.get() - 1);
+    ctx.connection_ended.notify_all();
 }
 
-/// Reads and handles packets until the socket ends or the shard closes the connection.
+/// Waits (bounded) until the flusher wrote a closing connection's last bytes.
+async fn wait_flushed(ctx: &ShardCtx, id: ConnId) {
+    let flushed = ctx
+        .connection_flushed
+        .wait_until(|| ctx.flushed_or_gone(id));
+    let _ = monoio::time::timeout(CLOSE_FLUSH_TIMEOUT, flushed).await;
+}
+
+/// Reads and handles packets until the socket ends (false) or the shard closes the
+/// connection (true).
 async fn read_loop(
     ctx: &ShardCtx,
     stream: &TcpStream,
     id: ConnId,
     protocol: Protocol,
     mut partial: BytesMut,
-) {
+) -> bool {
     let fd = stream.as_raw_fd();
     let max = max_packet_size(ctx);
     if !partial.is_empty() && handle_bytes(ctx, id, protocol, max, &mut partial) == Flow::Close {
-        return;
+        return true;
     }
     loop {
         if ctx.shard.borrow().mesh.congested() {
-            ctx.uncongested
-                .wait_until(|| !ctx.shard.borrow().mesh.congested())
-                .await;
+            Box::pin(
+                ctx.uncongested
+                    .wait_until(|| !ctx.shard.borrow().mesh.congested()),
+            )
+            .await;
         }
         if stream.readable(false).await.is_err() {
-            return;
+            return false;
         }
         let mut turn = 0;
         while turn < READ_TURN_BYTES_MAX {
             let mut buf = take_buffer(ctx, &mut partial);
-            let result = recv_into(fd, &mut buf);
-            let read = match result {
-                Ok(0) => return,
+            let read = match recv_into(fd, &mut buf) {
+                Ok(0) => return closing(ctx, id),
                 Ok(read) => read,
                 Err(error) if would_block(&error) => {
                     give_back(ctx, buf, &mut partial);
                     break;
                 }
-                Err(_) => return,
+                Err(_) => return closing(ctx, id),
             };
             turn += read;
             bump(&ctx.shard.borrow().my_stats().bytes_received, read as u64);
             let flow = handle_bytes(ctx, id, protocol, max, &mut buf);
             give_back(ctx, buf, &mut partial);
             if flow == Flow::Close {
-                return;
+                return true;
             }
         }
     }
+}
+
+/// At end of stream: true if the broker had already decided to close (its last packet,
+/// e.g. a DISCONNECT, may still be on its way out).
+fn closing(ctx: &ShardCtx, id: ConnId) -> bool {
+    ctx.shard
+        .borrow()
+        .conn(id)
+        .is_some_and(|conn| conn.closing.is_some())
 }
 
 /// The buffer to read into: the connection's partial packet (grown to fit the rest of it),
@@ -340,77 +386,97 @@ fn handle_bytes(
     }
 }
 
-/// Writes whatever the shard encoded for `id`, batch by batch, until the connection closes.
-async fn write_loop(ctx: Rc<ShardCtx>, stream: Rc<TcpStream>, id: ConnId) {
-    let fd = stream.as_raw_fd();
+/// The shard's flusher: writes the outbound bytes of every queued connection, one `send`
+/// each per turn, and shuts down the sockets of connections the broker closed.
+pub async fn flush_loop(ctx: Rc<ShardCtx>) {
+    let queue = ctx.shard.borrow().flush.clone();
+    let mut batch: Vec<ConnId> = Vec::new();
     loop {
-        let next = std::future::poll_fn(|cx| {
-            let mut shard = ctx.shard.borrow_mut();
-            let Some(conn) = shard.conn_mut(id) else {
-                return std::task::Poll::Ready(None);
-            };
-            if !conn.out.is_empty() {
-                return std::task::Poll::Ready(Some(conn.out.split()));
+        std::future::poll_fn(|cx| {
+            if queue.take_into(&mut batch, cx.waker()) {
+                std::task::Poll::Ready(())
+            } else {
+                std::task::Poll::Pending
             }
-            if conn.closing.is_some() {
-                return std::task::Poll::Ready(None);
-            }
-            conn.writer = Some(cx.waker().clone());
-            std::task::Poll::Pending
         })
         .await;
-        let Some(mut out) = next else { break };
-        let total = out.len();
-        while out.has_remaining() {
-            match send(fd, &out) {
-                Ok(sent) => out.advance(sent),
-                Err(error) if would_block(&error) => {
-                    if !wait_writable(&ctx, &stream, id).await {
-                        break;
-                    }
-                }
-                Err(_) => break,
-            }
+        for id in batch.drain(..) {
+            flush_one(&ctx, id);
         }
-        let flushed = !out.has_remaining();
-        drop(out);
-        let mut shard = ctx.shard.borrow_mut();
-        bump(&shard.my_stats().bytes_sent, total as u64);
-        let Some(conn) = shard.conn_mut(id) else {
-            break;
-        };
-        if conn.out.is_empty() && conn.out.capacity() > OUTBOUND_BUFFER_KEEP {
-            conn.out = BytesMut::new();
-        }
-        if !flushed {
-            conn.close(CloseReason::SocketClosed);
-            break;
-        }
+        ctx.connection_flushed.notify_all();
     }
-    shutdown(fd);
 }
 
-/// Waits until the socket takes more bytes. Gives up (false) when the socket fails, or when
-/// the shard has decided to close the connection and the peer still does not read: a client
-/// that stopped reading must not hold its connection open forever.
-async fn wait_writable(ctx: &ShardCtx, stream: &TcpStream, id: ConnId) -> bool {
-    let mut waited_closing = 0;
-    loop {
-        match monoio::time::timeout(Duration::from_secs(1), stream.writable(false)).await {
-            Ok(Ok(())) => return true,
-            Ok(Err(_)) => return false,
-            Err(_) => {}
-        }
-        let closing = ctx
-            .shard
-            .borrow()
-            .conn(id)
-            .is_none_or(|conn| conn.closing.is_some());
-        if closing {
-            waited_closing += 1;
-            if waited_closing >= 2 {
-                return false;
+/// Writes what connection `id` has queued, as far as the socket takes it.
+fn flush_one(ctx: &Rc<ShardCtx>, id: ConnId) {
+    let Some(stream) = ctx.stream(id) else { return };
+    let fd = stream.as_raw_fd();
+    let mut shard = ctx.shard.borrow_mut();
+    let stats_index = usize::from(shard.id);
+    let Some(conn) = shard.conn_mut(id) else {
+        return;
+    };
+    conn.queued = false;
+    if conn.write_blocked {
+        return;
+    }
+    let mut written = 0u64;
+    while !conn.out.is_empty() {
+        match send(fd, &conn.out) {
+            Ok(sent) => {
+                conn.out.advance(sent);
+                written += sent as u64;
+            }
+            Err(error) if would_block(&error) => {
+                conn.write_blocked = true;
+                monoio::spawn(wait_writable(ctx.clone(), stream, id));
+                break;
+            }
+            Err(_) => {
+                conn.out.clear();
+                conn.close(CloseReason::SocketClosed);
+                break;
             }
         }
+    }
+    if conn.out.is_empty() {
+        if conn.out.capacity() > OUTBOUND_BUFFER_KEEP {
+            conn.out = BytesMut::new();
+        }
+        if conn.closing.is_some() {
+            shutdown(fd);
+        }
+    }
+    bump(&shard.stats[stats_index].bytes_sent, written);
+}
+
+/// Waits until a socket that refused bytes is writable again, then queues it for the
+/// flusher. A connection the broker is closing gets [`CLOSE_FLUSH_TIMEOUT`], then its
+/// socket is shut down: a client that stopped reading cannot hold it open.
+async fn wait_writable(ctx: Rc<ShardCtx>, stream: Rc<TcpStream>, id: ConnId) {
+    loop {
+        match monoio::time::timeout(CLOSE_FLUSH_TIMEOUT, stream.writable(false)).await {
+            Ok(Ok(())) => break,
+            Ok(Err(_)) => {
+                shutdown(stream.as_raw_fd());
+                break;
+            }
+            Err(_) => {
+                let closing = ctx
+                    .shard
+                    .borrow()
+                    .conn(id)
+                    .is_none_or(|c| c.closing.is_some());
+                if closing {
+                    shutdown(stream.as_raw_fd());
+                    break;
+                }
+            }
+        }
+    }
+    let mut shard = ctx.shard.borrow_mut();
+    if let Some(conn) = shard.conn_mut(id) {
+        conn.write_blocked = false;
+        conn.wake_writer();
     }
 }

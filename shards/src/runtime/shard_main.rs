@@ -5,6 +5,7 @@ use super::connection;
 use super::sync::{yield_now, Notify};
 use super::Driver;
 use crate::access::AccessControl;
+use crate::connection::ConnId;
 use crate::limits::{MESH_DRAIN_BUDGET, READ_BUFFER_SIZE, TICK_MS};
 use crate::mesh::{Control, Mesh, MeshPort, ShardMsg};
 use crate::persist;
@@ -13,6 +14,7 @@ use crate::shard::Shard;
 use crate::stats::ShardStats;
 use crate::sys::SysPublisher;
 use bytes::BytesMut;
+use monoio::net::TcpStream;
 use std::cell::{Cell, RefCell};
 use std::net::TcpListener;
 use std::rc::Rc;
@@ -56,10 +58,53 @@ pub struct ShardCtx {
     pub uncongested: Notify,
     /// Woken when a connection ends (shutdown waits for all of them).
     pub connection_ended: Notify,
+    /// Woken after each flusher pass (a closing connection waits for its last bytes).
+    pub connection_flushed: Notify,
+    /// The socket of each open connection, by connection slot, for the flusher.
+    pub streams: RefCell<Vec<Option<(ConnId, Rc<TcpStream>)>>>,
     /// Connections alive on this shard (including ones still reading CONNECT).
     pub live: Cell<usize>,
     /// Set when shutdown starts.
     pub stopping: Cell<bool>,
+}
+
+impl ShardCtx {
+    /// Records the socket of a newly opened connection.
+    pub fn register_stream(&self, id: ConnId, stream: Rc<TcpStream>) {
+        let mut streams = self.streams.borrow_mut();
+        let slot = id.slot as usize;
+        if streams.len() <= slot {
+            streams.resize(slot + 1, None);
+        }
+        streams[slot] = Some((id, stream));
+    }
+
+    /// Forgets the socket of a connection that ended.
+    pub fn unregister_stream(&self, id: ConnId) {
+        let mut streams = self.streams.borrow_mut();
+        if let Some(entry) = streams.get_mut(id.slot as usize) {
+            if entry.as_ref().is_some_and(|(owner, _)| *owner == id) {
+                *entry = None;
+            }
+        }
+    }
+
+    /// The socket of connection `id`, if it is still open.
+    pub fn stream(&self, id: ConnId) -> Option<Rc<TcpStream>> {
+        let streams = self.streams.borrow();
+        match streams.get(id.slot as usize) {
+            Some(Some((owner, stream))) if *owner == id => Some(stream.clone()),
+            _ => None,
+        }
+    }
+
+    /// True when connection `id` has nothing left to write (or is gone).
+    pub fn flushed_or_gone(&self, id: ConnId) -> bool {
+        let shard = self.shard.borrow();
+        shard
+            .conn(id)
+            .is_none_or(|conn| conn.out.is_empty() && !conn.queued)
+    }
 }
 
 /// Thread entry point.
@@ -93,6 +138,8 @@ async fn shard_main(context: ThreadContext, ready: mpsc::Sender<std::io::Result<
         read_buf: RefCell::new(BytesMut::with_capacity(READ_BUFFER_SIZE)),
         uncongested: Notify::default(),
         connection_ended: Notify::default(),
+        connection_flushed: Notify::default(),
+        streams: RefCell::new(Vec::new()),
         live: Cell::new(0),
         stopping: Cell::new(false),
     });
@@ -111,6 +158,7 @@ async fn shard_main(context: ThreadContext, ready: mpsc::Sender<std::io::Result<
         }
     }
     monoio::spawn(tick_loop(ctx.clone()));
+    monoio::spawn(connection::flush_loop(ctx.clone()));
     let mesh_task = monoio::spawn(mesh_loop(ctx.clone()));
     let _ = ready.send(Ok(()));
     mesh_task.await;
@@ -154,9 +202,7 @@ async fn mesh_loop(ctx: Rc<ShardCtx>) {
 /// Runs one runtime message; true when it was Shutdown.
 fn run_control(ctx: &Rc<ShardCtx>, msg: ShardMsg) -> bool {
     match msg {
-        ShardMsg::Handoff(handoff) => {
-            monoio::spawn(connection::adopt(ctx.clone(), *handoff));
-        }
+        ShardMsg::Handoff(handoff) => connection::adopt(ctx.clone(), *handoff),
         ShardMsg::Control(Control::Shutdown) => {
             ctx.stopping.set(true);
             ctx.shard.borrow_mut().shutdown();

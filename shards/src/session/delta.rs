@@ -73,7 +73,7 @@ pub enum SessionDelta {
     /// The will was set (at connect) or cleared (normal disconnect, published, cancelled).
     WillChanged {
         /// The new will.
-        will: Option<StoredWill>,
+        will: Option<Box<StoredWill>>,
     },
     /// The connection ended at `at` (unix seconds); the session stays if persistent.
     Disconnected {

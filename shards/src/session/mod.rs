@@ -64,8 +64,9 @@ pub struct Session {
     pub expiry_interval: u32,
     /// Subscriptions by filter as the client wrote it (including `$share/g/`).
     pub subscriptions: HashMap<ByteStr, Subscription>,
-    /// Will of the current connection, or the delayed will of the last one.
-    pub will: Option<StoredWill>,
+    /// Will of the current connection, or the delayed will of the last one (boxed: most
+    /// sessions have none, and an idle session should stay small).
+    pub will: Option<Box<StoredWill>>,
     /// Unix time (seconds) the last connection ended; `None` while connected.
     pub disconnected_at: Option<u64>,
     /// Server → client QoS 1/2 state and the queue behind it.

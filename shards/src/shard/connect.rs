@@ -190,11 +190,12 @@ impl Shard {
             (false, _) => (client_id, assigned),
         };
         let home = self.home_of(client_id.as_bytes());
+        // Own copies, so the session does not pin the buffer CONNECT was read into.
         let request = ConnectRequest {
             connect,
-            client_id,
+            client_id: client_id.compact(),
             assigned,
-            username,
+            username: username.as_ref().map(ByteStr::compact),
             keep_alive,
             server_keep_alive,
         };
@@ -320,12 +321,13 @@ impl Shard {
         let will = connect
             .will
             .as_ref()
-            .map(|will| self.stored_will(accepted.listener, will));
+            .map(|will| Box::new(self.stored_will(accepted.listener, will)));
+        let has_will = will.is_some();
         self.apply(Delta::Update {
             key,
-            change: SessionDelta::WillChanged { will: will.clone() },
+            change: SessionDelta::WillChanged { will },
         });
-        let id = self.insert_connection(&accepted, &request, key, will.is_some());
+        let id = self.insert_connection(&accepted, &request, key, has_will);
         let session_present = resumed.is_some() && protocol != Protocol::V31;
         self.send_connack(id, &request, session_present);
         self.log_connected(id, &request);
@@ -424,7 +426,9 @@ impl Shard {
             problem_information: props.request_problem_information != Some(0),
             topic_aliases: Vec::new(),
             out: bytes::BytesMut::new(),
-            writer: None,
+            flush: self.flush.clone(),
+            queued: false,
+            write_blocked: false,
             closing: None,
             will_on_close: will,
         });

@@ -261,6 +261,11 @@ impl Shard {
     fn check_keep_alive(&mut self) {
         let now = self.now.mono_ms;
         for (_, conn) in self.conns.iter_mut() {
+            if conn.out.is_empty() && conn.out.capacity() > 0 && !conn.queued {
+                // An idle connection keeps no outbound buffer (released at most once per
+                // tick, so a busy connection does not allocate per flush).
+                conn.out = bytes::BytesMut::new();
+            }
             if conn.keep_alive_ms == 0 || conn.closing.is_some() {
                 continue;
             }

@@ -112,6 +112,8 @@ pub struct Shard {
     pub shutting_down: bool,
     /// Changes to durable state since the last snapshot (for `autosave_on_changes`).
     pub changes: u64,
+    /// Connections with bytes to write, for the runtime's flusher.
+    pub flush: std::rc::Rc<crate::connection::FlushQueue>,
 }
 
 impl Shard {
@@ -142,6 +144,7 @@ impl Shard {
             shared_matches: Vec::new(),
             shutting_down: false,
             changes: 0,
+            flush: std::rc::Rc::default(),
         }
     }
 

@@ -96,6 +96,11 @@ def sc_connect_v5_connack_properties(run):
     c = run.client("A", 5)
     ack = c.connect("v5-props", keepalive=30)
     assert ack["reason_code"] == 0 and ack["session_present"] is False
+    # exactly what Mosquitto 2.0.11 sends with the default config: receive
+    # maximum = max_inflight_messages (20), topic alias maximum = 10; the
+    # defaults (retain available, max QoS 2, wildcard/shared/sub-id
+    # available) are left implicit
+    assert ack["properties"] == {"receive_maximum": 20, "topic_alias_maximum": 10}
     c.disconnect()
     # empty client id: server assigns one
     c = run.client("B", 5)
@@ -797,6 +802,28 @@ def sc_inbound_qos2_across_reconnect(run):
     p.expect("PUBCOMP")
     got = drain(s, 0.5)
     assert [q["payload"] for q in got] == [b"once"], "exactly once"
+
+
+@scenario
+def sc_persistence_across_restart(run):
+    b = run.broker(["persistence true", "persistence_location {dir}/", "autosave_interval 0"])
+    p = connected(run, "P", "per-p", broker=b)
+    p.publish("per/ret", b"survives", qos=1, packet_id=1, retain=True)
+    p.expect("PUBACK")
+    s = connected(run, "S", "per-s", broker=b, clean=False)
+    sub(s, "per/q", 1)
+    s.disconnect()
+    p.publish("per/q", b"queued", qos=1, packet_id=2)
+    p.expect("PUBACK")
+    p.disconnect()
+    b.restart()                    # SIGTERM: a clean shutdown saves state
+    s = run.client("S2", broker=b)
+    assert s.connect("per-s", clean=False)["session_present"] is True
+    assert s.expect("PUBLISH")["payload"] == b"queued"
+    r = connected(run, "R", "per-r", broker=b)
+    sub(r, "per/ret", 0)
+    got = r.expect("PUBLISH")
+    assert (got["payload"], got["retain"]) == (b"survives", True)
 
 
 @scenario

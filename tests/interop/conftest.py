@@ -84,6 +84,10 @@ def port_accepts(host: str, port: int) -> bool:
 # --------------------------------------------------------------------------
 
 
+class PortInUse(RuntimeError):
+    pass
+
+
 class Broker:
     """A running broker process. `log()` returns everything it wrote so far."""
 
@@ -92,7 +96,6 @@ class Broker:
         self.kind = kind
         self.binary = broker_binary(kind)
         self.host = "127.0.0.1"
-        self.port = free_port()
         self.dir = Path(tempfile.mkdtemp(prefix=f"interop-{kind}-"))
         # Mosquitto started as root drops to user "mosquitto": let it read
         # the config and write persistence files here.
@@ -101,19 +104,28 @@ class Broker:
             p = self.dir / name
             p.write_text(content) if isinstance(content, str) else p.write_bytes(content)
             os.chmod(p, 0o644)
-        lines = []
-        if listener:
-            lines.append(f"listener {self.port} {self.host}")
-        if anonymous:
-            lines.append("allow_anonymous true")
-        lines += [line.replace("{dir}", str(self.dir)) for line in conf_lines]
         self.conf_path = self.dir / "mosquitto.conf"
-        self.conf_path.write_text("\n".join(lines) + "\n")
-        os.chmod(self.conf_path, 0o644)
         self.log_path = self.dir / "broker.log"
         self.proc = None
         self.returncode = None
-        self._start()
+        # The free port can be taken by someone else before the broker binds
+        # it: retry a few times with a new port.
+        for attempt in range(3):
+            self.port = free_port()
+            lines = []
+            if listener:
+                lines.append(f"listener {self.port} {self.host}")
+            if anonymous:
+                lines.append("allow_anonymous true")
+            lines += [line.replace("{dir}", str(self.dir)) for line in conf_lines]
+            self.conf_path.write_text("\n".join(lines) + "\n")
+            os.chmod(self.conf_path, 0o644)
+            try:
+                self._start()
+                return
+            except PortInUse:
+                if attempt == 2:
+                    raise
 
     @property
     def pid(self) -> int:
@@ -128,6 +140,8 @@ class Broker:
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
+                if "in use" in self.log().lower():
+                    raise PortInUse(self.log())
                 raise RuntimeError(f"{self.kind} exited with {self.proc.returncode} at start-up:\n"
                                    + self.log())
             if port_accepts(self.host, self.port):

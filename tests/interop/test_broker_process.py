@@ -1,0 +1,62 @@
+"""The broker as a process: start-up errors, signals, and the log lines
+operators grep (ecosystem.md section 4). Also exercises the fixture's
+log accessor, stop(signal) and restart().
+
+Called by: pytest, once per broker kind.
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import tempfile
+from pathlib import Path
+
+import mqttraw as m
+from conftest import broker_binary, free_port
+
+
+def test_sigterm_is_a_clean_stop(broker, broker_kind):
+    assert broker.wait_log("running", 5), broker.log()
+    assert broker.stop(signal.SIGTERM) == 0
+    if broker_kind == "mosquitto":
+        assert "mosquitto version 2.0.11 terminating" in broker.log()
+    else:
+        assert re.search(r"\S+ version \S+ terminating", broker.log()), broker.log()
+
+
+def test_restart_serves_again_on_same_port(broker):
+    port = broker.port
+    broker.restart(signal.SIGINT)
+    assert broker.port == port
+    c = m.RawClient(broker.host, broker.port, 4)
+    assert c.connect("after-restart")["reason_code"] == 0
+    c.close()
+
+
+def test_connection_log_lines(broker, broker_kind):
+    c = m.RawClient(broker.host, broker.port, 4)
+    c.connect("logcheck", keepalive=42)
+    local_port = c.sock.getsockname()[1]
+    c.disconnect()
+    assert broker.wait_log("logcheck", 5)
+    log = broker.log()
+    assert f"New connection from 127.0.0.1:{local_port} on port {broker.port}." in log
+    # 2.0 prints the internal protocol number p2 for 3.1.1, 2.1 prints p4
+    protos = "p2" if broker_kind == "mosquitto" else "p[24]"
+    assert re.search(rf"New client connected from 127\.0\.0\.1:{local_port} as logcheck "
+                     rf"\({protos}, c1, k42\)\.", log), log
+    assert broker.wait_log("Client logcheck", 5) and re.search(
+        r"Client logcheck (\[127\.0\.0\.1:\d+\] )?disconnected\.", broker.log()), broker.log()
+
+
+def test_unknown_config_option_exits_3(broker_kind):
+    binary = broker_binary(broker_kind)
+    with tempfile.TemporaryDirectory() as d:
+        conf = Path(d) / "bad.conf"
+        conf.write_text(f"listener {free_port()} 127.0.0.1\nallow_anonymous true\nbogus_option 1\n")
+        r = subprocess.run([binary, "-c", str(conf)], capture_output=True, text=True, timeout=10)
+    out = r.stdout + r.stderr
+    assert r.returncode == 3, (r.returncode, out)
+    assert "bogus_option" in out and f"{conf}:3" in out, out

@@ -54,11 +54,7 @@ pub async fn accept_loop(ctx: Rc<ShardCtx>, listener: usize, socket: TcpListener
             let _ = stream.set_nodelay(true);
         }
         if shard.settings.connection_messages {
-            log::info!(
-                "New connection from {} on port {}.",
-                peer.ip(),
-                settings.port
-            );
+            log::info!("New connection from {peer} on port {}.", settings.port);
         }
         bump(&shard.my_stats().sockets_opened, 1);
         drop(shard);

@@ -222,8 +222,10 @@ impl Shard {
     ) -> Result<(ByteStr, bool), Refusal> {
         let protocol = connect.protocol;
         let rejected = |why: &str| {
+            // 5.0 leaves the code open (0x85 MAY be used); Mosquitto answers 0x80, and clients
+            // written against it expect that.
             let code = if protocol.is_v5() {
-                reason::CLIENT_IDENTIFIER_NOT_VALID
+                reason::UNSPECIFIED_ERROR
             } else {
                 reason::v3::IDENTIFIER_REJECTED
             };

@@ -92,8 +92,9 @@ class Broker:
     """A running broker process. `log()` returns everything it wrote so far."""
 
     def __init__(self, kind: str, conf_lines, extra_files=None, anonymous=True,
-                 listener=True):
+                 listener=True, env=None):
         self.kind = kind
+        self.env = None if env is None else {**os.environ, **env}
         self.binary = broker_binary(kind)
         self.host = "127.0.0.1"
         self.dir = Path(tempfile.mkdtemp(prefix=f"interop-{kind}-"))
@@ -135,7 +136,7 @@ class Broker:
         logf = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [self.binary, "-c", str(self.conf_path)], stdout=logf, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, cwd=self.dir)
+            stdin=subprocess.DEVNULL, cwd=self.dir, env=self.env)
         logf.close()
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:

@@ -13,12 +13,13 @@ mod config;
 mod logging;
 mod persistence;
 mod process;
+mod security;
 mod settings;
 mod sockets;
 
 use cli::Command;
 use config::Config;
-use shards::access::{AccessControl, OpenAccess};
+use shards::control::ServiceMsg;
 use shards::runtime::{self, BrokerHandle, Driver, Launch};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -144,7 +145,15 @@ fn run(cli: &cli::Cli, config: Config) -> Result<(), settings::StartError> {
     }
     process::drop_privileges(&config.user).map_err(start_error(1))?;
     let restore = persistence::restore(settings.persistence.as_ref(), shards);
-    let access: Arc<dyn AccessControl> = Arc::new(OpenAccess);
+    let dynsec = security::dynsec_service(&config)?;
+    let access = security::initial_policy(&config, dynsec.as_ref());
+    let (control, requests) = match dynsec {
+        Some(_) => {
+            let (sender, receiver) = mpsc::channel();
+            (Some(sender), Some(receiver))
+        }
+        None => (None, None),
+    };
     let driver = if std::env::var_os("CULEX_EPOLL").is_some() {
         Driver::Epoll
     } else {
@@ -153,16 +162,22 @@ fn run(cli: &cli::Cli, config: Config) -> Result<(), settings::StartError> {
     let broker = runtime::start(Launch {
         settings: settings.clone(),
         access,
+        control: control.clone(),
         sockets,
         restore,
         driver,
     })
     .map_err(start_error(1))?;
+    if let (Some(service), Some(requests)) = (dynsec, requests) {
+        service
+            .spawn(broker.mesh(), requests)
+            .map_err(start_error(1))?;
+    }
     log::info!(
         "culex version {VERSION} running ({shards} shard{})",
         if shards == 1 { "" } else { "s" }
     );
-    serve_signals(cli, config, broker)
+    serve_signals(cli, config, broker, control)
 }
 
 /// The main thread's loop: signals and autosave.
@@ -170,6 +185,7 @@ fn serve_signals(
     cli: &cli::Cli,
     mut config: Config,
     broker: BrokerHandle,
+    control: Option<mpsc::Sender<ServiceMsg>>,
 ) -> Result<(), settings::StartError> {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
     let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP, SIGUSR1])
@@ -200,7 +216,7 @@ fn serve_signals(
             Ok(SIGINT) | Ok(SIGTERM) => break,
             Ok(SIGUSR1) => persistence::save(&broker, &config),
             Ok(SIGHUP) => {
-                config = reload(cli, config, &broker);
+                config = reload(cli, config, &broker, control.as_ref());
                 next_save = autosave_deadline(&config);
             }
             Ok(_) => {}
@@ -227,7 +243,12 @@ fn autosave_deadline(config: &Config) -> Option<Instant> {
 }
 
 /// SIGHUP: re-reads the file and applies what can change without a restart.
-fn reload(cli: &cli::Cli, running: Config, broker: &BrokerHandle) -> Config {
+fn reload(
+    cli: &cli::Cli,
+    running: Config,
+    broker: &BrokerHandle,
+    control: Option<&mpsc::Sender<ServiceMsg>>,
+) -> Config {
     log::info!("Reloading config.");
     let Some(path) = &running.config_file else {
         return running;
@@ -248,7 +269,19 @@ fn reload(cli: &cli::Cli, running: Config, broker: &BrokerHandle) -> Config {
     }
     logging::reconfigure(&outcome.config.logging);
     match settings::shard_settings(&outcome.config) {
-        Ok(settings) => broker.reload(Arc::new(settings), Arc::new(OpenAccess)),
+        Ok(settings) => {
+            let base = security::base_policy(&outcome.config);
+            // With dynamic security the service owns the rules: it combines them with the
+            // new base and hands the result to the shards, so they are never without it.
+            let own_rules = match control {
+                Some(control) => {
+                    let _ = control.send(ServiceMsg::Rebase(Box::new(base)));
+                    None
+                }
+                None => Some(Arc::new(base)),
+            };
+            broker.reload(Arc::new(settings), own_rules);
+        }
         Err(error) => {
             log::error!("{}", error.message);
             return running;

@@ -26,7 +26,7 @@ impl StartError {
 pub fn check_modules(config: &Config) -> Result<(), StartError> {
     for plugin in &config.plugins {
         let missing = match plugin.kind {
-            PluginKind::DynamicSecurity => Some("dynamic security"),
+            PluginKind::DynamicSecurity => None,
             PluginKind::HighAvailability => Some("high availability"),
             PluginKind::PasswordFile | PluginKind::AclFile => Some("password and ACL files"),
         };

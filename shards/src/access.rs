@@ -1,12 +1,23 @@
-//! Who may connect, publish, subscribe and receive: the seam between the protocol code and
-//! the authentication/authorisation backends (anonymous policy now; password and ACL files
-//! and dynamic security plug in here).
+//! Who may connect, publish, subscribe and receive: the rules of every authentication and
+//! authorisation source a broker runs, combined the way Mosquitto combines them.
 //!
-//! Placement: each shard holds an `Arc<dyn AccessControl>`, an immutable snapshot of the
-//! rules. A reload or a dynamic-security change builds a new snapshot and swaps it in; a
-//! check is a plain call on the current one, never a lock.
+//! Placement: each shard holds an `Arc<AccessPolicy>`, an immutable snapshot. A reload or a
+//! dynamic-security change builds a new policy and the shards swap it in; a check is a
+//! plain call on the current one, never a lock or a file read.
+//!
+//! Combination (Mosquitto 2.0, `dynsec.md` §8.1 and §9):
+//! - CONNECT: dynamic security decides first (allow, deny, or defer for names it does not
+//!   know); then the password file; a client without a user name is let in only where
+//!   `allow_anonymous` says so; a user name no source accepted is refused when any source
+//!   is configured, and accepted when none is (Mosquitto without a password file).
+//! - ACL checks: dynamic security first; on defer the ACL file; on defer with no ACL file,
+//!   deny if an authentication module is configured, allow if none is.
+//! - Broker rules before any source: nobody publishes into `$SYS` (except bridge state
+//!   topics) or `$share/`.
 
+use crate::dynsec::{AclDecision, AclEvent, AclSnapshot, AuthCache, AuthResult, ClientIdentity};
 use crate::mqtt::{ByteStr, Bytes};
+use std::sync::Arc;
 
 /// What a CONNECT presents.
 pub struct AuthRequest<'a> {
@@ -23,15 +34,27 @@ pub struct AuthRequest<'a> {
 /// The outcome of authentication.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AuthDecision {
-    /// Connect, with this user name (backends may replace it, e.g. a certificate identity).
+    /// Connect, with this user name.
     Allow {
         /// User name the session runs as.
         username: Option<ByteStr>,
     },
-    /// Wrong user name or password: CONNACK 4 (3.1.1) / 0x86 (5.0).
-    BadCredentials,
-    /// Not allowed to connect: CONNACK 5 / 0x87.
+    /// Refused: CONNACK 5 (3.1.1) / 0x87 (5.0), which is what Mosquitto answers for wrong
+    /// credentials as well as for anonymous clients where they are not allowed.
     NotAuthorized,
+}
+
+/// What an ACL check is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// A client publishes.
+    Publish,
+    /// A message is delivered to a subscriber (retained messages included).
+    Receive,
+    /// A client subscribes (the full filter, `$share/g/` included).
+    Subscribe,
+    /// A client unsubscribes.
+    Unsubscribe,
 }
 
 /// The identity an authorisation check is made for.
@@ -45,42 +68,174 @@ pub struct Identity<'a> {
     pub username: Option<&'a str>,
 }
 
-/// An authentication and authorisation policy.
-pub trait AccessControl: Send + Sync {
-    /// Decides a CONNECT.
-    fn authenticate(&self, request: &AuthRequest<'_>, allow_anonymous: bool) -> AuthDecision;
-    /// May `who` publish to `topic`?
-    fn may_publish(&self, who: &Identity<'_>, topic: &str) -> bool;
-    /// May `who` receive a message on `topic`?
-    fn may_receive(&self, who: &Identity<'_>, topic: &str) -> bool;
-    /// May `who` subscribe to `filter`?
-    fn may_subscribe(&self, who: &Identity<'_>, filter: &str) -> bool;
+/// Per-listener part of the policy.
+#[derive(Clone, Debug)]
+pub struct ListenerAccess {
+    /// `allow_anonymous` in effect on this listener.
+    pub allow_anonymous: bool,
 }
 
-/// No users and no ACLs: anonymous clients are allowed where the listener allows them,
-/// clients presenting a user name are accepted (Mosquitto with no password file), and every
-/// topic is open.
-pub struct OpenAccess;
+/// The combined rules of a broker.
+#[derive(Clone, Debug)]
+pub struct AccessPolicy {
+    /// Per listener, in configuration order.
+    pub listeners: Vec<ListenerAccess>,
+    /// The dynamic-security rules, when that module is enabled.
+    pub dynsec: Option<Arc<AclSnapshot>>,
+}
 
-impl AccessControl for OpenAccess {
-    fn authenticate(&self, request: &AuthRequest<'_>, allow_anonymous: bool) -> AuthDecision {
-        if request.username.is_none() && !allow_anonymous {
-            return AuthDecision::NotAuthorized;
+impl AccessPolicy {
+    /// No authentication sources: every topic open, anonymous clients per listener.
+    pub fn open(listeners: Vec<ListenerAccess>) -> AccessPolicy {
+        AccessPolicy {
+            listeners,
+            dynsec: None,
         }
-        AuthDecision::Allow {
+    }
+
+    /// The same policy with new dynamic-security rules.
+    pub fn with_dynsec(&self, snapshot: Arc<AclSnapshot>) -> AccessPolicy {
+        AccessPolicy {
+            listeners: self.listeners.clone(),
+            dynsec: Some(snapshot),
+        }
+    }
+
+    fn any_auth_module(&self) -> bool {
+        self.dynsec.is_some()
+    }
+
+    /// Decides a CONNECT. `cache` holds credentials this shard verified recently.
+    pub fn authenticate(&self, request: &AuthRequest<'_>, cache: &mut AuthCache) -> AuthDecision {
+        let username = request.username.filter(|name| !name.is_empty());
+        let allow = AuthDecision::Allow {
             username: request.username.cloned(),
+        };
+        if let (Some(snapshot), Some(name)) = (&self.dynsec, username) {
+            let password = request.password.map(|p| &p[..]);
+            match snapshot.authenticate_cached(
+                cache,
+                Some(name.as_bytes()),
+                password,
+                request.client_id.as_bytes(),
+            ) {
+                AuthResult::Allow => return allow,
+                AuthResult::Deny(_) => return AuthDecision::NotAuthorized,
+                AuthResult::Defer => {}
+            }
+        }
+        match username {
+            None => {
+                let anonymous = self
+                    .listeners
+                    .get(request.listener)
+                    .is_some_and(|l| l.allow_anonymous);
+                if anonymous {
+                    allow
+                } else {
+                    AuthDecision::NotAuthorized
+                }
+            }
+            Some(_) if self.any_auth_module() => AuthDecision::NotAuthorized,
+            Some(_) => allow,
         }
     }
 
-    fn may_publish(&self, _who: &Identity<'_>, _topic: &str) -> bool {
-        true
+    /// May `who` do `action` on `topic` (a topic name, or a filter for (un)subscribe)?
+    pub fn allows(&self, action: Action, who: &Identity<'_>, topic: &str) -> bool {
+        if action == Action::Publish && publish_forbidden(topic) {
+            return false;
+        }
+        if let Some(snapshot) = &self.dynsec {
+            let event = match action {
+                Action::Publish => AclEvent::PublishClientSend,
+                Action::Receive => AclEvent::PublishClientReceive,
+                Action::Subscribe => AclEvent::Subscribe,
+                Action::Unsubscribe => AclEvent::Unsubscribe,
+            };
+            let client = ClientIdentity {
+                client_id: who.client_id.as_bytes(),
+                username: who.username.map(str::as_bytes),
+            };
+            match snapshot.decide(event, &client, topic.as_bytes()) {
+                AclDecision::Allow => return true,
+                AclDecision::Deny => return false,
+                AclDecision::Defer => {}
+            }
+        }
+        !self.any_auth_module()
+    }
+}
+
+/// Topics no client may publish to, whatever the ACLs say (Mosquitto core, `dynsec.md`
+/// §8.1): the broker's own `$SYS` tree, except the bridge state topics, and `$share/`.
+fn publish_forbidden(topic: &str) -> bool {
+    if let Some(rest) = topic.strip_prefix("$SYS/") {
+        let bridge_state = rest
+            .strip_prefix("broker/connection/")
+            .is_some_and(|tail| tail.split('/').count() == 2 && tail.ends_with("/state"));
+        return !bridge_state;
+    }
+    topic == "$SYS" || topic.starts_with("$share/")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn who(username: Option<&'static str>) -> Identity<'static> {
+        Identity {
+            listener: 0,
+            client_id: "c",
+            username,
+        }
     }
 
-    fn may_receive(&self, _who: &Identity<'_>, _topic: &str) -> bool {
-        true
+    #[test]
+    fn without_sources_everything_is_open_but_sys_and_share_publishes() {
+        let policy = AccessPolicy::open(vec![ListenerAccess {
+            allow_anonymous: true,
+        }]);
+        assert!(policy.allows(Action::Publish, &who(None), "a/b"));
+        assert!(policy.allows(Action::Subscribe, &who(None), "$SYS/#"));
+        assert!(!policy.allows(Action::Publish, &who(None), "$SYS/broker/uptime"));
+        assert!(policy.allows(
+            Action::Publish,
+            &who(None),
+            "$SYS/broker/connection/br1/state"
+        ));
+        assert!(!policy.allows(Action::Publish, &who(None), "$share/g/t"));
     }
 
-    fn may_subscribe(&self, _who: &Identity<'_>, _filter: &str) -> bool {
-        true
+    #[test]
+    fn anonymous_clients_follow_the_listener_and_named_ones_pass_without_sources() {
+        let policy = AccessPolicy::open(vec![
+            ListenerAccess {
+                allow_anonymous: true,
+            },
+            ListenerAccess {
+                allow_anonymous: false,
+            },
+        ]);
+        let mut cache = AuthCache::new().expect("random key");
+        let name = ByteStr::from_static("alice");
+        let request = |listener, username| AuthRequest {
+            listener,
+            client_id: "c",
+            username,
+            password: None,
+        };
+        assert!(matches!(
+            policy.authenticate(&request(0, None), &mut cache),
+            AuthDecision::Allow { .. }
+        ));
+        assert_eq!(
+            policy.authenticate(&request(1, None), &mut cache),
+            AuthDecision::NotAuthorized
+        );
+        assert!(matches!(
+            policy.authenticate(&request(1, Some(&name)), &mut cache),
+            AuthDecision::Allow { .. }
+        ));
     }
 }

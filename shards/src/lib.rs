@@ -18,6 +18,7 @@
 pub mod access;
 pub mod atomic_file;
 pub mod connection;
+pub mod control;
 pub mod dynsec;
 pub mod limits;
 pub mod mesh;

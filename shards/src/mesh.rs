@@ -64,6 +64,8 @@ pub enum ShardMsg {
     },
     /// A connection whose client id lives on the target shard, with its CONNECT.
     Handoff(Box<Handoff>),
+    /// Disconnect these clients (their rights changed).
+    Kick(Arc<[crate::dynsec::Kick]>),
     /// Process control from the main thread.
     Control(Control),
 }
@@ -86,11 +88,18 @@ pub enum Control {
     Shutdown,
     /// Take a snapshot of this shard's durable state and send it back.
     Snapshot(std::sync::mpsc::Sender<crate::persist::ShardSnapshot>),
-    /// New settings and access rules after a reload (SIGHUP).
+    /// New settings (and access rules, unless a service owns them) after a reload.
     Reload(
         Arc<crate::settings::Settings>,
-        Arc<dyn crate::access::AccessControl>,
+        Option<Arc<crate::access::AccessPolicy>>,
     ),
+    /// New access rules (dynamic security changed).
+    Access(Arc<crate::access::AccessPolicy>),
+    /// Publish this message as the broker (a control response).
+    Publish(Message),
+    /// Disconnect these clients here and on every other shard, after what this shard
+    /// published before (so a response reaches a client before its kick).
+    Kick(Arc<[crate::dynsec::Kick]>),
 }
 
 struct Inbox {

@@ -45,6 +45,7 @@ pub mod json_out;
 pub mod limits;
 pub mod model;
 pub mod password;
+pub mod service;
 pub mod store;
 mod topic;
 pub mod validate;

@@ -80,7 +80,7 @@ async fn handshake(ctx: Rc<ShardCtx>, stream: TcpStream, accepted: Accepted) {
             }
         }
     };
-    let admitted = ctx.shard.borrow().admit(&accepted, connect);
+    let admitted = ctx.shard.borrow_mut().admit(&accepted, connect);
     let (request, home) = match admitted {
         Ok(admitted) => admitted,
         Err(refusal) => {

@@ -21,7 +21,8 @@ mod sync;
 
 pub use shard_main::Restore;
 
-use crate::access::AccessControl;
+use crate::access::AccessPolicy;
+use crate::control::ServiceMsg;
 use crate::mesh::{Control, Mesh, ShardMsg};
 use crate::persist::ShardSnapshot;
 use crate::settings::Settings;
@@ -46,7 +47,9 @@ pub struct Launch {
     /// Settings.
     pub settings: Arc<Settings>,
     /// Access rules.
-    pub access: Arc<dyn AccessControl>,
+    pub access: Arc<AccessPolicy>,
+    /// Where shards send `$CONTROL/...` requests (`None`: no handler).
+    pub control: Option<mpsc::Sender<ServiceMsg>>,
     /// Listener sockets per shard: `sockets[shard]` = (listener index, socket).
     pub sockets: Vec<Vec<(usize, TcpListener)>>,
     /// State restored from the persistence file, per shard.
@@ -77,6 +80,7 @@ pub fn start(launch: Launch) -> std::io::Result<BrokerHandle> {
             mesh: mesh.clone(),
             settings: launch.settings.clone(),
             access: launch.access.clone(),
+            control: launch.control.clone(),
             stats: stats.clone(),
             sockets,
             restore,
@@ -108,6 +112,11 @@ impl BrokerHandle {
         self.mesh.shards()
     }
 
+    /// The mesh, for services that send shards messages (the dynamic-security service).
+    pub fn mesh(&self) -> Arc<Mesh> {
+        self.mesh.clone()
+    }
+
     /// Asks every shard for its durable state and waits for all of them (bounded).
     pub fn snapshot(&self) -> std::io::Result<Vec<ShardSnapshot>> {
         let (tx, rx) = mpsc::channel();
@@ -129,7 +138,8 @@ impl BrokerHandle {
     }
 
     /// Hands new settings to every shard.
-    pub fn reload(&self, settings: Arc<Settings>, access: Arc<dyn AccessControl>) {
+    /// `access` is `None` when a service (dynamic security) sends the shards their rules.
+    pub fn reload(&self, settings: Arc<Settings>, access: Option<Arc<AccessPolicy>>) {
         for shard in 0..self.mesh.shards() {
             let control = Control::Reload(settings.clone(), access.clone());
             self.mesh

@@ -4,8 +4,9 @@
 use super::connection;
 use super::sync::{yield_now, Notify};
 use super::Driver;
-use crate::access::AccessControl;
+use crate::access::AccessPolicy;
 use crate::connection::ConnId;
+use crate::control::ServiceMsg;
 use crate::limits::{MESH_DRAIN_BUDGET, READ_BUFFER_SIZE, TICK_MS};
 use crate::mesh::{Control, Mesh, MeshPort, ShardMsg};
 use crate::persist;
@@ -37,7 +38,8 @@ pub struct ThreadContext {
     pub id: u8,
     pub mesh: Arc<Mesh>,
     pub settings: Arc<Settings>,
-    pub access: Arc<dyn AccessControl>,
+    pub access: Arc<AccessPolicy>,
+    pub control: Option<mpsc::Sender<ServiceMsg>>,
     pub stats: Arc<[ShardStats]>,
     pub sockets: Vec<(usize, TcpListener)>,
     pub restore: Restore,
@@ -129,6 +131,7 @@ pub fn run(context: ThreadContext, ready: mpsc::Sender<std::io::Result<()>>) {
 async fn shard_main(context: ThreadContext, ready: mpsc::Sender<std::io::Result<()>>) {
     let port = MeshPort::new(context.mesh.clone(), context.id);
     let mut shard = Shard::new(port, context.settings, context.access, context.stats);
+    shard.control = context.control;
     shard.now = super::now();
     persist::restore(&mut shard, context.restore);
     let ctx = Rc::new(ShardCtx {
@@ -212,10 +215,23 @@ fn run_control(ctx: &Rc<ShardCtx>, msg: ShardMsg) -> bool {
             let snapshot = persist::snapshot(&ctx.shard.borrow());
             let _ = reply.send(snapshot);
         }
+        ShardMsg::Control(Control::Access(access)) => ctx.shard.borrow_mut().access = access,
+        ShardMsg::Control(Control::Publish(message)) => {
+            let mut shard = ctx.shard.borrow_mut();
+            shard.now = super::now();
+            shard.publish_message(message, None);
+        }
+        ShardMsg::Control(Control::Kick(kicks)) => {
+            let mut shard = ctx.shard.borrow_mut();
+            shard.kick(&kicks);
+            shard.mesh.broadcast(|| ShardMsg::Kick(kicks.clone()));
+        }
         ShardMsg::Control(Control::Reload(settings, access)) => {
             let mut shard = ctx.shard.borrow_mut();
             shard.reload(settings);
-            shard.access = access;
+            if let Some(access) = access {
+                shard.access = access;
+            }
         }
         _ => {}
     }

@@ -61,7 +61,7 @@ impl Shard {
     /// Admission of a CONNECT on the shard where the connection landed. Returns the request
     /// and the shard that must open it.
     pub fn admit(
-        &self,
+        &mut self,
         accepted: &Accepted,
         connect: Box<Connect>,
     ) -> Result<(ConnectRequest, ShardId), Refusal> {
@@ -131,32 +131,15 @@ impl Shard {
         }
         let (keep_alive, server_keep_alive) = self.keep_alive_for(&connect)?;
         let (client_id, assigned) = self.client_id_for(accepted, &connect)?;
-        let decision = self.access.authenticate(
-            &AuthRequest {
-                listener: accepted.listener,
-                client_id: client_id.as_str(),
-                username: connect.username.as_ref(),
-                password: connect.password.as_ref(),
-            },
-            listener.allow_anonymous,
-        );
+        let request = AuthRequest {
+            listener: accepted.listener,
+            client_id: client_id.as_str(),
+            username: connect.username.as_ref(),
+            password: connect.password.as_ref(),
+        };
+        let decision = self.access.authenticate(&request, &mut self.auth_cache);
         let username = match decision {
             AuthDecision::Allow { username } => username,
-            AuthDecision::BadCredentials => {
-                let code = if v5 {
-                    reason::BAD_USER_NAME_OR_PASSWORD
-                } else {
-                    reason::v3::BAD_USER_NAME_OR_PASSWORD
-                };
-                return Err(refuse(
-                    connect.protocol,
-                    code,
-                    &format!(
-                        "Client {client_id} [{}] disconnected, bad username or password.",
-                        accepted.peer
-                    ),
-                ));
-            }
             AuthDecision::NotAuthorized => {
                 let code = if v5 {
                     reason::NOT_AUTHORIZED

@@ -6,7 +6,7 @@
 
 use super::publish::ack;
 use super::Shard;
-use crate::access::Identity;
+use crate::access::{Action, Identity};
 use crate::connection::Connection;
 use crate::limits::OUTBOUND_BYTES_SOFT_MAX;
 use crate::message::{Delivery, Message, SubscriptionIds};
@@ -124,7 +124,7 @@ impl Shard {
         };
         if !self
             .access
-            .may_receive(&who, delivery.message.topic.as_str())
+            .allows(Action::Receive, &who, delivery.message.topic.as_str())
         {
             return;
         }

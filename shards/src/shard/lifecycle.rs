@@ -321,19 +321,33 @@ impl Shard {
         }
     }
 
-    /// Disconnects every client whose user name is `username` (a rights change).
-    pub fn kick_user(&mut self, username: &str) {
+    /// Disconnects the clients named by `kicks` (their rights changed): 5.0 clients get
+    /// DISCONNECT 0x98 (Administrative action) first, and no will is published
+    /// (`dynsec.md` §10).
+    pub fn kick(&mut self, kicks: &[crate::dynsec::Kick]) {
+        use crate::dynsec::Kick;
         for (_, conn) in self.conns.iter_mut() {
-            if conn.username.as_deref() == Some(username) {
-                if conn.protocol.is_v5() {
-                    let disconnect = Disconnect {
-                        reason_code: reason::ADMINISTRATIVE_ACTION,
-                        ..Default::default()
-                    };
-                    conn.send(&Packet::Disconnect(disconnect));
-                }
-                conn.close(CloseReason::Administrative);
+            let name = conn
+                .username
+                .as_ref()
+                .map(|n| n.as_bytes())
+                .filter(|n| !n.is_empty());
+            let hit = kicks.iter().any(|kick| match kick {
+                Kick::Anonymous => name.is_none(),
+                Kick::Username(user) => name == Some(&user[..]),
+            });
+            if !hit || conn.closing.is_some() {
+                continue;
             }
+            if conn.protocol.is_v5() {
+                let disconnect = Disconnect {
+                    reason_code: reason::ADMINISTRATIVE_ACTION,
+                    ..Default::default()
+                };
+                conn.send(&Packet::Disconnect(disconnect));
+            }
+            conn.will_on_close = false;
+            conn.close(CloseReason::Administrative);
         }
     }
 }

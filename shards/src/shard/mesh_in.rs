@@ -17,6 +17,7 @@ impl Shard {
             ShardMsg::Interest { source, change } => self.interest_changed(source, change),
             ShardMsg::RetainRequest { topic, message } => self.retain_as_owner(topic, message),
             ShardMsg::RetainApply { topic, message } => self.set_retained(&topic, message),
+            ShardMsg::Kick(kicks) => self.kick(&kicks),
             other @ (ShardMsg::Handoff(_) | ShardMsg::Control(_)) => return Some(other),
         }
         None

@@ -34,8 +34,10 @@ mod tests;
 pub use connect::{Accepted, ConnectRequest, Refusal};
 pub use lifecycle::Flow;
 
-use crate::access::AccessControl;
+use crate::access::AccessPolicy;
 use crate::connection::{ConnId, Connection};
+use crate::control::ControlPort;
+use crate::dynsec::AuthCache;
 use crate::mesh::{MeshPort, ShardId};
 use crate::message::Message;
 use crate::mqtt::ByteStr;
@@ -82,7 +84,11 @@ pub struct Shard {
     /// Current settings.
     pub settings: Arc<Settings>,
     /// Current authentication and authorisation rules.
-    pub access: Arc<dyn AccessControl>,
+    pub access: Arc<AccessPolicy>,
+    /// Credentials this shard verified recently (PBKDF2 is slow).
+    auth_cache: AuthCache,
+    /// Where `$CONTROL/...` requests go.
+    pub control: ControlPort,
     /// Sessions living here and their subscription index.
     pub store: SessionStore,
     /// Open connections.
@@ -121,7 +127,7 @@ impl Shard {
     pub fn new(
         mesh: MeshPort,
         settings: Arc<Settings>,
-        access: Arc<dyn AccessControl>,
+        access: Arc<AccessPolicy>,
         stats: Arc<[ShardStats]>,
     ) -> Shard {
         assert_eq!(stats.len(), mesh.shards(), "one stats block per shard");
@@ -129,6 +135,8 @@ impl Shard {
             id: mesh.me(),
             settings,
             access,
+            auth_cache: AuthCache::new().expect("the OS random source works at start-up"),
+            control: None,
             store: SessionStore::default(),
             conns: Slab::new(),
             online: Vec::new(),

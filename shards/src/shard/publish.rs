@@ -6,7 +6,7 @@
 //! another core only when that core has a matching subscription.
 
 use super::{Flow, Shard};
-use crate::access::Identity;
+use crate::access::{Action, Identity};
 use crate::connection::ConnId;
 use crate::limits::SHARDS_MAX;
 use crate::mesh::{ShardId, ShardMsg};
@@ -98,9 +98,12 @@ impl Shard {
         let verdict = self.admit_publish(id, &publish);
         let qos = publish.qos;
         if verdict == reason::SUCCESS {
-            // Clients cannot write into the broker's own `$SYS` tree: the message is
-            // acknowledged and dropped, as Mosquitto does.
-            let matched = !publish.topic.starts_with("$SYS") && {
+            // `$CONTROL/...` is never routed to subscribers nor retained; a handler may
+            // take it, and it is acknowledged with Success either way (dynsec.md §3.2).
+            let matched = if publish.topic.starts_with("$CONTROL/") {
+                self.control_request(id, &publish);
+                true
+            } else {
                 let message = self.message_from(id, publish);
                 self.publish_message(message, Some(key))
             };
@@ -109,6 +112,27 @@ impl Shard {
             self.refuse_publish(id, qos, packet_id, verdict, v5);
         }
         Flow::Continue
+    }
+
+    /// Hands a control publish to the thread that owns its topic, if one does.
+    fn control_request(&mut self, id: ConnId, publish: &Publish) {
+        let Some(port) = &self.control else { return };
+        if publish.topic.as_str() != crate::control::DYNSEC_TOPIC {
+            return;
+        }
+        let Some(conn) = self.conn(id) else { return };
+        let request = crate::control::ControlRequest {
+            payload: publish.payload.clone(),
+            client_id: conn.client_id.clone(),
+            username: conn.username.clone(),
+            shard: self.id,
+        };
+        if port
+            .send(crate::control::ServiceMsg::Request(request))
+            .is_err()
+        {
+            log::error!("Error: the dynamic-security service stopped; request dropped.");
+        }
     }
 
     /// Payload size and ACL checks; returns the reason code to refuse with, or SUCCESS.
@@ -130,7 +154,10 @@ impl Shard {
             client_id: conn.client_id.as_str(),
             username: conn.username.as_deref(),
         };
-        if !self.access.may_publish(&who, publish.topic.as_str()) {
+        if !self
+            .access
+            .allows(Action::Publish, &who, publish.topic.as_str())
+        {
             log::debug!(
                 "Denied PUBLISH from {} to '{}'.",
                 conn.client_id,

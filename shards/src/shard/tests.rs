@@ -2,7 +2,7 @@
 //! encoded for each connection decoded back out. Each test states the rule it checks.
 
 use super::{Accepted, Flow, Now, Shard};
-use crate::access::OpenAccess;
+use crate::access::{AccessPolicy, ListenerAccess};
 use crate::connection::ConnId;
 use crate::mesh::{Mesh, MeshPort, ShardMsg};
 use crate::mqtt::{
@@ -43,7 +43,9 @@ impl World {
                 Shard::new(
                     MeshPort::new(mesh.clone(), id as u8),
                     settings.clone(),
-                    Arc::new(OpenAccess),
+                    Arc::new(AccessPolicy::open(vec![ListenerAccess {
+                        allow_anonymous: true,
+                    }])),
                     stats.clone(),
                 )
             })

@@ -1,0 +1,104 @@
+//! The dynamic-security service: the one thread that owns the mutable [`DynsecState`].
+//!
+//! It receives `$CONTROL/dynamic-security/v1` requests from every shard, runs them
+//! ([`handle_request`]), and in this order: saves `dynamic-security.json` crash-safely and
+//! hands every shard a new compiled [`AclSnapshot`] when something changed, asks the
+//! requesting shard to publish the response, then asks it to kick the clients whose rights
+//! changed (it forwards the kick to the other shards behind the response, so the response
+//! is delivered first — the 2.1 order, `dynsec.md` §10). File writes and PBKDF2 hashing
+//! run here, never on a shard's event loop.
+
+use super::{handle_request, store, AclSnapshot, DynsecState, RequestContext};
+use crate::access::AccessPolicy;
+use crate::control::{ControlRequest, ServiceMsg, DYNSEC_RESPONSE_TOPIC};
+use crate::mesh::{Control, Mesh, ShardMsg};
+use crate::message::Message;
+use crate::mqtt::{ByteStr, Bytes, QoS};
+use std::path::PathBuf;
+use std::sync::mpsc::Receiver;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+/// What the service needs.
+pub struct DynsecService {
+    /// The state, loaded at start.
+    pub state: DynsecState,
+    /// `plugin_opt_config_file`.
+    pub path: PathBuf,
+    /// The rest of the access policy (listeners, files); the snapshot is replaced.
+    pub base: AccessPolicy,
+}
+
+impl DynsecService {
+    /// Starts the service thread; it ends when every request sender is gone.
+    pub fn spawn(
+        self,
+        mesh: Arc<Mesh>,
+        requests: Receiver<ServiceMsg>,
+    ) -> std::io::Result<JoinHandle<()>> {
+        std::thread::Builder::new()
+            .name("culex-dynsec".to_string())
+            .spawn(move || self.run(&mesh, &requests))
+    }
+
+    fn run(mut self, mesh: &Mesh, requests: &Receiver<ServiceMsg>) {
+        while let Ok(message) = requests.recv() {
+            match message {
+                ServiceMsg::Request(request) => self.serve(mesh, request),
+                ServiceMsg::Rebase(base) => {
+                    self.base = *base;
+                    self.publish_policy(mesh);
+                }
+            }
+        }
+    }
+
+    /// Hands every shard the policy built from `base` and the current state.
+    fn publish_policy(&self, mesh: &Mesh) {
+        let policy = Arc::new(
+            self.base
+                .with_dynsec(Arc::new(AclSnapshot::build(&self.state))),
+        );
+        for shard in 0..mesh.shards() {
+            mesh.send_external(
+                shard as u8,
+                ShardMsg::Control(Control::Access(policy.clone())),
+            );
+        }
+    }
+
+    fn serve(&mut self, mesh: &Mesh, request: ControlRequest) {
+        let context = RequestContext {
+            client_id: request.client_id.as_bytes(),
+            username: request.username.as_ref().map(|name| name.as_bytes()),
+        };
+        let outcome = handle_request(&mut self.state, &request.payload, &context);
+        for line in &outcome.audit {
+            log::info!("{line}");
+        }
+        if outcome.changed {
+            if let Err(error) =
+                crate::atomic_file::save_atomic(&self.path, &store::serialise(&self.state))
+            {
+                log::error!(
+                    "Error: dynamic security: cannot save {}: {error}.",
+                    self.path.display()
+                );
+            }
+            self.publish_policy(mesh);
+        }
+        if let Some(response) = outcome.response {
+            let message = Message::new(
+                ByteStr::from_static(DYNSEC_RESPONSE_TOPIC),
+                Bytes::from(response),
+                QoS::AtMostOnce,
+                false,
+            );
+            mesh.send_external(request.shard, ShardMsg::Control(Control::Publish(message)));
+        }
+        if !outcome.kicks.is_empty() {
+            let kicks: Arc<[super::Kick]> = outcome.kicks.into();
+            mesh.send_external(request.shard, ShardMsg::Control(Control::Kick(kicks)));
+        }
+    }
+}

@@ -3,17 +3,44 @@
 //!
 //! Called by `publish` (local matches), `mesh_in` (messages routed here by other shards),
 //! `subscribe` (retained messages) and `acks`/`connect` (queue drain, redelivery).
+//!
+//! A message is passed by reference with a [`Route`] (what the matching subscriptions
+//! decided for one subscriber); it is cloned (reference counts only) just when a QoS 1/2
+//! delivery must be kept in the window or the queue. A QoS 0 delivery to a connected client
+//! is encoded straight from the shared message into the connection's buffer.
 
 use super::publish::ack;
 use super::Shard;
 use crate::access::{Action, Identity};
-use crate::connection::Connection;
+use crate::connection::{ConnId, Connection};
 use crate::limits::OUTBOUND_BYTES_SOFT_MAX;
 use crate::message::{Delivery, Message, SubscriptionIds};
 use crate::mqtt::{Packet, PacketId, PublishEncode, QoS};
 use crate::session::store::SharedKey;
 use crate::session::{Delta, InflightState, SessionDelta, SessionKey, Subscription};
-use crate::stats::bump;
+use crate::stats::{bump, ShardStats};
+
+/// What the subscriptions of one session decided for one message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct Route {
+    /// QoS of the delivery.
+    pub qos: QoS,
+    /// Retain flag to send.
+    pub retain: bool,
+    /// Identifiers of the matching subscriptions.
+    pub subscription_ids: SubscriptionIds,
+}
+
+impl Route {
+    fn stored(self, message: &Message) -> Delivery {
+        Delivery {
+            message: message.clone(),
+            qos: self.qos,
+            retain: self.retain,
+            subscription_ids: self.subscription_ids,
+        }
+    }
+}
 
 impl Shard {
     /// Delivers `message` to every local session with a matching plain subscription.
@@ -22,6 +49,7 @@ impl Shard {
     /// highest matching QoS ([MQTT-3.3.5-1]); a 5.0 session gets one copy per matching
     /// subscription, each with that subscription's QoS and identifier, which 5.0 §3.3.4
     /// allows and Mosquitto does. `origin` is the publishing session, for No Local.
+    /// Returns true when any subscription matched (No Local ones included).
     pub(super) fn deliver_local(&mut self, message: &Message, origin: Option<SessionKey>) -> bool {
         let mut matches = std::mem::take(&mut self.matches);
         matches.clear();
@@ -38,7 +66,6 @@ impl Shard {
             matches.sort_unstable_by_key(|(key, position, _)| (*key, *position));
         }
         let upgrade = self.settings.upgrade_outgoing_qos;
-        let mut any = false;
         let mut start = 0;
         while start < matches.len() {
             let key = matches[start].0;
@@ -47,39 +74,30 @@ impl Shard {
             let v5 = self.store.get(key).is_some_and(|s| s.protocol.is_v5());
             if v5 {
                 for (_, _, sub) in &matches[start..end] {
-                    if let Some(delivery) =
-                        merge_matches(message, std::slice::from_ref(sub), from_self, upgrade)
+                    if let Some(route) =
+                        merge(message, std::slice::from_ref(sub), from_self, upgrade)
                     {
-                        any = true;
-                        self.deliver_to_session(key, delivery);
+                        self.deliver_to_session(key, message, route);
                     }
                 }
-            } else if let Some(delivery) = merge_matches(
+            } else if let Some(route) = merge(
                 message,
                 matches[start..end].iter().map(|m| &m.2),
                 from_self,
                 upgrade,
             ) {
-                any = true;
-                self.deliver_to_session(key, delivery);
+                self.deliver_to_session(key, message, route);
             }
             start = end;
         }
-        // A subscription that matched counts even when No Local skipped it (Mosquitto
-        // answers a QoS 1 publish with 0x10 only when nothing matched at all).
-        any |= !matches.is_empty();
+        let any = !matches.is_empty();
         self.matches = matches;
         any
     }
 
     /// Delivers to one member of the shared subscription `key` on this shard, preferring
     /// connected members, round robin.
-    pub(super) fn deliver_shared_local(
-        &mut self,
-        key: &SharedKey,
-        message: Message,
-        _origin: Option<SessionKey>,
-    ) {
+    pub(super) fn deliver_shared_local(&mut self, key: &SharedKey, message: &Message) {
         let Some(group) = self.store.index.groups.get_mut(key) else {
             // The last local member left while the message was on its way.
             bump(&self.stats[usize::from(self.id)].publish_dropped, 1);
@@ -95,7 +113,7 @@ impl Shard {
             .unwrap_or(start);
         group.cursor = pick + 1;
         let (member, sub) = group.members[pick];
-        let delivery = Delivery {
+        let route = Route {
             qos: cap_qos(
                 message.qos,
                 sub.options.qos,
@@ -103,15 +121,13 @@ impl Shard {
             ),
             retain: sub.options.retain_as_published && message.retain,
             subscription_ids: sub.identifier.into_iter().collect(),
-            message,
         };
-        self.deliver_to_session(member, delivery);
+        self.deliver_to_session(member, message, route);
     }
 
-    /// Sends, queues or drops one delivery for session `key`.
-    pub(super) fn deliver_to_session(&mut self, key: SessionKey, delivery: Delivery) {
-        let now = self.now.unix_s;
-        if delivery.message.expired(now) {
+    /// Sends, queues or drops one delivery of `message` to session `key`.
+    pub(super) fn deliver_to_session(&mut self, key: SessionKey, message: &Message, route: Route) {
+        if message.expired(self.now.unix_s) {
             return;
         }
         let Some(session) = self.store.get(key) else {
@@ -124,27 +140,19 @@ impl Shard {
         };
         if !self
             .access
-            .allows(Action::Receive, &who, delivery.message.topic.as_str())
+            .allows(Action::Receive, &who, message.topic.as_str())
         {
             return;
         }
-        match self.conn_of(key) {
-            Some(id) => {
-                if delivery.qos == QoS::AtMostOnce {
-                    self.send_qos0(id, &delivery);
-                } else {
-                    self.send_or_queue(key, delivery);
-                }
-            }
-            None => {
-                if delivery.qos != QoS::AtMostOnce || self.settings.queue_qos0_messages {
-                    self.enqueue(key, delivery);
-                }
-            }
+        match (self.conn_of(key), route.qos) {
+            (Some(id), QoS::AtMostOnce) => self.send_qos0(id, message, &route),
+            (Some(_), _) => self.send_or_queue(key, message, route),
+            (None, QoS::AtMostOnce) if !self.settings.queue_qos0_messages => {}
+            (None, _) => self.enqueue(key, route.stored(message)),
         }
     }
 
-    fn send_qos0(&mut self, id: crate::connection::ConnId, delivery: &Delivery) {
+    fn send_qos0(&mut self, id: ConnId, message: &Message, route: &Route) {
         let now = self.now.unix_s;
         let stats = &self.stats[usize::from(self.id)];
         let Some(conn) = self.conns.get_mut(id.slot as usize).filter(|c| c.id == id) else {
@@ -154,15 +162,15 @@ impl Shard {
             bump(&stats.publish_dropped, 1);
             return;
         }
-        match encode_delivery(conn, delivery, None, false, now) {
-            Some(_) => count_sent(stats, delivery),
+        match Outgoing::routed(message, route).encode(conn, None, false, now) {
+            Some(_) => count_sent(stats, message),
             None => bump(&stats.publish_dropped, 1),
         }
     }
 
     /// QoS 1/2 to a connected session: into the window if it has room and nothing is
     /// queued ahead (order is kept), else into the queue.
-    fn send_or_queue(&mut self, key: SessionKey, delivery: Delivery) {
+    fn send_or_queue(&mut self, key: SessionKey, message: &Message, route: Route) {
         let Some(id) = self.conn_of(key) else { return };
         let Some(conn) = self.conns.get_mut(id.slot as usize).filter(|c| c.id == id) else {
             return;
@@ -178,23 +186,27 @@ impl Shard {
         let bytes_max = self.settings.max_inflight_bytes;
         let room = outbound.queue.is_empty()
             && outbound.inflight.len() < window
-            && (bytes_max == 0
-                || outbound.inflight_bytes + delivery.message.payload.len() <= bytes_max);
-        if !room {
-            self.enqueue(key, delivery);
-            return;
-        }
-        let Some(packet_id) = outbound.next_packet_id() else {
-            self.enqueue(key, delivery);
+            && (bytes_max == 0 || outbound.inflight_bytes + message.payload.len() <= bytes_max);
+        let packet_id = if room {
+            outbound.next_packet_id()
+        } else {
+            None
+        };
+        let Some(packet_id) = packet_id else {
+            self.enqueue(key, route.stored(message));
             return;
         };
         let stats = &self.stats[usize::from(self.id)];
-        if encode_delivery(conn, &delivery, Some(packet_id), false, self.now.unix_s).is_none() {
+        if Outgoing::routed(message, &route)
+            .encode(conn, Some(packet_id), false, self.now.unix_s)
+            .is_none()
+        {
             // Too large for this client: discarded as if delivered ([MQTT-3.1.2-25]).
             bump(&stats.publish_dropped, 1);
             return;
         }
-        count_sent(stats, &delivery);
+        count_sent(stats, message);
+        let delivery = route.stored(message);
         self.apply(Delta::Update {
             key,
             change: SessionDelta::Sent {
@@ -219,6 +231,7 @@ impl Shard {
             bump(&self.my_stats().publish_dropped, 1);
             return;
         }
+        // Own copies: a queued message may wait long, it must not pin a read buffer.
         let delivery = Delivery {
             message: delivery.message.compact(),
             ..delivery
@@ -246,46 +259,39 @@ impl Shard {
                 return;
             };
             let stats = &self.stats[usize::from(self.id)];
-            if front.message.expired(now) {
-                self.apply(Delta::Update {
-                    key,
-                    change: SessionDelta::QueueFrontDropped,
-                });
-                continue;
-            }
-            if front.qos == QoS::AtMostOnce {
-                if encode_delivery(conn, front, None, false, now).is_some() {
-                    count_sent(stats, front);
+            let change = if front.message.expired(now) {
+                SessionDelta::QueueFrontDropped
+            } else if front.qos == QoS::AtMostOnce {
+                if Outgoing::stored(front)
+                    .encode(conn, None, false, now)
+                    .is_some()
+                {
+                    count_sent(stats, &front.message);
                 }
-                self.apply(Delta::Update {
-                    key,
-                    change: SessionDelta::QueueFrontDropped,
-                });
-                continue;
-            }
-            let window = window_size(
-                conn.client_receive_maximum,
-                self.settings.max_inflight_messages,
-            );
-            if outbound.inflight.len() >= window {
-                return;
-            }
-            let Some(packet_id) = outbound.next_packet_id() else {
-                return;
+                SessionDelta::QueueFrontDropped
+            } else {
+                let window = window_size(
+                    conn.client_receive_maximum,
+                    self.settings.max_inflight_messages,
+                );
+                if outbound.inflight.len() >= window {
+                    return;
+                }
+                let Some(packet_id) = outbound.next_packet_id() else {
+                    return;
+                };
+                if Outgoing::stored(front)
+                    .encode(conn, Some(packet_id), false, now)
+                    .is_some()
+                {
+                    count_sent(stats, &front.message);
+                    SessionDelta::Dequeued { packet_id }
+                } else {
+                    bump(&stats.publish_dropped, 1);
+                    SessionDelta::QueueFrontDropped
+                }
             };
-            if encode_delivery(conn, front, Some(packet_id), false, now).is_none() {
-                bump(&stats.publish_dropped, 1);
-                self.apply(Delta::Update {
-                    key,
-                    change: SessionDelta::QueueFrontDropped,
-                });
-                continue;
-            }
-            count_sent(stats, front);
-            self.apply(Delta::Update {
-                key,
-                change: SessionDelta::Dequeued { packet_id },
-            });
+            self.apply(Delta::Update { key, change });
         }
     }
 
@@ -303,10 +309,11 @@ impl Shard {
         for entry in &session.outbound.inflight {
             match (&entry.state, &entry.delivery) {
                 (InflightState::AwaitPubComp, _) => {
-                    conn.send(&Packet::PubRel(ack(entry.packet_id, 0)));
+                    conn.send(&Packet::PubRel(ack(entry.packet_id, 0)))
                 }
                 (_, Some(delivery)) => {
-                    let _ = encode_delivery(conn, delivery, Some(entry.packet_id), true, now);
+                    let _ =
+                        Outgoing::stored(delivery).encode(conn, Some(entry.packet_id), true, now);
                 }
                 (_, None) => {}
             }
@@ -315,15 +322,15 @@ impl Shard {
     }
 }
 
-/// Combines matching subscriptions of one session into one delivery: highest QoS, retain
-/// as published if any asks for it, every identifier. `from_self` drops No Local ones;
-/// `None` when nothing is left.
-fn merge_matches<'a>(
+/// Combines matching subscriptions of one session: highest QoS, retain as published if
+/// any asks for it, every identifier. `from_self` drops No Local ones; `None` when nothing
+/// is left.
+fn merge<'a>(
     message: &Message,
     subscriptions: impl IntoIterator<Item = &'a Subscription>,
     from_self: bool,
     upgrade: bool,
-) -> Option<Delivery> {
+) -> Option<Route> {
     let mut qos = None;
     let mut retain = false;
     let mut subscription_ids = SubscriptionIds::new();
@@ -335,10 +342,8 @@ fn merge_matches<'a>(
         retain |= sub.options.retain_as_published && message.retain;
         subscription_ids.extend(sub.identifier);
     }
-    let granted = qos?;
-    Some(Delivery {
-        message: message.clone(),
-        qos: cap_qos(message.qos, granted, upgrade),
+    Some(Route {
+        qos: cap_qos(message.qos, qos?, upgrade),
         retain,
         subscription_ids,
     })
@@ -363,35 +368,59 @@ fn window_size(client: u16, configured: u16) -> usize {
     usize::from(client.min(configured))
 }
 
-/// Encodes one delivery into `conn`'s outbound buffer.
-pub(super) fn encode_delivery(
-    conn: &mut Connection,
-    delivery: &Delivery,
-    packet_id: Option<PacketId>,
-    dup: bool,
-    now: u64,
-) -> Option<usize> {
-    let message = &delivery.message;
-    let publish = PublishEncode {
-        dup,
-        qos: delivery.qos,
-        retain: delivery.retain,
-        topic: message.topic.as_bytes(),
-        packet_id,
-        topic_alias: None,
-        message_expiry_interval: message.remaining_expiry(now),
-        subscription_identifiers: &delivery.subscription_ids,
-        properties: &message.properties,
-        payload: &message.payload,
-    };
-    conn.send_publish(&publish)
+/// One PUBLISH to write: a message and what one subscriber gets of it.
+struct Outgoing<'a> {
+    message: &'a Message,
+    qos: QoS,
+    retain: bool,
+    subscription_ids: &'a [u32],
 }
 
-fn count_sent(stats: &crate::stats::ShardStats, delivery: &Delivery) {
+impl<'a> Outgoing<'a> {
+    fn routed(message: &'a Message, route: &'a Route) -> Outgoing<'a> {
+        Outgoing {
+            message,
+            qos: route.qos,
+            retain: route.retain,
+            subscription_ids: &route.subscription_ids,
+        }
+    }
+
+    fn stored(delivery: &'a Delivery) -> Outgoing<'a> {
+        Outgoing {
+            message: &delivery.message,
+            qos: delivery.qos,
+            retain: delivery.retain,
+            subscription_ids: &delivery.subscription_ids,
+        }
+    }
+
+    /// Encodes into `conn`'s outbound buffer; `None` when too large for the client.
+    fn encode(
+        &self,
+        conn: &mut Connection,
+        packet_id: Option<PacketId>,
+        dup: bool,
+        now: u64,
+    ) -> Option<usize> {
+        let message = self.message;
+        conn.send_publish(&PublishEncode {
+            dup,
+            qos: self.qos,
+            retain: self.retain,
+            topic: message.topic.as_bytes(),
+            packet_id,
+            topic_alias: None,
+            message_expiry_interval: message.remaining_expiry(now),
+            subscription_identifiers: self.subscription_ids,
+            properties: &message.properties,
+            payload: &message.payload,
+        })
+    }
+}
+
+fn count_sent(stats: &ShardStats, message: &Message) {
     bump(&stats.publish_sent, 1);
     bump(&stats.messages_sent, 1);
-    bump(
-        &stats.publish_bytes_sent,
-        delivery.message.payload.len() as u64,
-    );
+    bump(&stats.publish_bytes_sent, message.payload.len() as u64);
 }

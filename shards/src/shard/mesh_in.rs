@@ -11,9 +11,7 @@ impl Shard {
             ShardMsg::Deliver(message) => {
                 self.deliver_local(&message, None);
             }
-            ShardMsg::DeliverShared { key, message } => {
-                self.deliver_shared_local(&key, message, None)
-            }
+            ShardMsg::DeliverShared { key, message } => self.deliver_shared_local(&key, &message),
             ShardMsg::Interest { source, change } => self.interest_changed(source, change),
             ShardMsg::RetainRequest { topic, message } => self.retain_as_owner(topic, message),
             ShardMsg::RetainApply { topic, message } => self.set_retained(&topic, message),

@@ -269,14 +269,14 @@ impl Shard {
             }
         }
         if !self.shared_interest.shards.is_empty() {
-            matched |= self.route_shared(&message, origin);
+            matched |= self.route_shared(&message);
         }
         matched
     }
 
     /// Sends `message` to one member of each matching shared subscription: a shard is
     /// chosen round robin among those with members, then a member there.
-    fn route_shared(&mut self, message: &Message, origin: Option<SessionKey>) -> bool {
+    fn route_shared(&mut self, message: &Message) -> bool {
         let mut keys = std::mem::take(&mut self.shared_matches);
         keys.clear();
         self.shared_interest
@@ -291,7 +291,7 @@ impl Shard {
                 continue;
             };
             if target == self.id {
-                self.deliver_shared_local(&key, message.clone(), origin);
+                self.deliver_shared_local(&key, message);
             } else {
                 self.mesh.send(
                     target,

@@ -1,11 +1,11 @@
 //! SUBSCRIBE and UNSUBSCRIBE: validation, authorisation, the session deltas, the
 //! acknowledgement, and the retained messages a new subscription receives.
 
-use super::deliver::cap_qos;
+use super::deliver::{cap_qos, Route};
 use super::{Flow, Shard};
 use crate::access::{Action, Identity};
 use crate::connection::ConnId;
-use crate::message::{Delivery, Message};
+use crate::message::Message;
 use crate::mqtt::{
     reason, ByteStr, Packet, QoS, SubAck, SubAckProperties, Subscribe, SubscriptionOptions,
     UnsubAck, Unsubscribe,
@@ -204,7 +204,7 @@ impl Shard {
                 }
             });
         for message in found {
-            let delivery = Delivery {
+            let route = Route {
                 qos: cap_qos(
                     message.qos,
                     due.options.qos,
@@ -212,9 +212,8 @@ impl Shard {
                 ),
                 retain: true,
                 subscription_ids: due.identifier.into_iter().collect(),
-                message,
             };
-            self.deliver_to_session(key, delivery);
+            self.deliver_to_session(key, &message, route);
         }
     }
 }

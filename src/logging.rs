@@ -10,7 +10,11 @@ use crate::config::{LogDest, LogTypes, Logging};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::{Mutex, OnceLock};
+use shards::mesh::{Control, Mesh, ShardMsg};
+use shards::message::Message;
+use shards::mqtt::{ByteStr, Bytes, QoS};
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// The active logging configuration and open files.
 struct Sink {
@@ -21,6 +25,8 @@ struct Sink {
 }
 
 enum Target {
+    /// Published on `$SYS/broker/log/<class>` (once `publish_to` was called).
+    Topic,
     Stderr,
     Stdout,
     Syslog,
@@ -29,14 +35,20 @@ enum Target {
 
 struct Logger {
     sink: Mutex<Option<Sink>>,
+        /// Where `log_dest topic` lines go once the shards run.
+    topic: OnceLock<Arc<Mesh>>,
+    /// The `log_type` set, readable without the lock so disabled lines cost nothing.
+    types: AtomicU16,
 }
 
 static LOGGER: OnceLock<Logger> = OnceLock::new();
 
 /// Installs the logger with `logging` (called once at start; `reconfigure` on reload).
 pub fn install(logging: &Logging) {
-    let logger = LOGGER.get_or_init(|| Logger {
+            let logger = LOGGER.get_or_init(|| Logger {
         sink: Mutex::new(None),
+        topic: OnceLock::new(),
+        types: AtomicU16::new(0),
     });
     if log::set_logger(logger).is_ok() {
         log::set_max_level(log::LevelFilter::Trace);
@@ -55,10 +67,10 @@ pub fn reconfigure(logging: &Logging) {
             LogDest::Stdout { .. } => Some(Target::Stdout),
             LogDest::Syslog => Some(Target::Syslog),
             LogDest::File(path) => Some(Target::File(open_log(path))),
-            // `$SYS/broker/log/#` lines are published by the broker itself, not written here.
-            LogDest::Topic => None,
+                        LogDest::Topic => Some(Target::Topic),
         })
         .collect();
+    logger.types.store(logging.types.bits(), Ordering::Relaxed);
     let sink = Sink {
         types: logging.types,
         timestamp: logging.timestamp,
@@ -85,23 +97,34 @@ fn open_log(path: &PathBuf) -> Option<File> {
 
 /// The `log_type` class of a record.
 fn class(record: &log::Record<'_>) -> LogTypes {
-    match (record.level(), record.target()) {
+    class_of(record.level(), record.target())
+}
+
+/// The `log_type` class of a level and target: the targets `subscribe` and `unsubscribe`
+/// are those classes; Mosquitto logs its connection and lifecycle lines at notice level,
+/// so `info!` is notice unless its target is `information`.
+fn class_of(level: log::Level, target: &str) -> LogTypes {
+    match (level, target) {
         (_, "subscribe") => LogTypes::SUBSCRIBE,
         (_, "unsubscribe") => LogTypes::UNSUBSCRIBE,
         (log::Level::Error, _) => LogTypes::ERROR,
         (log::Level::Warn, _) => LogTypes::WARNING,
-        (log::Level::Info, "notice") => LogTypes::NOTICE,
-        (log::Level::Info, _) => LogTypes::INFORMATION,
+        (log::Level::Info, "information") => LogTypes::INFORMATION,
+        (log::Level::Info, _) => LogTypes::NOTICE,
         _ => LogTypes::DEBUG,
     }
 }
 
 impl log::Log for Logger {
-    fn enabled(&self, _metadata: &log::Metadata<'_>) -> bool {
-        true
+        fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+        let types = LogTypes::from_bits(self.types.load(Ordering::Relaxed));
+        types.contains(class_of(metadata.level(), metadata.target()))
     }
 
-    fn log(&self, record: &log::Record<'_>) {
+        fn log(&self, record: &log::Record<'_>) {
+        if !self.enabled(record.metadata()) {
+            return;
+        }
         if record.level() > log::Level::Info
             && !record.target().starts_with("shards")
             && !record.target().starts_with("culex")
@@ -124,7 +147,12 @@ impl log::Log for Logger {
                 Target::Stdout => {
                     let _ = std::io::stdout().write_all(line.as_bytes());
                 }
-                Target::Syslog => syslog(record.level(), line.trim_end()),
+                                Target::Syslog => syslog(record.level(), line.trim_end()),
+                Target::Topic => {
+                    if let Some(mesh) = self.topic.get() {
+                        publish_line(mesh, class(record), line.trim_end());
+                    }
+                }
                 Target::File(Some(file)) => {
                     let _ = file.write_all(line.as_bytes());
                 }
@@ -137,6 +165,31 @@ impl log::Log for Logger {
         let _ = std::io::stderr().flush();
         let _ = std::io::stdout().flush();
     }
+}
+
+/// Starts publishing `log_dest topic` lines through shard 0 (called once the shards run).
+pub fn publish_to(mesh: Arc<Mesh>) {
+    if let Some(logger) = LOGGER.get() {
+        let _ = logger.topic.set(mesh);
+    }
+}
+
+/// Publishes one line on Mosquitto's `$SYS/broker/log/{E,W,N,I,M/subscribe,...}` topic.
+/// Best effort: a full control ring drops the line rather than block a shard. Debug lines
+/// are never published (as in Mosquitto).
+fn publish_line(mesh: &Mesh, class: LogTypes, line: &str) {
+    let suffix = match class {
+        c if c == LogTypes::ERROR => "E",
+        c if c == LogTypes::WARNING => "W",
+        c if c == LogTypes::NOTICE => "N",
+        c if c == LogTypes::INFORMATION => "I",
+        c if c == LogTypes::SUBSCRIBE => "M/subscribe",
+        c if c == LogTypes::UNSUBSCRIBE => "M/unsubscribe",
+        _ => return,
+    };
+    let topic = ByteStr::from(format!("$SYS/broker/log/{suffix}"));
+    let message = Message::new(topic, Bytes::copy_from_slice(line.as_bytes()), QoS::AtMostOnce, false);
+    mesh.try_send_external(0, ShardMsg::Control(Control::Publish(message)));
 }
 
 /// `<epoch>: `, a strftime rendering, or nothing.

@@ -154,6 +154,17 @@ impl Mesh {
         }
     }
 
+    /// Sends a message from outside the shards' own traffic without waiting: false when the
+    /// target's control ring is full (the message is dropped). For best-effort traffic
+    /// such as log lines published on `$SYS/broker/log/#`.
+    pub fn try_send_external(&self, target: ShardId, msg: ShardMsg) -> bool {
+        let sent = self.ring(target, target).push(msg).is_ok();
+        if sent {
+            self.wake(target);
+        }
+        sent
+    }
+
     /// Sends a message from outside any shard (the main thread). Retries while the ring is
     /// full; control messages are rare and small.
     pub fn send_external(&self, target: ShardId, mut msg: ShardMsg) {

@@ -537,6 +537,16 @@ impl LogTypes {
     pub const DEFAULT: LogTypes = LogTypes(0b1111);
 
     /// True when every type in `other` is in `self`.
+        /// The set as bits (for an atomic copy).
+    pub fn bits(self) -> u16 {
+        self.0
+    }
+
+    /// The set from [`LogTypes::bits`].
+    pub fn from_bits(bits: u16) -> LogTypes {
+        LogTypes(bits)
+    }
+
     pub fn contains(self, other: LogTypes) -> bool {
         self.0 & other.0 == other.0
     }

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import signal
+import time
 import subprocess
 import tempfile
 from pathlib import Path
@@ -60,3 +61,30 @@ def test_unknown_config_option_exits_3(broker_kind):
     out = r.stdout + r.stderr
     assert r.returncode == 3, (r.returncode, out)
     assert "bogus_option" in out and f"{conf}:3" in out, out
+
+
+def test_log_dest_topic_publishes_log_lines_on_sys(start_broker, broker_kind):
+    """`log_dest topic`: log lines arrive on `$SYS/broker/log/<level>` (connection lines
+    at notice level, `N`), as Mosquitto publishes them."""
+    b = start_broker(broker_kind, ["log_dest topic", "log_dest stderr", "log_type all"])
+    watcher = m.RawClient(b.host, b.port, 4)
+    watcher.connect("log-watcher")
+    # Mosquitto may publish the subscribe log line before the SUBACK: wait for the SUBACK
+    # whatever comes first, so the subscription is in place before the visitor connects.
+    watcher.send(m.subscribe(1, [("$SYS/broker/log/#", 0)]))
+    for _ in range(20):
+        pk = watcher.recv_packet(2)
+        if pk is None or pk["type"] == "SUBACK":
+            break
+    other = m.RawClient(b.host, b.port, 4)
+    other.connect("log-visitor")
+    deadline = time.monotonic() + 5
+    seen = []
+    while time.monotonic() < deadline:
+        pk = watcher.recv_packet(1)
+        if pk and pk["type"] == "PUBLISH":
+            seen.append((pk["topic"], pk["payload"]))
+            if b"log-visitor" in pk["payload"] and pk["topic"] == "$SYS/broker/log/N":
+                break
+    assert any(t == "$SYS/broker/log/N" and b"New client connected" in p and b"log-visitor" in p
+               for t, p in seen), seen

@@ -84,7 +84,10 @@ impl Shard {
                     subscription,
                 },
             });
-            codes.push(options.qos as u8);
+                        codes.push(options.qos as u8);
+            if let Some(conn) = self.conn(id) {
+                log::info!(target: "subscribe", "{} {} {}", conn.client_id, options.qos as u8, filter);
+            }
             let wants_retained = match options.retain_handling {
                 0 => true,
                 1 => is_new,
@@ -137,6 +140,9 @@ impl Shard {
                 .store
                 .get(key)
                 .is_some_and(|s| s.subscriptions.contains_key(&filter));
+                        if let Some(conn) = self.conn(id) {
+                log::info!(target: "unsubscribe", "{} {}", conn.client_id, filter);
+            }
             if existed {
                 self.apply(Delta::Update {
                     key,

@@ -7,12 +7,12 @@
 //! that writes. A line costs one lock and one write: logging is never on the publish path.
 
 use crate::config::{LogDest, LogTypes, Logging};
-use std::fs::{File, OpenOptions};
-use std::io::Write;
-use std::path::PathBuf;
 use shards::mesh::{Control, Mesh, ShardMsg};
 use shards::message::Message;
 use shards::mqtt::{ByteStr, Bytes, QoS};
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -35,7 +35,7 @@ enum Target {
 
 struct Logger {
     sink: Mutex<Option<Sink>>,
-        /// Where `log_dest topic` lines go once the shards run.
+    /// Where `log_dest topic` lines go once the shards run.
     topic: OnceLock<Arc<Mesh>>,
     /// The `log_type` set, readable without the lock so disabled lines cost nothing.
     types: AtomicU16,
@@ -45,7 +45,7 @@ static LOGGER: OnceLock<Logger> = OnceLock::new();
 
 /// Installs the logger with `logging` (called once at start; `reconfigure` on reload).
 pub fn install(logging: &Logging) {
-            let logger = LOGGER.get_or_init(|| Logger {
+    let logger = LOGGER.get_or_init(|| Logger {
         sink: Mutex::new(None),
         topic: OnceLock::new(),
         types: AtomicU16::new(0),
@@ -67,7 +67,7 @@ pub fn reconfigure(logging: &Logging) {
             LogDest::Stdout { .. } => Some(Target::Stdout),
             LogDest::Syslog => Some(Target::Syslog),
             LogDest::File(path) => Some(Target::File(open_log(path))),
-                        LogDest::Topic => Some(Target::Topic),
+            LogDest::Topic => Some(Target::Topic),
         })
         .collect();
     logger.types.store(logging.types.bits(), Ordering::Relaxed);
@@ -116,12 +116,12 @@ fn class_of(level: log::Level, target: &str) -> LogTypes {
 }
 
 impl log::Log for Logger {
-        fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
         let types = LogTypes::from_bits(self.types.load(Ordering::Relaxed));
         types.contains(class_of(metadata.level(), metadata.target()))
     }
 
-        fn log(&self, record: &log::Record<'_>) {
+    fn log(&self, record: &log::Record<'_>) {
         if !self.enabled(record.metadata()) {
             return;
         }
@@ -147,7 +147,7 @@ impl log::Log for Logger {
                 Target::Stdout => {
                     let _ = std::io::stdout().write_all(line.as_bytes());
                 }
-                                Target::Syslog => syslog(record.level(), line.trim_end()),
+                Target::Syslog => syslog(record.level(), line.trim_end()),
                 Target::Topic => {
                     if let Some(mesh) = self.topic.get() {
                         publish_line(mesh, class(record), line.trim_end());
@@ -188,7 +188,12 @@ fn publish_line(mesh: &Mesh, class: LogTypes, line: &str) {
         _ => return,
     };
     let topic = ByteStr::from(format!("$SYS/broker/log/{suffix}"));
-    let message = Message::new(topic, Bytes::copy_from_slice(line.as_bytes()), QoS::AtMostOnce, false);
+    let message = Message::new(
+        topic,
+        Bytes::copy_from_slice(line.as_bytes()),
+        QoS::AtMostOnce,
+        false,
+    );
     mesh.try_send_external(0, ShardMsg::Control(Control::Publish(message)));
 }
 

@@ -168,7 +168,7 @@ fn run(cli: &cli::Cli, config: Config) -> Result<(), settings::StartError> {
         driver,
     })
     .map_err(start_error(1))?;
-        logging::publish_to(broker.mesh());
+    logging::publish_to(broker.mesh());
     if let (Some(service), Some(requests)) = (dynsec, requests) {
         service
             .spawn(broker.mesh(), requests)

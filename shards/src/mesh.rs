@@ -66,6 +66,18 @@ pub enum ShardMsg {
     Handoff(Box<Handoff>),
     /// Disconnect these clients (their rights changed).
     Kick(Arc<[crate::dynsec::Kick]>),
+    /// Answer with `BarrierPassed` once everything `source` sent before is applied.
+    Barrier {
+        /// The shard waiting.
+        source: ShardId,
+        /// Its barrier id.
+        barrier: u64,
+    },
+    /// A shard passed barrier `barrier`.
+    BarrierPassed {
+        /// The barrier id.
+        barrier: u64,
+    },
     /// Process control from the main thread.
     Control(Control),
 }

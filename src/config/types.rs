@@ -537,7 +537,7 @@ impl LogTypes {
     pub const DEFAULT: LogTypes = LogTypes(0b1111);
 
     /// True when every type in `other` is in `self`.
-        /// The set as bits (for an atomic copy).
+    /// The set as bits (for an atomic copy).
     pub fn bits(self) -> u16 {
         self.0
     }

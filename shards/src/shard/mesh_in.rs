@@ -16,6 +16,10 @@ impl Shard {
             ShardMsg::RetainRequest { topic, message } => self.retain_as_owner(topic, message),
             ShardMsg::RetainApply { topic, message } => self.set_retained(&topic, message),
             ShardMsg::Kick(kicks) => self.kick(&kicks),
+            ShardMsg::Barrier { source, barrier } => {
+                self.mesh.send(source, ShardMsg::BarrierPassed { barrier });
+            }
+            ShardMsg::BarrierPassed { barrier } => self.barrier_passed(barrier),
             other @ (ShardMsg::Handoff(_) | ShardMsg::Control(_)) => return Some(other),
         }
         None

@@ -120,6 +120,11 @@ pub struct Shard {
     pub changes: u64,
     /// Connections with bytes to write, for the runtime's flusher.
     pub flush: std::rc::Rc<crate::connection::FlushQueue>,
+    /// Interest changes broadcast so far (a SUBSCRIBE that caused one waits for a barrier).
+    interest_broadcasts: u64,
+    /// SUBACKs waiting for their barrier: (barrier id, acknowledgements missing, SUBACK).
+    barriers: Vec<(u64, usize, subscribe::PendingSubAck)>,
+    next_barrier: u64,
 }
 
 impl Shard {
@@ -153,6 +158,9 @@ impl Shard {
             shutting_down: false,
             changes: 0,
             flush: std::rc::Rc::default(),
+            interest_broadcasts: 0,
+            barriers: Vec::new(),
+            next_barrier: 0,
         }
     }
 
@@ -196,6 +204,7 @@ impl Shard {
         for change in applied.interest {
             self.interest_changed(self.id, change.clone());
             if self.mesh.shards() > 1 {
+                self.interest_broadcasts += 1;
                 let source = self.id;
                 self.mesh.broadcast(|| crate::mesh::ShardMsg::Interest {
                     source,
@@ -298,5 +307,32 @@ impl Shard {
         let due_in_s = (disconnected_at + delay).saturating_sub(self.now.unix_s);
         self.delayed_wills
             .push((self.now.mono_ms + due_in_s * 1000, key));
+    }
+}
+
+/// Barriers: a SUBACK is sent only once every other shard processed the interest change
+/// the SUBSCRIBE caused. Rings are FIFO per (source, target), so a shard that answers the
+/// barrier has applied every interest message sent before it.
+impl Shard {
+    fn await_barrier(&mut self, pending: subscribe::PendingSubAck) {
+        self.next_barrier += 1;
+        let barrier = self.next_barrier;
+        let source = self.id;
+        self.mesh
+            .broadcast(|| crate::mesh::ShardMsg::Barrier { source, barrier });
+        self.barriers
+            .push((barrier, self.mesh.shards() - 1, pending));
+    }
+
+    /// Another shard passed barrier `barrier`.
+    fn barrier_passed(&mut self, barrier: u64) {
+        let Some(index) = self.barriers.iter().position(|(id, _, _)| *id == barrier) else {
+            return;
+        };
+        self.barriers[index].1 -= 1;
+        if self.barriers[index].1 == 0 {
+            let (_, _, pending) = self.barriers.swap_remove(index);
+            self.complete_subscribe(pending);
+        }
     }
 }

@@ -13,8 +13,16 @@ use crate::mqtt::{
 use crate::session::{Delta, SessionDelta, SessionKey, Subscription};
 use crate::topics::{parse_subscription, Subscription as Parsed};
 
+/// A SUBACK waiting for every other shard to have learned the new interest.
+pub(super) struct PendingSubAck {
+    conn: ConnId,
+    key: SessionKey,
+    suback: SubAck,
+    due: Vec<RetainedDue>,
+}
+
 /// A granted subscription whose retained messages are due after the SUBACK.
-struct RetainedDue {
+pub(super) struct RetainedDue {
     filter: ByteStr,
     options: SubscriptionOptions,
     identifier: Option<u32>,
@@ -36,6 +44,7 @@ impl Shard {
             reason::v3::SUBACK_FAILURE
         };
         let identifier = subscribe.properties.subscription_identifier;
+        let broadcasts_before = self.interest_broadcasts;
         let mut codes = Vec::with_capacity(subscribe.filters.len());
         let mut due = Vec::new();
         for (filter, options) in subscribe.filters {
@@ -84,7 +93,7 @@ impl Shard {
                     subscription,
                 },
             });
-                        codes.push(options.qos as u8);
+            codes.push(options.qos as u8);
             if let Some(conn) = self.conn(id) {
                 log::info!(target: "subscribe", "{} {} {}", conn.client_id, options.qos as u8, filter);
             }
@@ -101,18 +110,42 @@ impl Shard {
                 });
             }
         }
-        if let Some(conn) = self.conn_mut(id) {
-            let suback = SubAck {
-                packet_id: subscribe.packet_id,
-                properties: SubAckProperties::default(),
-                reason_codes: codes,
-            };
-            conn.send(&Packet::SubAck(suback));
+        let suback = SubAck {
+            packet_id: subscribe.packet_id,
+            properties: SubAckProperties::default(),
+            reason_codes: codes,
+        };
+        let pending = PendingSubAck {
+            conn: id,
+            key,
+            suback,
+            due,
+        };
+        if self.interest_broadcasts == broadcasts_before {
+            self.complete_subscribe(pending);
+        } else {
+            // Another shard must know of this subscription before the client hears it is
+            // active: a publish it handles right after would otherwise miss us.
+            self.await_barrier(pending);
         }
+        Flow::Continue
+    }
+
+    /// Sends the SUBACK, then the retained messages the new subscriptions asked for.
+    pub(super) fn complete_subscribe(&mut self, pending: PendingSubAck) {
+        let PendingSubAck {
+            conn: id,
+            key,
+            suback,
+            due,
+        } = pending;
+        let Some(conn) = self.conn_mut(id) else {
+            return;
+        };
+        conn.send(&Packet::SubAck(suback));
         for retained in due {
             self.send_retained(key, &retained);
         }
-        Flow::Continue
     }
 
     pub(super) fn on_unsubscribe(&mut self, id: ConnId, unsubscribe: Unsubscribe) -> Flow {
@@ -140,7 +173,7 @@ impl Shard {
                 .store
                 .get(key)
                 .is_some_and(|s| s.subscriptions.contains_key(&filter));
-                        if let Some(conn) = self.conn(id) {
+            if let Some(conn) = self.conn(id) {
                 log::info!(target: "unsubscribe", "{} {}", conn.client_id, filter);
             }
             if existed {

@@ -953,3 +953,24 @@ fn second_connect_and_server_packets_from_a_client_are_protocol_errors() {
     let _ = ShardMsg::Control;
     let _ = BytesMut::new();
 }
+
+#[test]
+fn suback_waits_until_every_other_shard_knows_the_new_interest() {
+    let mut world = World::new(2);
+    let (s, sub, _) = world.connect(connect(Protocol::V311, on_shard(1), true));
+    let _ = world.shards[s].handle(sub, subscribe(1, "barrier/t", QoS::AtMostOnce));
+    assert!(
+        world.take(s, sub).is_empty(),
+        "no SUBACK before shard 0 applied the interest"
+    );
+    assert_eq!(world.shards[0].interest.shards_matching(b"barrier/t"), 0);
+    world.pump();
+    assert_eq!(world.shards[0].interest.shards_matching(b"barrier/t"), 0b10);
+    assert!(matches!(world.take(s, sub)[..], [Packet::SubAck(_)]));
+    // A second subscriber to the same filter changes no interest: SUBACK at once.
+    let (s2, other, _) = world.connect(connect(Protocol::V311, "c9", true));
+    if s2 == s {
+        let _ = world.shards[s].handle(other, subscribe(1, "barrier/t", QoS::AtMostOnce));
+        assert!(matches!(world.take(s, other)[..], [Packet::SubAck(_)]));
+    }
+}

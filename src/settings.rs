@@ -3,9 +3,11 @@
 //!
 //! Called by `main` at start and on SIGHUP.
 
-use crate::config::{Bind, Config, PluginKind, Protocol, SocketDomain};
+use crate::config::{Bind, Config, Listener, PluginKind, Protocol, SocketDomain, TlsVersion};
 use shards::settings::{ListenerSettings, PersistenceSettings, Settings};
+use shards::transport::tls::{server_config, CertificateUsername, TlsOptions};
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::Arc;
 
 /// Why the broker cannot start with a configuration that parsed.
 #[derive(Debug)]
@@ -46,9 +48,9 @@ pub fn check_modules(config: &Config) -> Result<(), StartError> {
                 "Error: {at}: password_file/acl_file need the password and ACL files module, which this build of Culex does not include yet."
             )));
         }
-        if listener.protocol != Protocol::Mqtt || listener.tls.is_some() {
+        if listener.protocol == Protocol::HttpApi {
             return Err(StartError::config(format!(
-                "Error: {at}: listener {} needs the TLS/WebSockets listener module, which this build of Culex does not include yet.",
+                "Error: {at}: listener {} (protocol http_api) needs the HTTP module, which this build of Culex does not include yet.",
                 listener.port
             )));
         }
@@ -85,6 +87,10 @@ pub fn shard_settings(config: &Config) -> Result<Settings, StartError> {
             use_username_as_clientid: listener.use_username_as_clientid,
             accept_protocol_versions: accept,
             admin: listener.admin,
+            tls: tls_config(listener)?,
+            certificate_username: certificate_username(listener),
+            websockets: (listener.protocol == Protocol::WebSockets)
+                .then(|| listener.websockets_origins.clone()),
         });
     }
     let persistence = config.persistence.enabled.then(|| PersistenceSettings {
@@ -111,6 +117,45 @@ pub fn shard_settings(config: &Config) -> Result<Settings, StartError> {
         persistence,
         listeners,
     })
+}
+
+/// The rustls configuration of a TLS listener, read from its files now (start and reload).
+fn tls_config(listener: &Listener) -> Result<Option<Arc<rustls::ServerConfig>>, StartError> {
+    let Some(tls) = &listener.tls else {
+        return Ok(None);
+    };
+    let options = TlsOptions {
+        certfile: tls.certfile.clone(),
+        keyfile: tls.keyfile.clone(),
+        cafile: tls.cafile.clone(),
+        capath: tls.capath.clone(),
+        crlfile: tls.crlfile.clone(),
+        require_certificate: tls.require_certificate,
+        min_tls13: tls.min_version == Some(TlsVersion::Tls13),
+        ciphers: tls.ciphers.clone(),
+        ciphers_tls13: tls.ciphers_tls13.clone(),
+    };
+    server_config(&options).map(Some).map_err(|why| StartError {
+        message: format!(
+            "Error: {}:{}: listener {}: {why}.",
+            listener.file.display(),
+            listener.line,
+            listener.port
+        ),
+        code: 3,
+    })
+}
+
+/// Which part of a client certificate names the user, if the listener says so.
+fn certificate_username(listener: &Listener) -> Option<CertificateUsername> {
+    let tls = listener.tls.as_ref()?;
+    if tls.use_identity_as_username {
+        Some(CertificateUsername::CommonName)
+    } else if tls.use_subject_as_username {
+        Some(CertificateUsername::Subject)
+    } else {
+        None
+    }
 }
 
 /// The socket addresses a listener binds: every address of its host (or the IPv4 and IPv6

@@ -32,3 +32,4 @@ pub mod shard;
 pub mod stats;
 pub mod sys;
 pub mod topics;
+pub mod transport;

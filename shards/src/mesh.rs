@@ -92,6 +92,8 @@ pub struct Handoff {
     pub connect: crate::shard::ConnectRequest,
     /// Bytes read after CONNECT.
     pub leftover: bytes::BytesMut,
+    /// TLS/WebSocket state (`None`: plain TCP).
+    pub layers: Option<Box<crate::transport::Layers>>,
 }
 
 /// Commands from the main thread.
@@ -124,6 +126,8 @@ pub struct Mesh {
     shards: usize,
     /// Ring `source * shards + target`.
     rings: Vec<ArrayQueue<ShardMsg>>,
+    /// Per ring: its source found it full and waits for room (the target wakes it).
+    blocked: Vec<AtomicBool>,
     inboxes: Vec<Inbox>,
 }
 
@@ -140,9 +144,13 @@ impl Mesh {
                 parked: AtomicBool::new(false),
             })
             .collect();
+        let blocked = (0..shards * shards)
+            .map(|_| AtomicBool::new(false))
+            .collect();
         Arc::new(Mesh {
             shards,
             rings,
+            blocked,
             inboxes,
         })
     }
@@ -154,6 +162,10 @@ impl Mesh {
 
     fn ring(&self, source: ShardId, target: ShardId) -> &ArrayQueue<ShardMsg> {
         &self.rings[usize::from(source) * self.shards + usize::from(target)]
+    }
+
+    fn blocked(&self, source: ShardId, target: ShardId) -> &AtomicBool {
+        &self.blocked[usize::from(source) * self.shards + usize::from(target)]
     }
 
     fn wake(&self, target: ShardId) {
@@ -245,6 +257,9 @@ impl MeshPort {
         if let Err(back) = self.mesh.ring(self.me, target).push(msg) {
             queue.push_back(back);
             self.overflowing += 1;
+            self.mesh
+                .blocked(self.me, target)
+                .store(true, Ordering::SeqCst);
         }
         self.mesh.wake(target);
     }
@@ -277,6 +292,9 @@ impl MeshPort {
             while let Some(msg) = queue.pop_front() {
                 if let Err(back) = ring.push(msg) {
                     queue.push_front(back);
+                    self.mesh
+                        .blocked(self.me, target as ShardId)
+                        .store(true, Ordering::SeqCst);
                     break;
                 }
             }
@@ -288,18 +306,33 @@ impl MeshPort {
         self.overflowing == 0
     }
 
-    /// Pops up to `budget` messages addressed to this shard, in per-source order.
+    /// Pops up to `budget` messages addressed to this shard, in per-source order. A source
+    /// that found its ring full is woken once there is room again.
     pub fn drain(&self, budget: usize, mut handle: impl FnMut(ShardMsg)) -> usize {
         let mut handled = 0;
         for source in 0..self.mesh.shards as ShardId {
             let ring = self.mesh.ring(source, self.me);
+            let before = handled;
             while handled < budget {
                 let Some(msg) = ring.pop() else { break };
                 handle(msg);
                 handled += 1;
             }
+            let blocked = self.mesh.blocked(source, self.me);
+            if handled > before && source != self.me && blocked.swap(false, Ordering::SeqCst) {
+                self.mesh.wake(source);
+            }
         }
         handled
+    }
+
+    /// True when some overflowed message could move onto its ring now.
+    pub fn can_flush(&self) -> bool {
+        self.overflowing > 0
+            && (0..self.mesh.shards).any(|target| {
+                !self.overflow[target].is_empty()
+                    && !self.mesh.ring(self.me, target as ShardId).is_full()
+            })
     }
 
     fn inbox_empty(&self) -> bool {

@@ -2,8 +2,10 @@
 //! the `culex` binary. Placement: one immutable copy shared by every shard (`Arc`); a reload
 //! swaps in a new copy.
 
+use crate::transport::tls::CertificateUsername;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// Settings of the whole broker.
 #[derive(Clone, Debug)]
@@ -86,6 +88,14 @@ pub struct ListenerSettings {
     pub accept_protocol_versions: u8,
     /// This is the administrative listener (`admin_listener true`).
     pub admin: bool,
+    /// TLS, when `certfile` and `keyfile` are set (built from the files at start and on
+    /// reload).
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// A client certificate names the user (`use_identity_as_username`,
+    /// `use_subject_as_username`).
+    pub certificate_username: Option<CertificateUsername>,
+    /// `protocol websockets`: the allowed `Origin` values (`websockets_origin`; empty: any).
+    pub websockets: Option<Vec<String>>,
 }
 
 impl ListenerSettings {
@@ -104,6 +114,9 @@ impl ListenerSettings {
             use_username_as_clientid: false,
             accept_protocol_versions: 0b111000,
             admin: false,
+            tls: None,
+            certificate_username: None,
+            websockets: None,
         }
     }
 

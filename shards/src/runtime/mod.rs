@@ -15,6 +15,8 @@
 //! Called by the `culex` binary (`start`, then `BrokerHandle` methods from the main thread).
 
 mod connection;
+mod flush;
+mod handshake;
 mod io;
 mod shard_main;
 mod sync;

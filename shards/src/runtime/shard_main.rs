@@ -1,9 +1,9 @@
 //! One shard thread: builds its monoio runtime, restores its state, and runs the accept,
 //! mesh and tick tasks until shutdown.
 
-use super::connection;
 use super::sync::{yield_now, Notify};
 use super::Driver;
+use super::{flush, handshake};
 use crate::access::AccessPolicy;
 use crate::connection::ConnId;
 use crate::control::ServiceMsg;
@@ -14,6 +14,7 @@ use crate::settings::Settings;
 use crate::shard::Shard;
 use crate::stats::ShardStats;
 use crate::sys::SysPublisher;
+use crate::transport::Layers;
 use bytes::BytesMut;
 use monoio::net::TcpStream;
 use std::cell::{Cell, RefCell};
@@ -62,17 +63,30 @@ pub struct ShardCtx {
     pub connection_ended: Notify,
     /// Woken after each flusher pass (a closing connection waits for its last bytes).
     pub connection_flushed: Notify,
-    /// The socket of each open connection, by connection slot, for the flusher.
-    pub streams: RefCell<Vec<Option<(ConnId, Rc<TcpStream>)>>>,
+    /// The socket (and transport) of each open connection, by connection slot.
+    pub streams: RefCell<Vec<Option<(ConnId, Rc<ConnIo>)>>>,
     /// Connections alive on this shard (including ones still reading CONNECT).
     pub live: Cell<usize>,
     /// Set when shutdown starts.
     pub stopping: Cell<bool>,
 }
 
+/// The runtime side of one open connection: its socket, and for TLS/WebSocket the
+/// transport state and the bytes already wrapped for the socket but not yet sent.
+pub struct ConnIo {
+    /// The socket.
+    pub stream: TcpStream,
+    /// TLS/WebSocket state; `None` for plain TCP.
+    pub layers: RefCell<Option<Box<Layers>>>,
+    /// Wrapped bytes waiting for the socket (transports only; plain TCP sends `out`).
+    pub wire: RefCell<BytesMut>,
+    /// The closing bytes of the transport (close frame, close_notify) were queued.
+    pub closed: Cell<bool>,
+}
+
 impl ShardCtx {
     /// Records the socket of a newly opened connection.
-    pub fn register_stream(&self, id: ConnId, stream: Rc<TcpStream>) {
+    pub fn register_stream(&self, id: ConnId, stream: Rc<ConnIo>) {
         let mut streams = self.streams.borrow_mut();
         let slot = id.slot as usize;
         if streams.len() <= slot {
@@ -92,7 +106,7 @@ impl ShardCtx {
     }
 
     /// The socket of connection `id`, if it is still open.
-    pub fn stream(&self, id: ConnId) -> Option<Rc<TcpStream>> {
+    pub fn stream(&self, id: ConnId) -> Option<Rc<ConnIo>> {
         let streams = self.streams.borrow();
         match streams.get(id.slot as usize) {
             Some(Some((owner, stream))) if *owner == id => Some(stream.clone()),
@@ -149,7 +163,7 @@ async fn shard_main(context: ThreadContext, ready: mpsc::Sender<std::io::Result<
     let mut accepting = Vec::new();
     for (listener, socket) in context.sockets {
         match monoio::net::TcpListener::from_std(socket) {
-            Ok(socket) => accepting.push(monoio::spawn(connection::accept_loop(
+            Ok(socket) => accepting.push(monoio::spawn(handshake::accept_loop(
                 ctx.clone(),
                 listener,
                 socket,
@@ -161,7 +175,7 @@ async fn shard_main(context: ThreadContext, ready: mpsc::Sender<std::io::Result<
         }
     }
     monoio::spawn(tick_loop(ctx.clone()));
-    monoio::spawn(connection::flush_loop(ctx.clone()));
+    monoio::spawn(flush::flush_loop(ctx.clone()));
     let mesh_task = monoio::spawn(mesh_loop(ctx.clone()));
     let _ = ready.send(Ok(()));
     mesh_task.await;
@@ -194,10 +208,17 @@ async fn mesh_loop(ctx: Rc<ShardCtx>) {
         }
         if handled == MESH_DRAIN_BUDGET {
             yield_now().await;
-        } else if !flushed {
-            monoio::time::sleep(Duration::from_millis(1)).await;
         } else if handled == 0 {
-            std::future::poll_fn(|cx| receiver.poll_parked(cx)).await;
+            // Parks until a message arrives or, while messages wait in the overflow, until a
+            // target drained its ring (it wakes us: `MeshPort::drain`).
+            std::future::poll_fn(|cx| {
+                if receiver.poll_parked(cx).is_ready() || ctx.shard.borrow().mesh.can_flush() {
+                    std::task::Poll::Ready(())
+                } else {
+                    std::task::Poll::Pending
+                }
+            })
+            .await;
         }
     }
 }
@@ -205,7 +226,7 @@ async fn mesh_loop(ctx: Rc<ShardCtx>) {
 /// Runs one runtime message; true when it was Shutdown.
 fn run_control(ctx: &Rc<ShardCtx>, msg: ShardMsg) -> bool {
     match msg {
-        ShardMsg::Handoff(handoff) => connection::adopt(ctx.clone(), *handoff),
+        ShardMsg::Handoff(handoff) => handshake::adopt(ctx.clone(), *handoff),
         ShardMsg::Control(Control::Shutdown) => {
             ctx.stopping.set(true);
             ctx.shard.borrow_mut().shutdown();

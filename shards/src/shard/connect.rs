@@ -27,6 +27,10 @@ pub struct Accepted {
     pub listener: usize,
     /// Peer address.
     pub peer: SocketAddr,
+    /// The user name a verified client certificate gives, on listeners with
+    /// `use_identity_as_username`/`use_subject_as_username`; `None` when no certificate was
+    /// presented.
+    pub certificate_username: Option<ByteStr>,
 }
 
 /// A CONNECT that passed admission.
@@ -131,13 +135,24 @@ impl Shard {
         }
         let (keep_alive, server_keep_alive) = self.keep_alive_for(&connect)?;
         let (client_id, assigned) = self.client_id_for(accepted, &connect)?;
-        let request = AuthRequest {
-            listener: accepted.listener,
-            client_id: client_id.as_str(),
-            username: connect.username.as_ref(),
-            password: connect.password.as_ref(),
+        let decision = if listener.certificate_username.is_some() {
+            // `use_identity_as_username`: the verified certificate is the credential; the
+            // MQTT user name and password are ignored (Mosquitto's documented behaviour).
+            match &accepted.certificate_username {
+                Some(name) => AuthDecision::Allow {
+                    username: Some(name.clone()),
+                },
+                None => AuthDecision::NotAuthorized,
+            }
+        } else {
+            let request = AuthRequest {
+                listener: accepted.listener,
+                client_id: client_id.as_str(),
+                username: connect.username.as_ref(),
+                password: connect.password.as_ref(),
+            };
+            self.access.authenticate(&request, &mut self.auth_cache)
         };
-        let decision = self.access.authenticate(&request, &mut self.auth_cache);
         let username = match decision {
             AuthDecision::Allow { username } => username,
             AuthDecision::NotAuthorized => {

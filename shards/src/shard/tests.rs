@@ -82,6 +82,7 @@ impl World {
         let accepted = Accepted {
             listener: 0,
             peer: "127.0.0.1:40000".parse().expect("peer"),
+            certificate_username: None,
         };
         let (request, home) = match self.shards[0].admit(&accepted, Box::new(connect)) {
             Ok(admitted) => admitted,

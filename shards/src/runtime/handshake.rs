@@ -1,0 +1,304 @@
+//! From accept to an admitted CONNECT: the accept loop of each listener socket, then one
+//! short-lived task per new connection that runs the TLS and WebSocket handshakes when the
+//! listener has them, reads CONNECT (within [`CONNECT_TIMEOUT_S`]), admits or refuses it,
+//! and starts the connection here or hands the socket (and its transport state) to the
+//! client id's home shard.
+
+use super::connection::serve;
+use super::io::{recv_into, send, would_block};
+use super::shard_main::ShardCtx;
+use crate::limits::{CONNECT_TIMEOUT_S, PACKET_SIZE_MAX};
+use crate::mesh::{Handoff, ShardMsg};
+use crate::mqtt::{self, ByteStr, Connect, DecodeError, Packet, Protocol};
+use crate::shard::Accepted;
+use crate::stats::bump;
+use crate::transport::websocket::WebSocket;
+use crate::transport::Layers;
+use bytes::{Buf, BytesMut};
+use monoio::net::{TcpListener, TcpStream};
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
+use std::rc::Rc;
+use std::time::Duration;
+
+/// Accepts connections on one listener socket until the shard stops.
+pub async fn accept_loop(ctx: Rc<ShardCtx>, listener: usize, socket: TcpListener) {
+    loop {
+        let (stream, peer) = match socket.accept().await {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                log::warn!("Warning: accept failed: {error}");
+                monoio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        if ctx.stopping.get() {
+            return;
+        }
+        let shard = ctx.shard.borrow();
+        let settings = &shard.settings.listeners[listener];
+        if let Some(max) = settings.max_connections {
+            // Counted per shard: each shard's socket gets its share of the limit.
+            let share = max.div_ceil(shard.mesh.shards());
+            if ctx.live.get() >= share {
+                continue;
+            }
+        }
+        // Always: Culex already writes one batch per connection per turn, so Nagle's
+        // algorithm could only add delay (40 ms per TLS handshake flight, deps.md §6, and a
+        // doubled p99 in the latency benchmark). `set_tcp_nodelay` is therefore redundant.
+        let _ = stream.set_nodelay(true);
+        if shard.settings.connection_messages {
+            log::info!("New connection from {peer} on port {}.", settings.port);
+        }
+        bump(&shard.my_stats().sockets_opened, 1);
+        drop(shard);
+        monoio::spawn(handshake(ctx.clone(), stream, listener, peer));
+    }
+}
+
+/// The transport layers a new connection on `listener` needs (`None` for plain TCP).
+fn layers_for(ctx: &ShardCtx, listener: usize) -> Result<Option<Box<Layers>>, String> {
+    let shard = ctx.shard.borrow();
+    let settings = &shard.settings.listeners[listener];
+    if settings.tls.is_none() && settings.websockets.is_none() {
+        return Ok(None);
+    }
+    let frame_max = shard
+        .settings
+        .max_packet_size
+        .map_or(PACKET_SIZE_MAX, |max| max as usize);
+    let ws = settings
+        .websockets
+        .clone()
+        .map(|origins| WebSocket::new(origins, frame_max));
+    Layers::new(settings.tls.clone(), ws)
+        .map(|layers| Some(Box::new(layers)))
+        .map_err(|e| e.to_string())
+}
+
+/// Reads CONNECT (bounded in time), admits it, and starts the connection here or hands it
+/// to its home shard. Ends either way, so its state never stays with an open connection.
+async fn handshake(ctx: Rc<ShardCtx>, stream: TcpStream, listener: usize, peer: SocketAddr) {
+    let mut layers = match layers_for(&ctx, listener) {
+        Ok(layers) => layers,
+        Err(error) => {
+            log::warn!("Warning: cannot start TLS for {peer}: {error}");
+            return;
+        }
+    };
+    let mut buf = BytesMut::new();
+    let deadline = Duration::from_secs(CONNECT_TIMEOUT_S);
+    let connect = {
+        let _live = LiveGuard::new(&ctx);
+        match monoio::time::timeout(deadline, read_connect(&ctx, &stream, &mut layers, &mut buf))
+            .await
+        {
+            Ok(Ok(connect)) => connect,
+            Ok(Err(Some(error))) => return refuse_decode(&stream, &mut layers, peer, &error).await,
+            Ok(Err(None)) => return,
+            Err(_) => {
+                log::info!("Client <unknown> [{peer}] disconnected: no CONNECT within {CONNECT_TIMEOUT_S} s.");
+                return;
+            }
+        }
+    };
+    let certificate_username = certificate_username(&ctx, listener, layers.as_deref());
+    let accepted = Accepted {
+        listener,
+        peer,
+        certificate_username,
+    };
+    let admitted = ctx.shard.borrow_mut().admit(&accepted, connect);
+    let (request, home) = match admitted {
+        Ok(admitted) => admitted,
+        Err(refusal) => {
+            log::info!("{}", refusal.log);
+            if let Some(packet) = refusal.connack {
+                write_now(&stream, &mut layers, &packet, refusal.protocol).await;
+            }
+            return;
+        }
+    };
+    if home == ctx.id {
+        serve(ctx, stream, layers, accepted, request, buf);
+        return;
+    }
+    let fd = stream.into_raw_fd();
+    // SAFETY: into_raw_fd released monoio's ownership of this open descriptor.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let handoff = Handoff {
+        fd,
+        accepted,
+        connect: request,
+        leftover: buf,
+        layers,
+    };
+    ctx.shard
+        .borrow_mut()
+        .mesh
+        .send(home, ShardMsg::Handoff(Box::new(handoff)));
+}
+
+/// The user name a verified client certificate gives, when the listener uses one.
+fn certificate_username(
+    ctx: &ShardCtx,
+    listener: usize,
+    layers: Option<&Layers>,
+) -> Option<ByteStr> {
+    let which = ctx.shard.borrow().settings.listeners[listener].certificate_username?;
+    let name = layers?.certificate_username(which)?;
+    (!name.contains('\0')).then(|| ByteStr::from(name))
+}
+
+/// Runs a connection handed over by another shard.
+pub fn adopt(ctx: Rc<ShardCtx>, handoff: Handoff) {
+    let std_stream = std::net::TcpStream::from(handoff.fd);
+    match TcpStream::from_std(std_stream) {
+        Ok(stream) => serve(
+            ctx,
+            stream,
+            handoff.layers,
+            handoff.accepted,
+            handoff.connect,
+            handoff.leftover,
+        ),
+        Err(error) => {
+            let peer = handoff.accepted.peer;
+            log::warn!("Warning: could not adopt connection from {peer}: {error}");
+        }
+    }
+}
+
+/// Reads until one CONNECT is decoded, running the transport handshakes on the way.
+/// `Err(None)` is a closed socket or a failed transport handshake.
+async fn read_connect(
+    ctx: &ShardCtx,
+    stream: &TcpStream,
+    layers: &mut Option<Box<Layers>>,
+    buf: &mut BytesMut,
+) -> Result<Box<Connect>, Option<DecodeError>> {
+    let max = ctx
+        .shard
+        .borrow()
+        .settings
+        .max_packet_size
+        .map_or(PACKET_SIZE_MAX, |max| max as usize);
+    let mut wire = BytesMut::new();
+    loop {
+        match mqtt::decode(buf, None, max) {
+            Ok(Some(Packet::Connect(connect))) => return Ok(connect),
+            Ok(Some(_)) => return Err(Some(DecodeError::NotConnect)),
+            Ok(None) => {}
+            Err(error) => return Err(Some(error)),
+        }
+        stream.readable(false).await.map_err(|_| None)?;
+        let target = if layers.is_some() {
+            &mut wire
+        } else {
+            &mut *buf
+        };
+        target.reserve(4096);
+        match recv_into(stream.as_raw_fd(), target) {
+            Ok(0) => return Err(None),
+            Ok(read) => bump(&ctx.shard.borrow().my_stats().bytes_received, read as u64),
+            Err(error) if would_block(&error) => continue,
+            Err(_) => return Err(None),
+        }
+        if let Some(layers) = layers.as_mut() {
+            let mut reply = BytesMut::new();
+            let result = layers.ingest(&wire, buf, &mut reply);
+            wire.clear();
+            send_all(stream, &mut reply).await;
+            if let Err(error) = result {
+                log::info!(
+                    "Client <unknown> [{}] disconnected: {error}.",
+                    peer_of(stream)
+                );
+                return Err(None);
+            }
+        }
+    }
+}
+
+fn peer_of(stream: &TcpStream) -> String {
+    stream
+        .peer_addr()
+        .map_or_else(|_| "unknown".to_string(), |peer| peer.to_string())
+}
+
+/// Writes all of `bytes`, waiting for the socket as needed (handshake-sized writes only;
+/// the caller's overall deadline bounds the wait).
+async fn send_all(stream: &TcpStream, bytes: &mut BytesMut) {
+    while !bytes.is_empty() {
+        match send(stream.as_raw_fd(), bytes) {
+            Ok(sent) => bytes.advance(sent),
+            Err(error) if would_block(&error) => {
+                let writable =
+                    monoio::time::timeout(Duration::from_secs(2), stream.writable(false)).await;
+                if !matches!(writable, Ok(Ok(()))) {
+                    return;
+                }
+            }
+            Err(_) => return,
+        }
+    }
+}
+
+/// A CONNECT that could not be decoded: CONNACK where the protocol asks for one.
+async fn refuse_decode(
+    stream: &TcpStream,
+    layers: &mut Option<Box<Layers>>,
+    peer: SocketAddr,
+    error: &DecodeError,
+) {
+    log::info!("Client <unknown> [{peer}] disconnected: {error}.");
+    if let DecodeError::UnsupportedProtocolVersion(_) = error {
+        // [MQTT-3.1.2-2]: answer in the 3.1.1 form, the only one every level understands.
+        let connack = Packet::ConnAck(crate::mqtt::ConnAck {
+            session_present: false,
+            reason_code: crate::mqtt::reason::v3::UNACCEPTABLE_PROTOCOL_VERSION,
+            properties: Default::default(),
+        });
+        write_now(stream, layers, &connack, Protocol::V311).await;
+    }
+}
+
+/// Writes one packet (a refusal) before the connection is dropped.
+async fn write_now(
+    stream: &TcpStream,
+    layers: &mut Option<Box<Layers>>,
+    packet: &Packet,
+    protocol: Protocol,
+) {
+    let mut out = BytesMut::new();
+    if packet.encode(protocol, &mut out).is_err() {
+        return;
+    }
+    if let Some(layers) = layers.as_mut() {
+        let mut wire = BytesMut::new();
+        layers.wrap(&out, &mut wire);
+        layers.close(&mut wire);
+        out = wire;
+    }
+    send_all(stream, &mut out).await;
+}
+
+/// Counts a live connection for shutdown; decrements when dropped.
+struct LiveGuard<'a> {
+    ctx: &'a ShardCtx,
+}
+
+impl<'a> LiveGuard<'a> {
+    fn new(ctx: &'a ShardCtx) -> LiveGuard<'a> {
+        ctx.live.set(ctx.live.get() + 1);
+        LiveGuard { ctx }
+    }
+}
+
+impl Drop for LiveGuard<'_> {
+    fn drop(&mut self) {
+        self.ctx.live.set(self.ctx.live.get() - 1);
+        self.ctx.connection_ended.notify_all();
+    }
+}

@@ -18,6 +18,8 @@ use super::FileError;
 pub(super) enum FileKind {
     /// `password_file`.
     Password,
+    /// `acl_file`.
+    Acl,
 }
 
 /// Reads `path` whole. Returns the bytes and the warnings about its permissions.
@@ -29,6 +31,7 @@ pub(super) fn read_restricted(
     let open_error = |error: std::io::Error| {
         let message = match kind {
             FileKind::Password => format!("Unable to open pwfile \"{shown}\": {error}"),
+            FileKind::Acl => format!("Unable to open acl_file \"{shown}\": {error}"),
         };
         FileError::whole_file(path, message)
     };

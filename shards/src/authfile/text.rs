@@ -1,6 +1,6 @@
 //! Line handling shared by the password-file and ACL-file parsers, reproducing the C
 //! library calls Mosquitto reads them with: `fgets` lines, `isspace` trimming
-//! (`misc__trimblanks`).
+//! (`misc__trimblanks`) and `strtok_r` tokens.
 //!
 //! Files are handled as bytes: Mosquitto never checks their encoding, so a comment in
 //! Latin-1 must not stop the broker. A value that is not UTF-8 simply never equals an MQTT
@@ -35,6 +35,18 @@ pub(super) fn numbered_lines(bytes: &[u8]) -> impl Iterator<Item = (usize, &[u8]
         .map(|(index, line)| (index + 1, line))
 }
 
+/// `strtok_r(…, " ", …)`: the next run of non-space bytes (only `' '` separates, as in
+/// Mosquitto; a tab is part of a token) and what follows the byte that ended it.
+/// `None` when only spaces are left.
+pub(super) fn next_token(bytes: &[u8]) -> Option<(&[u8], Option<&[u8]>)> {
+    let start = bytes.iter().position(|&b| b != b' ')?;
+    let rest = &bytes[start..];
+    match rest.iter().position(|&b| b == b' ') {
+        Some(end) => Some((&rest[..end], Some(&rest[end + 1..]))),
+        None => Some((rest, None)),
+    }
+}
+
 /// Text for messages: lossy UTF-8.
 pub(super) fn display(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
@@ -60,5 +72,20 @@ mod tests {
         assert_eq!(all, vec![(1, &b"a\r"[..]), (2, b"b")]);
         assert_eq!(numbered_lines(b"").count(), 0);
         assert_eq!(numbered_lines(b"\n").count(), 1);
+    }
+
+    #[test]
+    fn tokens() {
+        assert_eq!(
+            next_token(b"  topic  read x"),
+            Some((&b"topic"[..], Some(&b" read x"[..])))
+        );
+        assert_eq!(next_token(b"topic"), Some((&b"topic"[..], None)));
+        assert_eq!(next_token(b"topic "), Some((&b"topic"[..], Some(&b""[..]))));
+        assert_eq!(next_token(b"   "), None);
+        assert_eq!(
+            next_token(b"\ttopic read"),
+            Some((&b"\ttopic"[..], Some(&b"read"[..])))
+        );
     }
 }

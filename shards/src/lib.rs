@@ -17,6 +17,7 @@
 
 pub mod access;
 pub mod atomic_file;
+pub mod authfile;
 pub mod connection;
 pub mod control;
 pub mod dynsec;

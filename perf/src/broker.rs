@@ -24,6 +24,8 @@ pub struct BrokerConfig {
     pub threads: Option<usize>,
     /// `max_queued_messages`.
     pub max_queued: Option<u64>,
+    /// `max_queued_bytes`.
+    pub max_queued_bytes: Option<u64>,
     /// `max_inflight_messages`.
     pub max_inflight: Option<u64>,
     /// Extra lines, verbatim.
@@ -35,6 +37,9 @@ pub fn config_text(port: u16, config: &BrokerConfig, is_culex: bool) -> String {
     let mut text = format!("listener {port} 127.0.0.1\nallow_anonymous true\n");
     if let Some(n) = config.max_queued {
         text.push_str(&format!("max_queued_messages {n}\n"));
+    }
+    if let Some(n) = config.max_queued_bytes {
+        text.push_str(&format!("max_queued_bytes {n}\n"));
     }
     if let Some(n) = config.max_inflight {
         text.push_str(&format!("max_inflight_messages {n}\n"));
@@ -216,6 +221,7 @@ mod tests {
         let config = BrokerConfig {
             threads: Some(2),
             max_queued: Some(1000),
+            max_queued_bytes: None,
             max_inflight: Some(32),
             extra: vec!["set_tcp_nodelay true".into()],
         };

@@ -130,6 +130,8 @@ pub struct CompareArgs {
     pub culex_threads: Option<usize>,
     /// --max-queued: `max_queued_messages` written into every broker's config.
     pub max_queued: u64,
+    /// --max-queued-bytes: `max_queued_bytes` written into every broker's config.
+    pub max_queued_bytes: u64,
     /// --max-inflight: `max_inflight_messages`; default: the window.
     pub max_inflight: Option<u64>,
     /// --conf-line: extra lines for every broker's config.
@@ -158,7 +160,7 @@ USAGE:
                  [--broker-name NAME] [workload options] [--json FILE] [--svg FILE]
   culex-perf compare --scenario S[,S...] --broker NAME=PATH --broker NAME=PATH [...]
                  [--repeats 3] [--baseline NAME] [--culex-threads N] [--max-queued N]
-                 [--max-inflight N] [--conf-line 'option value' ...]
+                 [--max-queued-bytes BYTES] [--max-inflight N] [--conf-line 'option value' ...]
                  [workload options] [--json FILE] [--svg FILE]
   culex-perf smoke --broker-bin PATH [--threads N]
 
@@ -190,6 +192,12 @@ WORKLOAD OPTIONS:
   --connect-concurrency N  handshakes in flight per thread (default 64)
   --source-addrs N       bind clients to 127.0.0.1..N (default 8; 1 = let the kernel pick)
   --settle-timeout SECS  longest wait for connects, acks and final deliveries (default 30)
+
+COMPARE writes each broker a config: `listener PORT 127.0.0.1`, `allow_anonymous true`,
+`max_queued_messages` (--max-queued, default 100000), `max_queued_bytes` (--max-queued-bytes,
+default 32MiB), `max_inflight_messages` (--max-inflight, default = --window), `threads N` for
+Culex (--culex-threads), then every --conf-line. Brokers run fresh per repeat, in alternating
+order; the summary gives medians per broker and the median of per-repeat ratios.
 
 OUTPUT: a table on stderr, one JSON line per run on stdout (or appended to --json FILE),
 an SVG chart with --svg FILE. Exit code 1 when a run is invalid (loss at QoS >= 1,
@@ -333,6 +341,7 @@ fn parse_compare(args: &[String]) -> Result<CompareArgs, String> {
         baseline: None,
         culex_threads: None,
         max_queued: 100_000,
+        max_queued_bytes: 32 << 20,
         max_inflight: None,
         conf_lines: Vec::new(),
         workload: WorkloadArgs::default(),
@@ -346,6 +355,7 @@ fn parse_compare(args: &[String]) -> Result<CompareArgs, String> {
             "--baseline" => c.baseline = Some(value.to_string()),
             "--culex-threads" => c.culex_threads = Some(positive(name, value)?),
             "--max-queued" => c.max_queued = number(name, value)? as u64,
+            "--max-queued-bytes" => c.max_queued_bytes = parse_size(value)? as u64,
             "--max-inflight" => c.max_inflight = Some(number(name, value)? as u64),
             "--conf-line" => c.conf_lines.push(value.to_string()),
             _ => {

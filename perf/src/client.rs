@@ -16,8 +16,8 @@
 use bytes::BytesMut;
 use monoio::buf::IoBufMut;
 use monoio::io::{
-    AsyncWriteRentExt, CancelHandle, CancelableAsyncReadRent, OwnedReadHalf, OwnedWriteHalf,
-    Splitable,
+    CancelHandle, CancelableAsyncReadRent, CancelableAsyncWriteRentExt, OwnedReadHalf,
+    OwnedWriteHalf, Splitable,
 };
 use monoio::net::TcpStream;
 use shards::mqtt::{
@@ -93,12 +93,13 @@ pub async fn handshake(
         half: read_half,
         buf: BytesMut::with_capacity(READ_CHUNK),
         protocol,
-        cancel,
+        cancel: cancel.clone(),
     };
     let mut writer = Writer {
         half: write_half,
         buf: BytesMut::with_capacity(READ_CHUNK),
         protocol,
+        cancel,
     };
     let connect = Connect {
         protocol,
@@ -228,6 +229,7 @@ pub struct Writer {
     half: OwnedWriteHalf<TcpStream>,
     buf: BytesMut,
     protocol: Protocol,
+    cancel: CancelHandle,
 }
 
 impl Writer {
@@ -250,13 +252,14 @@ impl Writer {
         self.buf.len()
     }
 
-    /// Writes everything pending in one `write_all`.
+    /// Writes everything pending in one `write_all`. A write still blocked when the run
+    /// closes (a broker that stopped reading) is cancelled and fails.
     pub async fn flush(&mut self) -> Result<(), String> {
         if self.buf.is_empty() {
             return Ok(());
         }
         let buf = std::mem::take(&mut self.buf);
-        let (result, mut buf) = self.half.write_all(buf).await;
+        let (result, mut buf) = self.half.write_all(buf, self.cancel.clone()).await;
         buf.clear();
         self.buf = buf;
         result
@@ -264,9 +267,19 @@ impl Writer {
             .map_err(|error| format!("write failed: {error}"))
     }
 
-    /// Sends DISCONNECT (best effort: the run is ending).
+    /// Sends DISCONNECT (best effort: the run is ending). After the thread's canceller
+    /// fired, cancellable writes fail at once, so this one is a plain write, bounded in time.
     pub async fn disconnect(&mut self) {
-        let _ = self.push(&Packet::Disconnect(mqtt::Disconnect::default()));
-        let _ = self.flush().await;
+        use monoio::io::AsyncWriteRentExt;
+        self.buf.clear();
+        if self
+            .push(&Packet::Disconnect(mqtt::Disconnect::default()))
+            .is_err()
+        {
+            return;
+        }
+        let buf = std::mem::take(&mut self.buf);
+        let write = AsyncWriteRentExt::write_all(&mut self.half, buf);
+        let _ = monoio::time::timeout(std::time::Duration::from_secs(1), write).await;
     }
 }

@@ -86,6 +86,7 @@ fn run_once(args: &CompareArgs, b: usize, case: &Workload) -> Result<RunResult, 
     let config = BrokerConfig {
         threads: args.culex_threads,
         max_queued: Some(args.max_queued),
+        max_queued_bytes: Some(args.max_queued_bytes),
         max_inflight: Some(args.max_inflight.unwrap_or(case.window as u64)),
         extra: args.conf_lines.clone(),
     };

@@ -249,7 +249,10 @@ fn measure_flow(workload: &Workload, shared: &Shared, plan: &Plan, result: &mut 
     });
     if !drained && shared.sum(|c| &c.failed) == 0 {
         result.invalid.push(format!(
-            "publishers still had unacknowledged messages {:.0} s after stop",
+            "{} of {} publishers were still blocked {:.0} s after stop (the broker stopped \
+             reading them, or never acknowledged)",
+            plan.publishers as u64 - shared.sum(|c| &c.finished).min(plan.publishers as u64),
+            plan.publishers,
             workload.settle_timeout.as_secs_f64()
         ));
     }

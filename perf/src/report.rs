@@ -4,7 +4,7 @@
 //! Owns [`RunResult`], its JSON writer (hand-written: flat numbers and strings only) and
 //! the table. The engine fills a result; `main`, `compare` and `smoke` print it.
 
-use crate::scenario::{Plan, Scenario, Workload};
+use crate::scenario::{Plan, Role, Scenario, Workload};
 use hdrhistogram::Histogram;
 use shards::mqtt::Protocol;
 use std::fmt::Write as _;
@@ -136,7 +136,16 @@ impl RunResult {
             }
             .to_string(),
             qos: workload.qos as u8,
-            publishers: plan.publishers,
+            publishers: plan
+                .clients
+                .iter()
+                .filter(|c| {
+                    matches!(
+                        c.role,
+                        Role::Publisher { .. } | Role::RetainedPublisher { .. }
+                    )
+                })
+                .count(),
             subscribers: plan.subscribers(),
             connections: plan.clients.len(),
             payload: workload.payload.max(crate::payload::HEADER_LEN),

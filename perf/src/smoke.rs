@@ -92,6 +92,7 @@ pub fn smoke(args: &SmokeArgs) -> Result<bool, String> {
     let config = BrokerConfig {
         threads: Some(2),
         max_queued: Some(100_000),
+        max_queued_bytes: Some(32 << 20),
         max_inflight: Some(16),
         extra: Vec::new(),
     };

@@ -18,6 +18,8 @@ pub enum Command {
     Compare(CompareArgs),
     /// Every scenario briefly against a fresh broker; correctness only.
     Smoke(SmokeArgs),
+    /// Draw the SVG of summary lines from earlier `compare` runs.
+    Plot(PlotArgs),
     /// Print usage.
     Help,
 }
@@ -151,6 +153,15 @@ pub struct SmokeArgs {
     pub threads: Option<usize>,
 }
 
+/// `plot`.
+#[derive(Debug)]
+pub struct PlotArgs {
+    /// JSON-lines files written by `compare --json`.
+    pub inputs: Vec<PathBuf>,
+    /// --svg FILE.
+    pub svg: PathBuf,
+}
+
 /// The usage text.
 pub fn usage() -> &'static str {
     "culex-perf: load-test harness for MQTT brokers (Culex, Mosquitto, ...)
@@ -163,6 +174,7 @@ USAGE:
                  [--max-queued-bytes BYTES] [--max-inflight N] [--conf-line 'option value' ...]
                  [workload options] [--json FILE] [--svg FILE]
   culex-perf smoke --broker-bin PATH [--threads N]
+  culex-perf plot --svg FILE RESULTS.jsonl [...]   (one chart from earlier compare runs)
 
 SCENARIOS:
   pairs     N publisher/subscriber pairs, one topic each (--clients = pairs)
@@ -216,9 +228,10 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> 
         "run" => parse_run(&rest).map(Command::Run),
         "compare" => parse_compare(&rest).map(Command::Compare),
         "smoke" => parse_smoke(&rest).map(Command::Smoke),
+        "plot" => parse_plot(&rest).map(Command::Plot),
         "help" | "--help" | "-h" => Ok(Command::Help),
         other => Err(format!(
-            "unknown subcommand {other:?} (run, compare, smoke, help)"
+            "unknown subcommand {other:?} (run, compare, smoke, plot, help)"
         )),
     }
 }
@@ -405,6 +418,28 @@ fn parse_smoke(args: &[String]) -> Result<SmokeArgs, String> {
     })
 }
 
+fn parse_plot(args: &[String]) -> Result<PlotArgs, String> {
+    let mut inputs = Vec::new();
+    let mut svg = None;
+    let mut i = 0;
+    while i < args.len() {
+        match args[i].as_str() {
+            "--svg" => {
+                svg = Some(PathBuf::from(args.get(i + 1).ok_or("--svg needs a value")?));
+                i += 1;
+            }
+            flag if flag.starts_with("--") => return Err(format!("unknown option {flag}")),
+            file => inputs.push(PathBuf::from(file)),
+        }
+        i += 1;
+    }
+    if inputs.is_empty() {
+        return Err("plot needs at least one JSON-lines file".to_string());
+    }
+    let svg = svg.ok_or("plot needs --svg FILE")?;
+    Ok(PlotArgs { inputs, svg })
+}
+
 fn parse_scenarios(value: &str) -> Result<Vec<Scenario>, String> {
     value
         .split(',')
@@ -535,6 +570,9 @@ mod tests {
         assert!(parse(args("compare --scenario pairs --broker x")).is_err());
         assert!(parse(args("compare --scenario pairs --broker a=1 --broker a=2")).is_err());
         assert!(matches!(parse(Vec::new()), Ok(Command::Help)));
+        let plot = parse(args("plot --svg o.svg a.jsonl b.jsonl"));
+        assert!(matches!(plot, Ok(Command::Plot(p)) if p.inputs.len() == 2));
+        assert!(parse(args("plot a.jsonl")).is_err());
     }
 
     #[test]

@@ -343,6 +343,9 @@ fn judge(workload: &Workload, plan: &Plan, outcomes: Vec<ThreadOutcome>, result:
         for client in thread.clients {
             match client {
                 Ok(Outcome::Publisher(p)) => {
+                    if let Some(error) = &p.error {
+                        errors.push(format!("publisher {}: {error}", p.id));
+                    }
                     result.sent_total += p.sent;
                     result.unacked += p.unacked;
                     result.rejected += p.rejected;
@@ -368,7 +371,7 @@ fn judge(workload: &Workload, plan: &Plan, outcomes: Vec<ThreadOutcome>, result:
         result.foreign += received.foreign;
         result.missing += count_missing(received, &confirmed);
     }
-    if latency.len() > 0 {
+    if !latency.is_empty() {
         result.latency = Some(Latency::from_histogram(&latency));
     }
     if workload.scenario == Scenario::Retained {

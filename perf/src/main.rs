@@ -18,6 +18,7 @@ mod cli;
 mod client;
 mod compare;
 mod engine;
+mod json;
 mod output;
 mod payload;
 mod procstat;
@@ -56,6 +57,7 @@ fn main() -> ExitCode {
             Ok(valid)
         }),
         Command::Smoke(args) => smoke::smoke(&args),
+        Command::Plot(args) => plot(&args),
     };
     match outcome {
         Ok(true) => ExitCode::SUCCESS,
@@ -88,6 +90,33 @@ fn run(args: &RunArgs) -> Result<bool, String> {
     }
     write_svg(&args.output, &summaries)?;
     Ok(valid)
+}
+
+/// Reads the summary lines of earlier `compare` runs and draws them in one chart.
+fn plot(args: &cli::PlotArgs) -> Result<bool, String> {
+    let mut summaries = Vec::new();
+    for path in &args.inputs {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        for (n, line) in text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty())
+        {
+            let value =
+                json::parse(line).map_err(|e| format!("{}:{}: {e}", path.display(), n + 1))?;
+            summaries.extend(CaseSummary::from_json(&value));
+        }
+    }
+    if summaries.is_empty() {
+        return Err("no compare summary lines in the given files".to_string());
+    }
+    let output = Output {
+        json: None,
+        svg: Some(args.svg.clone()),
+    };
+    write_svg(&output, &summaries)?;
+    Ok(true)
 }
 
 fn write_svg(output: &Output, summaries: &[CaseSummary]) -> Result<(), String> {

@@ -56,6 +56,8 @@ pub struct PublisherOutcome {
     pub unacked: u64,
     /// Publishes the broker refused (5.0 reason code >= 0x80).
     pub rejected: u64,
+    /// Why the publisher failed, if it did (its counts above still hold).
+    pub error: Option<String>,
 }
 
 /// Everything the tasks of one thread share.
@@ -331,10 +333,7 @@ async fn publisher(
     }
     writer.disconnect().await;
     let _ = timeout(workload.settle_timeout, acks).await;
-    outcome?;
-    if let Some(error) = window.error.borrow_mut().take() {
-        return Err(error);
-    }
+    let error = outcome.err().or_else(|| window.error.borrow_mut().take());
     let confirmed = window.confirmed.replace(BitSet::default());
     Ok(Outcome::Publisher(PublisherOutcome {
         id,
@@ -342,6 +341,7 @@ async fn publisher(
         confirmed,
         unacked,
         rejected: window.rejected.get(),
+        error,
     }))
 }
 

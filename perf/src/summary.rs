@@ -5,6 +5,7 @@
 //! a comparison is the median of per-repeat ratios of runs made in the same session,
 //! interleaved; invalid runs are left out of medians and ratios, and counted.
 
+use crate::json::Value;
 use crate::report::{quote, Json, RunResult};
 use std::fmt::Write as _;
 
@@ -19,6 +20,9 @@ pub struct BrokerSummary {
     pub valid_runs: usize,
     /// Median of the primary metric over valid runs.
     pub median: Option<f64>,
+    /// Median of the primary metric over all runs, invalid ones included (what the broker
+    /// did while it misbehaved; never used for ratios).
+    pub median_all: Option<f64>,
     /// Median messages/s sent by publishers.
     pub sent_per_s: Option<f64>,
     /// Median broker CPU (cores).
@@ -99,6 +103,7 @@ pub fn summarise(names: &[String], runs: &[Vec<RunResult>], baseline: usize) -> 
                 runs: all.len(),
                 valid_runs: valid.len(),
                 median: med(&|r| Some(r.primary().1)),
+                median_all: median(all.iter().map(|r| r.primary().1)),
                 sent_per_s: med(&|r| Some(r.sent_per_s)),
                 broker_cores: med(&|r| r.broker_cores()),
                 harness_cores: med(&|r| r.harness_cores()),
@@ -144,6 +149,7 @@ impl CaseSummary {
                 o.num("runs", b.runs as f64);
                 o.num("valid_runs", b.valid_runs as f64);
                 o.opt("median", b.median);
+                o.opt("median_all", b.median_all);
                 o.opt("sent_per_s", b.sent_per_s);
                 o.opt("broker_cores", b.broker_cores);
                 o.opt("harness_cores", b.harness_cores);
@@ -167,6 +173,58 @@ impl CaseSummary {
             .collect();
         j.raw("ratios", &format!("{{{}}}", ratios.join(",")));
         j.finish()
+    }
+
+    /// Reads back a line written by [`CaseSummary::to_json`]; None for other lines.
+    pub fn from_json(value: &Value) -> Option<CaseSummary> {
+        let label = value.get("compare")?.string()?.to_string();
+        let metric = value.get("metric")?.string()?.to_string();
+        let higher_is_better = value.get("higher_is_better") == Some(&Value::Bool(true));
+        let brokers = value
+            .get("brokers")?
+            .members()
+            .iter()
+            .map(|(name, b)| {
+                let n = |key: &str| b.get(key).and_then(Value::number);
+                let latency = (|| {
+                    Some([
+                        n("p50_us")?,
+                        n("p90_us")?,
+                        n("p99_us")?,
+                        n("p999_us")?,
+                        n("max_us")?,
+                    ])
+                })();
+                BrokerSummary {
+                    name: name.clone(),
+                    runs: n("runs").unwrap_or(0.0) as usize,
+                    valid_runs: n("valid_runs").unwrap_or(0.0) as usize,
+                    median: n("median"),
+                    median_all: n("median_all"),
+                    sent_per_s: n("sent_per_s"),
+                    broker_cores: n("broker_cores"),
+                    harness_cores: n("harness_cores"),
+                    latency,
+                    bytes_per_connection: n("bytes_per_connection"),
+                }
+            })
+            .collect();
+        let ratios = value
+            .get("ratios")
+            .map(|r| {
+                r.members()
+                    .iter()
+                    .filter_map(|(k, v)| Some((k.clone(), v.number()?)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Some(CaseSummary {
+            label,
+            metric,
+            higher_is_better,
+            brokers,
+            ratios,
+        })
     }
 
     /// A human-readable table.
@@ -196,7 +254,7 @@ impl CaseSummary {
                 out,
                 "  {:<12} {:>14} {:>12} {:>8} {:>8} {:>9} {:>9} {:>3}/{:<2}",
                 b.name,
-                fmt(b.median, 1.0, if self.metric == "p99_us" { 0 } else { 0 }),
+                fmt(b.median, 1.0, 0),
                 fmt(b.sent_per_s, 1.0, 0),
                 fmt(b.broker_cores, 100.0, 0),
                 fmt(b.harness_cores, 100.0, 0),
@@ -205,6 +263,14 @@ impl CaseSummary {
                 b.valid_runs,
                 b.runs
             );
+            if b.valid_runs < b.runs {
+                let _ = writeln!(
+                    out,
+                    "  {:<12} {:>14} median over all runs, invalid ones included",
+                    "",
+                    fmt(b.median_all, 1.0, 0)
+                );
+            }
             if let Some(bytes) = b.bytes_per_connection {
                 let _ = writeln!(out, "  {:<12} {:>14.0} bytes per connection", "", bytes);
             }
@@ -273,6 +339,14 @@ mod tests {
             json.contains(r#""ratios":{"culex/mosquitto":2.000}"#),
             "{json}"
         );
+        let parsed = crate::json::parse(&json).expect("valid JSON");
+        let back = CaseSummary::from_json(&parsed).expect("a summary line");
+        assert_eq!(back.label, "pairs");
+        assert_eq!(back.brokers[0].median, Some(200.0));
+        assert_eq!((back.brokers[0].valid_runs, back.brokers[1].runs), (3, 4));
+        assert_eq!(back.ratios, summary.ratios);
+        let other = crate::json::parse(r#"{"scenario":"x"}"#).expect("valid JSON");
+        assert!(CaseSummary::from_json(&other).is_none());
         assert!(summary.to_table().contains("ratio culex/mosquitto: 2.00"));
     }
 }

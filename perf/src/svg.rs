@@ -70,7 +70,7 @@ fn bars(case: &CaseSummary) -> String {
     let max = case
         .brokers
         .iter()
-        .filter_map(|b| b.median)
+        .filter_map(|b| b.median.or(b.median_all))
         .fold(0.0f64, f64::max);
     let (left, top, plot_h) = (40.0, 30.0, PANEL_H - 75.0);
     let slot = (PANEL_W - left - 20.0) / case.brokers.len().max(1) as f64;
@@ -92,6 +92,19 @@ fn bars(case: &CaseSummary) -> String {
                 let _ = write!(
                     out,
                     r#"<rect x="{x:.1}" y="{y:.1}" width="{w:.1}" height="{h:.1}" fill="{color}"/><text x="{:.1}" y="{:.1}" text-anchor="middle">{}</text>"#,
+                    x + w / 2.0,
+                    y - 3.0,
+                    human(value)
+                );
+            }
+            None if max > 0.0 && broker.median_all.is_some_and(|v| v > 0.0) => {
+                // Only invalid runs: drawn hollow, labelled as such.
+                let value = broker.median_all.unwrap_or(0.0);
+                let h = plot_h * value / max;
+                let y = top + plot_h - h;
+                let _ = write!(
+                    out,
+                    r#"<rect x="{x:.1}" y="{y:.1}" width="{w:.1}" height="{h:.1}" fill="none" stroke="{color}" stroke-dasharray="4 3"/><text x="{:.1}" y="{:.1}" text-anchor="middle">invalid: {}</text>"#,
                     x + w / 2.0,
                     y - 3.0,
                     human(value)

@@ -1,0 +1,596 @@
+//! The command line: subcommands, options and their parsing into [`Command`].
+//!
+//! Owns the grammar and its error messages (pure; unit-tested here). `main` dispatches the
+//! parsed command to `engine` (run), `compare` or `smoke`.
+
+use crate::scenario::{Scenario, Workload};
+use shards::mqtt::{Protocol, QoS};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// What to do.
+#[derive(Debug)]
+pub enum Command {
+    /// One scenario against a running broker.
+    Run(RunArgs),
+    /// Start each broker fresh per repeat and compare.
+    Compare(CompareArgs),
+    /// Every scenario briefly against a fresh broker; correctness only.
+    Smoke(SmokeArgs),
+    /// Draw the SVG of summary lines from earlier `compare` runs.
+    Plot(PlotArgs),
+    /// Print usage.
+    Help,
+}
+
+/// Options that shape a workload; `None` keeps the scenario's default.
+#[derive(Clone, Debug, Default)]
+pub struct WorkloadArgs {
+    /// --protocol
+    pub protocol: Option<Protocol>,
+    /// --qos
+    pub qos: Option<QoS>,
+    /// --clients
+    pub clients: Option<usize>,
+    /// --payload
+    pub payload: Option<usize>,
+    /// --sizes
+    pub sizes: Option<Vec<usize>>,
+    /// --duration
+    pub duration: Option<Duration>,
+    /// --warmup
+    pub warmup: Option<Duration>,
+    /// --window
+    pub window: Option<usize>,
+    /// --rate (0 = unlimited)
+    pub rate: Option<f64>,
+    /// --threads
+    pub threads: Option<usize>,
+    /// --batch
+    pub batch: Option<usize>,
+    /// --topics
+    pub topics: Option<usize>,
+    /// --connect-rate
+    pub connect_rate: Option<f64>,
+    /// --connect-concurrency
+    pub connect_concurrency: Option<usize>,
+    /// --source-addrs
+    pub source_addrs: Option<u8>,
+    /// --settle-timeout
+    pub settle_timeout: Option<Duration>,
+}
+
+impl WorkloadArgs {
+    /// The workload for `scenario` against `broker` with these options applied.
+    pub fn workload(&self, scenario: Scenario, broker: SocketAddr) -> Workload {
+        let mut w = Workload::new(scenario, broker);
+        macro_rules! set {
+            ($($field:ident),*) => { $( if let Some(v) = self.$field.clone() { w.$field = v; } )* };
+        }
+        set!(protocol, qos, clients, payload, sizes, duration, warmup, window, threads, batch);
+        set!(topics, connect_concurrency, source_addrs, settle_timeout);
+        if let Some(rate) = self.rate {
+            w.rate = (rate > 0.0).then_some(rate);
+        }
+        if let Some(rate) = self.connect_rate {
+            w.connect_rate = (rate > 0.0).then_some(rate);
+        }
+        w.threads = w.threads.max(1);
+        w.batch = w.batch.max(1);
+        w
+    }
+}
+
+/// Where results go.
+#[derive(Clone, Debug, Default)]
+pub struct Output {
+    /// --json FILE: JSON lines appended there (stdout otherwise).
+    pub json: Option<PathBuf>,
+    /// --svg FILE.
+    pub svg: Option<PathBuf>,
+}
+
+/// `run`.
+#[derive(Debug)]
+pub struct RunArgs {
+    /// Scenarios, run in order.
+    pub scenarios: Vec<Scenario>,
+    /// --host
+    pub broker: SocketAddr,
+    /// --broker-pid
+    pub broker_pid: Option<u32>,
+    /// --broker-name
+    pub broker_name: String,
+    /// Workload options.
+    pub workload: WorkloadArgs,
+    /// Outputs.
+    pub output: Output,
+}
+
+/// One `--broker name=path`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BrokerSpec {
+    /// Name in reports.
+    pub name: String,
+    /// Executable, started as `path -c <config>`.
+    pub path: PathBuf,
+}
+
+/// `compare`.
+#[derive(Debug)]
+pub struct CompareArgs {
+    /// Scenarios, each compared in turn.
+    pub scenarios: Vec<Scenario>,
+    /// --repeats
+    pub repeats: usize,
+    /// --broker (two or more).
+    pub brokers: Vec<BrokerSpec>,
+    /// --baseline: the broker ratios are taken against.
+    pub baseline: Option<String>,
+    /// --culex-threads
+    pub culex_threads: Option<usize>,
+    /// --max-queued: `max_queued_messages` written into every broker's config.
+    pub max_queued: u64,
+    /// --max-queued-bytes: `max_queued_bytes` written into every broker's config.
+    pub max_queued_bytes: u64,
+    /// --max-inflight: `max_inflight_messages`; default: the window.
+    pub max_inflight: Option<u64>,
+    /// --conf-line: extra lines for every broker's config.
+    pub conf_lines: Vec<String>,
+    /// Workload options.
+    pub workload: WorkloadArgs,
+    /// Outputs.
+    pub output: Output,
+}
+
+/// `smoke`.
+#[derive(Debug)]
+pub struct SmokeArgs {
+    /// --broker-bin
+    pub broker_bin: PathBuf,
+    /// --threads
+    pub threads: Option<usize>,
+}
+
+/// `plot`.
+#[derive(Debug)]
+pub struct PlotArgs {
+    /// JSON-lines files written by `compare --json`.
+    pub inputs: Vec<PathBuf>,
+    /// --svg FILE.
+    pub svg: PathBuf,
+}
+
+/// The usage text.
+pub fn usage() -> &'static str {
+    "culex-perf: load-test harness for MQTT brokers (Culex, Mosquitto, ...)
+
+USAGE:
+  culex-perf run --scenario S[,S...] [--host 127.0.0.1:1883] [--broker-pid PID]
+                 [--broker-name NAME] [workload options] [--json FILE] [--svg FILE]
+  culex-perf compare --scenario S[,S...] --broker NAME=PATH --broker NAME=PATH [...]
+                 [--repeats 3] [--baseline NAME] [--culex-threads N] [--max-queued N]
+                 [--max-queued-bytes BYTES] [--max-inflight N] [--conf-line 'option value' ...]
+                 [workload options] [--json FILE] [--svg FILE]
+  culex-perf smoke --broker-bin PATH [--threads N]
+  culex-perf plot --svg FILE RESULTS.jsonl [...]   (one chart from earlier compare runs)
+
+SCENARIOS:
+  pairs     N publisher/subscriber pairs, one topic each (--clients = pairs)
+  fanin     N publishers -> 1 wildcard subscriber (--clients = publishers)
+  fanout    1 publisher -> N subscribers of one topic (--clients = subscribers)
+  qos1      pairs at QoS 1 with --window unacknowledged publishes per publisher
+  qos2      pairs at QoS 2 with --window unacknowledged publishes per publisher
+  latency   pairs at a fixed total --rate (default 10000 msg/s); latency percentiles
+  conns     M idle connections (--clients = M): connects/s, broker bytes per connection
+  retained  --topics K retained messages, then N wildcard subscribers: time to get all
+  payload   pairs once per size of --sizes (default 16,256,4096,65536,262144)
+
+WORKLOAD OPTIONS:
+  --protocol 3.1.1|5     MQTT version (default 3.1.1)
+  --qos 0|1|2            QoS (default: 0; qos1/retained 1; qos2 2)
+  --clients N            see SCENARIOS
+  --payload BYTES        payload size, >= 16 (default 64; accepts 4KiB, 256k)
+  --sizes A,B,...        payload sizes of the payload scenario
+  --duration SECS        measured window (default 10; accepts 500ms, 2s)
+  --warmup SECS          load before the window (default 2)
+  --window N             unacknowledged QoS 1/2 publishes per publisher (default 32)
+  --rate MSGS            total publish rate, messages/s (0 = as fast as possible)
+  --threads N            harness threads, one monoio runtime each (default: cores)
+  --batch N              most PUBLISH packets per write (default 64)
+  --topics K             retained topics (default 10000)
+  --connect-rate N       connection attempts per second, total (default: unlimited)
+  --connect-concurrency N  handshakes in flight per thread (default 64)
+  --source-addrs N       bind clients to 127.0.0.1..N (default 8; 1 = let the kernel pick)
+  --settle-timeout SECS  longest wait for connects, acks and final deliveries (default 30)
+
+COMPARE writes each broker a config: `listener PORT 127.0.0.1`, `allow_anonymous true`,
+`max_queued_messages` (--max-queued, default 100000), `max_queued_bytes` (--max-queued-bytes,
+default 32MiB), `max_inflight_messages` (--max-inflight, default = --window), `threads N` for
+Culex (--culex-threads), then every --conf-line. Brokers run fresh per repeat, in alternating
+order; the summary gives medians per broker and the median of per-repeat ratios.
+
+OUTPUT: a table on stderr, one JSON line per run on stdout (or appended to --json FILE),
+an SVG chart with --svg FILE. Exit code 1 when a run is invalid (loss at QoS >= 1,
+duplicates at QoS 2, misrouted messages, failed clients, a broker that died).
+"
+}
+
+/// Parses the arguments after the program name.
+pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> {
+    let mut args = args.into_iter();
+    let Some(sub) = args.next() else {
+        return Ok(Command::Help);
+    };
+    let rest: Vec<String> = args.collect();
+    match sub.as_str() {
+        "run" => parse_run(&rest).map(Command::Run),
+        "compare" => parse_compare(&rest).map(Command::Compare),
+        "smoke" => parse_smoke(&rest).map(Command::Smoke),
+        "plot" => parse_plot(&rest).map(Command::Plot),
+        "help" | "--help" | "-h" => Ok(Command::Help),
+        other => Err(format!(
+            "unknown subcommand {other:?} (run, compare, smoke, plot, help)"
+        )),
+    }
+}
+
+/// Walks `--flag value` pairs, handing each to `on`, which returns false for flags it
+/// does not know.
+fn each_flag(
+    args: &[String],
+    mut on: impl FnMut(&str, &str) -> Result<bool, String>,
+) -> Result<(), String> {
+    let mut i = 0;
+    while i < args.len() {
+        let flag = &args[i];
+        let (name, value) = match flag.split_once('=') {
+            Some((name, value)) if name.starts_with("--") => (name, value.to_string()),
+            _ => {
+                let Some(value) = args.get(i + 1) else {
+                    return Err(format!("{flag} needs a value"));
+                };
+                i += 1;
+                (flag.as_str(), value.clone())
+            }
+        };
+        i += 1;
+        if !on(name, &value)? {
+            return Err(format!("unknown option {name}"));
+        }
+    }
+    Ok(())
+}
+
+/// Handles a workload option; false when `name` is not one.
+fn workload_flag(w: &mut WorkloadArgs, name: &str, value: &str) -> Result<bool, String> {
+    match name {
+        "--protocol" => w.protocol = Some(parse_protocol(value)?),
+        "--qos" => {
+            w.qos = Some(
+                value
+                    .parse::<u8>()
+                    .ok()
+                    .and_then(QoS::from_u8)
+                    .ok_or_else(|| format!("--qos must be 0, 1 or 2, not {value:?}"))?,
+            );
+        }
+        "--clients" => w.clients = Some(positive(name, value)?),
+        "--payload" => w.payload = Some(parse_size(value)?),
+        "--sizes" => {
+            let sizes: Result<Vec<usize>, String> = value.split(',').map(parse_size).collect();
+            w.sizes = Some(sizes?);
+        }
+        "--duration" => w.duration = Some(parse_duration(value)?),
+        "--warmup" => w.warmup = Some(parse_duration(value)?),
+        "--window" => w.window = Some(positive(name, value)?.min(65535)),
+        "--rate" => w.rate = Some(number(name, value)?),
+        "--threads" => w.threads = Some(positive(name, value)?),
+        "--batch" => w.batch = Some(positive(name, value)?),
+        "--topics" => w.topics = Some(positive(name, value)?),
+        "--connect-rate" => w.connect_rate = Some(number(name, value)?),
+        "--connect-concurrency" => w.connect_concurrency = Some(positive(name, value)?),
+        "--source-addrs" => {
+            w.source_addrs = Some(positive(name, value)?.clamp(1, 254) as u8);
+        }
+        "--settle-timeout" => w.settle_timeout = Some(parse_duration(value)?),
+        _ => return Ok(false),
+    }
+    Ok(true)
+}
+
+fn output_flag(o: &mut Output, name: &str, value: &str) -> bool {
+    match name {
+        "--json" => o.json = Some(PathBuf::from(value)),
+        "--svg" => o.svg = Some(PathBuf::from(value)),
+        _ => return false,
+    }
+    true
+}
+
+fn parse_run(args: &[String]) -> Result<RunArgs, String> {
+    let mut scenarios = Vec::new();
+    let mut broker: SocketAddr = ([127, 0, 0, 1], 1883).into();
+    let mut broker_pid = None;
+    let mut broker_name = "broker".to_string();
+    let mut workload = WorkloadArgs::default();
+    let mut output = Output::default();
+    each_flag(args, |name, value| {
+        match name {
+            "--scenario" => scenarios.extend(parse_scenarios(value)?),
+            "--host" => {
+                broker = value
+                    .parse()
+                    .map_err(|_| format!("--host wants ADDRESS:PORT, not {value:?}"))?;
+            }
+            "--broker-pid" => broker_pid = Some(positive(name, value)? as u32),
+            "--broker-name" => broker_name = value.to_string(),
+            _ => {
+                return Ok(workload_flag(&mut workload, name, value)?
+                    || output_flag(&mut output, name, value))
+            }
+        }
+        Ok(true)
+    })?;
+    if scenarios.is_empty() {
+        return Err("run needs --scenario".to_string());
+    }
+    Ok(RunArgs {
+        scenarios,
+        broker,
+        broker_pid,
+        broker_name,
+        workload,
+        output,
+    })
+}
+
+fn parse_compare(args: &[String]) -> Result<CompareArgs, String> {
+    let mut c = CompareArgs {
+        scenarios: Vec::new(),
+        repeats: 3,
+        brokers: Vec::new(),
+        baseline: None,
+        culex_threads: None,
+        max_queued: 100_000,
+        max_queued_bytes: 32 << 20,
+        max_inflight: None,
+        conf_lines: Vec::new(),
+        workload: WorkloadArgs::default(),
+        output: Output::default(),
+    };
+    each_flag(args, |name, value| {
+        match name {
+            "--scenario" => c.scenarios.extend(parse_scenarios(value)?),
+            "--repeats" => c.repeats = positive(name, value)?.min(100),
+            "--broker" => c.brokers.push(parse_broker(value)?),
+            "--baseline" => c.baseline = Some(value.to_string()),
+            "--culex-threads" => c.culex_threads = Some(positive(name, value)?),
+            "--max-queued" => c.max_queued = number(name, value)? as u64,
+            "--max-queued-bytes" => c.max_queued_bytes = parse_size(value)? as u64,
+            "--max-inflight" => c.max_inflight = Some(number(name, value)? as u64),
+            "--conf-line" => c.conf_lines.push(value.to_string()),
+            _ => {
+                return Ok(workload_flag(&mut c.workload, name, value)?
+                    || output_flag(&mut c.output, name, value))
+            }
+        }
+        Ok(true)
+    })?;
+    if c.scenarios.is_empty() {
+        return Err("compare needs --scenario".to_string());
+    }
+    if c.brokers.is_empty() {
+        return Err("compare needs at least one --broker NAME=PATH".to_string());
+    }
+    let mut names: Vec<&str> = c.brokers.iter().map(|b| b.name.as_str()).collect();
+    names.sort_unstable();
+    names.dedup();
+    if names.len() != c.brokers.len() {
+        return Err("--broker names must differ".to_string());
+    }
+    if let Some(baseline) = &c.baseline {
+        if !c.brokers.iter().any(|b| &b.name == baseline) {
+            return Err(format!(
+                "--baseline {baseline} is not one of the --broker names"
+            ));
+        }
+    }
+    Ok(c)
+}
+
+fn parse_smoke(args: &[String]) -> Result<SmokeArgs, String> {
+    let mut broker_bin = None;
+    let mut threads = None;
+    each_flag(args, |name, value| {
+        match name {
+            "--broker-bin" => broker_bin = Some(PathBuf::from(value)),
+            "--threads" => threads = Some(positive(name, value)?),
+            _ => return Ok(false),
+        }
+        Ok(true)
+    })?;
+    let broker_bin = broker_bin.ok_or("smoke needs --broker-bin PATH")?;
+    Ok(SmokeArgs {
+        broker_bin,
+        threads,
+    })
+}
+
+fn parse_plot(args: &[String]) -> Result<PlotArgs, String> {
+    let mut inputs = Vec::new();
+    let mut svg = None;
+    let mut i = 0;
+    while i < args.len() {
+        match args[i].as_str() {
+            "--svg" => {
+                svg = Some(PathBuf::from(args.get(i + 1).ok_or("--svg needs a value")?));
+                i += 1;
+            }
+            flag if flag.starts_with("--") => return Err(format!("unknown option {flag}")),
+            file => inputs.push(PathBuf::from(file)),
+        }
+        i += 1;
+    }
+    if inputs.is_empty() {
+        return Err("plot needs at least one JSON-lines file".to_string());
+    }
+    let svg = svg.ok_or("plot needs --svg FILE")?;
+    Ok(PlotArgs { inputs, svg })
+}
+
+fn parse_scenarios(value: &str) -> Result<Vec<Scenario>, String> {
+    value
+        .split(',')
+        .map(|name| {
+            Scenario::parse(name.trim()).ok_or_else(|| {
+                let names: Vec<&str> = Scenario::ALL.iter().map(|s| s.name()).collect();
+                format!("unknown scenario {name:?} (one of {})", names.join(", "))
+            })
+        })
+        .collect()
+}
+
+fn parse_broker(value: &str) -> Result<BrokerSpec, String> {
+    match value.split_once('=') {
+        Some((name, path)) if !name.is_empty() && !path.is_empty() => Ok(BrokerSpec {
+            name: name.to_string(),
+            path: PathBuf::from(path),
+        }),
+        _ => Err(format!("--broker wants NAME=PATH, not {value:?}")),
+    }
+}
+
+/// `3.1.1`, `311`, `4` or `5`, `5.0`.
+pub fn parse_protocol(value: &str) -> Result<Protocol, String> {
+    match value {
+        "3.1.1" | "311" | "4" | "v311" => Ok(Protocol::V311),
+        "5" | "5.0" | "v5" => Ok(Protocol::V5),
+        _ => Err(format!("--protocol must be 3.1.1 or 5, not {value:?}")),
+    }
+}
+
+/// Bytes with an optional k/KiB/m/MiB suffix (powers of 1024).
+pub fn parse_size(value: &str) -> Result<usize, String> {
+    let lower = value.trim().to_ascii_lowercase();
+    let (digits, scale) = [
+        ("kib", 1024),
+        ("k", 1024),
+        ("mib", 1 << 20),
+        ("m", 1 << 20),
+        ("b", 1),
+    ]
+    .iter()
+    .find_map(|(suffix, scale)| lower.strip_suffix(suffix).map(|d| (d.to_string(), *scale)))
+    .unwrap_or((lower.clone(), 1));
+    let n: usize = digits
+        .trim()
+        .parse()
+        .map_err(|_| format!("not a size: {value:?}"))?;
+    Ok(n * scale)
+}
+
+/// Seconds (`2`, `0.5`) or with a unit (`500ms`, `2s`, `1m`).
+pub fn parse_duration(value: &str) -> Result<Duration, String> {
+    let v = value.trim();
+    let (number, scale) = if let Some(ms) = v.strip_suffix("ms") {
+        (ms, 0.001)
+    } else if let Some(s) = v.strip_suffix('s') {
+        (s, 1.0)
+    } else if let Some(m) = v.strip_suffix('m') {
+        (m, 60.0)
+    } else {
+        (v, 1.0)
+    };
+    let secs: f64 = number
+        .parse()
+        .map_err(|_| format!("not a duration: {value:?}"))?;
+    if !(0.0..=86_400.0).contains(&(secs * scale)) {
+        return Err(format!("duration out of range: {value:?}"));
+    }
+    Ok(Duration::from_secs_f64(secs * scale))
+}
+
+fn positive(name: &str, value: &str) -> Result<usize, String> {
+    match value.parse::<usize>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(format!("{name} wants a positive integer, not {value:?}")),
+    }
+}
+
+fn number(name: &str, value: &str) -> Result<f64, String> {
+    match value.parse::<f64>() {
+        Ok(n) if n >= 0.0 && n.is_finite() => Ok(n),
+        _ => Err(format!("{name} wants a number >= 0, not {value:?}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(line: &str) -> Vec<String> {
+        line.split_whitespace().map(String::from).collect()
+    }
+
+    #[test]
+    fn compare_command_parses() {
+        let Ok(Command::Compare(c)) = parse(args(
+            "compare --scenario pairs,qos1 --repeats 5 --broker culex=target/release/culex \
+             --broker mosquitto=/usr/sbin/mosquitto --clients 50 --payload 4KiB --qos=1 \
+             --duration 500ms --culex-threads 2 --json out.jsonl",
+        )) else {
+            panic!("compare did not parse");
+        };
+        assert_eq!(c.scenarios, vec![Scenario::Pairs, Scenario::Qos1]);
+        assert_eq!(c.repeats, 5);
+        assert_eq!(c.brokers[1].name, "mosquitto");
+        assert_eq!(c.culex_threads, Some(2));
+        let w = c
+            .workload
+            .workload(Scenario::Pairs, ([127, 0, 0, 1], 1).into());
+        assert_eq!((w.clients, w.payload, w.qos), (50, 4096, QoS::AtLeastOnce));
+        assert_eq!(w.duration, Duration::from_millis(500));
+        assert_eq!(c.output.json, Some(PathBuf::from("out.jsonl")));
+    }
+
+    #[test]
+    fn run_defaults_and_errors() {
+        let Ok(Command::Run(r)) = parse(args("run --scenario latency --protocol 5")) else {
+            panic!("run did not parse");
+        };
+        assert_eq!(r.broker, SocketAddr::from(([127, 0, 0, 1], 1883)));
+        let w = r.workload.workload(Scenario::Latency, r.broker);
+        assert_eq!((w.protocol, w.rate), (Protocol::V5, Some(10_000.0)));
+        assert!(parse(args("run")).is_err());
+        assert!(parse(args("run --scenario nope")).is_err());
+        assert!(parse(args("run --scenario pairs --qos 3")).is_err());
+        assert!(parse(args("run --scenario pairs --bogus 1")).is_err());
+        assert!(parse(args("compare --scenario pairs --broker x")).is_err());
+        assert!(parse(args("compare --scenario pairs --broker a=1 --broker a=2")).is_err());
+        assert!(matches!(parse(Vec::new()), Ok(Command::Help)));
+        let plot = parse(args("plot --svg o.svg a.jsonl b.jsonl"));
+        assert!(matches!(plot, Ok(Command::Plot(p)) if p.inputs.len() == 2));
+        assert!(parse(args("plot a.jsonl")).is_err());
+    }
+
+    #[test]
+    fn sizes_and_durations() {
+        assert_eq!(parse_size("256KiB"), Ok(262_144));
+        assert_eq!(parse_size("16"), Ok(16));
+        assert_eq!(parse_size("1m"), Ok(1 << 20));
+        assert!(parse_size("x").is_err());
+        assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert!(parse_duration("-1").is_err());
+    }
+
+    #[test]
+    fn rate_zero_means_unlimited() {
+        let Ok(Command::Run(r)) = parse(args("run --scenario latency --rate 0")) else {
+            panic!("run did not parse");
+        };
+        assert_eq!(r.workload.workload(Scenario::Latency, r.broker).rate, None);
+    }
+}

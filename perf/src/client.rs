@@ -1,0 +1,285 @@
+//! One MQTT client connection of the harness, on monoio: connect (optionally from a chosen
+//! source address), CONNECT/CONNACK, SUBSCRIBE/SUBACK, and the buffered reader and writer
+//! halves the roles (`roles.rs`) drive.
+//!
+//! Owns the socket and its two buffers. The codec is the broker's own (`shards::mqtt`):
+//! [`Reader`] decodes every complete packet already read before reading again, and
+//! [`Writer`] encodes many packets into one buffer that goes out in one write, so the
+//! harness makes one syscall per batch, not per message.
+//!
+//! ```text
+//!   connect() ─► handshake() ─► (Reader, Writer)
+//!   Reader: fill() one recv ─► try_next() decode … until None ─► fill() …
+//!   Writer: push()/push_publish() … ─► flush() one write_all
+//! ```
+
+use bytes::BytesMut;
+use monoio::buf::IoBufMut;
+use monoio::io::{
+    CancelHandle, CancelableAsyncReadRent, CancelableAsyncWriteRentExt, OwnedReadHalf,
+    OwnedWriteHalf, Splitable,
+};
+use monoio::net::TcpStream;
+use shards::mqtt::{
+    self, ConnAck, Connect, ConnectProperties, Packet, Protocol, PublishEncode, QoS, Subscribe,
+    SubscribeProperties, SubscriptionOptions,
+};
+use socket2::{Domain, SockRef, Socket, Type};
+use std::net::{IpAddr, SocketAddr};
+use std::os::fd::AsRawFd;
+
+/// Largest packet the harness accepts from a broker (256 KiB payloads plus headers).
+pub const MAX_PACKET_SIZE: usize = 1 << 20;
+
+/// Bytes asked of one `recv`.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// Keep alive the harness announces; longer than any bounded run's idle time.
+const KEEP_ALIVE_S: u16 = 300;
+
+/// Opens a TCP connection to `broker`, bound to `source` when given (loopback runs with
+/// many connections spread over 127.0.0.x to get more ephemeral ports).
+pub async fn connect(broker: SocketAddr, source: Option<IpAddr>) -> std::io::Result<TcpStream> {
+    let Some(source) = source else {
+        let stream = TcpStream::connect_addr(broker).await?;
+        stream.set_nodelay(true)?;
+        return Ok(stream);
+    };
+    let socket = Socket::new(Domain::for_address(broker), Type::STREAM, None)?;
+    socket.set_nonblocking(true)?;
+    set_bind_address_no_port(&socket);
+    socket.bind(&SocketAddr::new(source, 0).into())?;
+    match socket.connect(&broker.into()) {
+        Ok(()) => {}
+        Err(error) if error.raw_os_error() == Some(libc::EINPROGRESS) => {}
+        Err(error) => return Err(error),
+    }
+    let stream = TcpStream::from_std(std::net::TcpStream::from(socket))?;
+    stream.writable(false).await?;
+    // SAFETY: the descriptor belongs to `stream`, which outlives this borrow.
+    let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(stream.as_raw_fd()) };
+    if let Some(error) = SockRef::from(&fd).take_error()? {
+        return Err(error);
+    }
+    stream.set_nodelay(true)?;
+    Ok(stream)
+}
+
+/// Lets the kernel pick the source port at connect time, per destination, instead of at
+/// bind time (IP_BIND_ADDRESS_NO_PORT); best effort.
+fn set_bind_address_no_port(socket: &Socket) {
+    let one: libc::c_int = 1;
+    // SAFETY: a valid socket, an int option of the right size.
+    unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_IP,
+            libc::IP_BIND_ADDRESS_NO_PORT,
+            (&one as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
+}
+
+/// Sends CONNECT as `client_id` (clean session) and waits for a successful CONNACK.
+pub async fn handshake(
+    stream: TcpStream,
+    protocol: Protocol,
+    client_id: &str,
+    cancel: CancelHandle,
+) -> Result<(Reader, Writer, ConnAck), String> {
+    let (read_half, write_half) = stream.into_split();
+    let mut reader = Reader {
+        half: read_half,
+        buf: BytesMut::with_capacity(READ_CHUNK),
+        protocol,
+        cancel: cancel.clone(),
+    };
+    let mut writer = Writer {
+        half: write_half,
+        buf: BytesMut::with_capacity(READ_CHUNK),
+        protocol,
+        cancel,
+    };
+    let connect = Connect {
+        protocol,
+        clean_start: true,
+        keep_alive: KEEP_ALIVE_S,
+        properties: ConnectProperties::default(),
+        client_id: mqtt::ByteStr::copy_from_str(client_id),
+        will: None,
+        username: None,
+        password: None,
+    };
+    writer.push(&Packet::Connect(Box::new(connect)))?;
+    writer.flush().await?;
+    match reader.next().await? {
+        Some(Packet::ConnAck(connack)) if connack.reason_code == 0 => Ok((reader, writer, connack)),
+        Some(Packet::ConnAck(connack)) => Err(format!(
+            "CONNACK refused the connection, code {:#04x}",
+            connack.reason_code
+        )),
+        Some(other) => Err(format!("expected CONNACK, got {:?}", other.packet_type())),
+        None => Err("connection closed before CONNACK".to_string()),
+    }
+}
+
+/// Subscribes to `filter` at `qos` and waits for its SUBACK (packets arriving before it,
+/// such as retained messages, are left in the reader's buffer for the caller).
+pub async fn subscribe(
+    reader: &mut Reader,
+    writer: &mut Writer,
+    filter: &str,
+    qos: QoS,
+) -> Result<(), String> {
+    let packet_id = mqtt::PacketId::MIN;
+    let subscribe = Subscribe {
+        packet_id,
+        properties: SubscribeProperties::default(),
+        filters: vec![(
+            mqtt::ByteStr::copy_from_str(filter),
+            SubscriptionOptions {
+                qos,
+                ..SubscriptionOptions::default()
+            },
+        )],
+    };
+    writer.push(&Packet::Subscribe(subscribe))?;
+    writer.flush().await?;
+    let mut early = Vec::new();
+    loop {
+        match reader.next().await? {
+            Some(Packet::SubAck(suback)) if suback.packet_id == packet_id => {
+                let granted = suback.reason_codes.first().copied().unwrap_or(0x80);
+                if granted >= 0x80 {
+                    return Err(format!("SUBACK refused {filter}: code {granted:#04x}"));
+                }
+                reader.unread(early, writer.protocol);
+                return Ok(());
+            }
+            Some(packet) => early.push(packet),
+            None => return Err("connection closed before SUBACK".to_string()),
+        }
+    }
+}
+
+/// The read half: a buffer of received bytes and the decoder.
+pub struct Reader {
+    half: OwnedReadHalf<TcpStream>,
+    buf: BytesMut,
+    protocol: Protocol,
+    cancel: CancelHandle,
+}
+
+impl Reader {
+    /// Decodes the next packet already buffered, without I/O.
+    pub fn try_next(&mut self) -> Result<Option<Packet>, String> {
+        mqtt::decode(&mut self.buf, Some(self.protocol), MAX_PACKET_SIZE)
+            .map_err(|error| format!("broker sent an undecodable packet: {error:?}"))
+    }
+
+    /// Reads once more from the socket. False when the connection ended: end of stream,
+    /// or the thread's canceller fired (the run is closing).
+    pub async fn fill(&mut self) -> Result<bool, String> {
+        self.buf.reserve(READ_CHUNK);
+        let buf = std::mem::take(&mut self.buf);
+        let start = buf.len();
+        let end = buf.capacity();
+        let slice = buf.slice_mut(start..end);
+        let (result, slice) = self.half.cancelable_read(slice, self.cancel.clone()).await;
+        self.buf = slice.into_inner();
+        match result {
+            Ok(0) => Ok(false),
+            Ok(_) => Ok(true),
+            Err(error) if error.raw_os_error() == Some(libc::ECANCELED) => Ok(false),
+            Err(error) if error.kind() == std::io::ErrorKind::ConnectionReset => Ok(false),
+            Err(error) => Err(format!("read failed: {error}")),
+        }
+    }
+
+    /// The next packet, reading as needed; `None` when the connection ended.
+    pub async fn next(&mut self) -> Result<Option<Packet>, String> {
+        loop {
+            if let Some(packet) = self.try_next()? {
+                return Ok(Some(packet));
+            }
+            if !self.fill().await? {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// Puts decoded packets back in front of the buffer (re-encoded), in order.
+    fn unread(&mut self, packets: Vec<Packet>, protocol: Protocol) {
+        if packets.is_empty() {
+            return;
+        }
+        let mut front = BytesMut::new();
+        for packet in &packets {
+            // They were decoded with this codec, so they encode.
+            let _ = packet.encode(protocol, &mut front);
+        }
+        front.extend_from_slice(&self.buf);
+        self.buf = front;
+    }
+}
+
+/// The write half: packets encoded back to back, sent by [`Writer::flush`].
+pub struct Writer {
+    half: OwnedWriteHalf<TcpStream>,
+    buf: BytesMut,
+    protocol: Protocol,
+    cancel: CancelHandle,
+}
+
+impl Writer {
+    /// Encodes `packet` into the pending buffer.
+    pub fn push(&mut self, packet: &Packet) -> Result<(), String> {
+        packet
+            .encode(self.protocol, &mut self.buf)
+            .map_err(|error| format!("cannot encode {:?}: {error:?}", packet.packet_type()))
+    }
+
+    /// Encodes one PUBLISH into the pending buffer.
+    pub fn push_publish(&mut self, publish: &PublishEncode<'_>) -> Result<(), String> {
+        mqtt::encode_publish(self.protocol, publish, &mut self.buf)
+            .map(|_| ())
+            .map_err(|error| format!("cannot encode PUBLISH: {error:?}"))
+    }
+
+    /// Bytes waiting for [`Writer::flush`].
+    pub fn pending(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Writes everything pending in one `write_all`. A write still blocked when the run
+    /// closes (a broker that stopped reading) is cancelled and fails.
+    pub async fn flush(&mut self) -> Result<(), String> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let buf = std::mem::take(&mut self.buf);
+        let (result, mut buf) = self.half.write_all(buf, self.cancel.clone()).await;
+        buf.clear();
+        self.buf = buf;
+        result
+            .map(|_| ())
+            .map_err(|error| format!("write failed: {error}"))
+    }
+
+    /// Sends DISCONNECT (best effort: the run is ending). After the thread's canceller
+    /// fired, cancellable writes fail at once, so this one is a plain write, bounded in time.
+    pub async fn disconnect(&mut self) {
+        use monoio::io::AsyncWriteRentExt;
+        self.buf.clear();
+        if self
+            .push(&Packet::Disconnect(mqtt::Disconnect::default()))
+            .is_err()
+        {
+            return;
+        }
+        let buf = std::mem::take(&mut self.buf);
+        let write = AsyncWriteRentExt::write_all(&mut self.half, buf);
+        let _ = monoio::time::timeout(std::time::Duration::from_secs(1), write).await;
+    }
+}

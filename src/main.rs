@@ -146,7 +146,7 @@ fn run(cli: &cli::Cli, config: Config) -> Result<(), settings::StartError> {
     process::drop_privileges(&config.user).map_err(start_error(1))?;
     let restore = persistence::restore(settings.persistence.as_ref(), shards);
     let dynsec = security::dynsec_service(&config)?;
-    let access = security::initial_policy(&config, dynsec.as_ref());
+    let access = security::initial_policy(&config, dynsec.as_ref())?;
     let (control, requests) = match dynsec {
         Some(_) => {
             let (sender, receiver) = mpsc::channel();
@@ -269,9 +269,12 @@ fn reload(
         log::warn!("Warning: {name} changed; the change takes effect after a restart.");
     }
     logging::reconfigure(&outcome.config.logging);
-    match settings::shard_settings(&outcome.config) {
-        Ok(settings) => {
-            let base = security::base_policy(&outcome.config);
+    // Password and ACL files and TLS certificates are read again here (Mosquitto re-reads
+    // them on SIGHUP); a bad file keeps the running configuration.
+    let prepared = settings::shard_settings(&outcome.config)
+        .and_then(|settings| security::base_policy(&outcome.config).map(|base| (settings, base)));
+    match prepared {
+        Ok((settings, base)) => {
             // With dynamic security the service owns the rules: it combines them with the
             // new base and hands the result to the shards, so they are never without it.
             let own_rules = match control {

@@ -8,23 +8,98 @@
 use crate::config::{Config, PluginKind};
 use crate::settings::StartError;
 use shards::access::{AccessPolicy, ListenerAccess};
+use shards::authfile::{AclFile, FileError, PasswordFile};
 use shards::dynsec::bootstrap::{bootstrap_if_missing, Bootstrap, BootstrapOptions};
 use shards::dynsec::password::PasswordPolicy;
 use shards::dynsec::service::DynsecService;
 use shards::dynsec::{store, AclSnapshot};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-/// The policy without the dynamic-security rules (those come from the service).
-pub fn base_policy(config: &Config) -> AccessPolicy {
-    let listeners = config
-        .listeners
-        .iter()
-        .map(|listener| ListenerAccess {
-            allow_anonymous: listener.security.allow_anonymous,
-        })
-        .collect();
-    AccessPolicy::open(listeners)
+/// The policy without the dynamic-security rules (those come from the service): per
+/// listener, `allow_anonymous` and the password and ACL files (from the options or from
+/// Mosquitto's password-file and ACL-file plugins), read now. A file that cannot be read
+/// is an error naming it and the line, as for the configuration itself.
+pub fn base_policy(config: &Config) -> Result<AccessPolicy, StartError> {
+    let mut passwords: HashMap<PathBuf, Arc<PasswordFile>> = HashMap::new();
+    let mut acls: HashMap<PathBuf, Arc<AclFile>> = HashMap::new();
+    let mut listeners = Vec::with_capacity(config.listeners.len());
+    for (index, listener) in config.listeners.iter().enumerate() {
+        let security = &listener.security;
+        let password_path = security
+            .password_file
+            .clone()
+            .or_else(|| plugin_file(config, index, PluginKind::PasswordFile, "password_file"));
+        let acl_path = security
+            .acl_file
+            .clone()
+            .or_else(|| plugin_file(config, index, PluginKind::AclFile, "acl_file"));
+        let password_file = match password_path {
+            Some(path) => Some(cached(&mut passwords, path, PasswordFile::load)?),
+            None => None,
+        };
+        let acl_file = match acl_path {
+            Some(path) => Some(cached(&mut acls, path, AclFile::load)?),
+            None => None,
+        };
+        listeners.push(ListenerAccess {
+            allow_anonymous: security.allow_anonymous,
+            password_file,
+            acl_file,
+        });
+    }
+    Ok(AccessPolicy::open(listeners))
+}
+
+/// The file a password-file or ACL-file plugin names for listener `index`.
+fn plugin_file(config: &Config, index: usize, kind: PluginKind, option: &str) -> Option<PathBuf> {
+    config
+        .plugins_for_listener(index)
+        .find(|p| p.kind == kind)
+        .and_then(|p| p.option(option))
+        .map(PathBuf::from)
+}
+
+/// Loads `path` once, however many listeners name it.
+fn cached<T>(
+    files: &mut HashMap<PathBuf, Arc<T>>,
+    path: PathBuf,
+    load: impl Fn(&std::path::Path) -> Result<T, FileError>,
+) -> Result<Arc<T>, StartError>
+where
+    T: Warned,
+{
+    if let Some(file) = files.get(&path) {
+        return Ok(file.clone());
+    }
+    let file = load(&path).map_err(|error| StartError {
+        message: error.to_string(),
+        code: 3,
+    })?;
+    for warning in file.warnings() {
+        log::warn!("{warning}");
+    }
+    let file = Arc::new(file);
+    files.insert(path, file.clone());
+    Ok(file)
+}
+
+/// Files that carry load-time warnings.
+trait Warned {
+    fn warnings(&self) -> &[String];
+}
+
+impl Warned for PasswordFile {
+    fn warnings(&self) -> &[String] {
+        PasswordFile::warnings(self)
+    }
+}
+
+impl Warned for AclFile {
+    fn warnings(&self) -> &[String] {
+        AclFile::warnings(self)
+    }
 }
 
 /// Dynamic security as configured: the service to start, or `None` when the module is
@@ -74,15 +149,19 @@ pub fn dynsec_service(config: &Config) -> Result<Option<DynsecService>, StartErr
     Ok(Some(DynsecService {
         state,
         path,
-        base: base_policy(config),
+        base: base_policy(config)?,
     }))
 }
 
 /// The policy the shards start with.
-pub fn initial_policy(config: &Config, service: Option<&DynsecService>) -> Arc<AccessPolicy> {
-    let base = base_policy(config);
-    Arc::new(match service {
-        Some(service) => base.with_dynsec(Arc::new(AclSnapshot::build(&service.state))),
-        None => base,
-    })
+pub fn initial_policy(
+    config: &Config,
+    service: Option<&DynsecService>,
+) -> Result<Arc<AccessPolicy>, StartError> {
+    Ok(Arc::new(match service {
+        Some(service) => service
+            .base
+            .with_dynsec(Arc::new(AclSnapshot::build(&service.state))),
+        None => base_policy(config)?,
+    }))
 }

@@ -30,7 +30,7 @@ pub fn check_modules(config: &Config) -> Result<(), StartError> {
         let missing = match plugin.kind {
             PluginKind::DynamicSecurity => None,
             PluginKind::HighAvailability => Some("high availability"),
-            PluginKind::PasswordFile | PluginKind::AclFile => Some("password and ACL files"),
+            PluginKind::PasswordFile | PluginKind::AclFile => None,
         };
         if let Some(module) = missing {
             return Err(StartError::config(format!(
@@ -43,11 +43,7 @@ pub fn check_modules(config: &Config) -> Result<(), StartError> {
     }
     for listener in &config.listeners {
         let at = format!("{}:{}", listener.file.display(), listener.line);
-        if listener.security.password_file.is_some() || listener.security.acl_file.is_some() {
-            return Err(StartError::config(format!(
-                "Error: {at}: password_file/acl_file need the password and ACL files module, which this build of Culex does not include yet."
-            )));
-        }
+
         if listener.protocol == Protocol::HttpApi {
             return Err(StartError::config(format!(
                 "Error: {at}: listener {} (protocol http_api) needs the HTTP module, which this build of Culex does not include yet.",

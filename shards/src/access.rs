@@ -15,6 +15,7 @@
 //! - Broker rules before any source: nobody publishes into `$SYS` (except bridge state
 //!   topics) or `$share/`.
 
+use crate::authfile::{AclAccess, AclFile, CredentialCache, PasswordCheck, PasswordFile};
 use crate::dynsec::{AclDecision, AclEvent, AclSnapshot, AuthCache, AuthResult, ClientIdentity};
 use crate::mqtt::{ByteStr, Bytes};
 use std::sync::Arc;
@@ -68,11 +69,35 @@ pub struct Identity<'a> {
     pub username: Option<&'a str>,
 }
 
-/// Per-listener part of the policy.
-#[derive(Clone, Debug)]
+/// Per-listener part of the policy (with `per_listener_settings false` every listener
+/// shares the same files).
+#[derive(Clone, Debug, Default)]
 pub struct ListenerAccess {
     /// `allow_anonymous` in effect on this listener.
     pub allow_anonymous: bool,
+    /// `password_file` (or the password-file plugin).
+    pub password_file: Option<Arc<PasswordFile>>,
+    /// `acl_file` (or the ACL-file plugin).
+    pub acl_file: Option<Arc<AclFile>>,
+}
+
+/// A shard's caches of credentials it verified recently (PBKDF2 is slow). Placement: one
+/// per shard, `&mut` next to its `Arc<AccessPolicy>`.
+pub struct AuthCaches {
+    /// For dynamic security.
+    pub dynsec: AuthCache,
+    /// For password files.
+    pub files: CredentialCache,
+}
+
+impl AuthCaches {
+    /// Empty caches with fresh random keys.
+    pub fn new() -> Result<AuthCaches, crate::dynsec::password::RandomError> {
+        Ok(AuthCaches {
+            dynsec: AuthCache::new()?,
+            files: CredentialCache::new()?,
+        })
+    }
 }
 
 /// The combined rules of a broker.
@@ -101,42 +126,52 @@ impl AccessPolicy {
         }
     }
 
-    fn any_auth_module(&self) -> bool {
-        self.dynsec.is_some()
+    fn listener(&self, index: usize) -> Option<&ListenerAccess> {
+        self.listeners.get(index)
     }
 
-    /// Decides a CONNECT. `cache` holds credentials this shard verified recently.
-    pub fn authenticate(&self, request: &AuthRequest<'_>, cache: &mut AuthCache) -> AuthDecision {
+    /// True when something on `listener` authenticates user names.
+    fn authenticates(&self, listener: usize) -> bool {
+        self.dynsec.is_some()
+            || self
+                .listener(listener)
+                .is_some_and(|l| l.password_file.is_some())
+    }
+
+    /// Decides a CONNECT. `caches` hold credentials this shard verified recently.
+    pub fn authenticate(&self, request: &AuthRequest<'_>, caches: &mut AuthCaches) -> AuthDecision {
         let username = request.username.filter(|name| !name.is_empty());
         let allow = AuthDecision::Allow {
             username: request.username.cloned(),
         };
+        let password = request.password.map(|p| &p[..]);
         if let (Some(snapshot), Some(name)) = (&self.dynsec, username) {
-            let password = request.password.map(|p| &p[..]);
+            let client_id = request.client_id.as_bytes();
             match snapshot.authenticate_cached(
-                cache,
+                &mut caches.dynsec,
                 Some(name.as_bytes()),
                 password,
-                request.client_id.as_bytes(),
+                client_id,
             ) {
                 AuthResult::Allow => return allow,
                 AuthResult::Deny(_) => return AuthDecision::NotAuthorized,
                 AuthResult::Defer => {}
             }
         }
-        match username {
-            None => {
-                let anonymous = self
-                    .listeners
-                    .get(request.listener)
-                    .is_some_and(|l| l.allow_anonymous);
-                if anonymous {
-                    allow
-                } else {
-                    AuthDecision::NotAuthorized
-                }
+        let listener = self.listener(request.listener);
+        if let (Some(file), Some(name)) =
+            (listener.and_then(|l| l.password_file.as_ref()), username)
+        {
+            match file.check_cached(&mut caches.files, name.as_bytes(), password) {
+                PasswordCheck::Allow => return allow,
+                PasswordCheck::Deny => return AuthDecision::NotAuthorized,
+                PasswordCheck::UnknownUser => {}
             }
-            Some(_) if self.any_auth_module() => AuthDecision::NotAuthorized,
+        }
+        match username {
+            None if listener.is_some_and(|l| l.allow_anonymous) => allow,
+            None => AuthDecision::NotAuthorized,
+            Some(_) if self.authenticates(request.listener) => AuthDecision::NotAuthorized,
             Some(_) => allow,
         }
     }
@@ -163,7 +198,21 @@ impl AccessPolicy {
                 AclDecision::Defer => {}
             }
         }
-        !self.any_auth_module()
+        if let Some(file) = self
+            .listener(who.listener)
+            .and_then(|l| l.acl_file.as_ref())
+        {
+            let access = match action {
+                Action::Publish => AclAccess::Write,
+                Action::Receive => AclAccess::Read,
+                Action::Subscribe => AclAccess::Subscribe,
+                Action::Unsubscribe => AclAccess::Unsubscribe,
+            };
+            let username = who.username.map(str::as_bytes);
+            return file.check(access, who.client_id.as_bytes(), username, topic.as_bytes());
+        }
+        // Dynamic security deferred and no ACL file decides: deny (Mosquitto 2.0).
+        self.dynsec.is_none()
     }
 }
 
@@ -195,6 +244,7 @@ mod tests {
     fn without_sources_everything_is_open_but_sys_and_share_publishes() {
         let policy = AccessPolicy::open(vec![ListenerAccess {
             allow_anonymous: true,
+            ..Default::default()
         }]);
         assert!(policy.allows(Action::Publish, &who(None), "a/b"));
         assert!(policy.allows(Action::Subscribe, &who(None), "$SYS/#"));
@@ -212,12 +262,14 @@ mod tests {
         let policy = AccessPolicy::open(vec![
             ListenerAccess {
                 allow_anonymous: true,
+                ..Default::default()
             },
             ListenerAccess {
                 allow_anonymous: false,
+                ..Default::default()
             },
         ]);
-        let mut cache = AuthCache::new().expect("random key");
+        let mut cache = AuthCaches::new().expect("random key");
         let name = ByteStr::from_static("alice");
         let request = |listener, username| AuthRequest {
             listener,

@@ -133,8 +133,14 @@ impl Shard {
         let Some(session) = self.store.get(key) else {
             return;
         };
+        // The listener of the current connection (its ACL file, with per_listener_settings);
+        // an offline session is checked against the first listener's rules.
+        let listener = self
+            .conn_of(key)
+            .and_then(|id| self.conn(id))
+            .map_or(0, |conn| conn.listener);
         let who = Identity {
-            listener: 0,
+            listener,
             client_id: session.client_id.as_str(),
             username: session.username.as_deref(),
         };

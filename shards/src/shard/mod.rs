@@ -35,9 +35,9 @@ pub use connect::{Accepted, ConnectRequest, Refusal};
 pub use lifecycle::Flow;
 
 use crate::access::AccessPolicy;
+use crate::access::AuthCaches;
 use crate::connection::{ConnId, Connection};
 use crate::control::ControlPort;
-use crate::dynsec::AuthCache;
 use crate::mesh::{MeshPort, ShardId};
 use crate::message::Message;
 use crate::mqtt::ByteStr;
@@ -86,7 +86,7 @@ pub struct Shard {
     /// Current authentication and authorisation rules.
     pub access: Arc<AccessPolicy>,
     /// Credentials this shard verified recently (PBKDF2 is slow).
-    auth_cache: AuthCache,
+    auth_cache: AuthCaches,
     /// Where `$CONTROL/...` requests go.
     pub control: ControlPort,
     /// Sessions living here and their subscription index.
@@ -140,7 +140,7 @@ impl Shard {
             id: mesh.me(),
             settings,
             access,
-            auth_cache: AuthCache::new().expect("the OS random source works at start-up"),
+            auth_cache: AuthCaches::new().expect("the OS random source works at start-up"),
             control: None,
             store: SessionStore::default(),
             conns: Slab::new(),

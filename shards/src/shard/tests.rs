@@ -45,6 +45,7 @@ impl World {
                     settings.clone(),
                     Arc::new(AccessPolicy::open(vec![ListenerAccess {
                         allow_anonymous: true,
+                        ..Default::default()
                     }])),
                     stats.clone(),
                 )

@@ -194,7 +194,7 @@ fn publish_line(mesh: &Mesh, class: LogTypes, line: &str) {
         QoS::AtMostOnce,
         false,
     );
-    mesh.try_send_external(0, ShardMsg::Control(Control::Publish(message)));
+    mesh.try_send_external(0, ShardMsg::Control(Control::Publish(Box::new(message))));
 }
 
 /// `<epoch>: `, a strftime rendering, or nothing.

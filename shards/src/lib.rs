@@ -20,6 +20,7 @@ pub mod atomic_file;
 pub mod authfile;
 pub mod connection;
 pub mod control;
+pub mod delivery_batch;
 pub mod dynsec;
 pub mod limits;
 pub mod mesh;

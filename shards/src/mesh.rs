@@ -15,6 +15,7 @@
 //! connections stop reading their sockets (see [`MeshPort::congested`]), so the overflow is
 //! bounded by what was already read.
 
+use crate::delivery_batch::{DeliveryBatch, OutBatch};
 use crate::limits::MESH_RING_CAPACITY;
 use crate::message::Message;
 use crate::session::store::InterestChange;
@@ -31,15 +32,10 @@ pub type ShardId = u8;
 
 /// Every message that crosses cores.
 pub enum ShardMsg {
-    /// Deliver to the local subscribers whose plain filters match.
-    Deliver(Message),
+    /// Deliver each message to the local subscribers whose plain filters match.
+    Deliver(DeliveryBatch),
     /// Deliver to one local member of a shared subscription.
-    DeliverShared {
-        /// The shared subscription.
-        key: SharedKey,
-        /// The message.
-        message: Message,
-    },
+    DeliverShared(Box<(SharedKey, Message)>),
     /// A shard's subscriptions changed.
     Interest {
         /// The shard whose interest changed.
@@ -47,21 +43,11 @@ pub enum ShardMsg {
         /// The change.
         change: InterestChange,
     },
-    /// To the topic's owner shard: set (Some) or clear (None) a retained message.
-    RetainRequest {
-        /// Topic.
-        topic: crate::mqtt::ByteStr,
-        /// New retained message.
-        message: Option<Message>,
-    },
+    /// To the topic's owner shard: set (Some) or clear (None) a topic's retained message.
+    RetainRequest(Box<(crate::mqtt::ByteStr, Option<Message>)>),
     /// From the owner to every other shard: the retained message of a topic, in the owner's
     /// order.
-    RetainApply {
-        /// Topic.
-        topic: crate::mqtt::ByteStr,
-        /// New retained message.
-        message: Option<Message>,
-    },
+    RetainApply(Box<(crate::mqtt::ByteStr, Option<Message>)>),
     /// A connection whose client id lives on the target shard, with its CONNECT.
     Handoff(Box<Handoff>),
     /// Disconnect these clients (their rights changed).
@@ -109,8 +95,8 @@ pub enum Control {
     ),
     /// New access rules (dynamic security changed).
     Access(Arc<crate::access::AccessPolicy>),
-    /// Publish this message as the broker (a control response).
-    Publish(Message),
+    /// Publish this message as the broker (a control response, a log line).
+    Publish(Box<Message>),
     /// Disconnect these clients here and on every other shard, after what this shard
     /// published before (so a response reaches a client before its kick).
     Kick(Arc<[crate::dynsec::Kick]>),
@@ -213,6 +199,8 @@ pub struct MeshPort {
     me: ShardId,
     overflow: Vec<VecDeque<ShardMsg>>,
     overflowing: usize,
+    /// Deliveries gathered this turn, per target (see `delivery_batch`).
+    batches: Vec<OutBatch>,
 }
 
 impl MeshPort {
@@ -220,11 +208,13 @@ impl MeshPort {
     pub fn new(mesh: Arc<Mesh>, me: ShardId) -> MeshPort {
         assert!(usize::from(me) < mesh.shards);
         let overflow = (0..mesh.shards).map(|_| VecDeque::new()).collect();
+        let batches = (0..mesh.shards).map(|_| OutBatch::default()).collect();
         MeshPort {
             mesh,
             me,
             overflow,
             overflowing: 0,
+            batches,
         }
     }
 
@@ -262,6 +252,23 @@ impl MeshPort {
                 .store(true, Ordering::SeqCst);
         }
         self.mesh.wake(target);
+    }
+
+    /// Adds `message` to this turn's delivery batch for `target`.
+    pub fn deliver(&mut self, target: ShardId, message: &Message) {
+        assert_ne!(target, self.me, "local deliveries are function calls");
+        self.batches[usize::from(target)].push(message);
+    }
+
+    /// Sends the delivery batches gathered this turn (the runtime calls it at the end of
+    /// every turn that may have published).
+    pub fn flush_batches(&mut self) {
+        for target in 0..self.mesh.shards {
+            if !self.batches[target].is_empty() {
+                let batch = self.batches[target].finish();
+                self.send(target as ShardId, ShardMsg::Deliver(batch));
+            }
+        }
     }
 
     /// Sends a clone of `msg` to every other shard.
@@ -361,12 +368,15 @@ mod tests {
     use crate::mqtt::{ByteStr, Bytes, QoS};
 
     fn msg(n: u8) -> ShardMsg {
-        ShardMsg::Deliver(Message::new(
+        let message = Message::new(
             ByteStr::from_static("t"),
             Bytes::from(vec![n]),
             QoS::AtMostOnce,
             false,
-        ))
+        );
+        ShardMsg::Deliver(DeliveryBatch {
+            messages: vec![message],
+        })
     }
 
     #[test]
@@ -380,8 +390,8 @@ mod tests {
         assert!(zero.congested());
         let mut seen = Vec::new();
         let record = |m: ShardMsg| {
-            if let ShardMsg::Deliver(message) = m {
-                seen.push(message.payload[0]);
+            if let ShardMsg::Deliver(batch) = m {
+                seen.extend(batch.messages.iter().map(|message| message.payload[0]));
             }
         };
         let mut record = record;
@@ -391,5 +401,23 @@ mod tests {
         assert_eq!(one.drain(usize::MAX, &mut record), 3);
         let expected: Vec<u8> = (0..MESH_RING_CAPACITY + 3).map(|i| i as u8).collect();
         assert_eq!(seen, expected);
+    }
+
+    #[test]
+    fn a_full_ring_wakes_its_source_when_the_target_drains() {
+        let mesh = Mesh::new(2);
+        let mut zero = MeshPort::new(mesh.clone(), 0);
+        let one = MeshPort::new(mesh.clone(), 1);
+        for i in 0..MESH_RING_CAPACITY + 1 {
+            zero.send(1, msg(i as u8));
+        }
+        assert!(!zero.can_flush(), "the ring is full");
+        assert!(mesh.blocked(0, 1).load(Ordering::SeqCst));
+        one.drain(1, |_| {});
+        assert!(zero.can_flush(), "room after the target took one");
+        assert!(
+            !mesh.blocked(0, 1).load(Ordering::SeqCst),
+            "the source was woken"
+        );
     }
 }

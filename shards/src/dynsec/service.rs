@@ -94,7 +94,10 @@ impl DynsecService {
                 QoS::AtMostOnce,
                 false,
             );
-            mesh.send_external(request.shard, ShardMsg::Control(Control::Publish(message)));
+            mesh.send_external(
+                request.shard,
+                ShardMsg::Control(Control::Publish(Box::new(message))),
+            );
         }
         if !outcome.kicks.is_empty() {
             let kicks: Arc<[super::Kick]> = outcome.kicks.into();

@@ -51,6 +51,13 @@ impl ByteStr {
         Ok(ByteStr(bytes))
     }
 
+    /// Re-wraps bytes that are an exact copy of another `ByteStr`'s (a copy of valid text
+    /// is valid text). Checked in debug builds.
+    pub(crate) fn from_copy_of_valid(bytes: Bytes) -> ByteStr {
+        debug_assert!(validate_string(&bytes).is_ok());
+        ByteStr(bytes)
+    }
+
     /// A string from static text. Panics on U+0000, which no caller writes.
     pub fn from_static(text: &'static str) -> ByteStr {
         assert!(!text.contains('\0'), "MQTT strings cannot hold U+0000");

@@ -41,7 +41,9 @@ pub fn serve(
     let id = {
         let mut shard = ctx.shard.borrow_mut();
         shard.now = super::now();
-        shard.open(accepted, request)
+        let id = shard.open(accepted, request);
+        shard.end_turn();
+        id
     };
     let io = Rc::new(ConnIo {
         stream,
@@ -82,6 +84,7 @@ async fn connection_task(
             conn.close(CloseReason::SocketClosed);
         }
         shard.closed(id);
+        shard.end_turn();
     }
     ctx.live.set(ctx.live.get() - 1);
     ctx.connection_ended.notify_all();
@@ -242,15 +245,17 @@ fn handle_bytes(
     let mut shard = ctx.shard.borrow_mut();
     shard.now = super::now();
     shard.touch(id);
-    loop {
+    let flow = loop {
         match mqtt::decode(buf, Some(protocol), max) {
             Ok(Some(packet)) => {
                 if shard.handle(id, packet) == Flow::Close {
-                    return Flow::Close;
+                    break Flow::Close;
                 }
             }
-            Ok(None) => return Flow::Continue,
-            Err(error) => return shard.decode_failed(id, &error),
+            Ok(None) => break Flow::Continue,
+            Err(error) => break shard.decode_failed(id, &error),
         }
-    }
+    };
+    shard.end_turn();
+    flow
 }

@@ -240,7 +240,9 @@ fn run_control(ctx: &Rc<ShardCtx>, msg: ShardMsg) -> bool {
         ShardMsg::Control(Control::Publish(message)) => {
             let mut shard = ctx.shard.borrow_mut();
             shard.now = super::now();
-            shard.publish_message(message, None);
+            shard.publish_message(*message, None);
+            // Before anything sent after it (a kick must not overtake its response).
+            shard.end_turn();
         }
         ShardMsg::Control(Control::Kick(kicks)) => {
             let mut shard = ctx.shard.borrow_mut();
@@ -276,6 +278,7 @@ async fn tick_loop(ctx: Rc<ShardCtx>) {
         let mut shard = ctx.shard.borrow_mut();
         shard.now = super::now();
         shard.tick();
+        shard.end_turn();
         if let Some(sys) = sys.as_mut() {
             sys.maybe_publish(&mut shard);
         }

@@ -8,13 +8,18 @@ impl Shard {
     /// Handles one mesh message. Returns it back if it is for the runtime.
     pub fn on_mesh(&mut self, msg: ShardMsg) -> Option<ShardMsg> {
         match msg {
-            ShardMsg::Deliver(message) => {
-                self.deliver_local(&message, None);
+            ShardMsg::Deliver(batch) => {
+                for message in &batch.messages {
+                    self.deliver_local(message, None);
+                }
             }
-            ShardMsg::DeliverShared { key, message } => self.deliver_shared_local(&key, &message),
+            ShardMsg::DeliverShared(shared) => self.deliver_shared_local(&shared.0, &shared.1),
             ShardMsg::Interest { source, change } => self.interest_changed(source, change),
-            ShardMsg::RetainRequest { topic, message } => self.retain_as_owner(topic, message),
-            ShardMsg::RetainApply { topic, message } => self.set_retained(&topic, message),
+            ShardMsg::RetainRequest(retained) => {
+                let (topic, message) = *retained;
+                self.retain_as_owner(topic, message);
+            }
+            ShardMsg::RetainApply(retained) => self.set_retained(&retained.0, retained.1),
             ShardMsg::Kick(kicks) => self.kick(&kicks),
             ShardMsg::Barrier { source, barrier } => {
                 self.mesh.send(source, ShardMsg::BarrierPassed { barrier });

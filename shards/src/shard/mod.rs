@@ -336,3 +336,11 @@ impl Shard {
         }
     }
 }
+
+impl Shard {
+    /// Ends a turn: sends the cross-core delivery batches gathered during it. The runtime
+    /// calls it after every batch of packets, tick and control message it handled.
+    pub fn end_turn(&mut self) {
+        self.mesh.flush_batches();
+    }
+}

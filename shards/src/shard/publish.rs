@@ -265,7 +265,7 @@ impl Shard {
             let mask = self.interest.shards_matching(message.topic.as_bytes()) & !(1u64 << self.id);
             matched |= mask != 0;
             for target in shard_bits(mask) {
-                self.mesh.send(target, ShardMsg::Deliver(message.clone()));
+                self.mesh.deliver(target, &message);
             }
         }
         if !self.shared_interest.shards.is_empty() {
@@ -295,10 +295,7 @@ impl Shard {
             } else {
                 self.mesh.send(
                     target,
-                    ShardMsg::DeliverShared {
-                        key,
-                        message: message.clone(),
-                    },
+                    ShardMsg::DeliverShared(Box::new((key, message.clone()))),
                 );
             }
         }

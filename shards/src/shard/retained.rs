@@ -30,28 +30,19 @@ impl Shard {
         }
         let owner = self.home_of(topic.as_bytes());
         if owner == self.id {
-            self.mesh.broadcast(|| ShardMsg::RetainApply {
-                topic: topic.clone(),
-                message: value.clone(),
-            });
+            self.mesh
+                .broadcast(|| ShardMsg::RetainApply(Box::new((topic.clone(), value.clone()))));
         } else {
-            self.mesh.send(
-                owner,
-                ShardMsg::RetainRequest {
-                    topic,
-                    message: value,
-                },
-            );
+            self.mesh
+                .send(owner, ShardMsg::RetainRequest(Box::new((topic, value))));
         }
     }
 
     /// As the owner: apply a retained update from another shard and broadcast it.
     pub(super) fn retain_as_owner(&mut self, topic: ByteStr, message: Option<Message>) {
         self.set_retained(&topic, message.clone());
-        self.mesh.broadcast(|| ShardMsg::RetainApply {
-            topic: topic.clone(),
-            message: message.clone(),
-        });
+        self.mesh
+            .broadcast(|| ShardMsg::RetainApply(Box::new((topic.clone(), message.clone()))));
     }
 
     /// Changes this shard's copy.

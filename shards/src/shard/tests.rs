@@ -111,6 +111,7 @@ impl World {
         loop {
             let mut moved = 0;
             for index in 0..self.shards.len() {
+                self.shards[index].end_turn();
                 self.shards[index].mesh.flush_overflow();
                 let receiver = MeshPort::new(mesh_of(&self.shards[index]), index as u8);
                 let shard = &mut self.shards[index];

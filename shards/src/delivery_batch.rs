@@ -1,0 +1,138 @@
+//! Messages on their way to one other shard, gathered during one turn and sent as one mesh
+//! message.
+//!
+//! Owns [`OutBatch`] (the sender's side) and [`DeliveryBatch`] (what crosses). Why: a
+//! decoded message's topic and payload are slices of the publisher's read buffer, and every
+//! slice shares that buffer's one reference count. If the subscriber's core dropped those
+//! slices, the two cores would fight over that counter's cache line for every message. So
+//! small topics and payloads are copied into a per-batch arena on the sending core; the
+//! receiving core then only touches the arena's counter, once per batch in practice. Large
+//! payloads (above [`COPY_MAX`]) are shared instead: copying them would cost more than the
+//! counter. One mesh message per target per turn also means one ring slot and at most one
+//! wake-up, instead of one per message. Placement: one `OutBatch` per target in each
+//! shard's `MeshPort`.
+
+use crate::message::Message;
+use crate::mqtt::{ByteStr, Bytes};
+use bytes::BytesMut;
+use std::ops::Range;
+
+/// Payloads up to this size are copied into the batch arena; larger ones are shared.
+pub const COPY_MAX: usize = 16 * 1024;
+
+/// Messages that crossed to this shard together.
+#[derive(Debug, Default)]
+pub struct DeliveryBatch {
+    /// The messages, in the order they were published.
+    pub messages: Vec<Message>,
+}
+
+/// Where one message's copied bytes are in the arena.
+struct Copied {
+    message: Message,
+    topic: Option<Range<usize>>,
+    payload: Option<Range<usize>>,
+}
+
+/// The batch being gathered for one target shard.
+#[derive(Default)]
+pub struct OutBatch {
+    arena: BytesMut,
+    pending: Vec<Copied>,
+}
+
+impl OutBatch {
+    /// True when nothing is gathered.
+    pub fn is_empty(&self) -> bool {
+        self.pending.is_empty()
+    }
+
+    /// Adds a copy of `message`.
+    pub fn push(&mut self, message: &Message) {
+        let mut copy = Message {
+            topic: ByteStr::new(),
+            payload: Bytes::new(),
+            qos: message.qos,
+            retain: message.retain,
+            properties: message.properties.clone(),
+            expires_at: message.expires_at,
+        };
+        let topic = Some(self.copy(message.topic.as_bytes()));
+        let payload = if message.payload.len() <= COPY_MAX {
+            Some(self.copy(&message.payload))
+        } else {
+            copy.payload = message.payload.clone();
+            None
+        };
+        self.pending.push(Copied {
+            message: copy,
+            topic,
+            payload,
+        });
+    }
+
+    fn copy(&mut self, bytes: &[u8]) -> Range<usize> {
+        let start = self.arena.len();
+        self.arena.extend_from_slice(bytes);
+        start..self.arena.len()
+    }
+
+    /// Takes what was gathered; the arena's spare room is kept for the next batch.
+    pub fn finish(&mut self) -> DeliveryBatch {
+        let data = self.arena.split().freeze();
+        let messages = self
+            .pending
+            .drain(..)
+            .map(|mut entry| {
+                if let Some(range) = entry.topic {
+                    entry.message.topic = ByteStr::from_copy_of_valid(data.slice(range));
+                }
+                if let Some(range) = entry.payload {
+                    entry.message.payload = data.slice(range);
+                }
+                entry.message
+            })
+            .collect();
+        DeliveryBatch { messages }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mqtt::QoS;
+
+    #[test]
+    fn a_batch_carries_equal_messages_in_order_without_sharing_small_buffers() {
+        let source = Bytes::from_static(b"topic/aPAYLOAD-A topic/bPAYLOAD-B");
+        let message = |t: std::ops::Range<usize>, p: std::ops::Range<usize>| {
+            let topic = ByteStr::from_bytes(source.slice(t)).expect("text");
+            Message::new(topic, source.slice(p), QoS::AtLeastOnce, false)
+        };
+        let a = message(0..7, 7..16);
+        let b = message(17..24, 24..33);
+        let big = Message::new(
+            ByteStr::from_static("big"),
+            Bytes::from(vec![9u8; COPY_MAX + 1]),
+            QoS::AtMostOnce,
+            true,
+        );
+        let mut batch = OutBatch::default();
+        for m in [&a, &b, &big] {
+            batch.push(m);
+        }
+        let out = batch.finish();
+        assert!(batch.is_empty());
+        assert_eq!(out.messages, vec![a.clone(), b.clone(), big.clone()]);
+        assert_ne!(
+            out.messages[0].payload.as_ptr(),
+            a.payload.as_ptr(),
+            "small payloads are copied"
+        );
+        assert_eq!(
+            out.messages[2].payload.as_ptr(),
+            big.payload.as_ptr(),
+            "large payloads are shared"
+        );
+    }
+}

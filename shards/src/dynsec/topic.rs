@@ -127,7 +127,9 @@ impl Pattern {
             &self.levels[..]
         };
         let (filter_body, filter_hash) = if filter == b"#" {
-            (None, true)
+            // Stripping a lone `#` leaves one empty level (spec §8.3 step 2), which `+` or
+            // an empty ACL level covers: `+/#` and `/#` cover `#`, `deep/#` does not.
+            (Some(&b""[..]), true)
         } else if let Some(body) = filter.strip_suffix(b"/#") {
             (Some(body), true)
         } else {
@@ -225,6 +227,10 @@ mod tests {
         assert!(c("deep/#", "deep/+"));
         assert!(c("deep/#", "deep/a/b/#"));
         assert!(!c("deep/#", "#"));
+        // A lone `#` filter is one empty level once stripped: `+/#` and `/#` cover it
+        // (verified against Mosquitto 2.0.11 by the interop dynsec tests).
+        assert!(c("+/#", "#"));
+        assert!(c("/#", "#"));
         assert!(c("#", "$SYS/#"));
         assert!(c("+/#", "$SYS/#"));
         assert!(c("a/b", "a/b"));

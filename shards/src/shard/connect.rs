@@ -9,7 +9,7 @@
 //! present, will, CONNACK and redelivery.
 
 use super::Shard;
-use crate::access::{AuthDecision, AuthRequest};
+use crate::access::{Action, AuthDecision, AuthRequest, Identity};
 use crate::connection::{CloseReason, ConnId, Connection};
 use crate::mesh::ShardId;
 use crate::message::Message;
@@ -318,6 +318,9 @@ impl Shard {
             }
         };
         self.cancel_delayed_will(key);
+        if resumed.is_some() {
+            self.drop_forbidden_subscriptions(key, accepted.listener);
+        }
         let will = connect
             .will
             .as_ref()
@@ -542,4 +545,32 @@ fn splitmix(mut x: u64) -> u64 {
     x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     x ^ (x >> 31)
+}
+
+impl Shard {
+    /// On resume, removes the subscriptions the client may no longer make: rights can
+    /// change while it is away (and a kick after a rights change is followed by exactly
+    /// such a reconnect). Mosquitto does the same since CVE-2021-34434.
+    fn drop_forbidden_subscriptions(&mut self, key: SessionKey, listener: usize) {
+        let Some(session) = self.store.get(key) else {
+            return;
+        };
+        let who = Identity {
+            listener,
+            client_id: session.client_id.as_str(),
+            username: session.username.as_deref(),
+        };
+        let forbidden: Vec<ByteStr> = session
+            .subscriptions
+            .keys()
+            .filter(|filter| !self.access.allows(Action::Subscribe, &who, filter.as_str()))
+            .cloned()
+            .collect();
+        for filter in forbidden {
+            self.apply(Delta::Update {
+                key,
+                change: SessionDelta::Unsubscribed { filter },
+            });
+        }
+    }
 }

@@ -4,6 +4,7 @@
 //! Called by the runtime (`closed`, `decode_failed`, `tick`) and by the packet handlers.
 
 use super::Shard;
+use crate::access::{Action, Identity};
 use crate::connection::{CloseReason, ConnId};
 use crate::mqtt::{reason, DecodeError, Disconnect, DisconnectProperties, Packet, Protocol};
 use crate::session::{Delta, SessionDelta, SessionKey, EXPIRY_NEVER};
@@ -211,6 +212,27 @@ impl Shard {
         message.expires_at = will
             .message_expiry_interval
             .map(|s| self.now.unix_s + u64::from(s));
+        // A will is a publish by its client, checked when it is about to go out
+        // (dynsec.md §8.1): rights may have changed since CONNECT.
+        let Some(session) = self.store.get(key) else {
+            return;
+        };
+        let who = Identity {
+            listener: 0,
+            client_id: session.client_id.as_str(),
+            username: session.username.as_deref(),
+        };
+        if !self
+            .access
+            .allows(Action::Publish, &who, message.topic.as_str())
+        {
+            log::debug!(
+                "Denied will of {} to '{}'.",
+                session.client_id,
+                message.topic
+            );
+            return;
+        }
         self.publish_message(message, None);
     }
 

@@ -239,7 +239,8 @@ fn covers(acl: &str, filter: &str, client_id: &str, username: Option<&str>) -> b
         None => (acl, false),
     };
     let (filter_levels, filter_hash): (Vec<&str>, bool) = if filter == "#" {
-        (vec![], true)
+        // Stripping the lone `#` leaves one empty level (spec §8.3 step 2).
+        (vec![""], true)
     } else {
         match filter.strip_suffix("/#") {
             Some(body) => (body.split('/').collect(), true),

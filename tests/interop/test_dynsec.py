@@ -102,3 +102,325 @@ def test_ctrl_clients_decide_who_may_connect(start_broker, broker_kind):
     assert ctrl(b, "listClients").stdout.split() == ["admin", "bob"]
     assert ctrl_error(b, "deleteClient", "alice") == "Client not found"
     assert ctrl_error(b, "getClient", "alice") == "Client not found"
+
+
+class Flow:
+    """A publisher and a subscriber (subscribed to `#`, spec §8.3: `#` skips `$`
+    topics) of the same broker; `check()` publishes and reports what arrived.
+
+    Receive-side denials are silent, so after the topics under test a marker is
+    published on `marker_topic` (which both users may use) and everything the
+    subscriber got before the marker is the answer — no sleeps."""
+
+    def __init__(self, broker, pub_user, pub_pw, sub_user, sub_pw, marker_topic="t/marker"):
+        self.b = broker
+        self.pub_cred = (pub_user, pub_pw)
+        self.sub_cred = (sub_user, sub_pw)
+        self.marker_topic = marker_topic
+        self.pid = 0
+        self.pub = None
+        self.sub = None
+
+    def connect_pub(self, version=5):
+        self.pub = login(self.b, *self.pub_cred, version=version)
+
+    def connect_sub(self):
+        self.sub = login(self.b, *self.sub_cred)
+        assert subscribe_codes(self.sub, "#") == [1]
+
+    def send(self, topic: str) -> int:
+        self.pid += 1
+        return publish_rc(self.pub, topic, f"to {topic}".encode(), packet_id=self.pid)
+
+    def check(self, *topics: str) -> tuple[list[int], list[str]]:
+        """PUBACK codes of QoS 1 publishes to `topics` and the topics the subscriber
+        received (in order, up to the marker)."""
+        codes = [self.send(t) for t in topics]
+        assert allowed(self.send(self.marker_topic)), "the marker must be publishable"
+        got = []
+        while True:
+            p = self.sub.expect("PUBLISH")
+            if p["qos"]:
+                self.sub.send(m.puback(p["packet_id"], version=5))
+            if p["topic"] == self.marker_topic:
+                return codes, got
+            got.append(p["topic"])
+
+
+def test_ctrl_roles_and_acls_decide_what_is_published_and_delivered(start_broker, broker_kind):
+    """createRole / addRoleACL (publishClientSend, publishClientReceive, allow/deny,
+    priorities) / addClientRole / removeClientRole / removeRoleACL / groups
+    (createGroup, addGroupRole, addGroupClient, removeGroupRole, removeGroupClient) /
+    deleteRole through mosquitto_ctrl; after each change a v5 publisher's PUBACK (0x87
+    when denied, spec §8.2) and what a subscriber receives. Every change to a holder's
+    rights kicks it (§10); it reconnects before the next check."""
+    b = start_dynsec(start_broker, broker_kind)
+    for user in ("pub", "sub"):
+        ctrl(b, "createClient", user, "-p", f"pw-{user}")
+    ctrl(b, "createRole", "reader")
+    ctrl(b, "addRoleACL", "reader", "subscribePattern", "#", "allow")
+    ctrl(b, "addClientRole", "sub", "reader")
+    # The marker topic is always allowed for pub, through a role at the lowest priority.
+    ctrl(b, "createRole", "marker")
+    ctrl(b, "addRoleACL", "marker", "publishClientSend", "t/marker", "allow")
+    ctrl(b, "addClientRole", "pub", "marker", "-100")
+    f = Flow(b, "pub", "pw-pub", "sub", "pw-sub")
+    f.connect_pub()
+    f.connect_sub()
+
+    # Default access (send deny, from dynsec init): nothing but the marker gets through.
+    assert f.check("t/a") == ([DENIED], [])
+
+    # A role with a publishClientSend allow, given to pub: pub is kicked, then may send.
+    ctrl(b, "createRole", "writer")
+    ctrl(b, "addRoleACL", "writer", "publishClientSend", "t/#", "allow")
+    expect_not_kicked(f.pub)  # pub does not hold `writer` yet
+    ctrl(b, "addClientRole", "pub", "writer")
+    expect_kicked(f.pub)
+    expect_not_kicked(f.sub)
+    f.connect_pub()
+    assert f.check("t/a", "u/a") == ([OK, DENIED], ["t/a"])
+
+    # A deny at a higher priority inside the same role wins for its topic only.
+    ctrl(b, "addRoleACL", "writer", "publishClientSend", "t/secret", "deny", "5")
+    expect_kicked(f.pub)
+    f.connect_pub()
+    assert f.check("t/secret", "t/a") == ([DENIED, OK], ["t/a"])
+    assert ctrl_error(b, "addRoleACL", "writer", "publishClientSend", "t/secret", "allow") \
+        == "ACL with this topic already exists"
+
+    # Role priority: a role held at priority 10 is consulted before `writer` (-1).
+    ctrl(b, "createRole", "override")
+    ctrl(b, "addRoleACL", "override", "publishClientSend", "t/secret", "allow")
+    ctrl(b, "addClientRole", "pub", "override", "10")
+    expect_kicked(f.pub)
+    f.connect_pub()
+    assert f.check("t/secret") == ([OK], ["t/secret"])
+    ctrl(b, "removeClientRole", "pub", "override")
+    expect_kicked(f.pub)
+    f.connect_pub()
+    assert f.check("t/secret") == ([DENIED], [])
+
+    # removeRoleACL takes the deny away again.
+    ctrl(b, "removeRoleACL", "writer", "publishClientSend", "t/secret")
+    expect_kicked(f.pub)
+    f.connect_pub()
+    assert f.check("t/secret") == ([OK], ["t/secret"])
+    assert ctrl_error(b, "removeRoleACL", "writer", "publishClientSend", "t/secret") \
+        == "ACL not found"
+
+    # publishClientReceive deny on the subscriber's role: the publish is accepted
+    # (not 0x87) but never delivered; other topics still are.
+    ctrl(b, "addRoleACL", "reader", "publishClientReceive", "t/private", "deny")
+    expect_kicked(f.sub)
+    expect_not_kicked(f.pub)
+    f.connect_sub()
+    codes, got = f.check("t/private", "t/a")
+    assert codes[0] != DENIED and codes[1] == OK and got == ["t/a"]
+
+    # MQTT 3.1.1: a denied publish still gets a plain PUBACK and is dropped silently.
+    f.connect_pub(version=4)
+    assert f.check("u/a", "t/a") == ([0, 0], ["t/a"])
+    f.connect_pub()
+
+    # Groups: a group's roles apply to its members (addGroupClient kicks the member).
+    ctrl(b, "createGroup", "pubs")
+    ctrl(b, "createRole", "grpwriter")
+    ctrl(b, "addRoleACL", "grpwriter", "publishClientSend", "g/#", "allow")
+    ctrl(b, "addGroupRole", "pubs", "grpwriter")
+    expect_not_kicked(f.pub)  # not a member yet
+    assert f.check("g/x") == ([DENIED], [])
+    ctrl(b, "addGroupClient", "pubs", "pub")
+    expect_kicked(f.pub)
+    f.connect_pub()
+    assert f.check("g/x") == ([OK], ["g/x"])
+    assert "Groupname: pubs" in ctrl(b, "getGroup", "pubs").stdout
+
+    # All of a client's own roles are checked before any group role, whatever the
+    # priorities (spec §8.2): the group's high-priority deny does not beat writer.
+    ctrl(b, "addRoleACL", "grpwriter", "publishClientSend", "t/a", "deny", "100")
+    expect_kicked(f.pub)  # a group member holds grpwriter
+    f.connect_pub()
+    assert f.check("t/a", "g/x") == ([OK, OK], ["t/a", "g/x"])
+
+    # removeGroupRole / removeGroupClient take the group's rights away (and kick).
+    ctrl(b, "removeGroupRole", "pubs", "grpwriter")
+    expect_kicked(f.pub)
+    f.connect_pub()
+    assert f.check("g/x") == ([DENIED], [])
+    ctrl(b, "addGroupRole", "pubs", "grpwriter", "1")
+    expect_kicked(f.pub)
+    f.connect_pub()
+    assert f.check("g/x") == ([OK], ["g/x"])
+    ctrl(b, "removeGroupClient", "pubs", "pub")
+    expect_kicked(f.pub)
+    f.connect_pub()
+    assert f.check("g/x") == ([DENIED], [])
+
+    # deleteRole removes the role from its holders (and kicks them).
+    ctrl(b, "deleteRole", "writer")
+    expect_kicked(f.pub)
+    f.connect_pub()
+    assert f.check("t/a") == ([DENIED], [])
+    assert ctrl(b, "listRoles").stdout.split() == [
+        "admin", "grpwriter", "marker", "override", "reader"]
+
+
+def test_ctrl_subscribe_acls_and_default_access(start_broker, broker_kind):
+    """subscribeLiteral / subscribePattern with allow, deny and priorities (SUBACK 0x87
+    on v5, 0x80 on 3.1.1), then default access: Debian 2.0.11's `mosquitto_ctrl
+    setDefaultACLAccess` sends `"access":"allow"` which the API ignores (spec §15, kept
+    by Culex), so the change is made with the raw API; it applies to connected clients
+    without a kick, never grants `$CONTROL/...`, and covers all four ACL types."""
+    b = start_dynsec(start_broker, broker_kind)
+    admin = Admin(b)
+    ctrl(b, "createClient", "sam", "-p", "pw-sam")
+    ctrl(b, "createRole", "subs")
+    ctrl(b, "addRoleACL", "subs", "subscribeLiteral", "lit/#", "allow")
+    ctrl(b, "addRoleACL", "subs", "subscribePattern", "pat/+/x", "allow")
+    ctrl(b, "addRoleACL", "subs", "subscribePattern", "mix/#", "deny", "10")
+    ctrl(b, "addRoleACL", "subs", "subscribeLiteral", "mix/a", "allow")
+    sam = login(b, "sam", "pw-sam")
+    assert subscribe_codes(sam, "lit/#") == [DENIED], "no role yet: default subscribe deny"
+    ctrl(b, "addClientRole", "sam", "subs")
+    expect_kicked(sam)
+
+    sam = login(b, "sam", "pw-sam")
+    sam4 = login(b, "sam", "pw-sam", version=4)
+    # Literal ACLs match the filter byte for byte; pattern ACLs cover narrower filters;
+    # within a role a literal match wins over a higher-priority pattern (§8.2/8.3).
+    expected = {"lit/#": 1, "lit/a": DENIED, "pat/a/x": 1, "pat/+/x": 1, "pat/#": DENIED,
+                "pat/a/y": DENIED, "mix/a": 1, "mix/b": DENIED, "free/x": DENIED}
+    for pid, (topic, code) in enumerate(expected.items(), 1):
+        assert subscribe_codes(sam, topic, packet_id=pid) == [code], topic
+    assert subscribe_codes(sam, "lit/#", "lit/a", "pat/z/x", packet_id=20) == [1, DENIED, 1]
+    assert subscribe_codes(sam4, "lit/a", "lit/#") == [0x80, 1], "3.1.1 failure code is 0x80"
+
+    # A higher-priority pattern deny for one filter; removing it restores the allow.
+    ctrl(b, "addRoleACL", "subs", "subscribePattern", "pat/a/x", "deny", "5")
+    expect_kicked(sam)
+    expect_kicked(sam4)
+    sam = login(b, "sam", "pw-sam")
+    assert subscribe_codes(sam, "pat/a/x", "pat/b/x") == [DENIED, 1]
+    ctrl(b, "removeRoleACL", "subs", "subscribePattern", "pat/a/x")
+    expect_kicked(sam)
+    sam = login(b, "sam", "pw-sam")
+    assert subscribe_codes(sam, "pat/a/x") == [1]
+
+    # Debian 2.0.11's tool: success, no effect (both brokers, spec §6.1/§15).
+    r = ctrl(b, "setDefaultACLAccess", "subscribe", "allow")
+    assert r.stdout == ""
+    assert "subscribe            : deny" in ctrl(b, "getDefaultACLAccess").stdout
+    assert subscribe_codes(sam, "free/x") == [DENIED]
+
+    # The raw API with a boolean `allow` changes it; connected clients are not kicked.
+    admin.ok("setDefaultACLAccess", acls=[{"acltype": "subscribe", "allow": True}])
+    expect_not_kicked(sam)
+    assert "subscribe            : allow" in ctrl(b, "getDefaultACLAccess").stdout
+    assert subscribe_codes(sam, "free/x", "pat/#", "mix/b",
+                           "$CONTROL/dynamic-security/v1/response", "$CONTROL/#") \
+        == [1, 1, DENIED, DENIED, DENIED], \
+        "no match -> default allow; a role's deny still wins; default never grants $CONTROL"
+
+    # publishClientSend default allow: any topic but $CONTROL (and $SYS).
+    admin.ok("setDefaultACLAccess", acls=[{"acltype": "publishClientSend", "allow": True}])
+    assert publish_rc(sam, "nosub/x", packet_id=1) == NO_SUBSCRIBERS
+    assert publish_rc(sam, "$CONTROL/dynamic-security/v1", b'{"commands":[]}',
+                      packet_id=2) == DENIED
+    assert publish_rc(sam, "$CONTROL/other", packet_id=3) == DENIED
+
+    # publishClientReceive default deny: sam's own publish on free/x is not delivered.
+    admin.ok("setDefaultACLAccess", acls=[{"acltype": "publishClientReceive", "allow": False}])
+    assert publish_rc(sam, "free/x", b"hidden", packet_id=4) != DENIED
+    sam.expect_nothing(0.5)
+    admin.ok("setDefaultACLAccess", acls=[{"acltype": "publishClientReceive", "allow": True}])
+    sam.publish("free/x", b"shown")
+    assert sam.expect("PUBLISH")["payload"] == b"shown"
+
+    # unsubscribe default deny -> UNSUBACK 0x87; allow again -> 0x00.
+    admin.ok("setDefaultACLAccess", acls=[{"acltype": "unsubscribe", "allow": False}])
+    assert sam.unsubscribe(30, ["free/x"])["reason_codes"] == [DENIED]
+    admin.ok("setDefaultACLAccess", acls=[{"acltype": "unsubscribe", "allow": True}])
+    assert sam.unsubscribe(31, ["free/x"])["reason_codes"] == [0]
+    assert admin.ok("getDefaultACLAccess") == {"acls": [
+        {"acltype": "publishClientSend", "allow": True},
+        {"acltype": "publishClientReceive", "allow": True},
+        {"acltype": "subscribe", "allow": True},
+        {"acltype": "unsubscribe", "allow": True}]}
+
+
+def test_ctrl_anonymous_group(start_broker, broker_kind):
+    """With allow_anonymous true, username-less clients get the anonymous group's roles
+    (spec §8.2): setAnonymousGroup kicks every anonymous connection and no named one;
+    changes to the group's roles kick anonymous clients; named clients never get the
+    anonymous group's rights."""
+    b = start_dynsec(start_broker, broker_kind, anonymous=True)
+    ctrl(b, "createClient", "named", "-p", "pw-named")
+    anon = login(b)
+    anon4 = login(b, version=4)
+    named = login(b, "named", "pw-named")
+    assert publish_rc(anon, "t/a") == DENIED, "no anonymous group: default send deny"
+
+    ctrl(b, "createGroup", "anon")
+    ctrl(b, "createRole", "anonrole")
+    ctrl(b, "addRoleACL", "anonrole", "publishClientSend", "t/#", "allow")
+    ctrl(b, "addGroupRole", "anon", "anonrole")
+    expect_not_kicked(anon)  # not the anonymous group yet
+    assert ctrl(b, "getAnonymousGroup").stdout.strip() == ""
+
+    ctrl(b, "setAnonymousGroup", "anon")
+    expect_kicked(anon)
+    expect_kicked(anon4)
+    expect_not_kicked(named)
+    assert ctrl(b, "getAnonymousGroup").stdout.strip() == "anon"
+    anon = login(b)
+    assert publish_rc(anon, "t/a") == NO_SUBSCRIBERS
+    assert publish_rc(anon, "x/y", packet_id=2) == DENIED
+    assert publish_rc(named, "t/a") == DENIED, "the anonymous group is not for named clients"
+
+    # A change to a role of the anonymous group kicks anonymous clients only.
+    ctrl(b, "addRoleACL", "anonrole", "publishClientSend", "t/b", "deny", "5")
+    expect_kicked(anon)
+    expect_not_kicked(named)
+    anon = login(b)
+    assert publish_rc(anon, "t/b") == DENIED
+    assert publish_rc(anon, "t/a", packet_id=2) == NO_SUBSCRIBERS
+
+    ctrl(b, "removeGroupRole", "anon", "anonrole")
+    expect_kicked(anon)
+    anon = login(b)
+    assert publish_rc(anon, "t/a") == DENIED
+    assert ctrl_error(b, "setAnonymousGroup", "nope") == "Group not found"
+    assert ctrl(b, "getAnonymousGroup").stdout.strip() == "anon"
+
+
+@pytest.mark.parametrize("version", [5, 4])
+def test_kicked_client_will_is_not_published(start_broker, broker_kind, version):
+    """A kicked client (setClientPassword for its username) is disconnected — v5 with
+    DISCONNECT 0x98, 3.1.1 by a plain close — and its will is NOT published (spec §10),
+    while the same user's will after an abrupt socket close is."""
+    b = start_dynsec(start_broker, broker_kind)
+    for user in ("victim", "watcher"):
+        ctrl(b, "createClient", user, "-p", f"pw-{user}")
+    ctrl(b, "createRole", "will-send")
+    ctrl(b, "addRoleACL", "will-send", "publishClientSend", "will/#", "allow")
+    ctrl(b, "addClientRole", "victim", "will-send")
+    ctrl(b, "createRole", "will-watch")
+    ctrl(b, "addRoleACL", "will-watch", "subscribePattern", "will/#", "allow")
+    ctrl(b, "addClientRole", "watcher", "will-watch")
+    watcher = login(b, "watcher", "pw-watcher")
+    assert subscribe_codes(watcher, "will/#") == [1]
+
+    victim = login(b, "victim", "pw-victim", version=version,
+                   will={"topic": "will/kicked", "payload": b"should not appear", "qos": 1})
+    ctrl(b, "setClientPassword", "victim", "pw-victim2")
+    expect_kicked(victim)
+    expect_not_kicked(watcher)
+
+    # Control: an abrupt close publishes the will (so the watcher would have seen one).
+    victim = login(b, "victim", "pw-victim2", version=version,
+                   will={"topic": "will/abrupt", "payload": b"gone", "qos": 1})
+    victim.close()
+    p = watcher.expect("PUBLISH")
+    assert (p["topic"], p["payload"]) == ("will/abrupt", b"gone"), \
+        "the kicked client's will must not have been published"

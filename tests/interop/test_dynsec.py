@@ -424,3 +424,161 @@ def test_kicked_client_will_is_not_published(start_broker, broker_kind, version)
     p = watcher.expect("PUBLISH")
     assert (p["topic"], p["payload"]) == ("will/abrupt", b"gone"), \
         "the kicked client's will must not have been published"
+
+
+# --------------------------------------------------------------------------
+# Deliberate differences (shards/src/dynsec/deviations.rs): Culex is held to its
+# decision, Mosquitto 2.0.11 to what it does, so a Mosquitto upgrade or a Culex
+# regression shows up here.
+# --------------------------------------------------------------------------
+
+
+def per_kind(kind: str, culex, mosquitto):
+    return culex if kind == "culex" else mosquitto
+
+
+def test_admin_changing_its_own_rights_still_gets_the_response(start_broker, broker_kind):
+    """Deviation `kick-after-response`: an admin whose own rights change is kicked.
+    Mosquitto 2.0.11 kicks while the command runs, so that admin never receives the
+    response; Culex publishes the response first (as 2.1). Another admin session sees
+    the response on both."""
+    b = start_dynsec(start_broker, broker_kind)
+    ctrl(b, "createClient", "admin2", "-p", "pw-admin2")
+    ctrl(b, "addClientRole", "admin2", "admin")
+    ctrl(b, "createRole", "extra")
+    admin = Admin(b)
+    other = Admin(b, "admin2", "pw-admin2")
+    request = (b'{"commands":[{"command":"addClientRole","username":"admin",'
+               b'"rolename":"extra","correlationData":"self"}]}')
+    expected = b'{"responses":[{"command":"addClientRole","correlationData":"self"}]}'
+    admin.client.publish("$CONTROL/dynamic-security/v1", request, qos=1, packet_id=7)
+    state, disc, packets = admin.client.wait_closed(5)
+    assert state == "closed" and disc is not None and disc["reason_code"] == 0x98, \
+        f"admin must be kicked with 0x98: {state} {[m.show(p) for p in packets]}"
+    responses = [p["payload"] for p in packets if p["type"] == "PUBLISH"]
+    assert responses == per_kind(broker_kind, culex=[expected], mosquitto=[]), \
+        [m.show(p) for p in packets]
+    assert packets[-1]["type"] == "DISCONNECT", "nothing after the DISCONNECT"
+    got = other.client.expect("PUBLISH")
+    assert got["payload"] == expected, "the other admin session sees the response"
+    expect_not_kicked(other.client)
+
+
+def test_role_from_createclient_roles_list_kicks_on_change(start_broker, broker_kind):
+    """Deviation `consistent-role-links`: a role attached through createClient's
+    `roles` list. Mosquitto 2.0.11 keeps no back-reference, so addRoleACL on that role
+    does not kick the holder; Culex kicks every holder however the role was attached.
+    The role's rights apply on both."""
+    b = start_dynsec(start_broker, broker_kind)
+    admin = Admin(b)
+    admin.ok("createRole", rolename="linked")
+    admin.ok("createClient", username="holder", password="pw-holder",
+             roles=[{"rolename": "linked"}])
+    holder = login(b, "holder", "pw-holder")
+    assert publish_rc(holder, "v/x") == DENIED
+    admin.ok("addRoleACL", rolename="linked", acltype="publishClientSend", topic="v/#",
+             allow=True)
+    if broker_kind == "culex":
+        expect_kicked(holder)
+        holder = login(b, "holder", "pw-holder")
+    else:
+        expect_not_kicked(holder)
+        holder.disconnect()
+        holder = login(b, "holder", "pw-holder")
+    assert publish_rc(holder, "v/x", packet_id=2) == NO_SUBSCRIBERS
+
+
+def test_modifyrole_kicks_the_holders(start_broker, broker_kind):
+    """Deviation `modify-role-kicks`: modifyRole with an `acls` array kicks the role's
+    holders on Culex (2.1), nobody on Mosquitto 2.0.11; the new ACLs apply on both."""
+    b = start_dynsec(start_broker, broker_kind)
+    admin = Admin(b)
+    admin.ok("createClient", username="holder", password="pw-holder")
+    admin.ok("createRole", rolename="r")
+    admin.ok("addClientRole", username="holder", rolename="r")
+    holder = login(b, "holder", "pw-holder")
+    admin.ok("modifyRole", rolename="r",
+             acls=[{"acltype": "publishClientSend", "topic": "mod/#", "allow": True}])
+    if broker_kind == "culex":
+        expect_kicked(holder)
+    else:
+        expect_not_kicked(holder)
+        holder.disconnect()
+    holder = login(b, "holder", "pw-holder")
+    assert publish_rc(holder, "mod/x") == NO_SUBSCRIBERS
+
+
+def test_pattern_substitution(start_broker, broker_kind):
+    """Deviation `pattern-substitution`: a `%u` / `%c` level stands for the username /
+    client id on Culex (2.1); Mosquitto 2.0.11 matches `%u` literally."""
+    b = start_dynsec(start_broker, broker_kind)
+    admin = Admin(b)
+    admin.ok("createRole", rolename="own", acls=[
+        {"acltype": "publishClientSend", "topic": "u/%u/#", "allow": True},
+        {"acltype": "publishClientSend", "topic": "c/%c/#", "allow": True}])
+    admin.ok("createClient", username="alice", password="pw-alice",
+             roles=[{"rolename": "own"}])
+    alice = login(b, "alice", "pw-alice", client_id="cid-a")
+    codes = [publish_rc(alice, t, packet_id=i) for i, t in enumerate(
+        ["u/alice/x", "u/%u/x", "u/bob/x", "c/cid-a/x", "c/%c/x"], 1)]
+    assert codes == per_kind(
+        broker_kind,
+        culex=[NO_SUBSCRIBERS, DENIED, DENIED, NO_SUBSCRIBERS, DENIED],
+        mosquitto=[DENIED, NO_SUBSCRIBERS, DENIED, DENIED, NO_SUBSCRIBERS])
+
+
+def test_failed_modifyclient_changes_nothing(start_broker, broker_kind):
+    """Deviation `modify-validates-first`: modifyClient with a text change and an
+    unknown role fails with "Role not found" on both. Mosquitto 2.0.11 has already
+    applied the textname and kicks the user anyway; Culex changes nothing and kicks
+    nobody."""
+    b = start_dynsec(start_broker, broker_kind)
+    admin = Admin(b)
+    admin.ok("createClient", username="dev1", password="pw-dev1", textname="Device One")
+    dev1 = login(b, "dev1", "pw-dev1")
+    assert admin.error("modifyClient", username="dev1", textname="CHANGED",
+                       roles=[{"rolename": "nope"}]) == "Role not found"
+    client = admin.ok("getClient", username="dev1")["client"]
+    assert client["textname"] == per_kind(broker_kind, culex="Device One",
+                                          mosquitto="CHANGED")
+    if broker_kind == "culex":
+        expect_not_kicked(dev1)
+    else:
+        expect_kicked(dev1)
+
+
+def test_modifygroup_kicks_removed_members(start_broker, broker_kind):
+    """Deviation `modify-group-kicks-old-members`: modifyGroup replacing the member list
+    kicks the members after the change on both; the removed member is kicked on Culex
+    (2.0.15+) and not on Mosquitto 2.0.11."""
+    b = start_dynsec(start_broker, broker_kind)
+    admin = Admin(b)
+    for user in ("m1", "m2"):
+        admin.ok("createClient", username=user, password=f"pw-{user}")
+    admin.ok("createGroup", groupname="g")
+    admin.ok("addGroupClient", groupname="g", username="m1")
+    admin.ok("addGroupClient", groupname="g", username="m2")
+    m1, m2 = login(b, "m1", "pw-m1"), login(b, "m2", "pw-m2")
+    admin.ok("modifyGroup", groupname="g", clients=[{"username": "m2"}])
+    expect_kicked(m2)
+    if broker_kind == "culex":
+        expect_kicked(m1)
+    else:
+        expect_not_kicked(m1)
+    assert admin.ok("getGroup", groupname="g")["group"]["clients"] == [{"username": "m2"}]
+
+
+def test_deleting_the_anonymous_group_is_refused(start_broker, broker_kind):
+    """Deviation `delete-anonymous-group-forbidden` (Culex only: Mosquitto 2.0.11
+    accepts the command and crashes, spec §6.3)."""
+    if broker_kind != "culex":
+        pytest.skip("Mosquitto 2.0.11 crashes on this command (spec §6.3 defect)")
+    b = start_dynsec(start_broker, broker_kind, anonymous=True)
+    admin = Admin(b)
+    admin.ok("createGroup", groupname="anon")
+    admin.ok("setAnonymousGroup", groupname="anon")
+    anon = login(b)
+    assert admin.error("deleteGroup", groupname="anon") == \
+        "Deleting the anonymous group is forbidden"
+    assert admin.ok("getAnonymousGroup") == {"group": {"groupname": "anon"}}
+    expect_not_kicked(anon)

@@ -13,11 +13,15 @@ Called by: pytest, per broker kind. Needs mosquitto_ctrl (mosquitto-clients).
 
 from __future__ import annotations
 
+import json
+import time
+
 import pytest
 
 import mqttraw as m
-from dynsec_helpers import (REFUSED, Admin, connack, ctrl, ctrl_error, expect_kicked,
-                            expect_not_kicked, login, publish_rc, start_dynsec,
+from dynsec_helpers import (REFUSED, REQUEST_TOPIC, Admin, connack, ctrl, ctrl_error,
+                            dynsec_path, expect_kicked, expect_not_kicked, file_stamp,
+                            golden, golden_payload, login, publish_rc, start_dynsec,
                             subscribe_codes)
 
 # v5 PUBACK reason codes (spec §8.2 "Outcome on the wire").
@@ -582,3 +586,158 @@ def test_deleting_the_anonymous_group_is_refused(start_broker, broker_kind):
         "Deleting the anonymous group is forbidden"
     assert admin.ok("getAnonymousGroup") == {"group": {"groupname": "anon"}}
     expect_not_kicked(anon)
+
+
+# --------------------------------------------------------------------------
+# 3. Bad input: the spec's error, nothing changed, the broker keeps serving
+# --------------------------------------------------------------------------
+
+# Golden captures (Debian Mosquitto 2.0.11, spec §4–§6, §14) whose request only fails:
+# every response entry is an error and the broker did not rewrite its file. Replayed
+# against BAD_INPUT_SETUP, which holds what they refer to (role-min with a/b, user1 in
+# group field holding role sensors, grp-min holding readers, dev1), and compared byte
+# for byte with the captured response. Left out: 196 (2.0.11 applies part of it —
+# test_failed_modifyclient_changes_nothing) and the mixed success/error envelopes
+# (007, 009, 017), whose success entries list the replay's own state.
+GOLDEN_ERRORS = [
+    1, 2, 3, 4, 5, 8, 10, 11, 12, 15, 23, 24, 31, 32, 33, 34, 35, 36, 37, 42, 43, 56, 58,
+    59, 60, 61, 62, 63, 64, 65, 66, 67, 68, 72, 73, 74, 75, 76, 77, 78, 84, 85, 91, 92, 93,
+    94, 95, 96, 97, 98, 99, 100, 104, 105, 106, 107, 108, 111, 112, 115, 116, 124, 125, 126,
+    127, 128, 129, 130, 131, 132, 133, 134, 135, 136, 139, 140, 141, 150, 151, 152, 153,
+    157, 158, 162, 163, 164, 167, 168, 169, 170, 171, 174, 175, 179, 180, 181, 182, 187,
+    188, 189, 194, 195, 198, 204, 205, 211, 212, 216, 217, 220, 221, 225, 226, 232, 233,
+    234, 236,
+]
+
+BAD_INPUT_SETUP = [
+    {"command": "createRole", "rolename": "role-min",
+     "acls": [{"acltype": "publishClientSend", "topic": "a/b", "allow": False}]},
+    {"command": "createRole", "rolename": "sensors"},
+    {"command": "createRole", "rolename": "readers"},
+    {"command": "createRole", "rolename": "witness",
+     "acls": [{"acltype": "publishClientSend", "topic": "w/#", "allow": True},
+              {"acltype": "subscribePattern", "topic": "w/#", "allow": True}]},
+    {"command": "createGroup", "groupname": "grp-min"},
+    {"command": "addGroupRole", "groupname": "grp-min", "rolename": "readers"},
+    {"command": "createGroup", "groupname": "field"},
+    {"command": "createClient", "username": "user1", "password": "pw-user1"},
+    {"command": "addClientRole", "username": "user1", "rolename": "sensors"},
+    {"command": "addGroupClient", "groupname": "field", "username": "user1"},
+    {"command": "createClient", "username": "dev1", "textname": "Device One"},
+    {"command": "createClient", "username": "witness", "password": "pw-witness"},
+    {"command": "addClientRole", "username": "witness", "rolename": "witness"},
+]
+
+LONG = "n" * 65_537  # one byte over the name limit (spec §5, §14)
+
+
+def bad_requests():
+    """(payload, expected response entries) beyond the golden captures, from the spec."""
+    def one(cmd, error, **fields):
+        entry = {"command": cmd, "error": error}
+        return json.dumps({"commands": [{"command": cmd, **fields}]}).encode(), [entry]
+    deep = b'{"commands":[' + b"[" * 1001 + b"]" * 1001 + b"]}"
+    return [
+        one("createGroup", "Group name not valid UTF-8", groupname=LONG),
+        one("createRole", "Role name not valid UTF-8", rolename=LONG),
+        one("createClient", "Client ID not valid UTF-8", username="u-long", clientid=LONG),
+        one("setClientId", "Client ID not valid UTF-8", username="user1", clientid=LONG),
+        one("addGroupClient", "Username not valid UTF-8", groupname="field", username=LONG),
+        one("listGroupClients", "Unknown command", groupname="field"),
+        one("setClientPassword", "Invalid/missing password", username="user1", password=7),
+        one("addRoleACL", "Invalid ACL topic", rolename="role-min",
+            acltype="subscribePattern", topic="a/" * 201 + "b"),
+        (deep, [{"command": "Unknown command", "error": "Payload not valid JSON"}]),
+        (b"\xff\xfe{}", [{"command": "Unknown command", "error": "Payload not valid JSON"}]),
+    ]
+
+
+def bad_command(i: int) -> tuple[dict, str]:
+    """The i-th failing command of a long series, and its error (golden texts)."""
+    kind = i % 4
+    cd = f"b{i}"
+    if kind == 0:
+        return {"command": "createClient", "username": i, "correlationData": cd}, \
+            "Invalid/missing username"
+    if kind == 1:
+        return {"command": f"noSuchCommand{i}", "correlationData": cd}, "Unknown command"
+    if kind == 2:
+        return {"command": "addRoleACL", "rolename": f"nope{i}", "acltype": "publishClientSend",
+                "topic": "x", "allow": True, "correlationData": cd}, "Role not found"
+    return {"command": "createRole", "rolename": "sensors", "correlationData": cd}, \
+        "Role already exists"
+
+
+def expected_entry(i: int) -> dict:
+    cmd, error = bad_command(i)
+    return {"command": cmd["command"], "error": error, "correlationData": cmd["correlationData"]}
+
+
+def witness_round_trip(w, n: int) -> None:
+    w.publish("w/echo", f"echo {n}".encode(), qos=1, packet_id=n % 60000 + 1)
+    got = {}
+    for _ in range(2):  # the copy and the PUBACK, in either order
+        p = w.recv_packet(10)
+        assert p is not None, f"witness round trip {n} timed out"
+        got[p["type"]] = p
+        if p["type"] == "PUBLISH" and p["qos"]:
+            w.send(m.puback(p["packet_id"], version=5))
+    assert set(got) == {"PUBLISH", "PUBACK"} and got["PUBLISH"]["payload"] == f"echo {n}".encode()
+
+
+def test_bad_control_input_changes_nothing(start_broker, broker_kind):
+    """Malformed JSON, wrong types, missing fields, oversize names, unknown commands,
+    a payload of many failing commands and a flood of 500 quick requests: each answered
+    with the spec's (golden) error, the state and the file unchanged, and a witness
+    client served during and after the flood."""
+    b = start_dynsec(start_broker, broker_kind)
+    admin = Admin(b)
+    for entry in admin.request(*BAD_INPUT_SETUP):
+        assert "error" not in entry, entry
+    witness = login(b, "witness", "pw-witness")
+    assert subscribe_codes(witness, "w/#") == [1]
+    path = dynsec_path(b)
+    before, stamp = admin.snapshot(), file_stamp(path)
+
+    for n in GOLDEN_ERRORS:
+        case = golden(n)
+        got = admin.send_raw(golden_payload(case))
+        assert got.decode() == case["response_raw"], f"golden {n} ({case['name']})"
+
+    for payload, entries in bad_requests():
+        assert json.loads(admin.send_raw(payload))["responses"] == entries, payload[:80]
+
+    # Another $CONTROL topic without a handler: accepted, no response (spec §3.2).
+    admin.client.publish("$CONTROL/dynamic-security/v2", b'{"commands":[]}', qos=1,
+                         packet_id=99)
+    admin.client.expect("PUBACK", packet_id=99, reason_code=0)
+    admin.client.expect_nothing(0.5)
+
+    # Many commands in one payload: one entry each, in order, correlationData echoed.
+    count = 400
+    payload = json.dumps({"commands": [bad_command(i)[0] for i in range(count)]}).encode()
+    entries = json.loads(admin.send_raw(payload, timeout=30))["responses"]
+    assert entries == [expected_entry(i) for i in range(count)]
+
+    # A flood: 500 requests at QoS 0 without waiting, the witness doing QoS 1 round trips
+    # between bursts; every request answered, in order.
+    flood = 500
+    responses = []
+    for i in range(flood):
+        admin.client.publish(REQUEST_TOPIC, json.dumps({"commands": [bad_command(i)[0]]}))
+        if i % 100 == 99:
+            witness_round_trip(witness, i)
+            responses += [p["payload"] for p in admin.drain() if p["type"] == "PUBLISH"]
+    deadline = time.monotonic() + 30
+    while len(responses) < flood and time.monotonic() < deadline:
+        p = admin.client.recv_packet(max(0.0, deadline - time.monotonic()))
+        if p is not None and p["type"] == "PUBLISH":
+            responses.append(p["payload"])
+    assert len(responses) == flood, f"{len(responses)} of {flood} flood requests answered"
+    assert [json.loads(r)["responses"] for r in responses] == \
+        [[expected_entry(i)] for i in range(flood)]
+    witness_round_trip(witness, flood)
+
+    assert admin.snapshot() == before, "a failing command changed the state"
+    assert file_stamp(path) == stamp, "a failing command rewrote dynamic-security.json"
+    assert b.alive()

@@ -14,6 +14,8 @@ Called by: pytest, per broker kind. Needs mosquitto_ctrl (mosquitto-clients).
 from __future__ import annotations
 
 import json
+import os
+import random
 import time
 
 import pytest
@@ -741,3 +743,144 @@ def test_bad_control_input_changes_nothing(start_broker, broker_kind):
     assert admin.snapshot() == before, "a failing command changed the state"
     assert file_stamp(path) == stamp, "a failing command rewrote dynamic-security.json"
     assert b.alive()
+
+
+# --------------------------------------------------------------------------
+# 2. Crash safety of Culex's file writes
+# --------------------------------------------------------------------------
+
+CRASH_ITERATIONS = 10
+CRASH_MAX_DELAY = 0.3
+CRASH_WINDOW = 4  # requests in flight
+
+
+def crash_request(n: int) -> list[dict]:
+    """Request n: three modifying commands whose results are all visible in the file;
+    correlationData counts commands (3n-2 .. 3n)."""
+    return [
+        {"command": "createRole", "rolename": f"r{n}", "textname": f"role {n}",
+         "acls": [{"acltype": "publishClientSend", "topic": f"t/{n}/#", "allow": True}],
+         "correlationData": str(3 * n - 2)},
+        {"command": "createClient", "username": f"u{n}", "password": f"p{n}",
+         "roles": [{"rolename": f"r{n}", "priority": n}], "correlationData": str(3 * n - 1)},
+        {"command": "addRoleACL", "rolename": f"r{n}", "acltype": "subscribePattern",
+         "topic": f"s/{n}/#", "allow": True, "priority": 3, "correlationData": str(3 * n)},
+    ]
+
+
+def applied_requests(text: str, context: str) -> set[int]:
+    """The requests whose changes the file holds. Fails on a partially applied command
+    (a role without its textname or ACLs, a client without its password or role) or a
+    partially applied request (Culex saves once per request: deviation
+    `save-per-request`)."""
+    try:
+        doc = json.loads(text)
+    except ValueError as e:
+        raise AssertionError(f"{context}: file is not JSON ({e}): {text[:200]!r}")
+    roles = {r["rolename"]: r for r in doc.get("roles", [])}
+    clients = {c["username"]: c for c in doc.get("clients", [])}
+    found = set()
+    names = {int(x[1:]) for x in list(roles) + list(clients)
+             if x[:1] in "ru" and x[1:].isdigit()}
+    for n in names:
+        role, client = roles.get(f"r{n}"), clients.get(f"u{n}")
+        parts = []
+        if role is not None:
+            assert role.get("textname") == f"role {n}", f"{context}: r{n} partial: {role}"
+            send = [a for a in role["acls"] if a["acltype"] == "publishClientSend"]
+            assert send == [{"acltype": "publishClientSend", "topic": f"t/{n}/#",
+                             "priority": 0, "allow": True}], f"{context}: r{n} partial: {role}"
+            sub = [a for a in role["acls"] if a["acltype"] == "subscribePattern"]
+            parts += [True, bool(sub)]
+            if sub:
+                assert sub == [{"acltype": "subscribePattern", "topic": f"s/{n}/#",
+                                "priority": 3, "allow": True}], f"{context}: r{n}: {role}"
+        else:
+            parts += [False, False]
+        if client is not None:
+            assert "encoded_password" in client or "password" in client, \
+                f"{context}: u{n} without its password: {client}"
+            assert client["roles"] == [{"rolename": f"r{n}", "priority": n}], \
+                f"{context}: u{n} partial: {client}"
+        parts.append(client is not None)
+        assert all(parts) or not any(parts), \
+            f"{context}: request {n} partially on disk (role, its 2nd ACL, client) = {parts}"
+        if all(parts):
+            found.add(n)
+    return found
+
+
+def stream_until_kill(b, admin: Admin, first: int, kill_at: float):
+    """Sends requests first, first+1, ... (QoS 0, CRASH_WINDOW in flight) until
+    `kill_at`, then SIGKILLs the broker. Returns (last request sent, requests whose
+    response arrived — including responses already in the socket at the kill)."""
+    sock = admin.client
+    sent, acked = first - 1, set()
+
+    def take(p):
+        if p is not None and p["type"] == "PUBLISH":
+            entries = json.loads(p["payload"])["responses"]
+            assert all("error" not in e for e in entries), entries
+            acked.add((int(entries[0]["correlationData"]) + 2) // 3)
+
+    while time.monotonic() < kill_at:
+        if sent - first + 1 - len(acked) < CRASH_WINDOW:
+            sent += 1
+            sock.publish(REQUEST_TOPIC, json.dumps({"commands": crash_request(sent)}))
+        else:
+            take(sock.recv_packet(max(0.0, min(0.05, kill_at - time.monotonic()))))
+    b.kill()
+    while True:  # what the broker sent before it died
+        try:
+            p = sock.recv_packet(2)
+        except m.Closed:
+            break
+        if p is None:
+            break
+        take(p)
+    sock.close()
+    return sent, acked
+
+
+def test_sigkill_during_changes_leaves_a_loadable_prefix(start_broker, broker_kind):
+    """Culex only (its own file writes, deviation `save-per-request`: temp file, fsync,
+    rename). A stream of modifying requests is cut by SIGKILL at a random moment, ten
+    times. After each kill the file is JSON, mode 0600, loads (the broker restarts on it,
+    `listClients` matches it, the newest acknowledged user logs in), and holds a prefix
+    of the requests: every acknowledged one, none beyond the last sent, none partial.
+    Seeded; set DYNSEC_CRASH_SEED to replay."""
+    if broker_kind != "culex":
+        pytest.skip("about Culex's own file writes")
+    seed = int(os.environ.get("DYNSEC_CRASH_SEED") or random.randrange(2**32))
+    print(f"DYNSEC_CRASH_SEED={seed}")
+    rng = random.Random(seed)
+    b = start_dynsec(start_broker, broker_kind, user_root=False)
+    path = dynsec_path(b)
+    on_disk: set[int] = set()
+    for iteration in range(CRASH_ITERATIONS):
+        context = f"seed {seed}, iteration {iteration}"
+        delay = rng.uniform(0, CRASH_MAX_DELAY)
+        admin = Admin(b)
+        first = max(on_disk, default=0) + 1
+        sent, acked = stream_until_kill(b, admin, first, time.monotonic() + delay)
+        applied = applied_requests(path.read_text(), context)
+        assert acked <= applied, f"{context}: acknowledged but lost: {sorted(acked - applied)}"
+        assert applied == set(range(1, max(applied, default=0) + 1)), \
+            f"{context}: not a prefix: {sorted(applied)}"
+        assert max(applied, default=0) <= sent, f"{context}: more than was sent"
+        assert applied >= on_disk, f"{context}: an earlier change disappeared"
+        if applied:
+            assert path.stat().st_mode & 0o077 == 0, f"{context}: file readable by others"
+        on_disk = applied
+        print(f"iteration {iteration}: delay {delay * 1000:.0f} ms, sent up to {sent}, "
+              f"acknowledged {len(acked)}, on disk up to {max(on_disk, default=0)}")
+
+        b.restart()
+        admin = Admin(b)
+        listed = admin.ok("listClients")
+        assert listed["clients"] == sorted(["admin"] + [f"u{n}" for n in on_disk]), context
+        if on_disk:
+            n = max(on_disk)
+            assert connack(b, f"u{n}", f"p{n}") == 0, f"{context}: u{n} cannot log in"
+        admin.close()
+    assert max(on_disk, default=0) > 0, f"seed {seed}: no request ever reached the disk"

@@ -16,13 +16,15 @@ from __future__ import annotations
 import json
 import os
 import random
+import subprocess
 import time
 
 import pytest
 
 import mqttraw as m
-from dynsec_helpers import (REFUSED, REQUEST_TOPIC, Admin, connack, ctrl, ctrl_error,
-                            dynsec_path, expect_kicked, expect_not_kicked, file_stamp,
+from conftest import broker_binary, free_port
+from dynsec_helpers import (FILE_NAME, REFUSED, REQUEST_TOPIC, Admin, connack, ctrl,
+                            ctrl_error, dynsec_lines, dynsec_path, expect_kicked, expect_not_kicked, file_stamp,
                             golden, golden_payload, login, publish_rc, start_dynsec,
                             subscribe_codes)
 
@@ -884,3 +886,100 @@ def test_sigkill_during_changes_leaves_a_loadable_prefix(start_broker, broker_ki
             assert connack(b, f"u{n}", f"p{n}") == 0, f"{context}: u{n} cannot log in"
         admin.close()
     assert max(on_disk, default=0) > 0, f"seed {seed}: no request ever reached the disk"
+
+
+# --------------------------------------------------------------------------
+# 4. Bootstrap of a missing file (spec §13.2; deviation `bootstrap-missing-file`)
+# --------------------------------------------------------------------------
+
+ENV_PASSWORD = "env-admin-pass-42"  # >= 12 characters
+
+
+def test_missing_file_with_env_password(start_broker, broker_kind):
+    """No dynamic-security.json and MOSQUITTO_DYNSEC_PASSWORD set. Culex (as Mosquitto
+    2.1) generates the file with an `admin` that logs in with that password and can
+    administer; Mosquitto 2.0.11 creates nothing and nobody can log in (spec §11.4)."""
+    b = start_dynsec(start_broker, broker_kind, file=False, user_root=False,
+                     env={"MOSQUITTO_DYNSEC_PASSWORD": ENV_PASSWORD})
+    path = dynsec_path(b)
+    if broker_kind != "culex":
+        assert not path.exists()
+        assert connack(b, "admin", ENV_PASSWORD) == REFUSED[5]
+        return
+    assert path.exists(), b.log()
+    assert path.stat().st_mode & 0o077 == 0, "the file holds password hashes: mode 0600"
+    doc = json.loads(path.read_text())
+    assert [c["username"] for c in doc["clients"]] == ["admin"]
+    assert connack(b, "admin", ENV_PASSWORD) == 0
+    assert connack(b, "admin", ENV_PASSWORD[:-1]) == REFUSED[5]
+    ctrl(b, "createClient", "newuser", "-p", "pw-new", password=ENV_PASSWORD)
+    assert ctrl(b, "listClients", password=ENV_PASSWORD).stdout.split() == ["admin", "newuser"]
+    assert connack(b, "newuser", "pw-new") == 0
+    assert not (b.dir / (path.name + ".pw")).exists(), "no random passwords in this mode"
+
+
+def test_short_env_password_stops_startup(tmp_path, broker_kind):
+    """MOSQUITTO_DYNSEC_PASSWORD shorter than 12 characters with no file: Culex refuses
+    to start (non-zero exit) with a message naming the variable, and writes nothing."""
+    if broker_kind != "culex":
+        pytest.skip("Mosquitto 2.0.11 does not bootstrap (deviation bootstrap-missing-file)")
+    conf = tmp_path / "mosquitto.conf"
+    conf.write_text("\n".join([f"listener {free_port()} 127.0.0.1"]
+                              + [ln.replace("{dir}", str(tmp_path)) for ln in dynsec_lines()])
+                    + "\n")
+    r = subprocess.run([broker_binary("culex"), "-c", str(conf)], capture_output=True,
+                       text=True, timeout=20, stdin=subprocess.DEVNULL,
+                       env={**os.environ, "MOSQUITTO_DYNSEC_PASSWORD": "short-11chr"})
+    out = r.stdout + r.stderr
+    assert r.returncode != 0, out
+    assert "MOSQUITTO_DYNSEC_PASSWORD" in out and "12" in out, out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mosquitto.conf"], \
+        "nothing written"
+
+
+def test_missing_file_without_env_writes_random_passwords(start_broker, broker_kind,
+                                                          monkeypatch):
+    """No file, no variable: Culex generates `admin` and `democlient` with random
+    20-character passwords written to `<config file>.pw`, which is not readable by
+    others; both passwords log in and admin can administer."""
+    if broker_kind != "culex":
+        pytest.skip("Mosquitto 2.0.11 does not bootstrap (deviation bootstrap-missing-file)")
+    monkeypatch.delenv("MOSQUITTO_DYNSEC_PASSWORD", raising=False)
+    b = start_dynsec(start_broker, broker_kind, file=False, user_root=False)
+    pw_file = b.dir / (FILE_NAME + ".pw")
+    assert pw_file.exists(), b.log()
+    assert pw_file.stat().st_mode & 0o007 == 0, oct(pw_file.stat().st_mode)
+    passwords = dict(line.split(" ", 1) for line in pw_file.read_text().splitlines())
+    assert sorted(passwords) == ["admin", "democlient"]
+    assert all(len(pw) == 20 for pw in passwords.values()), passwords
+    for user, pw in passwords.items():
+        assert connack(b, user, pw) == 0, user
+        assert connack(b, user, pw[::-1]) == REFUSED[5], user
+    assert ctrl(b, "listClients", password=passwords["admin"]).stdout.split() == \
+        ["admin", "democlient"]
+
+
+# --------------------------------------------------------------------------
+# 5. The admin listener
+# --------------------------------------------------------------------------
+
+
+def test_control_api_on_the_admin_listener(start_broker, broker_kind):
+    """Two listeners, the second marked `admin_listener true` (a Culex extension
+    Mosquitto does not accept): the control API answers there, to the raw API and to
+    mosquitto_ctrl, and what it changes applies to clients of the other listener."""
+    if broker_kind != "culex":
+        pytest.skip("admin_listener is a Culex option")
+    admin_port = free_port()
+    b = start_dynsec(start_broker, broker_kind,
+                     extra=[f"listener {admin_port} 127.0.0.1", "admin_listener true"])
+    admin = Admin(b, port=admin_port)
+    assert admin.ok("listClients") == {"totalCount": 1, "clients": ["admin"]}
+    admin.ok("createClient", username="app", password="pw-app")
+    ctrl(b, "createClient", "app2", "-p", "pw-app2", port=admin_port)
+    assert ctrl(b, "listClients", port=admin_port).stdout.split() == ["admin", "app", "app2"]
+    assert connack(b, "app", "pw-app") == 0, "created on the admin listener, used on the other"
+    assert connack(b, "app2", "pw-app2") == 0
+    assert connack(b, "app", "pw-app", port=admin_port) == 0
+    admin.ok("disableClient", username="app")
+    assert connack(b, "app", "pw-app") == REFUSED[5]

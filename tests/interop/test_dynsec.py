@@ -983,3 +983,190 @@ def test_control_api_on_the_admin_listener(start_broker, broker_kind):
     assert connack(b, "app", "pw-app", port=admin_port) == 0
     admin.ok("disableClient", username="app")
     assert connack(b, "app", "pw-app") == REFUSED[5]
+
+
+# --------------------------------------------------------------------------
+# Control transport and further enforcement details
+# --------------------------------------------------------------------------
+
+
+def test_control_topic_transport(start_broker, broker_kind):
+    """Spec §3: requests at QoS 0/1/2 are executed, acknowledged with reason 0 and
+    answered once at QoS 0; a retained request is not stored and requests are never
+    routed to subscribers; a sender without publishClientSend gets 0x87 and nothing is
+    executed; a requester without publishClientReceive executes commands but sees no
+    response, which other admin sessions do get; an MQTT 3.1.1 admin works."""
+    b = start_dynsec(start_broker, broker_kind)
+    admin = Admin(b)
+    # A second admin user that also watches the request topic.
+    admin.ok("createClient", username="watch", password="pw-watch",
+             roles=[{"rolename": "admin"}])
+    watch = login(b, "watch", "pw-watch")
+    assert subscribe_codes(watch, "$CONTROL/dynamic-security/#", qos=2) == [2]
+
+    def request(i):
+        return json.dumps({"commands": [{"command": "createGroup", "groupname": f"g{i}",
+                                         "correlationData": f"q{i}"}]}).encode()
+
+    def answer(i):
+        return json.dumps({"responses": [{"command": "createGroup",
+                                          "correlationData": f"q{i}"}]},
+                          separators=(",", ":")).encode()
+
+    c = admin.client
+    c.publish(REQUEST_TOPIC, request(0), qos=0)
+    c.publish(REQUEST_TOPIC, request(1), qos=1, packet_id=11)
+    c.publish(REQUEST_TOPIC, request(2), qos=2, packet_id=12, retain=True)
+    got, acks = [], {}
+    while len(got) < 3 or len(acks) < 2:
+        p = c.recv_packet(5)
+        assert p is not None, f"got {got} {acks}"
+        if p["type"] == "PUBLISH":
+            assert (p["topic"], p["qos"], p["retain"]) == (
+                "$CONTROL/dynamic-security/v1/response", 0, False)
+            got.append(p["payload"])
+        else:
+            acks[p["type"]] = p["reason_code"]
+    assert acks == {"PUBACK": 0, "PUBREC": 0}
+    c.send(m.pubrel(12, version=5))
+    c.expect("PUBCOMP")
+    assert got == [answer(0), answer(1), answer(2)]
+    # The watcher sees the three responses, never the requests.
+    seen = [watch.expect("PUBLISH") for _ in range(3)]
+    assert [(p["topic"], p["payload"]) for p in seen] == \
+        [("$CONTROL/dynamic-security/v1/response", answer(i)) for i in range(3)]
+    watch.expect_nothing(0.3)
+    # Nothing retained on the request topic.
+    late = login(b, "watch", "pw-watch", client_id="watch-late")
+    assert subscribe_codes(late, REQUEST_TOPIC) == [1]
+    late.expect_nothing(0.3)
+
+    # Send-only admin: executes, sees no response; the watcher sees it.
+    admin.ok("createRole", rolename="send-only", acls=[
+        {"acltype": "publishClientSend", "topic": "$CONTROL/dynamic-security/#", "allow": True},
+        {"acltype": "subscribePattern", "topic": "$CONTROL/dynamic-security/#", "allow": True}])
+    admin.ok("createClient", username="blind", password="pw-blind",
+             roles=[{"rolename": "send-only"}])
+    for _ in range(2):  # the watcher's copies of the responses to those two commands
+        watch.expect("PUBLISH")
+    blind = login(b, "blind", "pw-blind")
+    assert subscribe_codes(blind, "$CONTROL/dynamic-security/v1/response") == [1]
+    blind.publish(REQUEST_TOPIC, request(3), qos=1, packet_id=1)
+    blind.expect("PUBACK", reason_code=0)
+    assert watch.expect("PUBLISH")["payload"] == answer(3)
+    blind.expect_nothing(0.3)
+    # No rights at all: 0x87 on v5, nothing executed, no response anywhere.
+    admin.ok("createClient", username="nobody", password="pw-nobody")
+    watch.expect("PUBLISH")
+    nobody = login(b, "nobody", "pw-nobody")
+    nobody.publish(REQUEST_TOPIC, request(4), qos=1, packet_id=1)
+    nobody.expect("PUBACK", reason_code=DENIED)
+    watch.expect_nothing(0.3)
+    assert admin.error("getGroup", groupname="g4") == "Group not found"
+    assert admin.ok("listGroups")["groups"] == ["g0", "g1", "g2", "g3"]
+
+    # An MQTT 3.1.1 admin session.
+    admin4 = Admin(b, version=4)
+    assert admin4.ok("listGroups")["totalCount"] == 4
+
+
+def test_retained_shared_and_unsubscribe_acls(start_broker, broker_kind):
+    """Further §8.1 checks: a retained message is only delivered on subscribe when
+    publishClientReceive allows it; a shared subscription is checked with its full
+    `$share/...` filter; unsubscribeLiteral/unsubscribePattern decide UNSUBACK codes
+    (default: allow)."""
+    b = start_dynsec(start_broker, broker_kind)
+    admin = Admin(b)
+    admin.ok("createRole", rolename="w", acls=[
+        {"acltype": "publishClientSend", "topic": "r/#", "allow": True},
+        {"acltype": "publishClientSend", "topic": "will/ok", "allow": True}])
+    admin.ok("createRole", rolename="rd", acls=[
+        {"acltype": "subscribePattern", "topic": "r/#", "allow": True},
+        {"acltype": "subscribePattern", "topic": "will/#", "allow": True},
+        {"acltype": "publishClientReceive", "topic": "r/secret", "allow": False},
+        {"acltype": "subscribePattern", "topic": "$share/grp/s/#", "allow": True},
+        {"acltype": "subscribePattern", "topic": "s/#", "allow": True},
+        {"acltype": "unsubscribeLiteral", "topic": "u/lit", "allow": False},
+        {"acltype": "unsubscribePattern", "topic": "u/pat/#", "allow": False}])
+    admin.ok("createClient", username="w", password="pw-w", roles=[{"rolename": "w"}])
+    admin.ok("createClient", username="rd", password="pw-rd", roles=[{"rolename": "rd"}])
+    w = login(b, "w", "pw-w")
+    for i, topic in enumerate(["r/public", "r/secret"], 1):
+        w.publish(topic, topic.encode(), qos=1, retain=True, packet_id=i)
+        assert w.expect("PUBACK")["reason_code"] in (OK, NO_SUBSCRIBERS)
+    rd = login(b, "rd", "pw-rd")
+    assert subscribe_codes(rd, "r/#") == [1]
+    p = rd.expect("PUBLISH")
+    assert (p["topic"], p["retain"]) == ("r/public", True)
+    rd.send(m.puback(p["packet_id"], version=5))
+    rd.expect_nothing(0.4)
+
+    # Shared subscriptions are checked with the whole `$share/<group>/<filter>`.
+    # (s/# allows s/x but does not cover $share/other/s/x.)
+    assert subscribe_codes(rd, "$share/grp/s/x", "$share/other/s/x", "s/x", packet_id=3) \
+        == [1, DENIED, 1]
+
+    # Unsubscribe ACLs.
+    assert rd.unsubscribe(4, ["u/lit", "u/lit/x", "u/pat/a", "u/pat", "r/#"])["reason_codes"] \
+        == [DENIED, 0x11, DENIED, DENIED, 0]
+
+
+def test_kicked_persistent_session_survives(start_broker, broker_kind):
+    """Spec §10: a kick is handled as any other disconnect — a persistent session (v5
+    session expiry) is kept; the client reconnects to it and gets what was queued for it
+    while it was away, under its new rights."""
+    b = start_dynsec(start_broker, broker_kind)
+    admin = Admin(b)
+    admin.ok("createRole", rolename="sub", acls=[
+        {"acltype": "subscribePattern", "topic": "p/#", "allow": True}])
+    admin.ok("createRole", rolename="pub", acls=[
+        {"acltype": "publishClientSend", "topic": "p/#", "allow": True}])
+    # addClientRole, not createClient's roles list: Mosquitto 2.0.11 only kicks holders
+    # it has a back-reference for (deviation consistent-role-links).
+    admin.ok("createClient", username="s", password="pw-s")
+    admin.ok("addClientRole", username="s", rolename="sub")
+    admin.ok("createClient", username="p", password="pw-p", roles=[{"rolename": "pub"}])
+    props = {"session_expiry_interval": 600}
+    s = m.RawClient(b.host, b.port, 5, label="s")
+    assert s.connect("s-persist", username="s", password="pw-s", clean=False,
+                     properties=props)["reason_code"] == 0
+    assert subscribe_codes(s, "p/#") == [1]
+    admin.ok("addRoleACL", rolename="sub", acltype="publishClientReceive", topic="p/hidden",
+             allow=False)
+    expect_kicked(s)
+    p = login(b, "p", "pw-p")
+    for i, topic in enumerate(["p/hidden", "p/queued"], 1):
+        assert publish_rc(p, topic, topic.encode(), packet_id=i) in (OK, NO_SUBSCRIBERS)
+    s = m.RawClient(b.host, b.port, 5, label="s")
+    ack = s.connect("s-persist", username="s", password="pw-s", clean=False, properties=props)
+    assert ack["reason_code"] == 0 and ack["session_present"]
+    got = s.expect("PUBLISH")
+    assert got["topic"] == "p/queued"
+    s.send(m.puback(got["packet_id"], version=5))
+    s.expect_nothing(0.4)
+
+
+def test_will_is_checked_against_publishclientsend(start_broker, broker_kind):
+    """Spec §8.1: a will is checked (publishClientSend) when it is about to be
+    published: of two clients closing abruptly, only the one whose will topic it may
+    publish to has its will delivered."""
+    b = start_dynsec(start_broker, broker_kind)
+    admin = Admin(b)
+    admin.ok("createRole", rolename="w", acls=[
+        {"acltype": "publishClientSend", "topic": "will/ok", "allow": True}])
+    admin.ok("createRole", rolename="rd", acls=[
+        {"acltype": "subscribePattern", "topic": "will/#", "allow": True}])
+    admin.ok("createClient", username="w", password="pw-w", roles=[{"rolename": "w"}])
+    admin.ok("createClient", username="rd", password="pw-rd", roles=[{"rolename": "rd"}])
+    rd = login(b, "rd", "pw-rd")
+    assert subscribe_codes(rd, "will/#") == [1]
+    w = login(b, "w", "pw-w")
+    assert publish_rc(w, "will/denied") == DENIED, "w may not publish there itself"
+    w2 = login(b, "w", "pw-w", will={"topic": "will/denied", "payload": b"bye"})
+    w3 = login(b, "w", "pw-w", will={"topic": "will/ok", "payload": b"bye"})
+    w2.close()
+    w3.close()
+    p = rd.expect("PUBLISH")
+    assert p["topic"] == "will/ok", \
+        "the will to a topic publishClientSend denies must not be published"
+    rd.expect_nothing(0.4)

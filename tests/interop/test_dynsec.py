@@ -22,11 +22,16 @@ import time
 import pytest
 
 import mqttraw as m
-from conftest import broker_binary, free_port
-from dynsec_helpers import (FILE_NAME, REFUSED, REQUEST_TOPIC, Admin, connack, ctrl,
+from conftest import broker_binary, free_port, require_tool
+from dynsec_helpers import (ADMIN_PASSWORD, FILE_NAME, GOLDEN, REFUSED, REQUEST_TOPIC, Admin, connack, ctrl,
                             ctrl_error, dynsec_lines, dynsec_path, expect_kicked, expect_not_kicked, file_stamp,
                             golden, golden_payload, login, publish_rc, start_dynsec,
                             subscribe_codes)
+
+# Printed by mosquitto_ctrl on stderr for every connection without TLS.
+CTRL_WARNING = ("Warning: You are running mosquitto_ctrl without encryption.\n"
+                "This means all of the configuration changes you are making are visible on "
+                "the network, including passwords.\n\n")
 
 # v5 PUBACK reason codes (spec §8.2 "Outcome on the wire").
 OK, NO_SUBSCRIBERS, DENIED = 0x00, 0x10, 0x87
@@ -1170,3 +1175,23 @@ def test_will_is_checked_against_publishclientsend(start_broker, broker_kind):
     assert p["topic"] == "will/ok", \
         "the will to a topic publishClientSend denies must not be published"
     rd.expect_nothing(0.4)
+
+
+def test_mosquitto_ctrl_outputs_match_the_capture(start_broker, broker_kind):
+    """Replays every `mosquitto_ctrl dynsec ...` line of the golden capture
+    (mosquitto_ctrl-2.0.11-mapping.json, recorded against Debian Mosquitto 2.0.11 from a
+    fresh `dynsec init` file) in order: the tool's stdout, stderr and exit code must be
+    what it printed then — so the broker's responses are exactly what the tool expects.
+    The tool's own "running without encryption" warning is not part of the capture."""
+    mapping = json.loads((GOLDEN / "mosquitto_ctrl-2.0.11-mapping.json").read_text())
+    b = start_dynsec(start_broker, broker_kind)
+    tool = require_tool("mosquitto_ctrl")
+    for case in mapping["results"]:
+        argv = case["argv"]
+        assert argv[:3] == ["mosquitto_ctrl", "<connection options>", "dynsec"]
+        r = subprocess.run([tool, "-h", b.host, "-p", str(b.port), "-u", "admin", "-P",
+                            ADMIN_PASSWORD, *argv[2:]], capture_output=True, text=True,
+                           timeout=20, stdin=subprocess.DEVNULL)
+        stderr = r.stderr.replace(CTRL_WARNING, "")
+        assert (r.stdout, stderr, r.returncode) == \
+            (case["stdout"], case["stderr"], case["exit_code"]), " ".join(argv[2:])

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 import mqttraw as m
-from conftest import REPO, require_tool
+from conftest import REPO, missing, require_tool
 
 PLUGIN = "/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so"
 FILE_NAME = "dynamic-security.json"
@@ -74,6 +74,8 @@ def start_dynsec(start_broker, kind: str, anonymous: bool = False, extra=(), fil
                  user_root: bool = True, env=None):
     """A broker of `kind` with dynamic security on, loaded from the `dynsec init` file
     (`file=False`: no file, for the bootstrap tests; bytes: that content)."""
+    if kind == "mosquitto" and not os.path.exists(PLUGIN):
+        missing(f"{PLUGIN} (apt-get install mosquitto)")
     files = {}
     if file is True:
         files[FILE_NAME] = init_file()

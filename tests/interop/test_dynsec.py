@@ -465,6 +465,45 @@ def test_mosquitto_ctrl_outputs_match_the_capture(start_broker, broker_kind):
 # --------------------------------------------------------------------------
 
 
+# subscribePattern / unsubscribePattern: does the ACL cover the requested filter?
+# (spec §8.3, Mosquitto 2.0.11's algorithm: strip a trailing `/#` or a lone `#` from both,
+# then compare level by level, `+` in the ACL matching any level, even an empty one).
+# ACL -> {filter: covered}. The last rows are the edge of that algorithm: stripping `#`
+# leaves one empty level, which an ACL `+/#` or `/#` covers.
+COVER = {
+    "pat/+/x": {"pat/a/x": True, "pat/+/x": True, "pat/#": False, "pat/a/y": False},
+    "deep/#": {"deep": True, "deep/+": True, "deep/a/b/#": True, "#": False},
+    "#": {"$SYS/#": True, "a/b": True, "#": True},
+    "a/+": {"a/b": True, "a/+": True, "a/#": False, "a": False, "a/b/c": False},
+    "+/#": {"$SYS/#": True, "a": True, "a/b/#": True, "#": True},
+    "/#": {"/x": True, "/#": True, "x": False, "#": True},
+}
+
+
+def test_pattern_acls_cover_filters_as_mosquitto_does(start_broker, broker_kind):
+    """Each COVER row as a subscribePattern allow (SUBACK) and as an unsubscribePattern
+    deny (UNSUBACK) in a role of its own, default subscribe deny / unsubscribe allow."""
+    b = start_dynsec(start_broker, broker_kind)
+    admin = Admin(b)
+    wrong = []
+    for i, (acl, filters) in enumerate(COVER.items()):
+        admin.ok("createRole", rolename=f"cover{i}", acls=[
+            {"acltype": "subscribePattern", "topic": acl, "allow": True},
+            {"acltype": "unsubscribePattern", "topic": acl, "allow": False}])
+        admin.ok("createClient", username=f"cover{i}", password="pw",
+                 roles=[{"rolename": f"cover{i}"}])
+        c = login(b, f"cover{i}", "pw")
+        no_retained = {"qos": 1, "retain_handling": 2}  # (no retained $SYS messages)
+        suback = c.subscribe(1, [(f, no_retained) for f in filters])["reason_codes"]
+        unsuback = c.unsubscribe(2, list(filters))["reason_codes"]
+        for (f, covered), sub, unsub in zip(filters.items(), suback, unsuback):
+            if (sub == 1) != covered or (unsub == DENIED) != covered:
+                wrong.append(f"ACL {acl!r} filter {f!r}: covered={covered}, "
+                             f"SUBACK {sub:#x}, UNSUBACK {unsub:#x}")
+        c.close()
+    assert not wrong, "\n".join(wrong)
+
+
 def test_control_topic_transport(start_broker, broker_kind):
     """Spec §3: requests at QoS 0/1/2 are executed, acknowledged with reason 0 and
     answered once at QoS 0; a retained request is not stored and requests are never

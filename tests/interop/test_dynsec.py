@@ -440,6 +440,76 @@ def test_kicked_client_will_is_not_published(start_broker, broker_kind, version)
         "the kicked client's will must not have been published"
 
 
+# Who a command kicks (spec §10 table, behaviour-observations.json section "kick"):
+# (command fields, does it kick the connected user "v"). Run in this order on one broker;
+# "v" is in group "g" (addGroupClient), which holds role "gr" (addGroupRole), and holds
+# role "r" itself (addClientRole).
+KICKS = [
+    ({"command": "createClient", "username": "other", "password": "pw-other"}, False),
+    ({"command": "createGroup", "groupname": "g2"}, False),
+    ({"command": "createRole", "rolename": "r2"}, False),
+    ({"command": "setDefaultACLAccess",
+      "acls": [{"acltype": "publishClientSend", "allow": True}]}, False),
+    ({"command": "getClient", "username": "v"}, False),
+    ({"command": "listClients", "verbose": True}, False),
+    ({"command": "enableClient", "username": "v"}, False),
+    ({"command": "addRoleACL", "rolename": "r2", "acltype": "publishClientSend",
+      "topic": "x/#", "allow": True}, False),
+    ({"command": "disableClient", "username": "other"}, False),
+    ({"command": "modifyClient", "username": "v", "textname": "V"}, True),
+    ({"command": "addClientRole", "username": "v", "rolename": "r2"}, True),
+    ({"command": "removeClientRole", "username": "v", "rolename": "r2"}, True),
+    ({"command": "setClientId", "username": "v"}, True),  # (clears: no binding to set)
+    ({"command": "setClientPassword", "username": "v", "password": "pw-v"}, True),
+    ({"command": "addGroupClient", "groupname": "g", "username": "v"}, True),  # error
+    ({"command": "removeGroupClient", "groupname": "g2", "username": "v"}, True),
+    ({"command": "modifyGroup", "groupname": "g", "textname": "G"}, True),
+    ({"command": "addGroupRole", "groupname": "g", "rolename": "r2"}, True),
+    ({"command": "removeGroupRole", "groupname": "g", "rolename": "r2"}, True),
+    ({"command": "addRoleACL", "rolename": "gr", "acltype": "subscribePattern",
+      "topic": "y/#", "allow": True}, True),
+    ({"command": "removeRoleACL", "rolename": "gr", "acltype": "subscribePattern",
+      "topic": "y/#"}, True),
+    ({"command": "addRoleACL", "rolename": "r", "acltype": "publishClientReceive",
+      "topic": "z/#", "allow": True}, True),
+    ({"command": "addGroupClient", "groupname": "g2", "username": "v"}, True),
+    ({"command": "deleteGroup", "groupname": "g2"}, True),
+    ({"command": "deleteRole", "rolename": "r"}, True),
+    ({"command": "disableClient", "username": "v"}, True),
+]
+
+
+def test_which_commands_kick(start_broker, broker_kind):
+    """Every command of the KICKS table, sent by an admin while "v" is connected twice
+    (MQTT v5 and 3.1.1): the commands that change v's rights kick both sessions (also
+    addGroupClient failing with "Client is already in this group", as 2.0.11 does), the
+    others kick nobody; a bystander is never kicked."""
+    b = start_dynsec(start_broker, broker_kind)
+    admin = Admin(b)
+    admin.ok("createClient", username="v", password="pw-v")
+    admin.ok("createClient", username="bystander", password="pw-b")
+    admin.ok("createRole", rolename="r")
+    admin.ok("createRole", rolename="gr")
+    admin.ok("addClientRole", username="v", rolename="r")
+    admin.ok("createGroup", groupname="g")
+    admin.ok("addGroupRole", groupname="g", rolename="gr")
+    admin.ok("addGroupClient", groupname="g", username="v")
+    bystander = login(b, "bystander", "pw-b")
+    for command, kicks in KICKS:
+        v5 = login(b, "v", "pw-v")
+        v4 = login(b, "v", "pw-v", version=4)
+        (entry,) = admin.request(command)
+        expect_error = command["command"] == "addGroupClient" and command["groupname"] == "g"
+        assert ("error" in entry) == expect_error, (command, entry)
+        for session in (v5, v4):
+            if kicks:
+                expect_kicked(session)
+            else:
+                expect_not_kicked(session, settle=0.2)
+                session.disconnect()
+    expect_not_kicked(bystander)
+
+
 def test_mosquitto_ctrl_outputs_match_the_capture(start_broker, broker_kind):
     """Replays every `mosquitto_ctrl dynsec ...` line of the golden capture
     (mosquitto_ctrl-2.0.11-mapping.json, recorded against Debian Mosquitto 2.0.11 from a

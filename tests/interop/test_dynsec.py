@@ -730,6 +730,55 @@ def test_kicked_persistent_session_survives(start_broker, broker_kind):
     s.expect_nothing(0.4)
 
 
+@pytest.mark.parametrize("version", [5, 4])
+def test_kick_drops_subscriptions_no_longer_allowed(start_broker, broker_kind, version):
+    """A durable session subscribed to p/# and q/# loses the right to subscribe to p/#
+    (removeRoleACL) while connected: it is kicked, and the subscriptions of that session
+    are re-checked against the new ACLs — p/# is gone (nothing delivered, the publisher
+    sees "no matching subscribers", UNSUBSCRIBE says "no subscription existed"), q/#
+    stays. Observed on Debian's Mosquitto 2.0.11 (its CVE-2021-34434 fix, spec §18
+    listed it as unverified); otherwise a client keeps data whose subscribe right was
+    revoked just by reconnecting with clean start false."""
+    b = start_dynsec(start_broker, broker_kind)
+    admin = Admin(b)
+    admin.ok("createRole", rolename="sub", acls=[
+        {"acltype": "subscribePattern", "topic": "p/#", "allow": True},
+        {"acltype": "subscribePattern", "topic": "q/#", "allow": True}])
+    admin.ok("createClient", username="s", password="pw-s")
+    admin.ok("addClientRole", username="s", rolename="sub")
+    admin.ok("createClient", username="p", password="pw-p", roles=[{"rolename": "sub"}])
+    admin.ok("createRole", rolename="pub", acls=[
+        {"acltype": "publishClientSend", "topic": "#", "allow": True}])
+    admin.ok("addClientRole", username="p", rolename="pub")
+    props = {"session_expiry_interval": 600} if version == 5 else None
+
+    def connect():
+        c = m.RawClient(b.host, b.port, version, label="s")
+        ack = c.connect("s-durable", username="s", password="pw-s", clean=False,
+                        properties=props)
+        assert ack["reason_code"] == 0
+        return c, ack["session_present"]
+
+    s, _ = connect()
+    assert subscribe_codes(s, "p/#", "q/#") == [1, 1]
+    admin.ok("removeRoleACL", rolename="sub", acltype="subscribePattern", topic="p/#")
+    expect_kicked(s)
+    s, present = connect()
+    assert present
+    p = login(b, "p", "pw-p")
+    if version == 5:
+        assert publish_rc(p, "p/x", packet_id=1) == NO_SUBSCRIBERS
+    else:
+        publish_rc(p, "p/x", packet_id=1)
+    publish_rc(p, "q/x", packet_id=2)
+    got = s.expect("PUBLISH")
+    assert got["topic"] == "q/x", "the p/# subscription must have been dropped"
+    s.send(m.puback(got["packet_id"], version=version))
+    s.expect_nothing(0.4)
+    if version == 5:
+        assert s.unsubscribe(3, ["p/#", "q/#"])["reason_codes"] == [0x11, 0]
+
+
 def test_will_is_checked_against_publishclientsend(start_broker, broker_kind):
     """Spec §8.1: a will is checked (publishClientSend) when it is about to be
     published: of two clients closing abruptly, only the one whose will topic it may

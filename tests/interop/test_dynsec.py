@@ -1223,10 +1223,15 @@ def test_bad_control_input_changes_nothing(start_broker, broker_kind):
     for payload, entries in bad_requests():
         assert json.loads(admin.send_raw(payload))["responses"] == entries, payload[:80]
 
-    # Another $CONTROL topic without a handler: accepted, no response (spec §3.2).
-    admin.client.publish("$CONTROL/dynamic-security/v2", b'{"commands":[]}', qos=1,
-                         packet_id=99)
-    admin.client.expect("PUBACK", packet_id=99, reason_code=0)
+    # Near misses of the request topic (exact match only, spec §3.1) and a forged
+    # response: accepted (PUBACK 0), never answered, never routed — not even to the
+    # admin subscribed to the response topic (spec §3.2).
+    for pid, topic in enumerate(["$CONTROL/dynamic-security/v1/", "$CONTROL/dynamic-security",
+                                 "$CONTROL/dynamic-security/V1", "$CONTROL/dynamic-security/v2",
+                                 "$CONTROL/dynamic-security/v1/response"], 90):
+        admin.client.publish(topic, b'{"commands":[{"command":"createGroup","groupname":"x"}]}',
+                             qos=1, packet_id=pid)
+        admin.client.expect("PUBACK", packet_id=pid, reason_code=0)
     admin.client.expect_nothing(0.5)
 
     # Many commands in one payload: one entry each, in order, correlationData echoed.

@@ -44,12 +44,6 @@ pub fn check_modules(config: &Config) -> Result<(), StartError> {
     for listener in &config.listeners {
         let at = format!("{}:{}", listener.file.display(), listener.line);
 
-        if listener.protocol == Protocol::HttpApi {
-            return Err(StartError::config(format!(
-                "Error: {at}: listener {} (protocol http_api) needs the HTTP module, which this build of Culex does not include yet.",
-                listener.port
-            )));
-        }
         if matches!(listener.bind, Bind::Unix(_)) {
             return Err(StartError::config(format!(
                 "Error: {at}: unix socket listeners need the listener module, which this build of Culex does not include yet."
@@ -87,6 +81,7 @@ pub fn shard_settings(config: &Config) -> Result<Settings, StartError> {
             certificate_username: certificate_username(listener),
             websockets: (listener.protocol == Protocol::WebSockets)
                 .then(|| listener.websockets_origins.clone()),
+            http: listener.protocol == Protocol::HttpApi,
         });
     }
     let persistence = config.persistence.enabled.then(|| PersistenceSettings {

@@ -22,6 +22,7 @@ pub mod connection;
 pub mod control;
 pub mod delivery_batch;
 pub mod dynsec;
+pub mod http;
 pub mod limits;
 pub mod mesh;
 pub mod message;

@@ -96,6 +96,8 @@ pub struct ListenerSettings {
     pub certificate_username: Option<CertificateUsername>,
     /// `protocol websockets`: the allowed `Origin` values (`websockets_origin`; empty: any).
     pub websockets: Option<Vec<String>>,
+    /// `protocol http_api`: serves `/metrics`, `/healthz` and `/readyz` instead of MQTT.
+    pub http: bool,
 }
 
 impl ListenerSettings {
@@ -117,6 +119,7 @@ impl ListenerSettings {
             tls: None,
             certificate_username: None,
             websockets: None,
+            http: false,
         }
     }
 

@@ -8,11 +8,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 macro_rules! counters {
     ($($(#[$doc:meta])* $name:ident),* $(,)?) => {
-        /// The counters of one shard.
+                /// The counters of one shard.
         #[derive(Default, Debug)]
         #[repr(align(128))]
         pub struct ShardStats {
             $($(#[$doc])* pub $name: AtomicU64,)*
+            /// Open connections per listener (gauge), by listener index.
+            pub listener_connections: [AtomicU64; LISTENERS_MAX],
+            /// How long handling one batch of packets read from a socket took.
+            pub batch_latency: LatencyHistogram,
         }
 
         /// A plain copy of counters, summed over shards.
@@ -102,4 +106,41 @@ pub fn totals(shards: &[ShardStats]) -> Totals {
         shard.add_to(&mut totals);
     }
     totals
+}
+
+/// Listeners whose connections are counted separately (later ones share the last slot).
+pub const LISTENERS_MAX: usize = 32;
+
+/// Upper bounds of the latency buckets, in microseconds (the last bucket is unbounded).
+pub const LATENCY_BUCKETS_US: [u64; 11] = [
+    10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 50_000,
+];
+
+/// A fixed-bucket histogram written by one shard (Prometheus' cumulative form is built
+/// when reporting).
+#[derive(Default, Debug)]
+pub struct LatencyHistogram {
+    /// Count per bucket; the last entry counts everything above the largest bound.
+    pub buckets: [AtomicU64; LATENCY_BUCKETS_US.len() + 1],
+    /// Sum of all observations, microseconds.
+    pub sum_us: AtomicU64,
+}
+
+impl LatencyHistogram {
+    /// Records one observation.
+    pub fn observe(&self, micros: u64) {
+        let bucket = LATENCY_BUCKETS_US
+            .iter()
+            .position(|bound| micros <= *bound)
+            .unwrap_or(LATENCY_BUCKETS_US.len());
+        bump(&self.buckets[bucket], 1);
+        bump(&self.sum_us, micros);
+    }
+}
+
+impl ShardStats {
+    /// The gauge of listener `index`.
+    pub fn listener(&self, index: usize) -> &AtomicU64 {
+        &self.listener_connections[index.min(LISTENERS_MAX - 1)]
+    }
 }

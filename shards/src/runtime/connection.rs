@@ -242,6 +242,7 @@ fn handle_bytes(
     max: usize,
     buf: &mut BytesMut,
 ) -> Flow {
+    let started = std::time::Instant::now();
     let mut shard = ctx.shard.borrow_mut();
     shard.now = super::now();
     shard.touch(id);
@@ -257,5 +258,9 @@ fn handle_bytes(
         }
     };
     shard.end_turn();
+    shard
+        .my_stats()
+        .batch_latency
+        .observe(started.elapsed().as_micros() as u64);
     flow
 }

@@ -37,6 +37,11 @@ pub async fn accept_loop(ctx: Rc<ShardCtx>, listener: usize, socket: TcpListener
         }
         let shard = ctx.shard.borrow();
         let settings = &shard.settings.listeners[listener];
+        if settings.http {
+            drop(shard);
+            monoio::spawn(super::http::serve_http(ctx.clone(), stream));
+            continue;
+        }
         if let Some(max) = settings.max_connections {
             // Counted per shard: each shard's socket gets its share of the limit.
             let share = max.div_ceil(shard.mesh.shards());

@@ -17,6 +17,7 @@
 mod connection;
 mod flush;
 mod handshake;
+mod http;
 mod io;
 mod shard_main;
 mod sync;

@@ -439,6 +439,7 @@ impl Shard {
         let stats = self.my_stats();
         bump(&stats.clients_connected, 1);
         bump(&stats.connections_opened, 1);
+        bump(stats.listener(accepted.listener), 1);
         id
     }
 

@@ -134,6 +134,7 @@ impl Shard {
         }
         let conn = self.conns.remove(id.slot as usize);
         let reason = conn.closing.unwrap_or(CloseReason::SocketClosed);
+        drop_by(self.my_stats().listener(conn.listener), 1);
         if self.settings.connection_messages {
             log_disconnect(&conn.client_id, reason);
         }

@@ -15,7 +15,7 @@ use crate::access::{Action, Identity};
 use crate::connection::{ConnId, Connection};
 use crate::limits::OUTBOUND_BYTES_SOFT_MAX;
 use crate::message::{Delivery, Message, SubscriptionIds};
-use crate::mqtt::{Packet, PacketId, PublishEncode, QoS};
+use crate::mqtt::{ByteStr, Packet, PacketId, PublishEncode, QoS};
 use crate::session::store::SharedKey;
 use crate::session::{Delta, InflightState, SessionDelta, SessionKey, Subscription};
 use crate::stats::{bump, ShardStats};
@@ -51,20 +51,18 @@ impl Shard {
     /// allows and Mosquitto does. `origin` is the publishing session, for No Local.
     /// Returns true when any subscription matched (No Local ones included).
     pub(super) fn deliver_local(&mut self, message: &Message, origin: Option<SessionKey>) -> bool {
+        self.deliver_routed(message, origin).0
+    }
+
+    /// [`Shard::deliver_local`], also returning the mask of other shards that want the
+    /// message (one route lookup for both).
+    pub(super) fn deliver_routed(
+        &mut self,
+        message: &Message,
+        origin: Option<SessionKey>,
+    ) -> (bool, u64) {
         let mut matches = std::mem::take(&mut self.matches);
-        matches.clear();
-        let mut position = 0u32;
-        self.store
-            .index
-            .plain
-            .for_each_match(message.topic.as_bytes(), |key, sub| {
-                matches.push((*key, position, *sub));
-                position += 1;
-            });
-        if matches.len() > 1 {
-            // Group by session, keeping the index's order within a session.
-            matches.sort_unstable_by_key(|(key, position, _)| (*key, *position));
-        }
+        let remote = self.route_of(&message.topic, &mut matches);
         let upgrade = self.settings.upgrade_outgoing_qos;
         let mut start = 0;
         while start < matches.len() {
@@ -92,7 +90,7 @@ impl Shard {
         }
         let any = !matches.is_empty();
         self.matches = matches;
-        any
+        (any, remote)
     }
 
     /// Delivers to one member of the shared subscription `key` on this shard, preferring
@@ -429,4 +427,40 @@ fn count_sent(stats: &ShardStats, message: &Message) {
     bump(&stats.publish_sent, 1);
     bump(&stats.messages_sent, 1);
     bump(&stats.publish_bytes_sent, message.payload.len() as u64);
+}
+
+impl Shard {
+    /// Fills `matches` with the local subscriptions matching `topic`, grouped by session in
+    /// the index's order, and returns the mask of other shards interested in it — from the
+    /// route cache when the subscriptions did not change since, else by walking the tries.
+    pub(super) fn route_of(
+        &mut self,
+        topic: &ByteStr,
+        matches: &mut Vec<super::route_cache::LocalMatch>,
+    ) -> u64 {
+        matches.clear();
+        let generation = self.routes_generation;
+        if let Some(remote) = self.routes.get(topic.as_bytes(), generation, matches) {
+            return remote;
+        }
+        let mut position = 0u32;
+        self.store
+            .index
+            .plain
+            .for_each_match(topic.as_bytes(), |key, sub| {
+                matches.push((*key, position, *sub));
+                position += 1;
+            });
+        if matches.len() > 1 {
+            // Group by session, keeping the index's order within a session.
+            matches.sort_unstable_by_key(|(key, position, _)| (*key, *position));
+        }
+        let remote = if self.mesh.shards() > 1 {
+            self.interest.shards_matching(topic.as_bytes()) & !(1u64 << self.id)
+        } else {
+            0
+        };
+        self.routes.insert(topic, generation, matches, remote);
+        remote
+    }
 }

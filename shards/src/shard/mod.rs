@@ -27,6 +27,7 @@ mod lifecycle;
 mod mesh_in;
 mod publish;
 mod retained;
+mod route_cache;
 mod subscribe;
 #[cfg(test)]
 mod tests;
@@ -42,7 +43,7 @@ use crate::mesh::{MeshPort, ShardId};
 use crate::message::Message;
 use crate::mqtt::ByteStr;
 use crate::session::store::SharedKey;
-use crate::session::{SessionKey, SessionStore, Subscription};
+use crate::session::{SessionKey, SessionStore};
 use crate::settings::Settings;
 use crate::stats::ShardStats;
 use crate::topics::{InterestTable, RetainedTree, SubscriptionTrie};
@@ -111,7 +112,11 @@ pub struct Shard {
     /// Delayed wills: (monotonic milliseconds due, session).
     delayed_wills: Vec<(u64, SessionKey)>,
     /// Scratch space of `deliver_local`, kept to avoid an allocation per message.
-    matches: Vec<(SessionKey, u32, Subscription)>,
+    matches: Vec<route_cache::LocalMatch>,
+    /// Where topics' messages go, while the subscriptions stay as they are.
+    routes: route_cache::RouteCache,
+    /// Bumped by every change to the local index or any shard's interest.
+    routes_generation: u64,
     /// Scratch space for shared-subscription routing.
     shared_matches: Vec<SharedKey>,
     /// Set once shutdown began: no new connections are accepted.
@@ -154,6 +159,8 @@ impl Shard {
             now: Now::default(),
             delayed_wills: Vec::new(),
             matches: Vec::new(),
+            routes: route_cache::RouteCache::default(),
+            routes_generation: 0,
             shared_matches: Vec::new(),
             shutting_down: false,
             changes: 0,
@@ -199,7 +206,18 @@ impl Shard {
 
     /// Applies a session delta and broadcasts the interest changes it caused.
     fn apply(&mut self, delta: crate::session::Delta) -> Option<SessionKey> {
+        use crate::session::{Delta, SessionDelta};
         self.changes += 1;
+        if let Delta::Update {
+            change:
+                SessionDelta::Subscribed { .. }
+                | SessionDelta::Unsubscribed { .. }
+                | SessionDelta::Ended,
+            ..
+        } = &delta
+        {
+            self.routes_generation += 1;
+        }
         let applied = self.store.apply(delta);
         for change in applied.interest {
             self.interest_changed(self.id, change.clone());
@@ -218,6 +236,7 @@ impl Shard {
     /// Updates this shard's copy of the interest of `source`.
     fn interest_changed(&mut self, source: ShardId, change: crate::session::store::InterestChange) {
         use crate::session::store::InterestChange;
+        self.routes_generation += 1;
         match change {
             InterestChange::Plain {
                 filter,

@@ -260,13 +260,10 @@ impl Shard {
 
     /// Delivers `message` to every matching subscription in the broker.
     pub(super) fn route(&mut self, message: Message, origin: Option<SessionKey>) -> bool {
-        let mut matched = self.deliver_local(&message, origin);
-        if self.mesh.shards() > 1 {
-            let mask = self.interest.shards_matching(message.topic.as_bytes()) & !(1u64 << self.id);
-            matched |= mask != 0;
-            for target in shard_bits(mask) {
-                self.mesh.deliver(target, &message);
-            }
+        let (mut matched, mask) = self.deliver_routed(&message, origin);
+        matched |= mask != 0;
+        for target in shard_bits(mask) {
+            self.mesh.deliver(target, &message);
         }
         if !self.shared_interest.shards.is_empty() {
             matched |= self.route_shared(&message);

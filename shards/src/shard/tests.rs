@@ -977,3 +977,51 @@ fn suback_waits_until_every_other_shard_knows_the_new_interest() {
         assert!(matches!(world.take(s, other)[..], [Packet::SubAck(_)]));
     }
 }
+
+#[test]
+fn cached_routes_follow_new_and_removed_subscriptions() {
+    let mut world = World::new(2);
+    let (p, publisher, _) = world.connect(connect(Protocol::V311, on_shard(0), true));
+    let (s, first, _) = world.connect(connect(Protocol::V311, on_shard(1), true));
+    world.send(s, first, subscribe(1, "cache/+", QoS::AtMostOnce));
+    world.take(s, first);
+    world.send(
+        p,
+        publisher,
+        publish("cache/t", "one", QoS::AtMostOnce, None, false),
+    );
+    assert_eq!(payloads(&world.take(s, first)), ["one"]);
+    // A new local subscriber on the publisher's shard must be seen at once.
+    let (s0, second, _) = world.connect(connect(Protocol::V311, "c8", true));
+    world.send(s0, second, subscribe(1, "cache/t", QoS::AtMostOnce));
+    world.take(s0, second);
+    world.send(
+        p,
+        publisher,
+        publish("cache/t", "two", QoS::AtMostOnce, None, false),
+    );
+    assert_eq!(payloads(&world.take(s, first)), ["two"]);
+    assert_eq!(payloads(&world.take(s0, second)), ["two"]);
+    // And a removed remote subscription stops the crossing.
+    let filters = vec![ByteStr::from_static("cache/+")];
+    world.send(
+        s,
+        first,
+        Packet::Unsubscribe(Unsubscribe {
+            packet_id: pid(2),
+            properties: UnsubscribeProperties::default(),
+            filters,
+        }),
+    );
+    world.take(s, first);
+    world.send(
+        p,
+        publisher,
+        publish("cache/t", "three", QoS::AtMostOnce, None, false),
+    );
+    assert!(payloads(&world.take(s, first)).is_empty());
+    assert_eq!(
+        world.shards[p].interest.shards_matching(b"cache/t") & 0b10,
+        0
+    );
+}

@@ -209,6 +209,7 @@ fn serve_signals(
             code: 1,
         })?;
     let mut next_save = autosave_deadline(&config);
+    let mut saved_changes = durable_changes(&broker);
     loop {
         let wait = next_save.map_or(Duration::from_secs(3600), |at| {
             at.saturating_duration_since(Instant::now())
@@ -222,7 +223,10 @@ fn serve_signals(
             }
             Ok(_) => {}
             Err(mpsc::RecvTimeoutError::Timeout) => {
-                persistence::save(&broker, &config);
+                if autosave_due(&config, &broker, saved_changes) {
+                    saved_changes = durable_changes(&broker);
+                    persistence::save(&broker, &config);
+                }
                 next_save = autosave_deadline(&config);
             }
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
@@ -237,10 +241,30 @@ fn serve_signals(
     Ok(())
 }
 
+/// When to look at autosave next: after `autosave_interval` seconds, or every second with
+/// `autosave_on_changes` (the interval then counts changes, as in Mosquitto).
 fn autosave_deadline(config: &Config) -> Option<Instant> {
     let persistence = &config.persistence;
+    let every = if persistence.autosave_on_changes {
+        1
+    } else {
+        u64::from(persistence.autosave_interval)
+    };
     (persistence.enabled && persistence.autosave_interval > 0)
-        .then(|| Instant::now() + Duration::from_secs(u64::from(persistence.autosave_interval)))
+        .then(|| Instant::now() + Duration::from_secs(every))
+}
+
+/// True when an autosave is due now.
+fn autosave_due(config: &Config, broker: &BrokerHandle, saved_changes: u64) -> bool {
+    let persistence = &config.persistence;
+    !persistence.autosave_on_changes
+        || durable_changes(broker).saturating_sub(saved_changes)
+            >= u64::from(persistence.autosave_interval)
+}
+
+/// Changes to durable state since start, over all shards.
+fn durable_changes(broker: &BrokerHandle) -> u64 {
+    shards::stats::totals(&broker.stats).durable_changes
 }
 
 /// SIGHUP: re-reads the file and applies what can change without a restart.

@@ -73,6 +73,8 @@ counters! {
     sockets_opened,
     /// CONNECTs accepted.
     connections_opened,
+    /// Changes to durable state (sessions, retained), for `autosave_on_changes`.
+    durable_changes,
 }
 
 /// Adds `delta` to a counter only this thread writes.

@@ -167,3 +167,21 @@ def test_damaged_state_file_is_set_aside_and_broker_starts(start_broker, broker_
     assert aside, os.listdir(b.dir)
     c = m.RawClient(b.host, b.port, 4)
     assert not c.connect("persist-v4", clean=False)["session_present"]
+
+
+def test_autosave_on_changes_counts_changes_not_seconds(start_broker, broker_kind):
+    """`autosave_on_changes true`: `autosave_interval` is a number of changes."""
+    lines = persistence_lines(autosave=40) + ["autosave_on_changes true"]
+    b = start_broker(broker_kind, lines)
+    path = b.dir / "state.db"
+    c = m.RawClient(b.host, b.port, 4)
+    c.connect("changes", clean=False)
+    c.subscribe(1, [("ch/1", 1)])
+    time.sleep(1.5)
+    assert not path.exists(), "a handful of changes is not forty"
+    for n in range(2, 60):
+        c.subscribe(n, [(f"ch/{n}", 1)])
+    deadline = time.monotonic() + 6
+    while time.monotonic() < deadline and not path.exists():
+        time.sleep(0.2)
+    assert path.exists(), "saved once enough changes happened"

@@ -113,7 +113,6 @@ pub fn restore(shard: &mut Shard, restore: Restore) {
     for record in restore.sessions {
         replay_session(shard, record, restore.saved_at);
     }
-    shard.changes = 0;
 }
 
 fn replay_session(shard: &mut Shard, record: SessionRecord, saved_at: u64) {

@@ -121,8 +121,6 @@ pub struct Shard {
     shared_matches: Vec<SharedKey>,
     /// Set once shutdown began: no new connections are accepted.
     pub shutting_down: bool,
-    /// Changes to durable state since the last snapshot (for `autosave_on_changes`).
-    pub changes: u64,
     /// Connections with bytes to write, for the runtime's flusher.
     pub flush: std::rc::Rc<crate::connection::FlushQueue>,
     /// Interest changes broadcast so far (a SUBSCRIBE that caused one waits for a barrier).
@@ -163,7 +161,6 @@ impl Shard {
             routes_generation: 0,
             shared_matches: Vec::new(),
             shutting_down: false,
-            changes: 0,
             flush: std::rc::Rc::default(),
             interest_broadcasts: 0,
             barriers: Vec::new(),
@@ -207,7 +204,7 @@ impl Shard {
     /// Applies a session delta and broadcasts the interest changes it caused.
     fn apply(&mut self, delta: crate::session::Delta) -> Option<SessionKey> {
         use crate::session::{Delta, SessionDelta};
-        self.changes += 1;
+        crate::stats::bump(&self.my_stats().durable_changes, 1);
         if let Delta::Update {
             change:
                 SessionDelta::Subscribed { .. }

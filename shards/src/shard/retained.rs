@@ -12,7 +12,7 @@ use super::Shard;
 use crate::mesh::ShardMsg;
 use crate::message::Message;
 use crate::mqtt::ByteStr;
-use crate::stats::set;
+use crate::stats::{bump, set};
 
 impl Shard {
     /// Records `message` as the retained message of its topic (or clears it when the
@@ -47,7 +47,10 @@ impl Shard {
 
     /// Changes this shard's copy.
     pub(super) fn set_retained(&mut self, topic: &ByteStr, message: Option<Message>) {
-        self.changes += 1;
+        if !topic.starts_with("$SYS/") {
+            // The broker's own statistics are not the user's data changing.
+            bump(&self.my_stats().durable_changes, 1);
+        }
         match message {
             Some(message) => {
                 self.retained.insert(topic.as_bytes(), message);

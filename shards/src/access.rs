@@ -16,7 +16,7 @@
 //!   topics) or `$share/`.
 
 use crate::authfile::{AclAccess, AclFile, CredentialCache, PasswordCheck, PasswordFile};
-use crate::dynsec::{AclDecision, AclEvent, AclSnapshot, AuthCache, AuthResult, ClientIdentity};
+use crate::dynsec::{AclDecision, AclEvent, AclSnapshot, AuthResult, ClientIdentity};
 use crate::mqtt::{ByteStr, Bytes};
 use std::sync::Arc;
 
@@ -81,24 +81,9 @@ pub struct ListenerAccess {
     pub acl_file: Option<Arc<AclFile>>,
 }
 
-/// A shard's caches of credentials it verified recently (PBKDF2 is slow). Placement: one
-/// per shard, `&mut` next to its `Arc<AccessPolicy>`.
-pub struct AuthCaches {
-    /// For dynamic security.
-    pub dynsec: AuthCache,
-    /// For password files.
-    pub files: CredentialCache,
-}
-
-impl AuthCaches {
-    /// Empty caches with fresh random keys.
-    pub fn new() -> Result<AuthCaches, crate::dynsec::password::RandomError> {
-        Ok(AuthCaches {
-            dynsec: AuthCache::new()?,
-            files: CredentialCache::new()?,
-        })
-    }
-}
+/// A shard's cache of credentials it verified recently (PBKDF2 is slow), for every
+/// source. Placement: one per shard, `&mut` next to its `Arc<AccessPolicy>`.
+pub type AuthCaches = CredentialCache;
 
 /// The combined rules of a broker.
 #[derive(Clone, Debug)]
@@ -147,12 +132,7 @@ impl AccessPolicy {
         let password = request.password.map(|p| &p[..]);
         if let (Some(snapshot), Some(name)) = (&self.dynsec, username) {
             let client_id = request.client_id.as_bytes();
-            match snapshot.authenticate_cached(
-                &mut caches.dynsec,
-                Some(name.as_bytes()),
-                password,
-                client_id,
-            ) {
+            match snapshot.authenticate_cached(caches, Some(name.as_bytes()), password, client_id) {
                 AuthResult::Allow => return allow,
                 AuthResult::Deny(_) => return AuthDecision::NotAuthorized,
                 AuthResult::Defer => {}
@@ -162,7 +142,7 @@ impl AccessPolicy {
         if let (Some(file), Some(name)) =
             (listener.and_then(|l| l.password_file.as_ref()), username)
         {
-            match file.check_cached(&mut caches.files, name.as_bytes(), password) {
+            match file.check_cached(caches, name.as_bytes(), password) {
                 PasswordCheck::Allow => return allow,
                 PasswordCheck::Deny => return AuthDecision::NotAuthorized,
                 PasswordCheck::UnknownUser => {}

@@ -20,6 +20,7 @@ pub mod atomic_file;
 pub mod authfile;
 pub mod connection;
 pub mod control;
+pub mod credential_cache;
 pub mod delivery_batch;
 pub mod dynsec;
 pub mod http;

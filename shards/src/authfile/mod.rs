@@ -41,7 +41,6 @@
 //! * messages show the whole offending ACL line (2.0 prints its first word).
 
 pub mod acl_file;
-mod cache;
 mod file;
 mod filter;
 pub mod password_file;
@@ -49,8 +48,8 @@ mod text;
 
 use std::path::{Path, PathBuf};
 
+pub use crate::credential_cache::{CredentialCache, CREDENTIAL_CACHE_ENTRIES_MAX};
 pub use acl_file::{AclAccess, AclFile};
-pub use cache::{CredentialCache, CREDENTIAL_CACHE_ENTRIES_MAX};
 pub use password_file::{PasswordCheck, PasswordFile, FIELD_BYTES_MAX};
 
 /// Why a password or ACL file was refused.

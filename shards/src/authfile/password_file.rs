@@ -29,10 +29,10 @@ use std::path::Path;
 
 use rustc_hash::FxHashMap;
 
-use super::cache::CredentialCache;
 use super::file::{read_restricted, FileKind};
 use super::text::{display, is_c_space, numbered_lines, trim_blanks};
 use super::FileError;
+use crate::credential_cache::CredentialCache;
 use crate::dynsec::password::PasswordHash;
 
 /// Longest username or hash Mosquitto accepts on a line.

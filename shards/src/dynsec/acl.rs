@@ -23,16 +23,14 @@
 //! priority. `%c` / `%u` levels are substituted during the walk (see `topic`).
 //!
 //! Password checks are slow (PBKDF2, ~0.45 ms at 1000 iterations), so each shard keeps an
-//! [`AuthCache`] of verified credentials next to its snapshot; see its doc.
+//! [`CredentialCache`] of verified credentials next to its snapshot; see its doc.
 
 use std::collections::HashMap;
 
-use sha2::{Digest as _, Sha512};
-
-use super::limits::AUTH_CACHE_ENTRIES_MAX;
 use super::model::{AclType, DefaultAccess, DynsecState};
-use super::password::{fill_random, PasswordHash, RandomError};
+use super::password::PasswordHash;
 use super::topic::{Pattern, Substitution};
+use crate::credential_cache::CredentialCache;
 
 /// The four moments at which the broker asks (spec §8.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -393,7 +391,7 @@ impl AclSnapshot {
     /// repeated login with the same credentials skips PBKDF2.
     pub fn authenticate_cached(
         &self,
-        cache: &mut AuthCache,
+        cache: &mut CredentialCache,
         username: Option<&[u8]>,
         password: Option<&[u8]>,
         client_id: &[u8],
@@ -406,7 +404,7 @@ impl AclSnapshot {
         username: Option<&[u8]>,
         password: Option<&[u8]>,
         client_id: &[u8],
-        cache: Option<&mut AuthCache>,
+        cache: Option<&mut CredentialCache>,
     ) -> AuthResult {
         let (Some(username), Some(password)) = (
             username.filter(|u| !u.is_empty()),
@@ -446,100 +444,6 @@ impl AclSnapshot {
     }
 }
 
-/// A shard's cache of credentials verified recently.
-///
-/// Placement: one per shard, owned (`&mut`) by the shard next to its `Arc<AclSnapshot>`;
-/// no locking. Survives snapshot swaps.
-///
-/// Key: the username. Value: a keyed digest `SHA-512(secret ‖ len ‖ username ‖ password)`
-/// (truncated to 32 bytes, `secret` random per cache, so the cache never holds anything an
-/// attacker could crack faster than the stored PBKDF2 hash) plus the fingerprint of the
-/// stored hash that was verified. A lookup hits only when both the digest and the current
-/// stored hash match, so a password change (new salt and hash) invalidates the entry
-/// without any message. Only successful verifications are inserted, so failed guesses
-/// cannot grow it; at [`AUTH_CACHE_ENTRIES_MAX`] entries it is cleared. Cost of a hit: one
-/// SHA-512 (~1 µs) instead of PBKDF2 (~450 µs at 1000 iterations).
-pub struct AuthCache {
-    secret: [u8; 32],
-    entries: HashMap<Box<[u8]>, CachedCredential>,
-}
-
-impl std::fmt::Debug for AuthCache {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AuthCache")
-            .field("entries", &self.entries.len())
-            .finish_non_exhaustive()
-    }
-}
-
-struct CachedCredential {
-    digest: [u8; 32],
-    fingerprint: Box<[u8]>,
-}
-
-impl AuthCache {
-    /// An empty cache with a fresh random secret.
-    pub fn new() -> Result<AuthCache, RandomError> {
-        let mut secret = [0u8; 32];
-        fill_random(&mut secret)?;
-        Ok(AuthCache {
-            secret,
-            entries: HashMap::new(),
-        })
-    }
-
-    /// Number of cached credentials.
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    /// Whether the cache is empty.
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-
-    fn digest(&self, username: &[u8], password: &[u8]) -> [u8; 32] {
-        let mut hasher = Sha512::new();
-        hasher.update(self.secret);
-        hasher.update((username.len() as u64).to_be_bytes());
-        hasher.update(username);
-        hasher.update(password);
-        let full = hasher.finalize();
-        let mut digest = [0u8; 32];
-        digest.copy_from_slice(&full[..32]);
-        digest
-    }
-
-    fn verify(&mut self, username: &[u8], password: &[u8], hash: &PasswordHash) -> bool {
-        let digest = self.digest(username, password);
-        if let Some(entry) = self.entries.get(username) {
-            let same_digest = entry
-                .digest
-                .iter()
-                .zip(digest.iter())
-                .fold(0u8, |a, (x, y)| a | (x ^ y))
-                == 0;
-            if same_digest && *entry.fingerprint == *hash.fingerprint() {
-                return true;
-            }
-        }
-        if !hash.verify(password) {
-            return false;
-        }
-        if self.entries.len() >= AUTH_CACHE_ENTRIES_MAX {
-            self.entries.clear();
-        }
-        self.entries.insert(
-            username.into(),
-            CachedCredential {
-                digest,
-                fingerprint: hash.fingerprint().into(),
-            },
-        );
-        true
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -570,9 +474,9 @@ mod tests {
         let mut state = state_with(
             r#"{"commands":[{"command":"createClient","username":"alice","password":"one"}]}"#,
         );
-        let mut cache = AuthCache::new().unwrap();
+        let mut cache = CredentialCache::new().unwrap();
         let first = AclSnapshot::build(&state);
-        let login = |snapshot: &AclSnapshot, cache: &mut AuthCache, pw: &[u8]| {
+        let login = |snapshot: &AclSnapshot, cache: &mut CredentialCache, pw: &[u8]| {
             snapshot.authenticate_cached(cache, Some(b"alice"), Some(pw), b"id")
         };
         assert_eq!(login(&first, &mut cache, b"one"), AuthResult::Allow);
@@ -605,18 +509,18 @@ mod tests {
 
     #[test]
     fn cache_is_bounded() {
-        let commands: Vec<String> = (0..=AUTH_CACHE_ENTRIES_MAX)
+        let commands: Vec<String> = (0..=crate::credential_cache::CREDENTIAL_CACHE_ENTRIES_MAX)
             .map(|i| format!(r#"{{"command":"createClient","username":"u{i}","password":"p"}}"#))
             .collect();
         let state = state_with(&format!(r#"{{"commands":[{}]}}"#, commands.join(",")));
         let snapshot = AclSnapshot::build(&state);
-        let mut cache = AuthCache::new().unwrap();
-        for i in 0..=AUTH_CACHE_ENTRIES_MAX {
+        let mut cache = CredentialCache::new().unwrap();
+        for i in 0..=crate::credential_cache::CREDENTIAL_CACHE_ENTRIES_MAX {
             let user = format!("u{i}");
             let result =
                 snapshot.authenticate_cached(&mut cache, Some(user.as_bytes()), Some(b"p"), b"c");
             assert_eq!(result, AuthResult::Allow);
-            assert!(cache.len() <= AUTH_CACHE_ENTRIES_MAX);
+            assert!(cache.len() <= crate::credential_cache::CREDENTIAL_CACHE_ENTRIES_MAX);
         }
         assert_eq!(cache.len(), 1, "cleared when full, then refilled");
     }

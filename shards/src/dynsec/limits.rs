@@ -18,9 +18,6 @@ pub const JSON_DEPTH_MAX: usize = 1000;
 /// A response longer than the MQTT maximum packet payload is dropped, as Mosquitto does.
 pub const RESPONSE_BYTES_MAX: usize = 268_435_455;
 
-/// Entries kept by one shard's verified-credentials cache before it is cleared.
-pub const AUTH_CACHE_ENTRIES_MAX: usize = 4_096;
-
 /// `plugin_opt_password_init_file`: only the first line, read through a 1024-byte
 /// `fgets` buffer, is used (spec §13.2).
 pub const INIT_PASSWORD_BYTES_MAX: usize = 1_023;
@@ -32,4 +29,3 @@ pub const ENV_PASSWORD_BYTES_MIN: usize = 12;
 pub const GENERATED_PASSWORD_CHARS: usize = 20;
 
 const _: () = assert!(ACL_TOPIC_BYTES_MAX < NAME_BYTES_MAX);
-const _: () = assert!(AUTH_CACHE_ENTRIES_MAX > 0);

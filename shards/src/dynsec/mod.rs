@@ -27,7 +27,7 @@
 //! | control PUBLISH | [`control::handle_request`] → [`ControlOutcome`] `{ response, changed, audit, kicks }` |
 //! | persist | [`store::serialise`] + [`atomic_file::save_atomic`] (generic crash-safe whole-file write, 0600) |
 //! | publish the rules | `Arc::new(`[`AclSnapshot::build`]`(&state))` to every shard (`Send + Sync`, immutable) |
-//! | CONNECT | [`AclSnapshot::authenticate_cached`] with the shard's [`AuthCache`] → [`AuthResult`] |
+//! | CONNECT | [`AclSnapshot::authenticate_cached`] with the shard's [`crate::credential_cache::CredentialCache`] → [`AuthResult`] |
 //! | PUBLISH / delivery / SUBSCRIBE / UNSUBSCRIBE | [`AclSnapshot::check`] (or `subject` once per connection + `decide_subject`) with an [`AclEvent`] and a [`ClientIdentity`] |
 //! | HA auth-sync | replicate `store::serialise(&state)` bytes; followers `store::load` them (hashes carry random salts, so replaying requests would diverge) |
 //!
@@ -50,9 +50,7 @@ pub mod store;
 mod topic;
 pub mod validate;
 
-pub use acl::{
-    AclDecision, AclEvent, AclSnapshot, AclSubject, AuthCache, AuthResult, ClientIdentity,
-};
+pub use acl::{AclDecision, AclEvent, AclSnapshot, AclSubject, AuthResult, ClientIdentity};
 pub use control::{handle_request, ControlOutcome, Kick, RequestContext};
 pub use model::DynsecState;
 

@@ -23,15 +23,20 @@ impl Shard {
     }
 
     pub(super) fn on_puback(&mut self, id: ConnId, received: Ack) -> Flow {
+        self.complete(id, &received, InflightState::AwaitPubAck)
+    }
+
+    /// PUBACK or PUBCOMP: completes the exchange of `received`'s packet id if it is in
+    /// `expected` state, and lets the queue into the freed window slot.
+    fn complete(&mut self, id: ConnId, received: &Ack, expected: InflightState) -> Flow {
         let Some(key) = self.session_of(id) else {
             return Flow::Close;
         };
-        if self.inflight_state(key, &received) == Some(InflightState::AwaitPubAck) {
+        if self.inflight_state(key, received) == Some(expected) {
+            let packet_id = received.packet_id;
             self.apply(Delta::Update {
                 key,
-                change: SessionDelta::Completed {
-                    packet_id: received.packet_id,
-                },
+                change: SessionDelta::Completed { packet_id },
             });
             self.drain_queue(key);
         }
@@ -88,19 +93,7 @@ impl Shard {
     }
 
     pub(super) fn on_pubcomp(&mut self, id: ConnId, received: Ack) -> Flow {
-        let Some(key) = self.session_of(id) else {
-            return Flow::Close;
-        };
-        if self.inflight_state(key, &received) == Some(InflightState::AwaitPubComp) {
-            self.apply(Delta::Update {
-                key,
-                change: SessionDelta::Completed {
-                    packet_id: received.packet_id,
-                },
-            });
-            self.drain_queue(key);
-        }
-        Flow::Continue
+        self.complete(id, &received, InflightState::AwaitPubComp)
     }
 
     pub(super) fn on_pubrel(&mut self, id: ConnId, received: Ack) -> Flow {

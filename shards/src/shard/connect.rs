@@ -69,121 +69,75 @@ impl Shard {
         accepted: &Accepted,
         connect: Box<Connect>,
     ) -> Result<(ConnectRequest, ShardId), Refusal> {
-        let settings = &self.settings;
-        let Some(listener) = settings.listeners.get(accepted.listener) else {
+        let Some(listener) = self.settings.listeners.get(accepted.listener) else {
             return Err(refuse(
                 connect.protocol,
                 reason::SERVER_UNAVAILABLE,
                 "unknown listener",
             ));
         };
-        let v5 = connect.protocol.is_v5();
-        let who = || {
-            format!(
+        let no = Refuser {
+            protocol: connect.protocol,
+            who: format!(
                 "Client {} [{}]",
                 display_id(&connect.client_id),
                 accepted.peer
-            )
+            ),
         };
         if !listener.accepts_level(connect.protocol.level()) {
-            let code = if v5 {
-                reason::UNSUPPORTED_PROTOCOL_VERSION
-            } else {
-                reason::v3::UNACCEPTABLE_PROTOCOL_VERSION
-            };
-            return Err(refuse(
-                connect.protocol,
-                code,
-                &format!(
-                    "{} disconnected, protocol version not accepted on this listener.",
-                    who()
-                ),
+            let why = "protocol version not accepted on this listener";
+            return Err(no.with(
+                reason::UNSUPPORTED_PROTOCOL_VERSION,
+                reason::v3::UNACCEPTABLE_PROTOCOL_VERSION,
+                why,
             ));
         }
-        if v5 && connect.properties.authentication_method.is_some() {
-            return Err(refuse(
-                connect.protocol,
+        if connect.properties.authentication_method.is_some() {
+            let why = "unsupported authentication method";
+            return Err(no.with(
                 reason::BAD_AUTHENTICATION_METHOD,
-                &format!("{} disconnected, unsupported authentication method.", who()),
+                reason::v3::NOT_AUTHORIZED,
+                why,
             ));
         }
         if let Some(will) = &connect.will {
             if will.qos as u8 > listener.max_qos {
-                let code = if v5 {
-                    reason::QOS_NOT_SUPPORTED
-                } else {
-                    reason::v3::NOT_AUTHORIZED
-                };
-                return Err(refuse(
-                    connect.protocol,
-                    code,
-                    &format!("{} disconnected, will QoS not supported.", who()),
+                return Err(no.with(
+                    reason::QOS_NOT_SUPPORTED,
+                    reason::v3::NOT_AUTHORIZED,
+                    "will QoS not supported",
                 ));
             }
-            if will.retain && !settings.retain_available {
-                let code = if v5 {
-                    reason::RETAIN_NOT_SUPPORTED
-                } else {
-                    reason::v3::NOT_AUTHORIZED
-                };
-                return Err(refuse(
-                    connect.protocol,
-                    code,
-                    &format!("{} disconnected, retain not supported.", who()),
+            if will.retain && !self.settings.retain_available {
+                return Err(no.with(
+                    reason::RETAIN_NOT_SUPPORTED,
+                    reason::v3::NOT_AUTHORIZED,
+                    "retain not supported",
                 ));
             }
         }
-        let (keep_alive, server_keep_alive) = self.keep_alive_for(&connect)?;
+        let (keep_alive, server_keep_alive) = self.keep_alive_for(&connect);
         let (client_id, assigned) = self.client_id_for(accepted, &connect)?;
-        let decision = if listener.certificate_username.is_some() {
-            // `use_identity_as_username`: the verified certificate is the credential; the
-            // MQTT user name and password are ignored (Mosquitto's documented behaviour).
-            match &accepted.certificate_username {
-                Some(name) => AuthDecision::Allow {
-                    username: Some(name.clone()),
-                },
-                None => AuthDecision::NotAuthorized,
-            }
-        } else {
-            let request = AuthRequest {
-                listener: accepted.listener,
-                client_id: client_id.as_str(),
-                username: connect.username.as_ref(),
-                password: connect.password.as_ref(),
+        let Some(username) = self.authenticate(accepted, &connect, &client_id) else {
+            let no = Refuser {
+                who: format!("Client {client_id} [{}]", accepted.peer),
+                ..no
             };
-            self.access.authenticate(&request, &mut self.auth_cache)
+            return Err(no.with(
+                reason::NOT_AUTHORIZED,
+                reason::v3::NOT_AUTHORIZED,
+                "not authorised",
+            ));
         };
-        let username = match decision {
-            AuthDecision::Allow { username } => username,
-            AuthDecision::NotAuthorized => {
-                let code = if v5 {
-                    reason::NOT_AUTHORIZED
-                } else {
-                    reason::v3::NOT_AUTHORIZED
-                };
-                return Err(refuse(
-                    connect.protocol,
-                    code,
-                    &format!(
-                        "Client {client_id} [{}] disconnected, not authorised.",
-                        accepted.peer
-                    ),
-                ));
-            }
-        };
+        let listener = &self.settings.listeners[accepted.listener];
         let (client_id, assigned) = match (listener.use_username_as_clientid, &username) {
             (true, Some(name)) => (name.clone(), false),
             (true, None) => {
-                let code = if v5 {
-                    reason::NOT_AUTHORIZED
-                } else {
-                    reason::v3::NOT_AUTHORIZED
-                };
-                return Err(refuse(
-                    connect.protocol,
-                    code,
-                    &format!("{} disconnected, not authorised.", who()),
-                ));
+                return Err(no.with(
+                    reason::NOT_AUTHORIZED,
+                    reason::v3::NOT_AUTHORIZED,
+                    "not authorised",
+                ))
             }
             (false, _) => (client_id, assigned),
         };
@@ -200,16 +154,41 @@ impl Shard {
         Ok((request, home))
     }
 
+    /// The user name the session runs as, or `None` when the client may not connect.
+    fn authenticate(
+        &mut self,
+        accepted: &Accepted,
+        connect: &Connect,
+        client_id: &ByteStr,
+    ) -> Option<Option<ByteStr>> {
+        let listener = &self.settings.listeners[accepted.listener];
+        if listener.certificate_username.is_some() {
+            // `use_identity_as_username`: the verified certificate is the credential; the
+            // MQTT user name and password are ignored (Mosquitto's documented behaviour).
+            return accepted.certificate_username.clone().map(Some);
+        }
+        let request = AuthRequest {
+            listener: accepted.listener,
+            client_id: client_id.as_str(),
+            username: connect.username.as_ref(),
+            password: connect.password.as_ref(),
+        };
+        match self.access.authenticate(&request, &mut self.auth_cache) {
+            AuthDecision::Allow { username } => Some(username),
+            AuthDecision::NotAuthorized => None,
+        }
+    }
+
     /// Keep alive after `max_keepalive`: a 5.0 client asking for more (or for none) is
     /// told the server's value in Server Keep Alive; 3.1/3.1.1 have no way to tell the
     /// client, so their value stands (Mosquitto 2.0.11 accepts them the same way).
-    fn keep_alive_for(&self, connect: &Connect) -> Result<(u16, Option<u16>), Refusal> {
+    fn keep_alive_for(&self, connect: &Connect) -> (u16, Option<u16>) {
         let max = self.settings.max_keepalive;
         let asked = connect.keep_alive;
         if max == u16::MAX || (asked != 0 && asked <= max) || !connect.protocol.is_v5() {
-            return Ok((asked, None));
+            return (asked, None);
         }
-        Ok((max, Some(max)))
+        (max, Some(max))
     }
 
     /// The client id rules of §3.1.3.1 and Mosquitto's options.
@@ -219,18 +198,17 @@ impl Shard {
         connect: &Connect,
     ) -> Result<(ByteStr, bool), Refusal> {
         let protocol = connect.protocol;
+        let no = Refuser {
+            protocol,
+            who: format!("Client <unknown> [{}]", accepted.peer),
+        };
+        // 5.0 leaves the code open (0x85 MAY be used); Mosquitto answers 0x80, and clients
+        // written against it expect that.
         let rejected = |why: &str| {
-            // 5.0 leaves the code open (0x85 MAY be used); Mosquitto answers 0x80, and clients
-            // written against it expect that.
-            let code = if protocol.is_v5() {
-                reason::UNSPECIFIED_ERROR
-            } else {
-                reason::v3::IDENTIFIER_REJECTED
-            };
-            refuse(
-                protocol,
-                code,
-                &format!("Client <unknown> [{}] disconnected, {why}.", accepted.peer),
+            no.with(
+                reason::UNSPECIFIED_ERROR,
+                reason::v3::IDENTIFIER_REJECTED,
+                why,
             )
         };
         let id = &connect.client_id;
@@ -525,6 +503,24 @@ fn display_id(id: &ByteStr) -> &str {
         "<unknown>"
     } else {
         id.as_str()
+    }
+}
+
+/// Builds refusals for one CONNECT: the code for its protocol and Mosquitto's log line.
+struct Refuser {
+    protocol: Protocol,
+    who: String,
+}
+
+impl Refuser {
+    /// Refused with `v5` (5.0) or `v3` (3.1/3.1.1), logging "<who> disconnected, <why>.".
+    fn with(&self, v5: u8, v3: u8, why: &str) -> Refusal {
+        let code = if self.protocol.is_v5() { v5 } else { v3 };
+        refuse(
+            self.protocol,
+            code,
+            &format!("{} disconnected, {why}.", self.who),
+        )
     }
 }
 

@@ -29,15 +29,16 @@ pub(super) struct RetainedDue {
 }
 
 impl Shard {
+    /// The session, protocol and listener of connection `id`, while it is attached.
+    fn attached(&self, id: ConnId) -> Option<(SessionKey, bool, usize)> {
+        let conn = self.conn(id)?;
+        Some((conn.session?, conn.protocol.is_v5(), conn.listener))
+    }
+
     pub(super) fn on_subscribe(&mut self, id: ConnId, subscribe: Subscribe) -> Flow {
-        let Some(conn) = self.conn(id) else {
+        let Some((key, v5, listener)) = self.attached(id) else {
             return Flow::Close;
         };
-        let Some(key) = conn.session else {
-            return Flow::Close;
-        };
-        let v5 = conn.protocol.is_v5();
-        let listener = conn.listener;
         let failure = if v5 {
             reason::TOPIC_FILTER_INVALID
         } else {
@@ -149,14 +150,9 @@ impl Shard {
     }
 
     pub(super) fn on_unsubscribe(&mut self, id: ConnId, unsubscribe: Unsubscribe) -> Flow {
-        let Some(conn) = self.conn(id) else {
+        let Some((key, v5, listener)) = self.attached(id) else {
             return Flow::Close;
         };
-        let Some(key) = conn.session else {
-            return Flow::Close;
-        };
-        let v5 = conn.protocol.is_v5();
-        let listener = conn.listener;
         let mut codes = Vec::with_capacity(unsubscribe.filters.len());
         for filter in unsubscribe.filters {
             let shared = matches!(

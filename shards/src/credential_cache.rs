@@ -1,9 +1,8 @@
-//! A shard's cache of password-file credentials verified recently, so that a client that
-//! reconnects does not pay a PBKDF2 run (~0.5 ms at 1000 iterations, ~50 µs at 2.0's 101)
-//! every time.
+//! A shard's cache of credentials verified recently, so that a client that reconnects does
+//! not pay a PBKDF2 run (~0.5 ms at 1000 iterations, ~50 µs at 2.0's 101) every time.
 //!
-//! Used by [`super::PasswordFile::check_cached`]. Same design as dynsec's `AuthCache`
-//! (whose verification entry point is private to dynsec, so it cannot be shared): the key
+//! Used by dynamic security (`AclSnapshot::authenticate_cached`) and password files
+//! (`PasswordFile::check_cached`), one cache per shard for both. The key
 //! is the username; the value is a keyed digest `SHA-512(secret ‖ len ‖ username ‖
 //! password)` truncated to 32 bytes, with `secret` random per cache (the cache never holds
 //! anything cheaper to crack than the stored hash), plus the stored hash that was verified.
@@ -82,7 +81,7 @@ impl CredentialCache {
 
     /// Whether `password` matches `hash`, answered from the cache when this exact pair was
     /// verified before against this exact stored hash.
-    pub(super) fn verify(&mut self, username: &[u8], password: &[u8], hash: &PasswordHash) -> bool {
+    pub(crate) fn verify(&mut self, username: &[u8], password: &[u8], hash: &PasswordHash) -> bool {
         let digest = self.digest(username, password);
         if let Some(entry) = self.entries.get(username) {
             let same_digest = entry

@@ -43,8 +43,13 @@ pub enum ShardMsg {
         /// The change.
         change: InterestChange,
     },
-    /// To the topic's owner shard: set (Some) or clear (None) a topic's retained message.
-    RetainRequest(Box<(crate::mqtt::ByteStr, Option<Message>)>),
+    /// To the topic's owner shard: set or clear a topic's retained message.
+    RetainRequest(Box<RetainRequest>),
+    /// From the owner to the source of a `RetainRequest` with a token: broadcast done.
+    RetainDone {
+        /// The request's token.
+        token: u64,
+    },
     /// From the owner to every other shard: the retained message of a topic, in the owner's
     /// order.
     RetainApply(Box<(crate::mqtt::ByteStr, Option<Message>)>),
@@ -66,6 +71,18 @@ pub enum ShardMsg {
     },
     /// Process control from the main thread.
     Control(Control),
+}
+
+/// A retained message on its way to the owner of its topic.
+pub struct RetainRequest {
+    /// Topic.
+    pub topic: crate::mqtt::ByteStr,
+    /// The new retained message, or `None` to clear it.
+    pub message: Option<Message>,
+    /// The shard that received the publish.
+    pub source: ShardId,
+    /// Set when the source waits for `RetainDone` to acknowledge the publish.
+    pub token: Option<u64>,
 }
 
 /// A connection moving to the shard that owns its client id.

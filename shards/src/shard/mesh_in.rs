@@ -15,10 +15,8 @@ impl Shard {
             }
             ShardMsg::DeliverShared(shared) => self.deliver_shared_local(&shared.0, &shared.1),
             ShardMsg::Interest { source, change } => self.interest_changed(source, change),
-            ShardMsg::RetainRequest(retained) => {
-                let (topic, message) = *retained;
-                self.retain_as_owner(topic, message);
-            }
+            ShardMsg::RetainRequest(request) => self.retain_as_owner(*request),
+            ShardMsg::RetainDone { token } => self.retain_done(token),
             ShardMsg::RetainApply(retained) => self.set_retained(&retained.0, retained.1),
             ShardMsg::Kick(kicks) => self.kick(&kicks),
             ShardMsg::Barrier { source, barrier } => {

@@ -128,6 +128,10 @@ pub struct Shard {
     /// SUBACKs waiting for their barrier: (barrier id, acknowledgements missing, SUBACK).
     barriers: Vec<(u64, usize, subscribe::PendingSubAck)>,
     next_barrier: u64,
+    /// Acknowledgements of retained publishes waiting for the topic's owner: (token,
+    /// connection, acknowledgement).
+    retained_acks: Vec<(u64, ConnId, (crate::mqtt::Ack, publish::AckKind))>,
+    next_token: u64,
 }
 
 impl Shard {
@@ -165,6 +169,8 @@ impl Shard {
             interest_broadcasts: 0,
             barriers: Vec::new(),
             next_barrier: 0,
+            retained_acks: Vec::new(),
+            next_token: 0,
         }
     }
 

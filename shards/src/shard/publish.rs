@@ -100,14 +100,23 @@ impl Shard {
         if verdict == reason::SUCCESS {
             // `$CONTROL/...` is never routed to subscribers nor retained; a handler may
             // take it, and it is acknowledged with Success either way (dynsec.md §3.2).
+            let mut wait_for_owner = None;
             let matched = if publish.topic.starts_with("$CONTROL/") {
                 self.control_request(id, &publish);
                 true
             } else {
                 let message = self.message_from(id, publish);
-                self.publish_message(message, Some(key))
+                if message.retain {
+                    wait_for_owner = self.retain(&message, packet_id.is_some());
+                }
+                self.route(message, Some(key))
             };
-            self.acknowledge_publish(id, key, qos, packet_id, matched || !v5);
+            let ack = self.acknowledge_publish(key, qos, packet_id, matched || !v5);
+            match (ack, wait_for_owner) {
+                (Some(ack), Some(token)) => self.retained_acks.push((token, id, ack)),
+                (Some((ack, kind)), None) => self.send_ack(id, ack, kind),
+                (None, _) => {}
+            }
         } else {
             self.refuse_publish(id, qos, packet_id, verdict, v5);
         }
@@ -190,15 +199,16 @@ impl Shard {
     /// Acknowledges an accepted message. A 5.0 QoS 1 publish that matched no subscription
     /// gets 0x10 (No matching subscribers); QoS 2 always gets Success. That is exactly what
     /// Mosquitto 2.0 answers, so clients written against it see no difference.
+    /// The acknowledgement an accepted QoS 1/2 message gets (the caller sends it now, or
+    /// once the retained store's owner ordered the message).
     fn acknowledge_publish(
         &mut self,
-        id: ConnId,
         key: SessionKey,
         qos: QoS,
         packet_id: Option<PacketId>,
         matched_or_v3: bool,
-    ) {
-        let Some(packet_id) = packet_id else { return };
+    ) -> Option<(Ack, AckKind)> {
+        let packet_id = packet_id?;
         let code = if qos == QoS::AtLeastOnce && !matched_or_v3 {
             reason::NO_MATCHING_SUBSCRIBERS
         } else {
@@ -209,9 +219,9 @@ impl Shard {
                 key,
                 change: SessionDelta::InboundQos2Received { packet_id },
             });
-            self.send_ack(id, ack(packet_id, code), AckKind::PubRec);
+            Some((ack(packet_id, code), AckKind::PubRec))
         } else {
-            self.send_ack(id, ack(packet_id, code), AckKind::PubAck);
+            Some((ack(packet_id, code), AckKind::PubAck))
         }
     }
 
@@ -253,7 +263,7 @@ impl Shard {
     /// Returns true when at least one subscription (here or on another shard) matched.
     pub fn publish_message(&mut self, message: Message, origin: Option<SessionKey>) -> bool {
         if message.retain {
-            self.retain(&message);
+            self.retain(&message, false);
         }
         self.route(message, origin)
     }

@@ -9,7 +9,7 @@
 //! broadcast if another write won.
 
 use super::Shard;
-use crate::mesh::ShardMsg;
+use crate::mesh::{RetainRequest, ShardMsg};
 use crate::message::Message;
 use crate::mqtt::ByteStr;
 use crate::stats::{bump, set};
@@ -17,7 +17,12 @@ use crate::stats::{bump, set};
 impl Shard {
     /// Records `message` as the retained message of its topic (or clears it when the
     /// payload is empty, [MQTT-3.3.1-6]).
-    pub(super) fn retain(&mut self, message: &Message) {
+    ///
+    /// With `want_done`, returns a token when the owner is another shard: the owner answers
+    /// `RetainDone` with it after broadcasting the update, and the publisher's
+    /// acknowledgement waits for that. A client that got PUBACK for a retained message can
+    /// then subscribe on any shard and find it (see `Shard::await_barrier`).
+    pub(super) fn retain(&mut self, message: &Message, want_done: bool) -> Option<u64> {
         let topic = message.topic.compact();
         let value = (!message.payload.is_empty()).then(|| {
             let mut stored = message.compact();
@@ -26,23 +31,54 @@ impl Shard {
         });
         self.set_retained(&topic, value.clone());
         if self.mesh.shards() == 1 {
-            return;
+            return None;
         }
         let owner = self.home_of(topic.as_bytes());
         if owner == self.id {
             self.mesh
                 .broadcast(|| ShardMsg::RetainApply(Box::new((topic.clone(), value.clone()))));
-        } else {
-            self.mesh
-                .send(owner, ShardMsg::RetainRequest(Box::new((topic, value))));
+            return None;
         }
+        let token = want_done.then(|| {
+            self.next_token += 1;
+            self.next_token
+        });
+        let request = RetainRequest {
+            topic,
+            message: value,
+            source: self.id,
+            token,
+        };
+        self.mesh
+            .send(owner, ShardMsg::RetainRequest(Box::new(request)));
+        token
     }
 
-    /// As the owner: apply a retained update from another shard and broadcast it.
-    pub(super) fn retain_as_owner(&mut self, topic: ByteStr, message: Option<Message>) {
+    /// As the owner: apply a retained update from another shard, broadcast it, and tell the
+    /// source it is done when it waits for that.
+    pub(super) fn retain_as_owner(&mut self, request: RetainRequest) {
+        let RetainRequest {
+            topic,
+            message,
+            source,
+            token,
+        } = request;
         self.set_retained(&topic, message.clone());
         self.mesh
             .broadcast(|| ShardMsg::RetainApply(Box::new((topic.clone(), message.clone()))));
+        if let Some(token) = token {
+            self.mesh.send(source, ShardMsg::RetainDone { token });
+        }
+    }
+
+    /// The owner ordered a retained message this shard published: its acknowledgement goes
+    /// out now.
+    pub(super) fn retain_done(&mut self, token: u64) {
+        let Some(index) = self.retained_acks.iter().position(|(t, _, _)| *t == token) else {
+            return;
+        };
+        let (_, id, (ack, kind)) = self.retained_acks.swap_remove(index);
+        self.send_ack(id, ack, kind);
     }
 
     /// Changes this shard's copy.

@@ -122,11 +122,14 @@ impl Shard {
             suback,
             due,
         };
-        if self.interest_broadcasts == broadcasts_before {
+        let reads_retained = !pending.due.is_empty() && self.mesh.shards() > 1;
+        if self.interest_broadcasts == broadcasts_before && !reads_retained {
             self.complete_subscribe(pending);
         } else {
             // Another shard must know of this subscription before the client hears it is
-            // active: a publish it handles right after would otherwise miss us.
+            // active: a publish it handles right after would otherwise miss us. And every
+            // retained update a shard acknowledged before must be in our copy before we
+            // read it.
             self.await_barrier(pending);
         }
         Flow::Continue

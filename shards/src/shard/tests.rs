@@ -882,10 +882,16 @@ fn unsubscribe_reports_whether_a_subscription_existed() {
 
 /// A client id that lives on `shard` of two.
 fn on_shard(shard: u8) -> &'static str {
-    let ids = ["c0", "c1", "c2", "c3", "c4", "c5", "c6", "c7"];
+    nth_on_shard(shard, 0)
+}
+
+/// The `n`-th client id (in a fixed list) whose home is `shard` of two.
+fn nth_on_shard(shard: u8, n: usize) -> &'static str {
+    let ids = ["c0", "c1", "c2", "c3", "c4", "c5", "c6", "c7", "c8", "c9"];
     ids.into_iter()
-        .find(|id| super::home_shard(id.as_bytes(), 2) == shard)
-        .expect("an id per shard")
+        .filter(|id| super::home_shard(id.as_bytes(), 2) == shard)
+        .nth(n)
+        .expect("enough ids per shard")
 }
 
 #[test]
@@ -970,12 +976,41 @@ fn suback_waits_until_every_other_shard_knows_the_new_interest() {
     world.pump();
     assert_eq!(world.shards[0].interest.shards_matching(b"barrier/t"), 0b10);
     assert!(matches!(world.take(s, sub)[..], [Packet::SubAck(_)]));
-    // A second subscriber to the same filter changes no interest: SUBACK at once.
-    let (s2, other, _) = world.connect(connect(Protocol::V311, "c9", true));
-    if s2 == s {
-        let _ = world.shards[s].handle(other, subscribe(1, "barrier/t", QoS::AtMostOnce));
-        assert!(matches!(world.take(s, other)[..], [Packet::SubAck(_)]));
-    }
+    // A second subscriber to the same filter that wants no retained messages changes no
+    // interest and reads no retained copy: SUBACK at once.
+    let (s2, other, _) = world.connect(connect(Protocol::V5, nth_on_shard(1, 1), true));
+    assert_eq!(s2, s);
+    let no_retained = SubscriptionOptions {
+        retain_handling: 2,
+        ..Default::default()
+    };
+    let _ = world.shards[s].handle(other, subscribe_with(1, "barrier/t", no_retained, None));
+    assert!(matches!(world.take(s, other)[..], [Packet::SubAck(_)]));
+}
+
+#[test]
+fn a_retained_publish_is_acknowledged_once_every_shard_can_read_it() {
+    let mut world = World::new(2);
+    // The topic's owner is neither the publisher's shard nor, for the reader, a given.
+    let topic = ["r0", "r1", "r2", "r3", "r4", "r5"]
+        .into_iter()
+        .find(|t| super::home_shard(t.as_bytes(), 2) == 1)
+        .expect("a topic owned by shard 1");
+    let (p, publisher, _) = world.connect(connect(Protocol::V311, on_shard(0), true));
+    let _ = world.shards[p].handle(
+        publisher,
+        publish(topic, "kept", QoS::AtLeastOnce, Some(1), true),
+    );
+    assert!(
+        world.take(p, publisher).is_empty(),
+        "PUBACK waits for the owner"
+    );
+    world.pump();
+    assert!(matches!(world.take(p, publisher)[..], [Packet::PubAck(_)]));
+    assert!(world
+        .shards
+        .iter()
+        .all(|shard| shard.retained.get(topic.as_bytes()).is_some()));
 }
 
 #[test]

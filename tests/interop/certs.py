@@ -78,9 +78,14 @@ default_ca = test_ca
 database = {dir}/index.txt
 new_certs_dir = {dir}/issued
 serial = {dir}/serial
+crlnumber = {dir}/crlnumber
 default_md = sha256
+default_crl_days = 30
+crl_extensions = crl_ext
 policy = anything
 unique_subject = no
+[ crl_ext ]
+authorityKeyIdentifier = keyid:always
 [ anything ]
 countryName = optional
 stateOrProvinceName = optional
@@ -108,6 +113,7 @@ class Ca:
                 "-out", self.cert)
         (self.dir / "index.txt").write_text("")
         (self.dir / "serial").write_text(secrets.token_hex(8) + "\n")
+        (self.dir / "crlnumber").write_text("01\n")
         (self.dir / "ca.cnf").write_text(_CA_CNF.format(dir=self.dir))
 
     @property
@@ -115,10 +121,11 @@ class Ca:
         return self.cert.read_text()
 
     def issue(self, name: str, usage: str, subject: str | None = None,
-              expired: bool = False) -> Cert:
+              expired: bool = False, revocable: bool = False) -> Cert:
         """A `usage` ("server" or "client") certificate signed by this CA.
         `subject` is OpenSSL's `/C=../O=../CN=..` form (default `/CN=name`).
-        `expired`: valid 2020-01-01 .. 2020-01-02 only."""
+        `expired`: valid 2020-01-01 .. 2020-01-02 only. `revocable`: issued
+        through `openssl ca` so that `revoke` can list it in the CRL."""
         key = self.dir / f"{name}.key"
         csr = self.dir / f"{name}.csr"
         cert = self.dir / f"{name}.crt"
@@ -126,16 +133,32 @@ class Ca:
         ext.write_text("[ v3 ]\n" + _EXT[usage])
         _genkey(key)
         openssl("req", "-new", "-key", key, "-subj", subject or f"/CN={name}", "-out", csr)
-        if expired:
+        if expired or revocable:
+            dates = (["-startdate", "20200101000000Z", "-enddate", "20200102000000Z"]
+                     if expired else ["-days", "825"])
             openssl("ca", "-batch", "-config", self.dir / "ca.cnf", "-cert", self.cert,
                     "-keyfile", self.key, "-in", csr, "-out", cert, "-notext", "-preserveDN",
-                    "-startdate", "20200101000000Z", "-enddate", "20200102000000Z",
-                    "-extfile", ext, "-extensions", "v3")
+                    *dates, "-extfile", ext, "-extensions", "v3")
         else:
             openssl("x509", "-req", "-in", csr, "-CA", self.cert, "-CAkey", self.key,
                     "-set_serial", "0x" + secrets.token_hex(8), "-days", "825", "-sha256",
                     "-extfile", ext, "-extensions", "v3", "-out", cert)
         return Cert(name, cert, key)
+
+    def revoke(self, cert: Cert):
+        openssl("ca", "-batch", "-config", self.dir / "ca.cnf", "-cert", self.cert,
+                "-keyfile", self.key, "-revoke", cert.cert)
+
+    def crl(self) -> str:
+        """A fresh CRL (PEM) listing every certificate revoked so far."""
+        path = self.dir / "crl.pem"
+        openssl("ca", "-batch", "-config", self.dir / "ca.cnf", "-cert", self.cert,
+                "-keyfile", self.key, "-gencrl", "-out", path)
+        return path.read_text()
+
+    def subject_hash(self) -> str:
+        """The name `openssl rehash` gives this CA in a capath directory, minus `.0`."""
+        return openssl("x509", "-in", self.cert, "-noout", "-hash").strip()
 
 
 def _genkey(path: Path):
@@ -146,8 +169,9 @@ class Pki:
     """Every CA and certificate the TLS/WebSocket tests use, made once per session.
 
     - `ca` issues `server`, `server_expired`, `client` (CN=client-1),
-      `client_expired`, `device` (CN=device-17), `device_other` (CN=device-18),
-      `subject_client` (/C=DE/O=CulexTest/OU=Devices/CN=sensor-1);
+      `client_expired`, `client_revoked` (listed in `crl`), `device`
+      (CN=device-17), `device_other` (CN=device-18), `subject_client`
+      (/C=DE/O=CulexTest/OU=Devices/CN=sensor-1);
     - `ca2` (a different CA) issues `server2` (the SIGHUP replacement) and
       `client_unknown` (a client certificate the broker's CA never signed).
     """
@@ -160,6 +184,9 @@ class Pki:
         self.server_expired = self.ca.issue("server-expired", "server", expired=True)
         self.client = self.ca.issue("client-1", "client")
         self.client_expired = self.ca.issue("client-expired", "client", expired=True)
+        self.client_revoked = self.ca.issue("client-revoked", "client", revocable=True)
+        self.ca.revoke(self.client_revoked)
+        self.crl = self.ca.crl()
         self.device = self.ca.issue("device-17", "client")
         self.device_other = self.ca.issue("device-18", "client")
         self.subject_client = self.ca.issue("sensor-1", "client",
@@ -168,9 +195,9 @@ class Pki:
         self.client_unknown = self.ca2.issue("client-unknown", "client")
 
     def files(self) -> dict:
-        """The files a broker's temp dir gets: ca.crt, ca2.crt, server.crt/key,
-        server-expired.crt/key, server2.crt/key."""
-        return {"ca.crt": self.ca.cert_pem, "ca2.crt": self.ca2.cert_pem,
+        """The files a broker's temp dir gets: ca.crt, ca2.crt, crl.pem (ca's),
+        server.crt/key, server-expired.crt/key, server2.crt/key."""
+        return {"ca.crt": self.ca.cert_pem, "ca2.crt": self.ca2.cert_pem, "crl.pem": self.crl,
                 **self.server.files("server"), **self.server_expired.files("server-expired"),
                 **self.server2.files("server2")}
 

@@ -16,11 +16,14 @@ localhost and 127.0.0.1, and every client verifies them (no --insecure).
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import ssl
 import subprocess
+import tempfile
 import time
+from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -314,6 +317,45 @@ def test_use_subject_as_username(start_broker, broker_kind, pki):
         other.close()
 
 
+def test_capath_hashed_directory(start_broker, broker_kind, pki):
+    """`capath` with `openssl rehash` names: ca2's clients get in, ca1's do not."""
+    capath = Path(tempfile.mkdtemp(prefix="interop-capath-"))
+    try:
+        os.chmod(capath, 0o755)  # Mosquitto reads it as user mosquitto
+        (capath / f"{pki.ca2.subject_hash()}.0").write_text(pki.ca2.cert_pem)
+        os.chmod(capath / f"{pki.ca2.subject_hash()}.0", 0o644)
+        b, eps = start_listeners(
+            start_broker, broker_kind, ["mtls"],
+            lambda p: tls_listener(p["mtls"], "server", f"capath {capath}",
+                                   "require_certificate true"),
+            pki.files())
+        kind, detail = mqtt_over_tls(eps["mtls"], context(pki.ca.cert, pki.client_unknown),
+                                     "capath-ca2")
+        assert kind == "connack" and detail[0] == 0, (kind, detail)
+        kind, err = mqtt_over_tls(eps["mtls"], context(pki.ca.cert, pki.client), "capath-ca1")
+        assert kind in ("handshake", "closed"), (kind, err)
+        assert b.alive()
+    finally:
+        shutil.rmtree(capath, ignore_errors=True)
+
+
+def test_crlfile_refuses_revoked_client_certificate(start_broker, broker_kind, pki):
+    b, eps = start_listeners(
+        start_broker, broker_kind, ["mtls"],
+        lambda p: tls_listener(p["mtls"], "server", "cafile {dir}/ca.crt",
+                               "crlfile {dir}/crl.pem", "require_certificate true"),
+        pki.files())
+    kind, err = mqtt_over_tls(eps["mtls"], context(pki.ca.cert, pki.client_revoked), "revoked")
+    assert kind in ("handshake", "closed"), (kind, err)
+    r = pub(eps["mtls"], *tls_args(pki.ca.cert, pki.client_revoked), "-t", "crl/x", "-m", "x",
+            check=False)
+    assert r.returncode != 0
+    kind, detail = mqtt_over_tls(eps["mtls"], context(pki.ca.cert, pki.client), "not-revoked")
+    assert kind == "connack" and detail[0] == 0, (kind, detail)
+    pub(eps["mtls"], *tls_args(pki.ca.cert, pki.client), "-t", "crl/x", "-m", "x")
+    assert b.alive()
+
+
 # --------------------------------------------------------------------------
 # 3. paho-mqtt
 # --------------------------------------------------------------------------
@@ -341,6 +383,24 @@ def test_paho_over_tls(tls_broker, pki, protocol, listener):
         m = s.get()
         assert (m.topic, m.payload, m.retain) == (topic + "/r", b"kept", True)
         p.publish(topic + "/r", b"", qos=1, retain=True)
+    finally:
+        s.close()
+        p.close()
+
+
+def test_large_message_over_tls(tls_broker, pki):
+    """1 MiB crosses many TLS records both ways, byte for byte."""
+    b, eps = tls_broker
+    payload = bytes(range(256)) * 4096
+    s = paho_tls(eps["tls"], "big-sub", "5", pki.ca.cert)
+    p = paho_tls(eps["mtls"], "big-pub", "3.1.1", pki.ca.cert, pki.client)
+    try:
+        s.connect()
+        p.connect()
+        assert s.subscribe("tls/big", 1) == [1]
+        p.publish("tls/big", payload, qos=1)
+        m = s.get(timeout=15)
+        assert m.payload == payload
     finally:
         s.close()
         p.close()
@@ -417,6 +477,26 @@ def test_tls_client_to_plain_port_fails(tls_broker, witness, pki):
     assert_still_serving(tls_broker, witness, pki, "tls-to-plain")
 
 
+def test_stalled_handshakes_do_not_hold_up_others(tls_broker, witness, pki):
+    """Connections that never finish their handshake (nothing sent, or half a
+    ClientHello) must not stop new TLS clients nor connected ones."""
+    _, eps = tls_broker
+    stalled = []
+    try:
+        for i in range(6):
+            sock = socket.create_connection((eps["tls"].host, eps["tls"].port), timeout=WAIT)
+            if i % 2:
+                sock.sendall(b"\x16\x03\x01\x02\x00\x01\x00")  # record + handshake header only
+            stalled.append(sock)
+        for i in range(3):
+            kind, detail = mqtt_over_tls(eps["tls"], context(pki.ca.cert), f"past-stalled-{i}")
+            assert kind == "connack" and detail[0] == 0, (kind, detail)
+        assert_still_serving(tls_broker, witness, pki, "stalled")
+    finally:
+        for sock in stalled:
+            sock.close()
+
+
 # --------------------------------------------------------------------------
 # 5. tls_version and ciphers
 # --------------------------------------------------------------------------
@@ -424,8 +504,9 @@ def test_tls_client_to_plain_port_fails(tls_broker, witness, pki):
 
 def test_tls_version_is_a_minimum(start_broker, broker_kind, pki):
     b, eps = start_listeners(
-        start_broker, broker_kind, ["v13", "default"],
+        start_broker, broker_kind, ["v13", "v12", "default"],
         lambda p: [*tls_listener(p["v13"], "server", "tls_version tlsv1.3"),
+                   *tls_listener(p["v12"], "server", "tls_version tlsv1.2"),
                    *tls_listener(p["default"])],
         pki.files())
     only12 = context(pki.ca.cert, max_version=ssl.TLSVersion.TLSv1_2)
@@ -436,11 +517,12 @@ def test_tls_version_is_a_minimum(start_broker, broker_kind, pki):
     assert rc != 0, out
     kind, detail = mqtt_over_tls(eps["v13"], only13, "v13-to-v13")
     assert kind == "connack" and detail[:2] == (0, "TLSv1.3"), (kind, detail)
-    # without tls_version both 1.2 and 1.3 are served
-    kind, detail = mqtt_over_tls(eps["default"], only12, "v12-to-default")
-    assert kind == "connack" and detail[:2] == (0, "TLSv1.2"), (kind, detail)
-    kind, detail = mqtt_over_tls(eps["default"], context(pki.ca.cert), "any-to-default")
-    assert kind == "connack" and detail[:2] == (0, "TLSv1.3"), (kind, detail)
+    # tlsv1.2 is a minimum too, and without tls_version both 1.2 and 1.3 are served
+    for name in ("v12", "default"):
+        kind, detail = mqtt_over_tls(eps[name], only12, f"v12-to-{name}")
+        assert kind == "connack" and detail[:2] == (0, "TLSv1.2"), (name, kind, detail)
+        kind, detail = mqtt_over_tls(eps[name], context(pki.ca.cert), f"any-to-{name}")
+        assert kind == "connack" and detail[:2] == (0, "TLSv1.3"), (name, kind, detail)
     assert b.alive()
 
 
@@ -527,5 +609,27 @@ def test_sighup_reloads_certificate(start_broker, broker_kind, pki):
         m = before.get()
         assert (m.topic, m.payload) == ("reload/own", b"still-here")
         assert b.alive()
+    finally:
+        before.close()
+
+
+def test_sighup_with_unreadable_key_keeps_serving_the_old_certificate(start_broker, broker_kind,
+                                                                     pki):
+    b, eps = start_listeners(start_broker, broker_kind, ["tls"],
+                             lambda p: tls_listener(p["tls"]), pki.files())
+    ep = eps["tls"]
+    before = paho_tls(ep, "before-bad-reload", "5", pki.ca.cert)
+    try:
+        before.connect()
+        assert before.subscribe("badreload/#", 1) == [1]
+        (b.dir / "server.key").write_text("not a key\n")
+        os.kill(b.pid, signal.SIGHUP)
+        assert b.wait_log("keyfile", timeout=WAIT), b.log()  # the error names the option
+        assert b.alive()
+        kind, detail = mqtt_over_tls(ep, context(pki.ca.cert), "after-bad-reload")
+        assert kind == "connack" and detail[0] == 0, (kind, detail, b.log())
+        pub(ep, *tls_args(pki.ca.cert), "-t", "badreload/x", "-m", "still", "-q", "1")
+        m = before.get()
+        assert (m.topic, m.payload) == ("badreload/x", b"still")
     finally:
         before.close()

@@ -396,6 +396,36 @@ def test_mqttjs_mqtt31_uses_subprotocol_mqttv31(ws_broker):
         js.close()
 
 
+@pytest.mark.parametrize("scheme", ["ws", "wss"])
+def test_large_messages_cross_websockets(ws_broker, pki, scheme):
+    """128 KiB + 1 byte: frames with 64-bit lengths (or many frames) both ways."""
+    b, eps = ws_broker
+    payload = ("0123456789abcdef" * 8192) + "!"
+    topic = f"ws/big/{scheme}"
+    ca = pki.ca.cert if scheme == "wss" else None
+    js = MqttJs(f"{scheme}://127.0.0.1:{eps[scheme].port}/", f"js-big-{scheme}", 5, ca=ca)
+    pw = paho_ws(eps[scheme], f"paho-big-{scheme}", "3.1.1", "/mqtt", ca)
+    tcp = Paho(b, f"tcp-big-{scheme}", "5")
+    try:
+        js.connected()
+        pw.connect()
+        tcp.connect()
+        assert js.subscribe(f"{topic}/to-ws", 1) == [1]
+        assert pw.subscribe(f"{topic}/to-ws", 1) == [1]
+        assert tcp.subscribe(f"{topic}/to-tcp", 1) == [1]
+        tcp.publish(f"{topic}/to-ws", payload.encode(), qos=1)
+        assert js.get(timeout=15)["payload"] == payload
+        assert pw.get(timeout=15).payload == payload.encode()
+        js.publish(f"{topic}/to-tcp", payload, qos=1)
+        pw.publish(f"{topic}/to-tcp", payload.encode()[::-1], qos=1)
+        got = sorted(m.payload for m in (tcp.get(timeout=15), tcp.get(timeout=15)))
+        assert got == sorted([payload.encode(), payload.encode()[::-1]])
+    finally:
+        js.close()
+        pw.close()
+        tcp.close()
+
+
 # --------------------------------------------------------------------------
 # 8. paho-mqtt transport="websockets"
 # --------------------------------------------------------------------------
@@ -503,6 +533,33 @@ def test_bad_upgrade_is_refused_and_broker_keeps_serving(ws_broker, broker_kind,
         witness.close()
 
 
+def test_stalled_upgrades_do_not_hold_up_others(ws_broker):
+    """Connections that send nothing or half an upgrade request must not stop
+    new websocket clients nor connected ones."""
+    witness = witness_pair(ws_broker, "stalled")
+    _, eps = ws_broker
+    stalled = []
+    try:
+        for i in range(6):
+            sock = socket.create_connection((eps["ws"].host, eps["ws"].port), timeout=WAIT)
+            if i % 2:
+                sock.sendall(b"GET /mqtt HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n")
+            stalled.append(sock)
+        for i in range(3):
+            ws = RawWs(eps["ws"])
+            try:
+                ws.upgrade()
+                ws.send_frame(mqttraw.connect(f"past-stalled-{i}"))
+                assert ws.recv_mqtt()["type"] == "CONNACK"
+            finally:
+                ws.close()
+        assert_ws_still_serving(ws_broker, witness, "stalled")
+    finally:
+        for sock in stalled:
+            sock.close()
+        witness.close()
+
+
 def test_websockets_origin(start_broker, broker_kind):
     if broker_kind == "mosquitto":
         pytest.skip("Mosquitto 2.0.11 has no websockets_origin (added in 2.1): "
@@ -527,6 +584,17 @@ def test_websockets_origin(start_broker, broker_kind):
         assert ws.recv_mqtt()["type"] == "CONNACK"
     finally:
         ws.close()
+    assert b.alive()
+
+
+def test_websockets_origin_with_mqttjs(start_broker, broker_kind):
+    if broker_kind == "mosquitto":
+        pytest.skip("Mosquitto 2.0.11 has no websockets_origin (added in 2.1)")
+    require_mqttjs()
+    b, eps = start_listeners(
+        start_broker, broker_kind, ["ws"],
+        lambda p: ws_listener(p["ws"], "websockets_origin https://app.example"))
+    ep = eps["ws"]
     # a browser-like client sends its page's origin
     good = MqttJs(f"ws://127.0.0.1:{ep.port}/mqtt", "js-good-origin",
                   headers={"Origin": "https://app.example"})

@@ -270,8 +270,6 @@ def test_use_identity_as_username(start_broker, broker_kind, pki):
         d18.c.username_pw_set("mallory", "whatever")
         d17.connect()
         d18.connect()
-        assert _connected_user(b, "id-17") == "device-17"
-        assert _connected_user(b, "id-18") == "device-18"
         d17.subscribe("ids/#", 1)
         d18.subscribe("ids/#", 1)
         d18.publish("ids/device-17/forged", b"no", qos=1)   # write denied to device-18
@@ -281,6 +279,9 @@ def test_use_identity_as_username(start_broker, broker_kind, pki):
         got18 = [(m.topic, m.payload) for m in d18.get_all()]
         assert got17 == [("ids/device-17/mine", b"17")]
         assert got18 == [("ids/device-18/mine", b"18")]
+        # and the log line a Mosquitto admin greps shows the name in use
+        assert _connected_user(b, "id-17") == "device-17"
+        assert _connected_user(b, "id-18") == "device-18"
     finally:
         d17.close()
         d18.close()
@@ -304,14 +305,14 @@ def test_use_subject_as_username(start_broker, broker_kind, pki):
         sensor.c.username_pw_set("alice", "wrong")
         sensor.connect()
         other.connect()
-        assert _connected_user(b, "subj-1") == subject
-        assert _connected_user(b, "subj-2") == "CN=device-17"
         sensor.subscribe("subj/#", 1)
         other.subscribe("subj/#", 1)
         other.publish("subj/forged", b"no", qos=1)
         sensor.publish("subj/mine", b"yes", qos=1)
         assert [(m.topic, m.payload) for m in sensor.get_all()] == [("subj/mine", b"yes")]
         other.no_message()
+        assert _connected_user(b, "subj-1") == subject
+        assert _connected_user(b, "subj-2") == "CN=device-17"
     finally:
         sensor.close()
         other.close()

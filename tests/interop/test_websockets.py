@@ -20,7 +20,9 @@ import hashlib
 import json
 import os
 import queue
+import signal
 import socket
+import ssl
 import subprocess
 import threading
 import time
@@ -34,6 +36,8 @@ import mqttraw
 from certs import pki, start_listeners  # noqa: F401 - pki is a fixture
 from conftest import missing, require_tool
 from pahoclient import PROTOCOLS, Paho
+from test_differential import password_file
+from test_tls import _connected_user, context
 
 JS_DIR = Path(__file__).resolve().parent / "js"
 WAIT = 5.0
@@ -453,6 +457,86 @@ def test_paho_websockets_with_path(ws_broker, pki, scheme, protocol):
             assert (got["topic"], got["payload"], got["qos"]) == (topic + "/back", b"from-ws", 1)
     finally:
         p.close()
+
+
+def test_wss_client_certificate_as_username(start_broker, broker_kind, pki):
+    """require_certificate + use_identity_as_username on a websockets listener:
+    the CN is the user name the ACL sees; no certificate, no upgrade."""
+    b, eps = start_listeners(
+        start_broker, broker_kind, ["wss"],
+        lambda p: ["password_file {dir}/passwd", "acl_file {dir}/acl",
+                   *wss_listener(p["wss"], "cafile {dir}/ca.crt", "require_certificate true",
+                                 "use_identity_as_username true")],
+        {**pki.files(), "passwd": password_file({"alice": "s3cret"}),
+         "acl": "user device-17\ntopic readwrite wsid/device-17/#\n"},
+        anonymous=False)
+    ep = eps["wss"]
+    d17 = paho_ws(ep, "wss-id-17", "5", "/mqtt")
+    d18 = paho_ws(ep, "wss-id-18", "3.1.1", "/mqtt")
+    d17.c.tls_set(ca_certs=str(pki.ca.cert), certfile=str(pki.device.cert),
+                  keyfile=str(pki.device.key))
+    d18.c.tls_set(ca_certs=str(pki.ca.cert), certfile=str(pki.device_other.cert),
+                  keyfile=str(pki.device_other.key))
+    try:
+        d17.c.username_pw_set("alice", "wrong")
+        d17.connect()
+        d18.connect()
+        d17.subscribe("wsid/#", 1)
+        d18.publish("wsid/device-17/forged", b"no", qos=1)  # no ACL entry for device-18
+        d17.publish("wsid/device-17/mine", b"17", qos=1)
+        assert [(m.topic, m.payload) for m in d17.get_all()] == [("wsid/device-17/mine", b"17")]
+        assert _connected_user(b, "wss-id-17") == "device-17"
+    finally:
+        d17.close()
+        d18.close()
+    nocert = paho_ws(ep, "wss-no-cert", "5", "/mqtt", pki.ca.cert)
+    with pytest.raises(OSError):  # ssl.SSLError: certificate required
+        nocert.connect()
+    nocert.close()
+    assert b.alive()
+
+
+def handshake_error(ep, ctx):
+    """None if a TLS handshake with `ctx` succeeds, else the error."""
+    with socket.create_connection((ep.host, ep.port), timeout=WAIT) as raw:
+        try:
+            ctx.wrap_socket(raw, server_hostname="localhost").close()
+            return None
+        except (ssl.SSLError, OSError) as e:
+            return e
+
+
+def test_sighup_reloads_wss_certificate(start_broker, broker_kind, pki):
+    b, eps = start_listeners(start_broker, broker_kind, ["wss"],
+                             lambda p: wss_listener(p["wss"]), pki.files())
+    ep = eps["wss"]
+    before = paho_ws(ep, "wss-before-reload", "5", "/mqtt", pki.ca.cert)
+    try:
+        before.connect()
+        assert before.subscribe("wssreload/#", 1) == [1]
+        for name, text in pki.server2.files("server").items():
+            tmp = b.dir / (name + ".new")
+            tmp.write_text(text)
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, b.dir / name)
+        os.kill(b.pid, signal.SIGHUP)
+        trusts_new, trusts_old = context(pki.ca2.cert), context(pki.ca.cert)
+        deadline = time.monotonic() + WAIT
+        while handshake_error(ep, trusts_new) is not None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert handshake_error(ep, trusts_new) is None, b.log()
+        assert isinstance(handshake_error(ep, trusts_old), ssl.SSLCertVerificationError)
+        after = paho_ws(ep, "wss-after", "3.1.1", "/mqtt", pki.ca2.cert)
+        try:
+            after.connect()
+            after.publish("wssreload/new", b"from-new", qos=1)
+        finally:
+            after.close()
+        m = before.get()
+        assert (m.topic, m.payload) == ("wssreload/new", b"from-new")
+        assert b.alive()
+    finally:
+        before.close()
 
 
 # --------------------------------------------------------------------------

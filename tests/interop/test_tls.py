@@ -30,7 +30,7 @@ import pytest
 
 import mqttraw
 from certs import Endpoint, pki, start_listeners  # noqa: F401 - pki is a fixture
-from conftest import broker_binary, require_tool
+from conftest import broker_binary, free_port, require_tool
 from pahoclient import Paho
 from test_differential import password_file
 from test_mosquitto_clients import Sub
@@ -342,10 +342,16 @@ def test_capath_hashed_directory(start_broker, broker_kind, pki):
 
 def test_crlfile_refuses_revoked_client_certificate(start_broker, broker_kind, pki):
     b, eps = start_listeners(
-        start_broker, broker_kind, ["mtls"],
-        lambda p: tls_listener(p["mtls"], "server", "cafile {dir}/ca.crt",
-                               "crlfile {dir}/crl.pem", "require_certificate true"),
+        start_broker, broker_kind, ["mtls", "nocrl"],
+        lambda p: [*tls_listener(p["mtls"], "server", "cafile {dir}/ca.crt",
+                                 "crlfile {dir}/crl.pem", "require_certificate true"),
+                   *tls_listener(p["nocrl"], "server", "cafile {dir}/ca.crt",
+                                 "require_certificate true")],
         pki.files())
+    # the certificate itself is good: only the CRL keeps it out
+    kind, detail = mqtt_over_tls(eps["nocrl"], context(pki.ca.cert, pki.client_revoked),
+                                 "revoked-without-crl")
+    assert kind == "connack" and detail[0] == 0, (kind, detail)
     kind, err = mqtt_over_tls(eps["mtls"], context(pki.ca.cert, pki.client_revoked), "revoked")
     assert kind in ("handshake", "closed"), (kind, err)
     r = pub(eps["mtls"], *tls_args(pki.ca.cert, pki.client_revoked), "-t", "crl/x", "-m", "x",
@@ -554,23 +560,40 @@ def test_ciphers_select_the_suites(start_broker, broker_kind, pki):
     assert b.alive()
 
 
+def _start_with_cipher(kind, pki, tmp_path, option, name):
+    """Run the broker on a config whose line 4 is `option name`; (exit code, output, path)."""
+    for f, text in pki.files().items():
+        (tmp_path / f).write_text(text)
+    conf = tmp_path / "mosquitto.conf"
+    conf.write_text(f"listener {free_port()} 127.0.0.1\ncertfile {tmp_path}/server.crt\n"
+                    f"keyfile {tmp_path}/server.key\n{option} {name}\n")
+    r = subprocess.run([broker_binary(kind), "-c", str(conf)], capture_output=True,
+                       text=True, timeout=TOOL_TIMEOUT, stdin=subprocess.DEVNULL)
+    return r.returncode, r.stdout + r.stderr, conf
+
+
+RUSTLS_LACKS = "Mosquitto's OpenSSL provides this suite, so the config starts there; " \
+               "refusing it is Culex's (rustls) rule"
+
+
 @pytest.mark.parametrize("option,name", [("ciphers", "DHE-RSA-AES256-GCM-SHA384"),
                                          ("ciphers", "AES128-SHA"),
                                          ("ciphers_tls1.3", "TLS_AES_128_CCM_SHA256")])
 def test_cipher_rustls_cannot_provide_stops_startup(broker_kind, pki, tmp_path, option, name):
     if broker_kind == "mosquitto":
-        pytest.skip("Mosquitto's OpenSSL provides this suite, so the config starts there; "
-                    "refusing it is Culex's (rustls) rule")
-    for f, text in pki.files().items():
-        (tmp_path / f).write_text(text)
-    conf = tmp_path / "mosquitto.conf"
-    conf.write_text(f"listener 1 127.0.0.1\ncertfile {tmp_path}/server.crt\n"
-                    f"keyfile {tmp_path}/server.key\n{option} {name}\n")
-    r = subprocess.run([broker_binary(broker_kind), "-c", str(conf)], capture_output=True,
-                       text=True, timeout=TOOL_TIMEOUT, stdin=subprocess.DEVNULL)
-    out = r.stdout + r.stderr
-    assert r.returncode == 3, out
+        pytest.skip(RUSTLS_LACKS)
+    rc, out, _ = _start_with_cipher(broker_kind, pki, tmp_path, option, name)
+    assert rc == 3, out
     assert option in out and name in out, out
+
+
+def test_cipher_error_names_the_option_line(broker_kind, pki, tmp_path):
+    """Like every bad config line (DEVELOPERS.md): file and line of the option,
+    here line 4, not the line of its `listener`."""
+    if broker_kind == "mosquitto":
+        pytest.skip(RUSTLS_LACKS)
+    rc, out, conf = _start_with_cipher(broker_kind, pki, tmp_path, "ciphers", "AES128-SHA")
+    assert rc == 3 and f"{conf}:4" in out, out
 
 
 # --------------------------------------------------------------------------

@@ -318,6 +318,42 @@ def test_use_subject_as_username(start_broker, broker_kind, pki):
         other.close()
 
 
+def test_without_require_certificate_client_certificates_are_not_asked_for(
+        start_broker, broker_kind, pki):
+    """`cafile` without `require_certificate true`: Mosquitto does not ask
+    for a client certificate at all (SSL_VERIFY_NONE), so a device that still
+    carries an expired certificate, or one from another CA, connects exactly
+    like one with none."""
+    b, eps = start_listeners(
+        start_broker, broker_kind, ["tls"],
+        lambda p: tls_listener(p["tls"], "server", "cafile {dir}/ca.crt"), pki.files())
+    for label, cert in (("none", None), ("ca1", pki.client), ("other-ca", pki.client_unknown),
+                        ("expired", pki.client_expired)):
+        kind, detail = mqtt_over_tls(eps["tls"], context(pki.ca.cert, cert), f"opt-{label}")
+        assert kind == "connack" and detail[0] == 0, (label, kind, detail)
+    assert b.alive()
+
+
+@pytest.mark.parametrize("version,code", [(3, 4), (4, 4), (5, 0x86)])
+def test_identity_as_username_without_certificate_is_refused(start_broker, broker_kind, pki,
+                                                             version, code):
+    """use_identity_as_username without require_certificate: a client with no
+    certificate has no user name and is refused with Mosquitto's code (bad
+    user name or password), whatever it sends as username/password."""
+    b, eps = start_listeners(
+        start_broker, broker_kind, ["tls"],
+        lambda p: ["password_file {dir}/passwd",
+                   *tls_listener(p["tls"], "server", "cafile {dir}/ca.crt",
+                                 "use_identity_as_username true")],
+        {**pki.files(), "passwd": password_file({"alice": "s3cret"})}, anonymous=False)
+    kind, detail = mqtt_over_tls(eps["tls"], context(pki.ca.cert), "no-cert", version=version)
+    assert kind == "connack" and detail[0] == code, (kind, detail)
+    r = pub(eps["tls"], *tls_args(pki.ca.cert), "-u", "alice", "-P", "s3cret", "-t", "x",
+            "-m", "y", "-V", {3: "mqttv31", 4: "mqttv311", 5: "mqttv5"}[version], check=False)
+    assert r.returncode != 0
+    assert b.alive()
+
+
 def test_capath_hashed_directory(start_broker, broker_kind, pki):
     """`capath` with `openssl rehash` names: ca2's clients get in, ca1's do not."""
     capath = Path(tempfile.mkdtemp(prefix="interop-capath-"))

@@ -617,6 +617,57 @@ def test_bad_upgrade_is_refused_and_broker_keeps_serving(ws_broker, broker_kind,
         witness.close()
 
 
+def _masked(payload: bytes, first: int) -> bytes:
+    mask = os.urandom(4)
+    return (bytes([first, 0x80 | len(payload)]) + mask
+            + bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
+
+
+_CONNECT = mqttraw.connect("bad-frame")
+BAD_FRAMES = {
+    # RFC 6455 5.1: "The server MUST close the connection upon receiving a frame that is not masked"
+    "unmasked": bytes([0x82, len(_CONNECT)]) + _CONNECT,
+    # MQTT 5.0 6.0 [MQTT-6.0.0-1]: packets travel in binary frames; "If any other type
+    # of data frame is received the recipient MUST close the Network Connection"
+    "text": _masked(_CONNECT, 0x81),
+    # RFC 6455 5.2: a reserved bit set without an extension -> fail the connection
+    "rsv1": _masked(_CONNECT, 0xC2),
+    # RFC 6455 5.2: an unknown opcode -> fail the connection
+    "opcode-3": _masked(_CONNECT, 0x83),
+    # RFC 6455 5.4: a continuation frame with no fragmented message begun
+    "orphan-continuation": _masked(_CONNECT, 0x80),
+}
+# Mosquitto 2.0.11 (its libwebsockets) takes these as MQTT and answers CONNACK.
+MOSQUITTO_TAKES = {"unmasked", "text"}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_FRAMES))
+def test_bad_frame_fails_the_websocket(ws_broker, broker_kind, case):
+    """A frame RFC 6455 / MQTT forbid, carrying a CONNECT: no CONNACK; the
+    server closes (a Close frame first is allowed); others are still served."""
+    witness = witness_pair(ws_broker, f"frame-{case}")
+    _, eps = ws_broker
+    try:
+        ws = RawWs(eps["ws"])
+        try:
+            ws.upgrade()
+            ws.sock.sendall(BAD_FRAMES[case])
+            frame = ws.recv_frame(timeout=3)
+        finally:
+            ws.close()
+        if broker_kind == "mosquitto" and case in MOSQUITTO_TAKES:
+            assert frame is not None and frame[0] == 0x2, \
+                f"Mosquitto now refuses the {case} frame ({frame}): update MOSQUITTO_TAKES"
+        else:
+            # EOF, or a Close frame (whose status, if any, is an error: 1002/1003/1007)
+            assert frame is None or frame[0] == 0x8, (case, frame)
+            if frame is not None and len(frame[1]) >= 2:
+                assert int.from_bytes(frame[1][:2], "big") in (1002, 1003, 1007), frame
+        assert_ws_still_serving(ws_broker, witness, f"frame-{case}")
+    finally:
+        witness.close()
+
+
 def test_stalled_upgrades_do_not_hold_up_others(ws_broker):
     """Connections that send nothing or half an upgrade request must not stop
     new websocket clients nor connected ones."""

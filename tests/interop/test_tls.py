@@ -1,11 +1,15 @@
 """TLS listeners as Mosquitto users configure and use them.
 
-Owns: `listener` + `certfile`/`keyfile`/`cafile`/`require_certificate`/
-`use_identity_as_username`/`use_subject_as_username`/`tls_version`/`ciphers`/
-`ciphers_tls1.3` seen through real clients (mosquitto_pub/sub, paho-mqtt,
-CPython's ssl module, `openssl s_client`): round trips, client certificates
-as user names, refusals that leave the broker serving, the minimum TLS
-version, cipher selection, and certificates re-read on SIGHUP.
+Owns: `listener` + `certfile`/`keyfile`/`cafile`/`capath`/`crlfile`/
+`require_certificate`/`use_identity_as_username`/`use_subject_as_username`/
+`tls_version`/`ciphers`/`ciphers_tls1.3` seen through real clients
+(mosquitto_pub/sub, paho-mqtt, CPython's ssl module, `openssl s_client`):
+round trips at every QoS and retained, large messages, client certificates
+(and their CN or subject) as user names checked by an ACL, refusals (wrong
+CA, expired or revoked or foreign client certificate, expired server
+certificate, plain MQTT on a TLS port and the reverse, stalled handshakes)
+that leave the broker serving, the minimum TLS version, cipher selection,
+and certificates re-read on SIGHUP (a bad one keeps the old).
 Called by: pytest, once per broker kind (culex, mosquitto).
 
 Certificates are generated per session by certs.py with the openssl CLI
@@ -25,7 +29,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import paho.mqtt.client as mqtt
 import pytest
 
 import mqttraw

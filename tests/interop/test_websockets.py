@@ -2,13 +2,16 @@
 browser-style and Python clients use it.
 
 Owns: MQTT.js (npm `mqtt`, driven by js/mqttjs_client.js) over ws:// and
-wss:// with messages crossing to plain-TCP clients, paho-mqtt's websocket
-transport with a path, the upgrade answer (subprotocols `mqtt` and
-`mqttv3.1`, any path, MQTT packets split across or packed into frames) seen
-from a raw socket, bad upgrade requests that must not hurt the broker, and
-`websockets_origin`. Called by: pytest, once per broker kind.
+wss:// with messages crossing to plain-TCP clients (3.1, 3.1.1, 5.0, large
+messages), paho-mqtt's websocket transport with a path, client certificates
+as user names and certificates re-read on SIGHUP for wss listeners, the
+upgrade answer (subprotocols `mqtt` and `mqttv3.1`, any path, MQTT packets
+split across or packed into frames, ping/pong, close) seen from a raw
+socket, bad upgrade requests and forbidden frames that must not hurt the
+broker, stalled upgrades, and `websockets_origin`. Called by: pytest, once
+per broker kind.
 
-MQTT.js must be installed in tests/interop/js (`npm install --no-audit
+MQTT.js must be installed in tests/interop/js (`npm ci --no-audit
 --no-fund` there; tests/run-all does it). Missing node or MQTT.js fails
 under CI=true and skips otherwise. Certificates come from certs.py.
 """

@@ -14,6 +14,7 @@
 //!
 //! [`super::finish`] then turns the draft into a validated [`super::Config`].
 
+use shards::transport::cipher_list;
 use std::path::{Path, PathBuf};
 
 use super::error::{ConfigError, ConfigWarning};
@@ -581,8 +582,17 @@ fn tls_option(
         "certfile" => tls.certfile = Some(path(args)?),
         "keyfile" => tls.keyfile = Some(path(args)?),
         "crlfile" => tls.crlfile = Some(path(args)?),
-        "ciphers" => tls.ciphers = Some(text(args)?),
-        "ciphers_tls1.3" => tls.ciphers_tls13 = Some(text(args)?),
+        // Checked here so a list rustls cannot honour stops start-up naming this line.
+        "ciphers" => {
+            let list = text(args)?;
+            cipher_list::tls12(&list)?;
+            tls.ciphers = Some(list);
+        }
+        "ciphers_tls1.3" => {
+            let list = text(args)?;
+            cipher_list::tls13(&list)?;
+            tls.ciphers_tls13 = Some(list);
+        }
         "require_certificate" => tls.require_certificate = Some(flag(args)?),
         "use_identity_as_username" => tls.use_identity_as_username = Some(flag(args)?),
         "use_subject_as_username" => tls.use_subject_as_username = Some(flag(args)?),

@@ -599,6 +599,27 @@ def test_ciphers_select_the_suites(start_broker, broker_kind, pki):
     assert b.alive()
 
 
+def test_openssl_cipher_keywords_are_honoured(start_broker, broker_kind, pki):
+    """Mosquitto configurations often hold OpenSSL keyword lists, not suite names."""
+    b, eps = start_listeners(
+        start_broker, broker_kind, ["high", "gcm"],
+        lambda p: [*tls_listener(p["high"], "server", "ciphers HIGH:!aNULL:!MD5"),
+                   *tls_listener(p["gcm"], "server", "ciphers ECDHE+AESGCM:!AES256")],
+        pki.files())
+    v12 = ssl.TLSVersion.TLSv1_2
+    kind, detail = mqtt_over_tls(eps["high"], context(pki.ca.cert, max_version=v12), "high")
+    assert kind == "connack" and detail[0] == 0, (kind, detail)
+    kind, detail = mqtt_over_tls(
+        eps["gcm"], context(pki.ca.cert, max_version=v12, ciphers="ECDHE-ECDSA-AES128-GCM-SHA256"),
+        "gcm-ok")
+    assert kind == "connack" and detail[2] == "ECDHE-ECDSA-AES128-GCM-SHA256", (kind, detail)
+    for excluded in ("ECDHE-ECDSA-CHACHA20-POLY1305", "ECDHE-ECDSA-AES256-GCM-SHA384"):
+        kind, err = mqtt_over_tls(
+            eps["gcm"], context(pki.ca.cert, max_version=v12, ciphers=excluded), "gcm-no")
+        assert kind == "handshake", (excluded, kind, err)
+    assert b.alive()
+
+
 def _start_with_cipher(kind, pki, tmp_path, option, name):
     """Run the broker on a config whose line 4 is `option name`; (exit code, output, path)."""
     for f, text in pki.files().items():

@@ -118,11 +118,21 @@ impl Shard {
         }
         let (keep_alive, server_keep_alive) = self.keep_alive_for(&connect);
         let (client_id, assigned) = self.client_id_for(accepted, &connect)?;
+        let no = Refuser {
+            who: format!("Client {client_id} [{}]", accepted.peer),
+            ..no
+        };
+        let listener = &self.settings.listeners[accepted.listener];
+        if listener.certificate_username.is_some() && accepted.certificate_username.is_none() {
+            // Mosquitto: a certificate identity listener without a certificate is a bad
+            // user name (4 / 0x86), not "not authorised".
+            return Err(no.with(
+                reason::BAD_USER_NAME_OR_PASSWORD,
+                reason::v3::BAD_USER_NAME_OR_PASSWORD,
+                "no client certificate",
+            ));
+        }
         let Some(username) = self.authenticate(accepted, &connect, &client_id) else {
-            let no = Refuser {
-                who: format!("Client {client_id} [{}]", accepted.peer),
-                ..no
-            };
             return Err(no.with(
                 reason::NOT_AUTHORIZED,
                 reason::v3::NOT_AUTHORIZED,
@@ -461,7 +471,7 @@ impl Shard {
         }
         let Some(conn) = self.conn(id) else { return };
         let connect = &request.connect;
-        let user = match &connect.username {
+        let user = match &request.username {
             Some(name) => format!(", u'{name}'"),
             None => String::new(),
         };

@@ -8,6 +8,7 @@
 //! connections have no `Layers` at all and keep the zero-copy path (read buffer straight
 //! into the decoder, outbound buffer straight to `send`).
 
+pub mod cipher_list;
 pub mod tls;
 pub mod websocket;
 

@@ -8,6 +8,7 @@
 //! how renewed certificates are picked up: new connections use the new configuration,
 //! connected clients keep theirs). The handshake itself runs in [`super::Layers`].
 
+use super::cipher_list;
 use rustls::crypto::ring as provider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
@@ -63,7 +64,11 @@ pub fn server_config(options: &TlsOptions) -> Result<Arc<ServerConfig>, String> 
     let builder = ServerConfig::builder_with_provider(crypto.clone())
         .with_protocol_versions(versions)
         .map_err(|e| format!("tls_version/ciphers: {e}"))?;
-    let builder = match client_roots(options)? {
+    // The CA files are read (and their errors reported) either way; like Mosquitto
+    // (SSL_VERIFY_NONE), a listener without `require_certificate` never asks for a client
+    // certificate, so a device with an old or foreign one still connects.
+    let roots = client_roots(options)?.filter(|_| options.require_certificate);
+    let builder = match roots {
         None => builder.with_no_client_auth(),
         Some(roots) => {
             let mut verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), crypto);
@@ -73,9 +78,6 @@ pub fn server_config(options: &TlsOptions) -> Result<Arc<ServerConfig>, String> 
                         .and_then(|crls| crls.collect::<Result<_, _>>())
                         .map_err(|e| format!("crlfile {}: {e}", path.display()))?;
                 verifier = verifier.with_crls(crls);
-            }
-            if !options.require_certificate {
-                verifier = verifier.allow_unauthenticated();
             }
             let verifier = verifier
                 .build()
@@ -133,76 +135,21 @@ fn is_certificate_file(path: &Path) -> bool {
             .is_some_and(|(_, n)| n.parse::<u8>().is_ok())
 }
 
-/// OpenSSL cipher names and the rustls suites they are.
-const SUITE_NAMES: &[(&str, &str)] = &[
-    ("TLS_AES_128_GCM_SHA256", "TLS13_AES_128_GCM_SHA256"),
-    ("TLS_AES_256_GCM_SHA384", "TLS13_AES_256_GCM_SHA384"),
-    (
-        "TLS_CHACHA20_POLY1305_SHA256",
-        "TLS13_CHACHA20_POLY1305_SHA256",
-    ),
-    (
-        "ECDHE-ECDSA-AES128-GCM-SHA256",
-        "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
-    ),
-    (
-        "ECDHE-ECDSA-AES256-GCM-SHA384",
-        "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
-    ),
-    (
-        "ECDHE-ECDSA-CHACHA20-POLY1305",
-        "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256",
-    ),
-    (
-        "ECDHE-RSA-AES128-GCM-SHA256",
-        "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
-    ),
-    (
-        "ECDHE-RSA-AES256-GCM-SHA384",
-        "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
-    ),
-    (
-        "ECDHE-RSA-CHACHA20-POLY1305",
-        "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
-    ),
-];
-
 /// The suites `ciphers` and `ciphers_tls1.3` select; all of rustls' when neither is set.
 fn cipher_suites(options: &TlsOptions) -> Result<Vec<SupportedCipherSuite>, String> {
     let all = provider::ALL_CIPHER_SUITES;
-    let pick =
-        |option: &str, list: &str, tls13: bool| -> Result<Vec<SupportedCipherSuite>, String> {
-            let mut chosen = Vec::new();
-            for name in list.split(':').map(str::trim).filter(|n| !n.is_empty()) {
-                let Some((_, rustls_name)) =
-                    SUITE_NAMES.iter().find(|(openssl, _)| *openssl == name)
-                else {
-                    return Err(format!(
-                        "{option}: \"{name}\" is not a cipher rustls provides (it offers: {})",
-                        SUITE_NAMES
-                            .iter()
-                            .map(|(n, _)| *n)
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ));
-                };
-                let suite = all
-                    .iter()
-                    .find(|s| format!("{:?}", s.suite()) == *rustls_name);
-                match suite {
-                    Some(suite) if suite.tls13().is_some() == tls13 => chosen.push(*suite),
-                    _ => {
-                        return Err(format!(
-                            "{option}: \"{name}\" is not a TLS {} suite",
-                            if tls13 { "1.3" } else { "1.2" }
-                        ))
-                    }
-                }
-            }
-            Ok(chosen)
-        };
+    let named = |names: Vec<&str>| -> Vec<SupportedCipherSuite> {
+        names
+            .into_iter()
+            .filter_map(|name| {
+                all.iter()
+                    .find(|suite| format!("{:?}", suite.suite()) == name)
+                    .copied()
+            })
+            .collect()
+    };
     let tls12 = match &options.ciphers {
-        Some(list) => pick("ciphers", list, false)?,
+        Some(list) => named(cipher_list::tls12(list)?),
         None => all
             .iter()
             .copied()
@@ -210,7 +157,7 @@ fn cipher_suites(options: &TlsOptions) -> Result<Vec<SupportedCipherSuite>, Stri
             .collect(),
     };
     let tls13 = match &options.ciphers_tls13 {
-        Some(list) => pick("ciphers_tls1.3", list, true)?,
+        Some(list) => named(cipher_list::tls13(list)?),
         None => all
             .iter()
             .copied()

@@ -46,7 +46,12 @@ pub struct WebSocket {
     state: State,
     origins: Vec<String>,
     frame_max: usize,
+    /// A data frame without FIN started a message whose continuations are due.
+    fragmented: bool,
 }
+
+/// Why an upgrade with another `Sec-WebSocket-Version` is refused.
+const UNSUPPORTED_VERSION: &str = "unsupported WebSocket version";
 
 impl WebSocket {
     /// A WebSocket waiting for its upgrade request. `origins` restricts the `Origin` header
@@ -56,6 +61,7 @@ impl WebSocket {
             state: State::Handshake(BytesMut::new()),
             origins,
             frame_max,
+            fragmented: false,
         }
     }
 
@@ -120,6 +126,13 @@ impl WebSocket {
                 );
                 return Err(WsError::ForbiddenOrigin);
             }
+            Err(WsError::BadRequest(why)) if why == UNSUPPORTED_VERSION => {
+                // RFC 6455 §4.4: tell the client which version the server speaks.
+                reply.put_slice(
+                    b"HTTP/1.1 400 Bad Request\r\nSec-WebSocket-Version: 13\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                );
+                return Err(WsError::BadRequest(why));
+            }
             Err(WsError::BadRequest(why)) => return Err(bad_request(reply, why)),
             Err(other) => return Err(other),
         };
@@ -143,16 +156,29 @@ impl WebSocket {
         loop {
             match next_frame(pending, frame_max)? {
                 None => return Ok(()),
+                // RFC 6455 §5.4: a continuation belongs to a fragmented message in
+                // progress, and a new data frame may not interrupt one.
+                Some(Frame { opcode: 0x0, .. }) if !self.fragmented => {
+                    return Err(self.fail(reply, 1002, "continuation without a message"))
+                }
+                Some(Frame { opcode: 0x2, .. }) if self.fragmented => {
+                    return Err(self.fail(reply, 1002, "data frame inside a fragmented message"))
+                }
                 Some(Frame {
                     opcode: 0x0 | 0x2,
+                    fin,
                     payload,
-                }) => mqtt.extend_from_slice(&payload),
+                }) => {
+                    self.fragmented = !fin;
+                    mqtt.extend_from_slice(&payload);
+                }
                 Some(Frame { opcode: 0x1, .. }) => {
                     return Err(self.fail(reply, 1003, "text frame"))
                 }
                 Some(Frame {
                     opcode: 0x9,
                     payload,
+                    ..
                 }) => write_frame(reply, 0xA, &payload),
                 Some(Frame { opcode: 0xA, .. }) => {}
                 Some(Frame { opcode: 0x8, .. }) => {
@@ -202,7 +228,7 @@ fn upgrade_answer(
         return Err(WsError::BadRequest("not a WebSocket upgrade"));
     }
     if header("sec-websocket-version").as_deref().map(str::trim) != Some("13") {
-        return Err(WsError::BadRequest("unsupported WebSocket version"));
+        return Err(WsError::BadRequest(UNSUPPORTED_VERSION));
     }
     let Some(key) = header("sec-websocket-key") else {
         return Err(WsError::BadRequest("missing Sec-WebSocket-Key"));
@@ -245,6 +271,8 @@ fn upgrade_answer(
 /// One decoded frame.
 struct Frame {
     opcode: u8,
+    /// The final frame of its message.
+    fin: bool,
     payload: BytesMut,
 }
 
@@ -295,7 +323,11 @@ fn next_frame(buf: &mut BytesMut, frame_max: usize) -> Result<Option<Frame>, WsE
     for (index, byte) in payload.iter_mut().enumerate() {
         *byte ^= mask[index % 4];
     }
-    Ok(Some(Frame { opcode, payload }))
+    Ok(Some(Frame {
+        opcode,
+        fin: first & 0x80 != 0,
+        payload,
+    }))
 }
 
 /// Appends one unmasked, final frame.
@@ -403,6 +435,39 @@ Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nSec-
             Err(WsError::BadRequest(_))
         ));
         assert!(bad.starts_with(b"HTTP/1.1 400"));
+        let mut ws = WebSocket::new(Vec::new(), 16);
+        let mut bad = BytesMut::new();
+        let version_99 = String::from_utf8_lossy(UPGRADE).replace("Version: 13", "Version: 99");
+        assert!(ws
+            .ingest(version_99.as_bytes(), &mut mqtt, &mut bad)
+            .is_err());
+        let answer = String::from_utf8_lossy(&bad);
+        assert!(
+            answer.starts_with("HTTP/1.1 400") && answer.contains("Sec-WebSocket-Version: 13\r\n"),
+            "{answer}"
+        );
+    }
+
+    #[test]
+    fn continuations_only_continue_a_fragmented_message() {
+        let mut ws = WebSocket::new(Vec::new(), 1024);
+        let (mut mqtt, mut reply) = (BytesMut::new(), BytesMut::new());
+        ws.ingest(UPGRADE, &mut mqtt, &mut reply).expect("upgrade");
+        assert_eq!(
+            ws.ingest(&masked(0x0, b"\x10\x00"), &mut mqtt, &mut reply),
+            Err(WsError::Protocol("continuation without a message"))
+        );
+        assert!(mqtt.is_empty());
+        let mut ws = WebSocket::new(Vec::new(), 1024);
+        ws.ingest(UPGRADE, &mut mqtt, &mut reply).expect("upgrade");
+        let mut start = masked(0x2, b"\x10");
+        start[0] &= 0x7F;
+        ws.ingest(&start, &mut mqtt, &mut reply)
+            .expect("a first fragment");
+        assert_eq!(
+            ws.ingest(&masked(0x2, b"\x00"), &mut mqtt, &mut reply),
+            Err(WsError::Protocol("data frame inside a fragmented message"))
+        );
     }
 
     #[test]

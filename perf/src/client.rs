@@ -114,7 +114,9 @@ pub async fn handshake(
     writer.push(&Packet::Connect(Box::new(connect)))?;
     writer.flush().await?;
     match reader.next().await? {
-        Some(Packet::ConnAck(connack)) if connack.reason_code == 0 => Ok((reader, writer, connack)),
+        Some(Packet::ConnAck(connack)) if connack.reason_code == 0 => {
+            Ok((reader, writer, *connack))
+        }
         Some(Packet::ConnAck(connack)) => Err(format!(
             "CONNACK refused the connection, code {:#04x}",
             connack.reason_code
@@ -272,10 +274,7 @@ impl Writer {
     pub async fn disconnect(&mut self) {
         use monoio::io::AsyncWriteRentExt;
         self.buf.clear();
-        if self
-            .push(&Packet::Disconnect(mqtt::Disconnect::default()))
-            .is_err()
-        {
+        if self.push(&Packet::Disconnect(Box::default())).is_err() {
             return;
         }
         let buf = std::mem::take(&mut self.buf);

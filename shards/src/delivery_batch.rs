@@ -27,48 +27,45 @@ pub struct DeliveryBatch {
     pub messages: Vec<Message>,
 }
 
-/// Where one message's copied bytes are in the arena.
+/// Where one message's copied bytes are in the arena (`None`: the payload is shared).
 struct Copied {
-    message: Message,
-    topic: Option<Range<usize>>,
+    topic: Range<usize>,
     payload: Option<Range<usize>>,
 }
 
-/// The batch being gathered for one target shard.
+/// The batch being gathered for one target shard: the messages with empty topic and
+/// payload, and where their bytes are in the arena (filled in by [`OutBatch::finish`],
+/// once the arena is frozen).
 #[derive(Default)]
 pub struct OutBatch {
     arena: BytesMut,
-    pending: Vec<Copied>,
+    messages: Vec<Message>,
+    copied: Vec<Copied>,
 }
 
 impl OutBatch {
     /// True when nothing is gathered.
     pub fn is_empty(&self) -> bool {
-        self.pending.is_empty()
+        self.messages.is_empty()
     }
 
     /// Adds a copy of `message`.
     pub fn push(&mut self, message: &Message) {
-        let mut copy = Message {
+        let topic = self.copy(message.topic.as_bytes());
+        let (payload, shared) = if message.payload.len() <= COPY_MAX {
+            (Some(self.copy(&message.payload)), Bytes::new())
+        } else {
+            (None, message.payload.clone())
+        };
+        self.messages.push(Message {
             topic: ByteStr::new(),
-            payload: Bytes::new(),
+            payload: shared,
             qos: message.qos,
             retain: message.retain,
             properties: message.properties.clone(),
             expires_at: message.expires_at,
-        };
-        let topic = Some(self.copy(message.topic.as_bytes()));
-        let payload = if message.payload.len() <= COPY_MAX {
-            Some(self.copy(&message.payload))
-        } else {
-            copy.payload = message.payload.clone();
-            None
-        };
-        self.pending.push(Copied {
-            message: copy,
-            topic,
-            payload,
         });
+        self.copied.push(Copied { topic, payload });
     }
 
     fn copy(&mut self, bytes: &[u8]) -> Range<usize> {
@@ -80,20 +77,15 @@ impl OutBatch {
     /// Takes what was gathered; the arena's spare room is kept for the next batch.
     pub fn finish(&mut self) -> DeliveryBatch {
         let data = self.arena.split().freeze();
-        let messages = self
-            .pending
-            .drain(..)
-            .map(|mut entry| {
-                if let Some(range) = entry.topic {
-                    entry.message.topic = ByteStr::from_copy_of_valid(data.slice(range));
-                }
-                if let Some(range) = entry.payload {
-                    entry.message.payload = data.slice(range);
-                }
-                entry.message
-            })
-            .collect();
-        DeliveryBatch { messages }
+        for (message, copied) in self.messages.iter_mut().zip(self.copied.drain(..)) {
+            message.topic = ByteStr::from_copy_of_valid(data.slice(copied.topic));
+            if let Some(range) = copied.payload {
+                message.payload = data.slice(range);
+            }
+        }
+        DeliveryBatch {
+            messages: std::mem::take(&mut self.messages),
+        }
     }
 }
 

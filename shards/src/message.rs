@@ -6,7 +6,7 @@
 //! `shard::publish` from a decoded PUBLISH (or a will, or a `$SYS` value) and consumed by
 //! `shard::deliver`, which encodes it per subscriber.
 
-use crate::mqtt::{ByteStr, Bytes, PublishProperties, QoS};
+use crate::mqtt::{ByteStr, Bytes, MessageProperties, PublishProperties, QoS};
 use smallvec::SmallVec;
 
 /// An application message.
@@ -24,7 +24,7 @@ pub struct Message {
     /// `message_expiry_interval` and `subscription_identifiers` are always empty here: the
     /// alias is per connection, expiry is [`Message::expires_at`], identifiers are per
     /// subscriber.
-    pub properties: PublishProperties,
+    pub properties: MessageProperties,
     /// Unix time (seconds) after which the message must not be delivered.
     pub expires_at: Option<u64>,
 }
@@ -37,7 +37,7 @@ impl Message {
             payload,
             qos,
             retain,
-            properties: PublishProperties::default(),
+            properties: MessageProperties::none(),
             expires_at: None,
         }
     }
@@ -59,12 +59,10 @@ impl Message {
     /// larger read buffer it was decoded from.
     pub fn compact(&self) -> Message {
         let p = &self.properties;
-        Message {
-            topic: self.topic.compact(),
-            payload: Bytes::copy_from_slice(&self.payload),
-            qos: self.qos,
-            retain: self.retain,
-            properties: PublishProperties {
+        let properties = if p.is_empty() {
+            MessageProperties::none()
+        } else {
+            MessageProperties::from(PublishProperties {
                 payload_format_indicator: p.payload_format_indicator,
                 message_expiry_interval: None,
                 topic_alias: None,
@@ -76,7 +74,14 @@ impl Message {
                 user_properties: p.user_properties.compact(),
                 subscription_identifiers: Vec::new(),
                 content_type: p.content_type.as_ref().map(ByteStr::compact),
-            },
+            })
+        };
+        Message {
+            topic: self.topic.compact(),
+            payload: Bytes::copy_from_slice(&self.payload),
+            qos: self.qos,
+            retain: self.retain,
+            properties,
             expires_at: self.expires_at,
         }
     }
@@ -99,4 +104,16 @@ pub struct Delivery {
     pub retain: bool,
     /// Identifiers of the matching subscriptions (5.0).
     pub subscription_ids: SubscriptionIds,
+}
+#[cfg(test)]
+mod tests {
+    /// Every publish moves a decoded packet and a message several times; large rare
+    /// variants and absent properties are boxed so those moves stay small. A field added
+    /// inline that makes them grow again should be a decision, not an accident.
+    #[test]
+    fn the_publish_path_types_stay_small() {
+        assert!(std::mem::size_of::<super::Message>() <= 96);
+        assert!(std::mem::size_of::<crate::mqtt::Publish>() <= 80);
+        assert!(std::mem::size_of::<crate::mqtt::Packet>() <= 112);
+    }
 }

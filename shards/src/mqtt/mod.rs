@@ -28,9 +28,9 @@ pub use error::{DecodeError, EncodeError};
 pub use packet::{
     decode, encode_publish, peek_fixed_header, publish_encoded_len, Ack, AckProperties, Auth,
     AuthProperties, ConnAck, ConnAckProperties, Connect, ConnectProperties, Disconnect,
-    DisconnectProperties, Packet, PacketType, Publish, PublishEncode, PublishProperties, SubAck,
-    SubAckProperties, Subscribe, SubscribeProperties, SubscriptionOptions, UnsubAck, Unsubscribe,
-    UnsubscribeProperties, Will,
+    DisconnectProperties, MessageProperties, Packet, PacketType, Publish, PublishEncode,
+    PublishProperties, SubAck, SubAckProperties, Subscribe, SubscribeProperties,
+    SubscriptionOptions, UnsubAck, Unsubscribe, UnsubscribeProperties, Will,
 };
 pub use user_properties::UserProperties;
 

@@ -313,7 +313,7 @@ pub fn message_from_record(record: MessageRecord) -> Option<Message> {
         payload: Bytes::from(record.payload),
         qos: QoS::from_u8(record.qos)?,
         retain: record.retain,
-        properties,
+        properties: properties.into(),
         expires_at: record.expires_at,
     })
 }

@@ -260,11 +260,11 @@ async fn refuse_decode(
     log::info!("Client <unknown> [{peer}] disconnected: {error}.");
     if let DecodeError::UnsupportedProtocolVersion(_) = error {
         // [MQTT-3.1.2-2]: answer in the 3.1.1 form, the only one every level understands.
-        let connack = Packet::ConnAck(crate::mqtt::ConnAck {
+        let connack = Packet::ConnAck(Box::new(crate::mqtt::ConnAck {
             session_present: false,
             reason_code: crate::mqtt::reason::v3::UNACCEPTABLE_PROTOCOL_VERSION,
             properties: Default::default(),
-        });
+        }));
         write_now(stream, layers, &connack, Protocol::V311).await;
     }
 }

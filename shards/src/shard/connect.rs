@@ -345,10 +345,10 @@ impl Shard {
                 conn.client_id
             );
             if conn.protocol.is_v5() {
-                let packet = Packet::Disconnect(Disconnect {
+                let packet = Packet::Disconnect(Box::new(Disconnect {
                     reason_code: reason::SESSION_TAKEN_OVER,
                     ..Default::default()
-                });
+                }));
                 conn.send(&packet);
             }
             conn.session = None;
@@ -377,7 +377,7 @@ impl Shard {
             payload: will.payload.clone(),
             qos: will.qos,
             retain: will.retain,
-            properties,
+            properties: properties.into(),
             expires_at: None,
         };
         StoredWill {
@@ -455,11 +455,11 @@ impl Shard {
             properties.topic_alias_maximum = Some(listener.max_topic_alias).filter(|max| *max > 0);
             properties.server_keep_alive = request.server_keep_alive;
         }
-        let packet = Packet::ConnAck(ConnAck {
+        let packet = Packet::ConnAck(Box::new(ConnAck {
             session_present,
             reason_code: reason::SUCCESS,
             properties,
-        });
+        }));
         if let Some(conn) = self.conn_mut(id) {
             conn.send(&packet);
         }
@@ -541,7 +541,7 @@ fn refuse(protocol: Protocol, code: u8, log: &str) -> Refusal {
         properties: Default::default(),
     };
     Refusal {
-        connack: Some(Packet::ConnAck(connack)),
+        connack: Some(Packet::ConnAck(Box::new(connack))),
         protocol,
         log: log.to_string(),
     }

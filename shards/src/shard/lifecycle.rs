@@ -44,7 +44,7 @@ impl Shard {
                 }
                 Flow::Continue
             }
-            Packet::Disconnect(disconnect) => self.on_disconnect(id, disconnect),
+            Packet::Disconnect(disconnect) => self.on_disconnect(id, *disconnect),
             Packet::Connect(_) => self.violate(id, reason::PROTOCOL_ERROR, "sent a second CONNECT"),
             Packet::Auth(_) => self.violate(
                 id,
@@ -89,7 +89,7 @@ impl Shard {
                 disconnect.properties.reason_string =
                     Some(crate::mqtt::ByteStr::from(why.to_string()));
             }
-            conn.send(&Packet::Disconnect(disconnect));
+            conn.send(&Packet::Disconnect(Box::new(disconnect)));
         }
         conn.close(CloseReason::ProtocolViolation(code));
         Flow::Close
@@ -299,7 +299,7 @@ impl Shard {
                         reason_code: reason::KEEP_ALIVE_TIMEOUT,
                         properties: DisconnectProperties::default(),
                     };
-                    conn.send(&Packet::Disconnect(disconnect));
+                    conn.send(&Packet::Disconnect(Box::new(disconnect)));
                 }
                 conn.close(CloseReason::KeepAliveTimeout);
             }
@@ -338,7 +338,7 @@ impl Shard {
                     reason_code: reason::SERVER_SHUTTING_DOWN,
                     ..Default::default()
                 };
-                conn.send(&Packet::Disconnect(disconnect));
+                conn.send(&Packet::Disconnect(Box::new(disconnect)));
             }
             conn.close(CloseReason::ServerShutdown);
         }
@@ -367,7 +367,7 @@ impl Shard {
                     reason_code: reason::ADMINISTRATIVE_ACTION,
                     ..Default::default()
                 };
-                conn.send(&Packet::Disconnect(disconnect));
+                conn.send(&Packet::Disconnect(Box::new(disconnect)));
             }
             conn.will_on_close = false;
             conn.close(CloseReason::Administrative);

@@ -181,11 +181,12 @@ impl Shard {
         let listener = self.conn(id).map_or(0, |c| c.listener);
         let mount_point = self.settings.listeners[listener].mount_point.as_deref();
         let mut properties = publish.properties;
-        properties.topic_alias = None;
-        let expires_at = properties
-            .message_expiry_interval
-            .take()
-            .map(|s| self.now.unix_s + u64::from(s));
+        let expires_at = properties.existing_mut().and_then(|p| {
+            p.topic_alias = None;
+            p.message_expiry_interval
+                .take()
+                .map(|s| self.now.unix_s + u64::from(s))
+        });
         Message {
             topic: super::mount(mount_point, &publish.topic),
             payload: publish.payload,

@@ -7,8 +7,8 @@ use crate::connection::ConnId;
 use crate::mesh::{Mesh, MeshPort, ShardMsg};
 use crate::mqtt::{
     self, reason, Ack, ByteStr, Bytes, Connect, ConnectProperties, Disconnect, Packet, PacketId,
-    Protocol, Publish, PublishProperties, QoS, Subscribe, SubscribeProperties, SubscriptionOptions,
-    Unsubscribe, UnsubscribeProperties, Will,
+    Protocol, Publish, QoS, Subscribe, SubscribeProperties, SubscriptionOptions, Unsubscribe,
+    UnsubscribeProperties, Will,
 };
 use crate::settings::{ListenerSettings, Settings};
 use crate::stats::ShardStats;
@@ -219,7 +219,7 @@ fn publish(
         retain,
         topic: ByteStr::from_static(topic),
         packet_id: packet_id.map(pid),
-        properties: PublishProperties::default(),
+        properties: Default::default(),
         payload: Bytes::from_static(payload.as_bytes()),
     })
 }
@@ -662,7 +662,7 @@ fn topic_alias_from_client_resolves_and_unknown_alias_is_a_protocol_error() {
     let with_alias = |topic: &'static str, alias: u16, payload: &'static str| {
         let mut packet = publish(topic, payload, QoS::AtMostOnce, None, false);
         if let Packet::Publish(p) = &mut packet {
-            p.properties.topic_alias = Some(alias);
+            p.properties.make_mut().topic_alias = Some(alias);
         }
         packet
     };
@@ -700,7 +700,7 @@ fn with_will(
         qos: QoS::AtMostOnce,
         retain: false,
         delay_interval: delay,
-        properties: PublishProperties::default(),
+        properties: Default::default(),
     });
     c
 }
@@ -725,7 +725,11 @@ fn will_is_published_on_socket_loss_but_not_after_disconnect() {
         "bye",
         None,
     ));
-    world.send(d, polite, Packet::Disconnect(Disconnect::default()));
+    world.send(
+        d,
+        polite,
+        Packet::Disconnect(Box::new(Disconnect::default())),
+    );
     world.close(d, polite);
     assert!(
         payloads(&world.take(s, watcher)).is_empty(),
@@ -808,12 +812,12 @@ fn expired_queued_messages_are_not_delivered() {
     let (p, publisher, _) = world.connect(connect(Protocol::V5, "pub", true));
     let mut short = publish("e", "short", QoS::AtLeastOnce, Some(1), false);
     if let Packet::Publish(p) = &mut short {
-        p.properties.message_expiry_interval = Some(2);
+        p.properties.make_mut().message_expiry_interval = Some(2);
     }
     world.send(p, publisher, short);
     let mut long = publish("e", "long", QoS::AtLeastOnce, Some(2), false);
     if let Packet::Publish(p) = &mut long {
-        p.properties.message_expiry_interval = Some(100);
+        p.properties.make_mut().message_expiry_interval = Some(100);
     }
     world.send(p, publisher, long);
     world.advance(5);

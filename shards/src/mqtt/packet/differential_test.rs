@@ -89,11 +89,11 @@ fn our_connect(c: &v4::Connect) -> Connect {
 fn ours(packet: &v4::Packet) -> Packet {
     match packet {
         v4::Packet::Connect(c) => Packet::Connect(Box::new(our_connect(c))),
-        v4::Packet::ConnAck(c) => Packet::ConnAck(ConnAck {
+        v4::Packet::ConnAck(c) => Packet::ConnAck(Box::new(ConnAck {
             session_present: c.session_present,
             reason_code: c.code as u8,
             properties: Default::default(),
-        }),
+        })),
         v4::Packet::Publish(p) => Packet::Publish(Publish {
             dup: p.dup,
             qos: our_qos(p.qos),

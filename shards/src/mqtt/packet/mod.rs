@@ -42,7 +42,10 @@ pub use auth::{Auth, AuthProperties};
 pub use connack::{ConnAck, ConnAckProperties};
 pub use connect::{Connect, ConnectProperties, Will};
 pub use disconnect::{Disconnect, DisconnectProperties};
-pub use publish::{encode_publish, publish_encoded_len, Publish, PublishEncode, PublishProperties};
+pub use publish::{
+    encode_publish, publish_encoded_len, MessageProperties, Publish, PublishEncode,
+    PublishProperties,
+};
 pub use subscribe::{
     SubAck, SubAckProperties, Subscribe, SubscribeProperties, SubscriptionOptions,
 };
@@ -93,8 +96,9 @@ pub enum PacketType {
 pub enum Packet {
     /// CONNECT (boxed: it is large and rare).
     Connect(Box<Connect>),
-    /// CONNACK.
-    ConnAck(ConnAck),
+    /// CONNACK (boxed, like the other rare packets with many properties, so the common
+    /// packets are not moved around at their size).
+    ConnAck(Box<ConnAck>),
     /// PUBLISH.
     Publish(Publish),
     /// PUBACK.
@@ -117,10 +121,10 @@ pub enum Packet {
     PingReq,
     /// PINGRESP.
     PingResp,
-    /// DISCONNECT.
-    Disconnect(Disconnect),
-    /// AUTH (5.0 only).
-    Auth(Auth),
+    /// DISCONNECT (boxed).
+    Disconnect(Box<Disconnect>),
+    /// AUTH (5.0 only; boxed).
+    Auth(Box<Auth>),
 }
 
 impl PacketType {
@@ -316,7 +320,9 @@ fn decode_frame(
     let first = frame[0];
     Ok(match packet_type {
         PacketType::Connect => return Err(DecodeError::NotConnect),
-        PacketType::ConnAck => Packet::ConnAck(ConnAck::decode(&frame, header_len, protocol)?),
+        PacketType::ConnAck => {
+            Packet::ConnAck(Box::new(ConnAck::decode(&frame, header_len, protocol)?))
+        }
         PacketType::Publish => {
             Packet::Publish(Publish::decode(&frame, header_len, first, protocol)?)
         }
@@ -345,9 +351,9 @@ fn decode_frame(
             }
         }
         PacketType::Disconnect => {
-            Packet::Disconnect(Disconnect::decode(&frame, header_len, protocol)?)
+            Packet::Disconnect(Box::new(Disconnect::decode(&frame, header_len, protocol)?))
         }
-        PacketType::Auth => Packet::Auth(Auth::decode(&frame, header_len)?),
+        PacketType::Auth => Packet::Auth(Box::new(Auth::decode(&frame, header_len)?)),
     })
 }
 

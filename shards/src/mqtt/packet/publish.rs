@@ -18,7 +18,7 @@ pub struct Publish {
     /// Packet identifier, present exactly when `qos > 0`.
     pub packet_id: Option<PacketId>,
     /// 5.0 properties.
-    pub properties: PublishProperties,
+    pub properties: MessageProperties,
     /// Application payload.
     pub payload: Bytes,
 }
@@ -43,6 +43,74 @@ pub struct PublishProperties {
     /// 0x03 Content Type.
     pub content_type: Option<ByteStr>,
 }
+
+/// The properties of a PUBLISH or a message, boxed and absent when empty: a 3.1.1 message
+/// (or a 5.0 one without properties) carries one null pointer instead of the 168 bytes of
+/// [`PublishProperties`], which every move of a packet or message on the publish path
+/// would otherwise copy. Reading goes through `Deref` (an absent box reads as the empty
+/// properties); writing is explicit, so no allocation hides behind an assignment.
+#[derive(Clone, Debug, Default)]
+pub struct MessageProperties(Option<Box<PublishProperties>>);
+
+/// What an absent [`MessageProperties`] reads as.
+static NO_PROPERTIES: PublishProperties = PublishProperties {
+    payload_format_indicator: None,
+    message_expiry_interval: None,
+    topic_alias: None,
+    response_topic: None,
+    correlation_data: None,
+    user_properties: UserProperties::new(),
+    subscription_identifiers: Vec::new(),
+    content_type: None,
+};
+
+impl MessageProperties {
+    /// No properties.
+    pub const fn none() -> MessageProperties {
+        MessageProperties(None)
+    }
+
+    /// The properties to change, boxed now if they were absent.
+    pub fn make_mut(&mut self) -> &mut PublishProperties {
+        self.0.get_or_insert_with(Box::default)
+    }
+
+    /// The properties to change, if there are any (never allocates).
+    pub fn existing_mut(&mut self) -> Option<&mut PublishProperties> {
+        self.0.as_deref_mut()
+    }
+
+    /// True when no property is set.
+    pub fn is_empty(&self) -> bool {
+        self.0.as_deref().is_none_or(|p| *p == NO_PROPERTIES)
+    }
+}
+
+impl std::ops::Deref for MessageProperties {
+    type Target = PublishProperties;
+
+    fn deref(&self) -> &PublishProperties {
+        self.0.as_deref().unwrap_or(&NO_PROPERTIES)
+    }
+}
+
+impl From<PublishProperties> for MessageProperties {
+    fn from(properties: PublishProperties) -> MessageProperties {
+        if properties == NO_PROPERTIES {
+            MessageProperties(None)
+        } else {
+            MessageProperties(Some(Box::new(properties)))
+        }
+    }
+}
+
+impl PartialEq for MessageProperties {
+    fn eq(&self, other: &MessageProperties) -> bool {
+        **self == **other
+    }
+}
+
+impl Eq for MessageProperties {}
 
 /// What the broker writes when it forwards a message to one subscriber. Fields that differ
 /// per subscriber are given explicitly; everything else comes from `properties`, whose
@@ -140,9 +208,9 @@ impl Publish {
             QoS::AtLeastOnce | QoS::ExactlyOnce => Some(reader.packet_id()?),
         };
         let properties = if protocol.is_v5() {
-            PublishProperties::decode(&mut reader)?
+            MessageProperties::from(PublishProperties::decode(&mut reader)?)
         } else {
-            PublishProperties::default()
+            MessageProperties::none()
         };
         if topic.is_empty() {
             check_empty_topic(protocol, &properties)?;

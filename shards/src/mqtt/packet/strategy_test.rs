@@ -148,7 +148,7 @@ pub fn publish(protocol: Protocol) -> impl Strategy<Value = Publish> {
                 retain,
                 topic,
                 packet_id: (qos != QoS::AtMostOnce).then_some(id),
-                properties,
+                properties: properties.into(),
                 payload: payload.clone(),
             })
         })
@@ -494,7 +494,9 @@ pub fn packet(protocol: Protocol) -> BoxedStrategy<Packet> {
         connect(protocol)
             .prop_map(|c| Packet::Connect(Box::new(c)))
             .boxed(),
-        connack(protocol).prop_map(Packet::ConnAck).boxed(),
+        connack(protocol)
+            .prop_map(|c| Packet::ConnAck(Box::new(c)))
+            .boxed(),
         publish(protocol).prop_map(Packet::Publish).boxed(),
         ack(protocol, PUBACK_CODES).prop_map(Packet::PubAck).boxed(),
         ack(protocol, PUBACK_CODES).prop_map(Packet::PubRec).boxed(),
@@ -508,10 +510,12 @@ pub fn packet(protocol: Protocol) -> BoxedStrategy<Packet> {
         unsuback(protocol).prop_map(Packet::UnsubAck).boxed(),
         Just(Packet::PingReq).boxed(),
         Just(Packet::PingResp).boxed(),
-        disconnect(protocol).prop_map(Packet::Disconnect).boxed(),
+        disconnect(protocol)
+            .prop_map(|d| Packet::Disconnect(Box::new(d)))
+            .boxed(),
     ];
     if protocol.is_v5() {
-        kinds.push(auth().prop_map(Packet::Auth).boxed());
+        kinds.push(auth().prop_map(|a| Packet::Auth(Box::new(a))).boxed());
     }
     proptest::strategy::Union::new(kinds).boxed()
 }

@@ -53,6 +53,10 @@ pub struct RunResult {
     pub broker: String,
     /// "3.1.1" or "5.0".
     pub protocol: String,
+    /// "tcp" or "tls".
+    pub transport: String,
+    /// How clients logged in: "anonymous", "password" or "dynsec".
+    pub auth: String,
     /// QoS.
     pub qos: u8,
     /// Publisher connections.
@@ -135,6 +139,8 @@ impl RunResult {
                 Protocol::V31 => "3.1",
             }
             .to_string(),
+            transport: if workload.tls.is_some() { "tls" } else { "tcp" }.to_string(),
+            auth: workload.credentials.label().to_string(),
             qos: workload.qos as u8,
             publishers: plan
                 .clients
@@ -179,6 +185,11 @@ impl RunResult {
                 self.connects_per_s.unwrap_or(f64::NAN),
                 true,
             ),
+            "handshakes" => (
+                "handshakes_per_s",
+                self.connects_per_s.unwrap_or(f64::NAN),
+                true,
+            ),
             _ => ("received_per_s", self.received_per_s, true),
         }
     }
@@ -200,6 +211,8 @@ impl RunResult {
         j.str("scenario", &self.scenario);
         j.str("broker", &self.broker);
         j.str("protocol", &self.protocol);
+        j.str("transport", &self.transport);
+        j.str("auth", &self.auth);
         j.num("qos", f64::from(self.qos));
         j.num("publishers", self.publishers as f64);
         j.num("subscribers", self.subscribers as f64);
@@ -258,10 +271,12 @@ impl RunResult {
         let verdict = if self.valid() { "valid" } else { "INVALID" };
         let _ = writeln!(
             out,
-            "{} [{}] MQTT {} QoS {}: {} pub, {} sub, {} conns, {} B payload, {} threads — {verdict}",
+            "{} [{}] MQTT {} over {}, {}, QoS {}: {} pub, {} sub, {} conns, {} B payload, {} threads — {verdict}",
             self.scenario,
             self.broker,
             self.protocol,
+            self.transport,
+            self.auth,
             self.qos,
             self.publishers,
             self.subscribers,
@@ -284,7 +299,12 @@ impl RunResult {
             );
         }
         if let (Some(rate), Some(secs)) = (self.connects_per_s, self.connect_s) {
-            let _ = writeln!(out, "  connects    {rate:.0}/s ({secs:.2} s for all)");
+            let what = if self.scenario == "handshakes" {
+                "handshakes"
+            } else {
+                "connects  "
+            };
+            let _ = writeln!(out, "  {what}  {rate:.0}/s ({secs:.2} s for all)");
         }
         if let Some(bytes) = self.bytes_per_connection {
             let _ = writeln!(

@@ -860,6 +860,78 @@ mod tests {
     }
 
     #[test]
+    fn compare_variants_of_one_binary() {
+        let Ok(Command::Compare(c)) = parse(args(
+            "compare --scenario pairs --broker culex=bin/culex --broker culex-tls=bin/culex \
+             --broker culex-dynsec=bin/culex --broker-opts culex-tls=tls \
+             --broker-opts culex-dynsec=dynsec,tcp --broker-conf culex-dynsec=set_tcp_nodelay=true \
+             --dynsec-clients 1000 --dynsec-roles 100 --dynsec-acls-per-role 10 --tls-version 1.3",
+        )) else {
+            panic!("compare did not parse");
+        };
+        let [plain, tls, dynsec] = &c.brokers[..] else {
+            panic!("three brokers");
+        };
+        assert!(!plain.uses_tls(c.workload.tls) && !plain.uses_dynsec(c.dynsec));
+        assert!(tls.uses_tls(c.workload.tls) && !tls.uses_dynsec(c.dynsec));
+        assert!(!dynsec.uses_tls(c.workload.tls) && dynsec.uses_dynsec(c.dynsec));
+        assert_eq!(dynsec.conf_lines, vec!["set_tcp_nodelay=true".to_string()]);
+        assert_eq!(
+            c.dynsec_shape.describe(),
+            "1000 clients, 100 roles × 10 ACLs"
+        );
+        assert_eq!(c.workload.tls_options.version, Some(TlsVersion::V13));
+        // A plain broker's workload has no TLS even though another broker uses it.
+        let w = c
+            .workload
+            .workload(Scenario::Pairs, ([127, 0, 0, 1], 1).into());
+        assert!(w.tls.is_none());
+    }
+
+    #[test]
+    fn global_switches_and_their_errors() {
+        let Ok(Command::Compare(c)) = parse(args(
+            "compare --scenario handshakes --tls --dynsec --broker a=x --broker b=y \
+             --broker-opts b=anonymous,tcp --tls-key-type rsa",
+        )) else {
+            panic!("compare did not parse");
+        };
+        assert!(c.brokers[0].uses_tls(c.workload.tls) && c.brokers[0].uses_dynsec(c.dynsec));
+        assert!(!c.brokers[1].uses_tls(c.workload.tls) && !c.brokers[1].uses_dynsec(c.dynsec));
+        assert_eq!(c.tls_key_type, KeyType::Rsa2048);
+        for bad in [
+            "compare --scenario pairs --broker a=x --dynsec-clients 10",
+            "compare --scenario pairs --broker a=x --broker-opts b=tls",
+            "compare --scenario pairs --broker a=x --broker-opts a=fast",
+            "compare --scenario pairs --broker a=x --tls --cafile ca.pem",
+            "compare --scenario pairs --broker a=x --dynsec --dynsec-acls-per-role 2",
+            "compare --scenario pairs --broker a=x --username u --password p",
+            "compare --scenario pairs --broker a=x --tls-version 1.3",
+            "run --scenario pairs --cafile ca.pem",
+            "run --scenario pairs --tls --cafile ca.pem --cert c.pem",
+            "run --scenario pairs --username u",
+            "run --scenario pairs --tls --tls-version 1.1",
+            "dynsec-file --dynsec-clients 3",
+        ] {
+            assert!(parse(args(bad)).is_err(), "{bad} should be refused");
+        }
+        let Ok(Command::Run(r)) = parse(args(
+            "run --scenario pairs --tls --cafile ca.pem --cert c.pem --key k.pem \
+             --tls-resume --dynsec-clients 50",
+        )) else {
+            panic!("run did not parse");
+        };
+        let w = r.workload.workload(Scenario::Pairs, r.broker);
+        let tls = w.tls.expect("tls on");
+        assert!(tls.resume && tls.cert.is_some());
+        assert_eq!(w.credentials, Credentials::Dynsec { clients: 50 });
+        assert_eq!(
+            w.credentials.of(51),
+            Some(("perf-user-1".to_string(), "perf-pass-1".to_string()))
+        );
+    }
+
+    #[test]
     fn sizes_and_durations() {
         assert_eq!(parse_size("256KiB"), Ok(262_144));
         assert_eq!(parse_size("16"), Ok(16));

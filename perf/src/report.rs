@@ -199,6 +199,28 @@ impl RunResult {
         self.broker_cpu_s.map(|cpu| cpu / self.measured_s.max(1e-9))
     }
 
+    /// Broker CPU per unit of work, in µs: per delivered message in the flow scenarios,
+    /// per connection in `handshakes`. Less sensitive than throughput to other load on a
+    /// shared machine (which takes cores away but adds little to the broker's own time).
+    pub fn broker_us_per_unit(&self) -> Option<f64> {
+        let cpu = self.broker_cpu_s?;
+        let units = match self.scenario.as_str() {
+            "handshakes" => self.connections as f64,
+            "conns" | "retained" => return None,
+            _ => self.received as f64,
+        };
+        (units > 0.0).then(|| cpu * 1e6 / units)
+    }
+
+    /// What [`RunResult::broker_us_per_unit`] counts.
+    pub fn unit(&self) -> &'static str {
+        if self.scenario == "handshakes" {
+            "handshake"
+        } else {
+            "message"
+        }
+    }
+
     /// Harness CPU as a share of one core over the window.
     pub fn harness_cores(&self) -> Option<f64> {
         self.harness_cpu_s
@@ -252,6 +274,7 @@ impl RunResult {
         j.opt("harness_cores", self.harness_cores());
         j.opt("broker_cpu_s", self.broker_cpu_s);
         j.opt("broker_cores", self.broker_cores());
+        j.opt("broker_us_per_unit", self.broker_us_per_unit());
         j.opt("connect_s", self.connect_s);
         j.opt("connects_per_s", self.connects_per_s);
         j.opt("rss_before_kib", self.rss_before_kib.map(|v| v as f64));
@@ -329,6 +352,9 @@ impl RunResult {
             cores(self.broker_cores()),
             cores(self.harness_cores())
         );
+        if let Some(us) = self.broker_us_per_unit() {
+            let _ = writeln!(out, "  broker cpu  {us:.3} µs per {}", self.unit());
+        }
         let _ = writeln!(
             out,
             "  delivery    missing {}  duplicates {}  foreign {}  unacked {}  rejected {}",

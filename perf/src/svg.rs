@@ -278,6 +278,7 @@ mod tests {
                 },
             ],
             ratios: vec![],
+            cpu_ratios: vec![],
         };
         let svg = render(&[case]);
         assert!(svg.starts_with("<svg"));

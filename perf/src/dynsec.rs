@@ -114,13 +114,14 @@ pub fn file_text(shape: &DynsecShape) -> Result<String, String> {
         };
         let _ = write!(
             out,
-            "{{\"username\": {}, \"textname\": \"culex-perf client {k}\", \"roles\": [{{\"rolename\": \"perf-role-{}\"}}], \"password\": {}, \"salt\": {}, \"iterations\": {iterations}}}{}\n",
+            "{{\"username\": {}, \"textname\": \"culex-perf client {k}\", \"roles\": [{{\"rolename\": \"perf-role-{}\"}}], \"password\": {}, \"salt\": {}, \"iterations\": {iterations}}}{}",
             quote(&username),
             k % shape.roles,
             quote(&String::from_utf8_lossy(&hash_b64)),
             quote(&String::from_utf8_lossy(&salt_b64)),
             if k + 1 < shape.clients { "," } else { "" }
         );
+        out.push('\n');
     }
     out.push_str("],\n\"groups\": [],\n\"roles\": [\n");
     for r in 0..shape.roles {
@@ -135,10 +136,11 @@ pub fn file_text(shape: &DynsecShape) -> Result<String, String> {
             .collect();
         let _ = write!(
             out,
-            "{{\"rolename\": \"perf-role-{r}\", \"acls\": [{}]}}{}\n",
+            "{{\"rolename\": \"perf-role-{r}\", \"acls\": [{}]}}{}",
             acls.join(", "),
             if r + 1 < shape.roles { "," } else { "" }
         );
+        out.push('\n');
     }
     out.push_str("]\n}\n");
     Ok(out)

@@ -3,7 +3,10 @@
 //! Owns the grammar and its error messages (pure; unit-tested here). `main` dispatches the
 //! parsed command to `engine` (run), `compare` or `smoke`.
 
-use crate::scenario::{Scenario, Workload};
+use crate::certs::KeyType;
+use crate::dynsec::DynsecShape;
+use crate::scenario::{Credentials, Scenario, Workload};
+use crate::tls::{TlsOptions, TlsVersion};
 use shards::mqtt::{Protocol, QoS};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -20,6 +23,8 @@ pub enum Command {
     Smoke(SmokeArgs),
     /// Draw the SVG of summary lines from earlier `compare` runs.
     Plot(PlotArgs),
+    /// Write a generated `dynamic-security.json` (for `run` against a broker set up by hand).
+    DynsecFile(DynsecFileArgs),
     /// Print usage.
     Help,
 }
@@ -59,6 +64,16 @@ pub struct WorkloadArgs {
     pub source_addrs: Option<u8>,
     /// --settle-timeout
     pub settle_timeout: Option<Duration>,
+    /// --tls
+    pub tls: bool,
+    /// --cafile, --cert, --key, --tls-server-name, --tls-version, --tls-resume
+    pub tls_options: TlsOptions,
+    /// --username/--password, or --dynsec-clients (run).
+    pub credentials: Option<Credentials>,
+    /// --username (checked with --password by [`WorkloadArgs::finish`]).
+    pub username: Option<String>,
+    /// --password.
+    pub password: Option<String>,
 }
 
 impl WorkloadArgs {
@@ -76,9 +91,50 @@ impl WorkloadArgs {
         if let Some(rate) = self.connect_rate {
             w.connect_rate = (rate > 0.0).then_some(rate);
         }
+        if self.tls {
+            w.tls = Some(self.tls_options.clone());
+        }
+        if let Some(credentials) = &self.credentials {
+            w.credentials = credentials.clone();
+        }
         w.threads = w.threads.max(1);
         w.batch = w.batch.max(1);
         w
+    }
+
+    /// Checks the options that go together once all are read; `tls_anywhere` says whether
+    /// some connection will use TLS.
+    fn finish(&mut self, tls_anywhere: bool) -> Result<(), String> {
+        match (self.username.take(), self.password.take()) {
+            (Some(username), Some(password)) => {
+                if self.credentials.is_some() {
+                    return Err(
+                        "--username/--password and --dynsec-clients exclude each other".into(),
+                    );
+                }
+                self.credentials = Some(Credentials::Fixed { username, password });
+            }
+            (None, None) => {}
+            _ => return Err("--username and --password go together".to_string()),
+        }
+        let o = &self.tls_options;
+        let tls_only = o.cafile.is_some()
+            || o.cert.is_some()
+            || o.key.is_some()
+            || o.server_name.is_some()
+            || o.version.is_some()
+            || o.resume;
+        if tls_only && !tls_anywhere {
+            return Err(
+                "--cafile, --cert, --key, --tls-server-name, --tls-version and \
+                        --tls-resume need --tls"
+                    .to_string(),
+            );
+        }
+        if o.cert.is_some() != o.key.is_some() {
+            return Err("--cert and --key go together".to_string());
+        }
+        Ok(())
     }
 }
 
@@ -108,13 +164,31 @@ pub struct RunArgs {
     pub output: Output,
 }
 
-/// One `--broker name=path`.
+/// One `--broker name=path`, with what `--broker-opts`/`--broker-conf` say about it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BrokerSpec {
     /// Name in reports.
     pub name: String,
     /// Executable, started as `path -c <config>`.
     pub path: PathBuf,
+    /// `--broker-opts NAME=tls|tcp`: overrides `--tls` for this broker.
+    pub tls: Option<bool>,
+    /// `--broker-opts NAME=dynsec|anonymous`: overrides `--dynsec` for this broker.
+    pub dynsec: Option<bool>,
+    /// `--broker-conf NAME=LINE`: config lines for this broker only (after --conf-line).
+    pub conf_lines: Vec<String>,
+}
+
+impl BrokerSpec {
+    /// Whether this broker gets a TLS listener, given the global `--tls`.
+    pub fn uses_tls(&self, global: bool) -> bool {
+        self.tls.unwrap_or(global)
+    }
+
+    /// Whether this broker enforces dynamic security, given the global `--dynsec`.
+    pub fn uses_dynsec(&self, global: bool) -> bool {
+        self.dynsec.unwrap_or(global)
+    }
 }
 
 /// `compare`.
@@ -138,10 +212,40 @@ pub struct CompareArgs {
     pub max_inflight: Option<u64>,
     /// --conf-line: extra lines for every broker's config.
     pub conf_lines: Vec<String>,
+    /// --dynsec: every broker (unless `--broker-opts NAME=anonymous`) loads the dynamic
+    /// security plugin with a generated file.
+    pub dynsec: bool,
+    /// --dynsec-clients, --dynsec-roles, --dynsec-acls-per-role.
+    pub dynsec_shape: DynsecShape,
+    /// --dynsec-plugin: the `plugin` line's path.
+    pub dynsec_plugin: PathBuf,
+    /// --tls-key-type: key type of the generated certificates.
+    pub tls_key_type: KeyType,
     /// Workload options.
     pub workload: WorkloadArgs,
     /// Outputs.
     pub output: Output,
+}
+
+impl CompareArgs {
+    /// True when some broker uses dynamic security.
+    pub fn any_dynsec(&self) -> bool {
+        self.brokers.iter().any(|b| b.uses_dynsec(self.dynsec))
+    }
+
+    /// True when some broker uses TLS.
+    pub fn any_tls(&self) -> bool {
+        self.brokers.iter().any(|b| b.uses_tls(self.workload.tls))
+    }
+}
+
+/// `dynsec-file`.
+#[derive(Debug)]
+pub struct DynsecFileArgs {
+    /// The shape.
+    pub shape: DynsecShape,
+    /// --out FILE.
+    pub out: PathBuf,
 }
 
 /// `smoke`.
@@ -173,7 +277,12 @@ USAGE:
                  [--repeats 3] [--baseline NAME] [--culex-threads N] [--max-queued N]
                  [--max-queued-bytes BYTES] [--max-inflight N] [--conf-line 'option value' ...]
                  [workload options] [--json FILE] [--svg FILE]
+                 [--tls] [--tls-key-type ec|rsa] [--dynsec] [--dynsec-clients N]
+                 [--dynsec-roles R] [--dynsec-acls-per-role A] [--dynsec-plugin PATH]
+                 [--broker-opts NAME=tls|tcp|dynsec|anonymous[,...]] [--broker-conf NAME='line']
   culex-perf smoke --broker-bin PATH [--threads N]
+  culex-perf dynsec-file --out FILE [--dynsec-clients 1000] [--dynsec-roles 100]
+                 [--dynsec-acls-per-role 10]   (then: run --dynsec-clients N)
   culex-perf plot --svg FILE RESULTS.jsonl [...]   (one chart from earlier compare runs)
 
 SCENARIOS:
@@ -186,6 +295,9 @@ SCENARIOS:
   conns     M idle connections (--clients = M): connects/s, broker bytes per connection
   retained  --topics K retained messages, then N wildcard subscribers: time to get all
   payload   pairs once per size of --sizes (default 16,256,4096,65536,262144)
+  handshakes  M connections (--clients = M, default 2000) each opened (TLS handshake with
+            --tls, CONNECT/CONNACK) and closed, --connect-concurrency per thread:
+            handshakes/s (alias: tls-handshakes)
 
 WORKLOAD OPTIONS:
   --protocol 3.1.1|5     MQTT version (default 3.1.1)
@@ -204,12 +316,33 @@ WORKLOAD OPTIONS:
   --connect-concurrency N  handshakes in flight per thread (default 64)
   --source-addrs N       bind clients to 127.0.0.1..N (default 8; 1 = let the kernel pick)
   --settle-timeout SECS  longest wait for connects, acks and final deliveries (default 30)
+  --tls                  connect with TLS (rustls, ring); run needs --cafile
+  --cafile PATH          CA certificates (PEM) that signed the broker's certificate
+  --cert PATH --key PATH client certificate and key (PEM)
+  --tls-server-name NAME name checked in the broker's certificate (default: its IP)
+  --tls-version 1.2|1.3  only that TLS version (default: 1.3, else 1.2)
+  --tls-resume           resume TLS sessions on reconnect (default: full handshakes)
+  --username U --password P  every client logs in with these
+  --dynsec-clients N     (run) client i logs in as perf-user-(i mod N) / perf-pass-(i mod N),
+                         the clients of a file from `dynsec-file`
 
 COMPARE writes each broker a config: `listener PORT 127.0.0.1`, `allow_anonymous true`,
 `max_queued_messages` (--max-queued, default 100000), `max_queued_bytes` (--max-queued-bytes,
 default 32MiB), `max_inflight_messages` (--max-inflight, default = --window), `threads N` for
-Culex (--culex-threads), then every --conf-line. Brokers run fresh per repeat, in alternating
-order; the summary gives medians per broker and the median of per-repeat ratios.
+Culex (--culex-threads), then every --conf-line, then that broker's --broker-conf lines.
+Brokers run fresh per repeat, in alternating order; the summary gives medians per broker and
+the median of per-repeat ratios. The same binary may be given twice under two names, with
+different --broker-opts/--broker-conf, to compare two configurations of one broker.
+  --tls             every broker gets a TLS listener (certfile/keyfile of a throwaway CA and
+                    server certificate made with the openssl CLI in a temporary directory,
+                    --tls-key-type ec (default, P-256) or rsa (2048)); clients use TLS
+  --dynsec          every broker loads --dynsec-plugin (default
+                    /usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so) with a generated
+                    dynamic-security.json of --dynsec-clients (1000) clients, --dynsec-roles
+                    (100) roles of --dynsec-acls-per-role (10) ACLs, allow_anonymous false;
+                    clients log in as those clients
+  --broker-opts NAME=LIST  per broker: tls or tcp, dynsec or anonymous (overrides the above)
+  --broker-conf NAME=LINE  a config line for that broker only
 
 OUTPUT: a table on stderr, one JSON line per run on stdout (or appended to --json FILE),
 an SVG chart with --svg FILE. Exit code 1 when a run is invalid (loss at QoS >= 1,
@@ -229,15 +362,19 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> 
         "compare" => parse_compare(&rest).map(Command::Compare),
         "smoke" => parse_smoke(&rest).map(Command::Smoke),
         "plot" => parse_plot(&rest).map(Command::Plot),
+        "dynsec-file" => parse_dynsec_file(&rest).map(Command::DynsecFile),
         "help" | "--help" | "-h" => Ok(Command::Help),
         other => Err(format!(
-            "unknown subcommand {other:?} (run, compare, smoke, plot, help)"
+            "unknown subcommand {other:?} (run, compare, smoke, plot, dynsec-file, help)"
         )),
     }
 }
 
-/// Walks `--flag value` pairs, handing each to `on`, which returns false for flags it
-/// does not know.
+/// Flags that take no value (`on` sees them with the value "true").
+const SWITCHES: [&str; 3] = ["--tls", "--tls-resume", "--dynsec"];
+
+/// Walks `--flag value` pairs (and the value-less [`SWITCHES`]), handing each to `on`,
+/// which returns false for flags it does not know.
 fn each_flag(
     args: &[String],
     mut on: impl FnMut(&str, &str) -> Result<bool, String>,
@@ -247,6 +384,7 @@ fn each_flag(
         let flag = &args[i];
         let (name, value) = match flag.split_once('=') {
             Some((name, value)) if name.starts_with("--") => (name, value.to_string()),
+            _ if SWITCHES.contains(&flag.as_str()) => (flag.as_str(), "true".to_string()),
             _ => {
                 let Some(value) = args.get(i + 1) else {
                     return Err(format!("{flag} needs a value"));
@@ -295,6 +433,25 @@ fn workload_flag(w: &mut WorkloadArgs, name: &str, value: &str) -> Result<bool, 
             w.source_addrs = Some(positive(name, value)?.clamp(1, 254) as u8);
         }
         "--settle-timeout" => w.settle_timeout = Some(parse_duration(value)?),
+        "--tls" => w.tls = switch(name, value)?,
+        "--cafile" => w.tls_options.cafile = Some(PathBuf::from(value)),
+        "--cert" => w.tls_options.cert = Some(PathBuf::from(value)),
+        "--key" => w.tls_options.key = Some(PathBuf::from(value)),
+        "--tls-server-name" => w.tls_options.server_name = Some(value.to_string()),
+        "--tls-version" => {
+            w.tls_options.version = Some(
+                TlsVersion::parse(value)
+                    .ok_or_else(|| format!("--tls-version must be 1.2 or 1.3, not {value:?}"))?,
+            );
+        }
+        "--tls-resume" => w.tls_options.resume = switch(name, value)?,
+        "--username" => w.username = Some(value.to_string()),
+        "--password" => w.password = Some(value.to_string()),
+        "--dynsec-clients" => {
+            w.credentials = Some(Credentials::Dynsec {
+                clients: positive(name, value)?,
+            });
+        }
         _ => return Ok(false),
     }
     Ok(true)
@@ -336,6 +493,8 @@ fn parse_run(args: &[String]) -> Result<RunArgs, String> {
     if scenarios.is_empty() {
         return Err("run needs --scenario".to_string());
     }
+    let tls = workload.tls;
+    workload.finish(tls)?;
     Ok(RunArgs {
         scenarios,
         broker,
@@ -357,11 +516,38 @@ fn parse_compare(args: &[String]) -> Result<CompareArgs, String> {
         max_queued_bytes: 32 << 20,
         max_inflight: None,
         conf_lines: Vec::new(),
+        dynsec: false,
+        dynsec_shape: DynsecShape::default(),
+        dynsec_plugin: PathBuf::from("/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so"),
+        tls_key_type: KeyType::default(),
         workload: WorkloadArgs::default(),
         output: Output::default(),
     };
+    let mut broker_opts: Vec<(String, String)> = Vec::new();
+    let mut broker_conf: Vec<(String, String)> = Vec::new();
+    let mut shape_given = false;
     each_flag(args, |name, value| {
         match name {
+            "--dynsec" => c.dynsec = switch(name, value)?,
+            "--dynsec-clients" => {
+                c.dynsec_shape.clients = positive(name, value)?;
+                shape_given = true;
+            }
+            "--dynsec-roles" => {
+                c.dynsec_shape.roles = positive(name, value)?;
+                shape_given = true;
+            }
+            "--dynsec-acls-per-role" => {
+                c.dynsec_shape.acls_per_role = positive(name, value)?;
+                shape_given = true;
+            }
+            "--dynsec-plugin" => c.dynsec_plugin = PathBuf::from(value),
+            "--tls-key-type" => {
+                c.tls_key_type = KeyType::parse(value)
+                    .ok_or_else(|| format!("--tls-key-type must be ec or rsa, not {value:?}"))?;
+            }
+            "--broker-opts" => broker_opts.push(named(name, value)?),
+            "--broker-conf" => broker_conf.push(named(name, value)?),
             "--scenario" => c.scenarios.extend(parse_scenarios(value)?),
             "--repeats" => c.repeats = positive(name, value)?.min(100),
             "--broker" => c.brokers.push(parse_broker(value)?),
@@ -397,7 +583,102 @@ fn parse_compare(args: &[String]) -> Result<CompareArgs, String> {
             ));
         }
     }
+    for (broker, list) in broker_opts {
+        let spec = broker_named(&mut c.brokers, &broker, "--broker-opts")?;
+        for opt in list.split(',').map(str::trim) {
+            match opt {
+                "tls" => spec.tls = Some(true),
+                "tcp" => spec.tls = Some(false),
+                "dynsec" => spec.dynsec = Some(true),
+                "anonymous" => spec.dynsec = Some(false),
+                other => {
+                    return Err(format!(
+                        "--broker-opts {broker}: unknown option {other:?} (tls, tcp, dynsec, anonymous)"
+                    ))
+                }
+            }
+        }
+    }
+    for (broker, line) in broker_conf {
+        broker_named(&mut c.brokers, &broker, "--broker-conf")?
+            .conf_lines
+            .push(line);
+    }
+    let tls_anywhere = c.any_tls();
+    c.workload.finish(tls_anywhere)?;
+    if c.workload.credentials.is_some() {
+        return Err("compare sets the clients' logins itself (--dynsec); \
+                    --username/--password are for run"
+            .to_string());
+    }
+    let o = &c.workload.tls_options;
+    if o.cafile.is_some() || o.cert.is_some() || o.server_name.is_some() {
+        return Err(
+            "compare makes its own CA and server certificate; --cafile, --cert/--key \
+                    and --tls-server-name are for run"
+                .to_string(),
+        );
+    }
+    c.dynsec_shape.validate()?;
+    if shape_given && !c.any_dynsec() {
+        return Err(
+            "--dynsec-clients/--dynsec-roles/--dynsec-acls-per-role need --dynsec or \
+                    --broker-opts NAME=dynsec"
+                .to_string(),
+        );
+    }
     Ok(c)
+}
+
+fn parse_dynsec_file(args: &[String]) -> Result<DynsecFileArgs, String> {
+    let mut shape = DynsecShape::default();
+    let mut out = None;
+    each_flag(args, |name, value| {
+        match name {
+            "--dynsec-clients" => shape.clients = positive(name, value)?,
+            "--dynsec-roles" => shape.roles = positive(name, value)?,
+            "--dynsec-acls-per-role" => shape.acls_per_role = positive(name, value)?,
+            "--out" => out = Some(PathBuf::from(value)),
+            _ => return Ok(false),
+        }
+        Ok(true)
+    })?;
+    shape.validate()?;
+    let out = out.ok_or("dynsec-file needs --out FILE")?;
+    Ok(DynsecFileArgs { shape, out })
+}
+
+/// `--flag NAME=VALUE` split at the first `=`.
+fn named(flag: &str, value: &str) -> Result<(String, String), String> {
+    match value.split_once('=') {
+        Some((name, rest)) if !name.is_empty() && !rest.is_empty() => {
+            Ok((name.to_string(), rest.to_string()))
+        }
+        _ => Err(format!("{flag} wants NAME=VALUE, not {value:?}")),
+    }
+}
+
+/// The `--broker` called `name`, for a per-broker option.
+fn broker_named<'a>(
+    brokers: &'a mut [BrokerSpec],
+    name: &str,
+    flag: &str,
+) -> Result<&'a mut BrokerSpec, String> {
+    brokers
+        .iter_mut()
+        .find(|b| b.name == name)
+        .ok_or_else(|| format!("{flag} {name}=…: no --broker is called {name}"))
+}
+
+/// A value-less switch (`each_flag` passes "true"); `--tls=false` also works.
+fn switch(name: &str, value: &str) -> Result<bool, String> {
+    match value {
+        "true" | "1" | "yes" => Ok(true),
+        "false" | "0" | "no" => Ok(false),
+        _ => Err(format!(
+            "{name} takes no value (or =true/=false), not {value:?}"
+        )),
+    }
 }
 
 fn parse_smoke(args: &[String]) -> Result<SmokeArgs, String> {
@@ -457,6 +738,9 @@ fn parse_broker(value: &str) -> Result<BrokerSpec, String> {
         Some((name, path)) if !name.is_empty() && !path.is_empty() => Ok(BrokerSpec {
             name: name.to_string(),
             path: PathBuf::from(path),
+            tls: None,
+            dynsec: None,
+            conf_lines: Vec::new(),
         }),
         _ => Err(format!("--broker wants NAME=PATH, not {value:?}")),
     }
@@ -573,6 +857,78 @@ mod tests {
         let plot = parse(args("plot --svg o.svg a.jsonl b.jsonl"));
         assert!(matches!(plot, Ok(Command::Plot(p)) if p.inputs.len() == 2));
         assert!(parse(args("plot a.jsonl")).is_err());
+    }
+
+    #[test]
+    fn compare_variants_of_one_binary() {
+        let Ok(Command::Compare(c)) = parse(args(
+            "compare --scenario pairs --broker culex=bin/culex --broker culex-tls=bin/culex \
+             --broker culex-dynsec=bin/culex --broker-opts culex-tls=tls \
+             --broker-opts culex-dynsec=dynsec,tcp --broker-conf culex-dynsec=set_tcp_nodelay=true \
+             --dynsec-clients 1000 --dynsec-roles 100 --dynsec-acls-per-role 10 --tls-version 1.3",
+        )) else {
+            panic!("compare did not parse");
+        };
+        let [plain, tls, dynsec] = &c.brokers[..] else {
+            panic!("three brokers");
+        };
+        assert!(!plain.uses_tls(c.workload.tls) && !plain.uses_dynsec(c.dynsec));
+        assert!(tls.uses_tls(c.workload.tls) && !tls.uses_dynsec(c.dynsec));
+        assert!(!dynsec.uses_tls(c.workload.tls) && dynsec.uses_dynsec(c.dynsec));
+        assert_eq!(dynsec.conf_lines, vec!["set_tcp_nodelay=true".to_string()]);
+        assert_eq!(
+            c.dynsec_shape.describe(),
+            "1000 clients, 100 roles × 10 ACLs"
+        );
+        assert_eq!(c.workload.tls_options.version, Some(TlsVersion::V13));
+        // A plain broker's workload has no TLS even though another broker uses it.
+        let w = c
+            .workload
+            .workload(Scenario::Pairs, ([127, 0, 0, 1], 1).into());
+        assert!(w.tls.is_none());
+    }
+
+    #[test]
+    fn global_switches_and_their_errors() {
+        let Ok(Command::Compare(c)) = parse(args(
+            "compare --scenario handshakes --tls --dynsec --broker a=x --broker b=y \
+             --broker-opts b=anonymous,tcp --tls-key-type rsa",
+        )) else {
+            panic!("compare did not parse");
+        };
+        assert!(c.brokers[0].uses_tls(c.workload.tls) && c.brokers[0].uses_dynsec(c.dynsec));
+        assert!(!c.brokers[1].uses_tls(c.workload.tls) && !c.brokers[1].uses_dynsec(c.dynsec));
+        assert_eq!(c.tls_key_type, KeyType::Rsa2048);
+        for bad in [
+            "compare --scenario pairs --broker a=x --dynsec-clients 10",
+            "compare --scenario pairs --broker a=x --broker-opts b=tls",
+            "compare --scenario pairs --broker a=x --broker-opts a=fast",
+            "compare --scenario pairs --broker a=x --tls --cafile ca.pem",
+            "compare --scenario pairs --broker a=x --dynsec --dynsec-acls-per-role 2",
+            "compare --scenario pairs --broker a=x --username u --password p",
+            "compare --scenario pairs --broker a=x --tls-version 1.3",
+            "run --scenario pairs --cafile ca.pem",
+            "run --scenario pairs --tls --cafile ca.pem --cert c.pem",
+            "run --scenario pairs --username u",
+            "run --scenario pairs --tls --tls-version 1.1",
+            "dynsec-file --dynsec-clients 3",
+        ] {
+            assert!(parse(args(bad)).is_err(), "{bad} should be refused");
+        }
+        let Ok(Command::Run(r)) = parse(args(
+            "run --scenario pairs --tls --cafile ca.pem --cert c.pem --key k.pem \
+             --tls-resume --dynsec-clients 50",
+        )) else {
+            panic!("run did not parse");
+        };
+        let w = r.workload.workload(Scenario::Pairs, r.broker);
+        let tls = w.tls.expect("tls on");
+        assert!(tls.resume && tls.cert.is_some());
+        assert_eq!(w.credentials, Credentials::Dynsec { clients: 50 });
+        assert_eq!(
+            w.credentials.of(51),
+            Some(("perf-user-1".to_string(), "perf-pass-1".to_string()))
+        );
     }
 
     #[test]

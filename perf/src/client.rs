@@ -7,12 +7,17 @@
 //! [`Writer`] encodes many packets into one buffer that goes out in one write, so the
 //! harness makes one syscall per batch, not per message.
 //!
+//! With TLS (`tls.rs`) the handshake runs first on the whole stream; then both halves
+//! share the connection's rustls session: `fill` decrypts what one `recv` brought, and
+//! `flush` encrypts the whole batch before its one write.
+//!
 //! ```text
-//!   connect() ─► handshake() ─► (Reader, Writer)
+//!   connect() ─► handshake() [TLS handshake, then CONNECT/CONNACK] ─► (Reader, Writer)
 //!   Reader: fill() one recv ─► try_next() decode … until None ─► fill() …
 //!   Writer: push()/push_publish() … ─► flush() one write_all
 //! ```
 
+use crate::tls::{self, Session, TlsClient};
 use bytes::BytesMut;
 use monoio::buf::IoBufMut;
 use monoio::io::{
@@ -25,8 +30,10 @@ use shards::mqtt::{
     SubscribeProperties, SubscriptionOptions,
 };
 use socket2::{Domain, SockRef, Socket, Type};
+use std::cell::RefCell;
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::AsRawFd;
+use std::rc::Rc;
 
 /// Largest packet the harness accepts from a broker (256 KiB payloads plus headers).
 pub const MAX_PACKET_SIZE: usize = 1 << 20;
@@ -81,35 +88,66 @@ fn set_bind_address_no_port(socket: &Socket) {
     }
 }
 
-/// Sends CONNECT as `client_id` (clean session) and waits for a successful CONNACK.
+/// Who a client says it is in its CONNECT.
+#[derive(Clone, Debug)]
+pub struct Login<'a> {
+    /// MQTT version.
+    pub protocol: Protocol,
+    /// Client identifier.
+    pub client_id: &'a str,
+    /// Username and password, when the broker wants them.
+    pub credentials: Option<(&'a str, &'a str)>,
+}
+
+/// Runs the TLS handshake when `tls` is given, then sends CONNECT (clean session) and
+/// waits for a successful CONNACK.
 pub async fn handshake(
-    stream: TcpStream,
-    protocol: Protocol,
-    client_id: &str,
+    mut stream: TcpStream,
+    login: &Login<'_>,
+    tls: Option<&TlsClient>,
     cancel: CancelHandle,
 ) -> Result<(Reader, Writer, ConnAck), String> {
+    let protocol = login.protocol;
+    let session = match tls {
+        Some(tls) => {
+            let mut conn = tls.session()?;
+            tls::handshake(&mut stream, &mut conn).await?;
+            Some(Rc::new(RefCell::new(conn)))
+        }
+        None => None,
+    };
     let (read_half, write_half) = stream.into_split();
     let mut reader = Reader {
         half: read_half,
         buf: BytesMut::with_capacity(READ_CHUNK),
         protocol,
         cancel: cancel.clone(),
+        tls: session.clone().map(|session| ReadTls {
+            session,
+            raw: Vec::with_capacity(READ_CHUNK),
+        }),
     };
     let mut writer = Writer {
         half: write_half,
         buf: BytesMut::with_capacity(READ_CHUNK),
         protocol,
         cancel,
+        tls: session,
+        cipher: Vec::new(),
     };
     let connect = Connect {
         protocol,
         clean_start: true,
         keep_alive: KEEP_ALIVE_S,
         properties: ConnectProperties::default(),
-        client_id: mqtt::ByteStr::copy_from_str(client_id),
+        client_id: mqtt::ByteStr::copy_from_str(login.client_id),
         will: None,
-        username: None,
-        password: None,
+        username: login
+            .credentials
+            .map(|(user, _)| mqtt::ByteStr::copy_from_str(user)),
+        password: login
+            .credentials
+            .map(|(_, pass)| bytes::Bytes::copy_from_slice(pass.as_bytes())),
     };
     writer.push(&Packet::Connect(Box::new(connect)))?;
     writer.flush().await?;
@@ -168,9 +206,18 @@ pub async fn subscribe(
 /// The read half: a buffer of received bytes and the decoder.
 pub struct Reader {
     half: OwnedReadHalf<TcpStream>,
+    /// Plaintext (MQTT bytes) not yet decoded.
     buf: BytesMut,
     protocol: Protocol,
     cancel: CancelHandle,
+    tls: Option<ReadTls>,
+}
+
+/// The read half's side of a TLS connection.
+struct ReadTls {
+    session: Session,
+    /// Ciphertext of the last `recv`.
+    raw: Vec<u8>,
 }
 
 impl Reader {
@@ -183,6 +230,9 @@ impl Reader {
     /// Reads once more from the socket. False when the connection ended: end of stream,
     /// or the thread's canceller fired (the run is closing).
     pub async fn fill(&mut self) -> Result<bool, String> {
+        if self.tls.is_some() {
+            return self.fill_tls().await;
+        }
         self.buf.reserve(READ_CHUNK);
         let buf = std::mem::take(&mut self.buf);
         let start = buf.len();
@@ -197,6 +247,28 @@ impl Reader {
             Err(error) if error.kind() == std::io::ErrorKind::ConnectionReset => Ok(false),
             Err(error) => Err(format!("read failed: {error}")),
         }
+    }
+
+    /// [`Reader::fill`] over TLS: one `recv` of ciphertext, decrypted into the buffer.
+    async fn fill_tls(&mut self) -> Result<bool, String> {
+        let Some(tls) = &mut self.tls else {
+            return Ok(false);
+        };
+        let mut raw = std::mem::take(&mut tls.raw);
+        raw.clear();
+        raw.reserve(READ_CHUNK);
+        let (result, raw) = self.half.cancelable_read(raw, self.cancel.clone()).await;
+        tls.raw = raw;
+        match result {
+            Ok(0) => return Ok(false),
+            Ok(_) => {}
+            Err(error) if error.raw_os_error() == Some(libc::ECANCELED) => return Ok(false),
+            Err(error) if error.kind() == std::io::ErrorKind::ConnectionReset => return Ok(false),
+            Err(error) => return Err(format!("read failed: {error}")),
+        }
+        let before = self.buf.len();
+        let open = tls::open(&mut tls.session.borrow_mut(), &tls.raw, &mut self.buf)?;
+        Ok(open || self.buf.len() > before)
     }
 
     /// The next packet, reading as needed; `None` when the connection ended.
@@ -229,9 +301,14 @@ impl Reader {
 /// The write half: packets encoded back to back, sent by [`Writer::flush`].
 pub struct Writer {
     half: OwnedWriteHalf<TcpStream>,
+    /// Plaintext (MQTT bytes) not yet written.
     buf: BytesMut,
     protocol: Protocol,
     cancel: CancelHandle,
+    /// The connection's TLS session, shared with the reader.
+    tls: Option<Session>,
+    /// TLS records waiting for the socket (reused between flushes).
+    cipher: Vec<u8>,
 }
 
 impl Writer {
@@ -257,6 +334,21 @@ impl Writer {
     /// Writes everything pending in one `write_all`. A write still blocked when the run
     /// closes (a broker that stopped reading) is cancelled and fails.
     pub async fn flush(&mut self) -> Result<(), String> {
+        if let Some(session) = &self.tls {
+            let mut cipher = std::mem::take(&mut self.cipher);
+            cipher.clear();
+            tls::seal(&mut session.borrow_mut(), &self.buf, &mut cipher)?;
+            self.buf.clear();
+            if cipher.is_empty() {
+                self.cipher = cipher;
+                return Ok(());
+            }
+            let (result, cipher) = self.half.write_all(cipher, self.cancel.clone()).await;
+            self.cipher = cipher;
+            return result
+                .map(|_| ())
+                .map_err(|error| format!("write failed: {error}"));
+        }
         if self.buf.is_empty() {
             return Ok(());
         }
@@ -277,7 +369,22 @@ impl Writer {
         if self.push(&Packet::Disconnect(Box::default())).is_err() {
             return;
         }
-        let buf = std::mem::take(&mut self.buf);
+        let buf = match &self.tls {
+            Some(session) => {
+                let mut cipher = Vec::new();
+                let mut conn = session.borrow_mut();
+                if tls::seal(&mut conn, &self.buf, &mut cipher).is_err() {
+                    return;
+                }
+                conn.send_close_notify();
+                if tls::write_tls_all(&mut conn, &mut cipher).is_err() {
+                    return;
+                }
+                self.buf.clear();
+                cipher
+            }
+            None => std::mem::take(&mut self.buf).to_vec(),
+        };
         let write = AsyncWriteRentExt::write_all(&mut self.half, buf);
         let _ = monoio::time::timeout(std::time::Duration::from_secs(1), write).await;
     }

@@ -2,17 +2,26 @@
 //! the case, stop the broker; alternate the order per repeat (A B, B A, ...); then report
 //! medians per broker and the median of per-repeat ratios against the baseline.
 //!
-//! Owns the repeat loop and the broker lifecycle around each run. Results go out as they
-//! come (table on stderr, JSON lines), then one summary per case, then the SVG.
+//! Owns the repeat loop and the broker lifecycle around each run, and the per-broker set
+//! up: a TLS listener (`--tls`, `--broker-opts NAME=tls`) with certificates made once per
+//! comparison in a temporary directory, the dynamic-security plugin with a generated
+//! file (`--dynsec`, `--broker-opts NAME=dynsec`), extra lines (`--broker-conf`). The
+//! same binary under two names with different options compares two configurations.
+//! Results go out as they come (table on stderr, JSON lines), then one summary per case,
+//! then the SVG.
 
-use crate::broker::{Broker, BrokerConfig};
-use crate::cli::{CompareArgs, WorkloadArgs};
+use crate::broker::{Broker, BrokerConfig, DynsecSetup, Probe, ServerTls};
+use crate::certs::Certs;
+use crate::cli::{BrokerSpec, CompareArgs, WorkloadArgs};
+use crate::dynsec;
 use crate::engine;
 use crate::output::Sink;
 use crate::report::RunResult;
-use crate::scenario::{Scenario, Workload};
+use crate::scenario::{Credentials, Scenario, Workload};
 use crate::summary::{self, CaseSummary};
+use crate::tls::{self, TlsOptions};
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 /// The workloads of `scenario`: one, or one per payload size for `payload`.
 pub fn cases(args: &WorkloadArgs, scenario: Scenario, broker: SocketAddr) -> Vec<Workload> {
@@ -38,8 +47,57 @@ pub fn order(brokers: usize, repeat: usize) -> Vec<usize> {
     order
 }
 
-/// Runs the comparison; returns the summaries and whether every run was valid.
+/// What every broker of a comparison shares: the certificates and the dynsec file.
+struct Shared {
+    certs: Option<Certs>,
+    dynsec_text: Option<Arc<String>>,
+}
+
+/// Runs the comparison; returns the summaries and whether every run was valid. The
+/// throwaway certificates are removed at the end, whatever happened.
 pub fn compare(args: &CompareArgs, sink: &mut Sink) -> Result<(Vec<CaseSummary>, bool), String> {
+    let certs = if args.any_tls() {
+        let dir = std::env::temp_dir().join(format!("culex-perf-{}-certs", std::process::id()));
+        let certs = Certs::generate(&dir, args.tls_key_type);
+        if certs.is_err() {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+        eprintln!(
+            "TLS: throwaway CA and {} server certificate in {}",
+            args.tls_key_type.name(),
+            dir.display()
+        );
+        Some(certs?)
+    } else {
+        None
+    };
+    let dynsec_text = if args.any_dynsec() {
+        eprintln!("dynamic security: {}", args.dynsec_shape.describe());
+        match dynsec::file_text(&args.dynsec_shape) {
+            Ok(text) => Some(Arc::new(text)),
+            Err(error) => {
+                if let Some(certs) = &certs {
+                    certs.remove();
+                }
+                return Err(error);
+            }
+        }
+    } else {
+        None
+    };
+    let shared = Shared { certs, dynsec_text };
+    let outcome = compare_all(args, &shared, sink);
+    if let Some(certs) = &shared.certs {
+        certs.remove();
+    }
+    outcome
+}
+
+fn compare_all(
+    args: &CompareArgs,
+    shared: &Shared,
+    sink: &mut Sink,
+) -> Result<(Vec<CaseSummary>, bool), String> {
     let names: Vec<String> = args.brokers.iter().map(|b| b.name.clone()).collect();
     let baseline = match &args.baseline {
         Some(name) => names.iter().position(|n| n == name).unwrap_or(0),
@@ -57,7 +115,7 @@ pub fn compare(args: &CompareArgs, sink: &mut Sink) -> Result<(Vec<CaseSummary>,
             for repeat in 0..args.repeats {
                 let mut row: Vec<Option<RunResult>> = vec![None; names.len()];
                 for b in order(names.len(), repeat) {
-                    let result = run_once(args, b, &case)?;
+                    let result = run_once(args, shared, b, &case)?;
                     eprintln!(
                         "repeat {}/{}: {}",
                         repeat + 1,
@@ -79,22 +137,80 @@ pub fn compare(args: &CompareArgs, sink: &mut Sink) -> Result<(Vec<CaseSummary>,
     Ok((summaries, all_valid))
 }
 
-/// Starts broker `b`, runs `case` against it, stops it, and notes in the result whether
-/// the broker died or had to be killed.
-fn run_once(args: &CompareArgs, b: usize, case: &Workload) -> Result<RunResult, String> {
-    let spec = &args.brokers[b];
-    let config = BrokerConfig {
+/// The config of broker `spec` for `case`, and how its clients connect (pure but for
+/// reading the CA file when TLS is on).
+fn setup(
+    args: &CompareArgs,
+    shared: &Shared,
+    spec: &BrokerSpec,
+    case: &Workload,
+) -> Result<(BrokerConfig, Option<TlsOptions>, Credentials), String> {
+    let mut config = BrokerConfig {
         threads: args.culex_threads,
         max_queued: Some(args.max_queued),
         max_queued_bytes: Some(args.max_queued_bytes),
         max_inflight: Some(args.max_inflight.unwrap_or(case.window as u64)),
         extra: args.conf_lines.clone(),
+        tls: None,
+        dynsec: None,
     };
-    let mut broker = Broker::start(&spec.path, &spec.name, &config)?;
+    config.extra.extend(spec.conf_lines.iter().cloned());
+    let mut tls = None;
+    if spec.uses_tls(args.workload.tls) {
+        let certs = shared
+            .certs
+            .as_ref()
+            .ok_or("internal: TLS broker without certificates")?;
+        config.tls = Some(ServerTls {
+            cert: certs.cert.clone(),
+            key: certs.key.clone(),
+        });
+        tls = Some(TlsOptions {
+            cafile: Some(certs.ca.clone()),
+            ..args.workload.tls_options.clone()
+        });
+    }
+    let mut credentials = Credentials::Anonymous;
+    if spec.uses_dynsec(args.dynsec) {
+        let text = shared
+            .dynsec_text
+            .clone()
+            .ok_or("internal: dynsec broker without a dynsec file")?;
+        config.dynsec = Some(DynsecSetup {
+            plugin: args.dynsec_plugin.clone(),
+            file_text: text,
+        });
+        credentials = Credentials::Dynsec {
+            clients: args.dynsec_shape.clients,
+        };
+    }
+    Ok((config, tls, credentials))
+}
+
+/// Starts broker `b`, runs `case` against it, stops it, and notes in the result whether
+/// the broker died or had to be killed.
+fn run_once(
+    args: &CompareArgs,
+    shared: &Shared,
+    b: usize,
+    case: &Workload,
+) -> Result<RunResult, String> {
+    let spec = &args.brokers[b];
+    let (config, tls_options, credentials) = setup(args, shared, spec, case)?;
+    let probe = Probe {
+        tls: match &tls_options {
+            Some(options) => Some(tls::client_config(options, [127, 0, 0, 1].into())?),
+            None => None,
+        },
+        credentials: credentials.of(0),
+    };
+    let mut broker = Broker::start(&spec.path, &spec.name, &config, &probe)?;
     let workload = Workload {
         broker: broker.address,
         broker_pid: Some(broker.pid()),
         broker_name: spec.name.clone(),
+        tls: tls_options,
+        credentials,
         ..case.clone()
     };
     let mut result = engine::run(&workload);

@@ -9,6 +9,7 @@
 //!   Connect ─(all ready)─► Warmup ─(warmup)─► Measure ─(duration)─► Stop
 //!      ─(publishers drained, deliveries quiet)─► Close ─► threads joined ─► verdict
 //!   conns:    Connect ─(all connected, RSS read)─► Close
+//!   handshakes: Connect ─(every connection opened and closed; CPU over it)─► Close
 //!   retained: Connect (retained stored) ─► Measure (subscribe) ─(all received)─► Close
 //! ```
 
@@ -16,6 +17,7 @@ use crate::procstat;
 use crate::report::{Latency, RunResult};
 use crate::roles::{self, Outcome};
 use crate::scenario::{ClientSpec, Plan, Scenario, Workload};
+use crate::tls;
 use crate::tracker::{count_missing, BitSet};
 use hdrhistogram::Histogram;
 use shards::mqtt::QoS;
@@ -125,7 +127,18 @@ pub fn run(workload: &Workload) -> RunResult {
         counters: (0..threads).map(|_| Counters::default()).collect(),
     });
     let mut result = RunResult::new(workload, &plan);
+    let tls = match &workload.tls {
+        Some(options) => match tls::client_config(options, workload.broker.ip()) {
+            Ok(tls) => Some(tls),
+            Err(error) => {
+                result.invalid.push(error);
+                return result;
+            }
+        },
+        None => None,
+    };
     let rss_before = workload.broker_pid.and_then(procstat::process_rss_kib);
+    let connect_clock = Clock::read(&shared, workload.broker_pid);
     let workload_arc = Arc::new(workload.clone());
     let handles: Vec<_> = (0..threads)
         .map(|thread| {
@@ -139,10 +152,11 @@ pub fn run(workload: &Workload) -> RunResult {
             let workload = workload_arc.clone();
             let publishers = plan.publishers;
             let id_prefix = format!("{}-{thread}", prefix.replace('/', "-"));
+            let tls = tls.clone();
             std::thread::Builder::new()
                 .name(format!("perf-{thread}"))
                 .spawn(move || {
-                    roles::thread_main(shared, thread, specs, workload, publishers, id_prefix)
+                    roles::thread_main(shared, thread, specs, workload, publishers, id_prefix, tls)
                 })
         })
         .collect();
@@ -162,6 +176,10 @@ pub fn run(workload: &Workload) -> RunResult {
     if connected {
         match workload.scenario {
             Scenario::Conns => measure_conns(workload, &shared, &mut result, rss_before, connect_s),
+            Scenario::Handshakes => {
+                let end = Clock::read(&shared, workload.broker_pid);
+                measure_handshakes(workload, &connect_clock, &end, &mut result);
+            }
             Scenario::Retained => measure_retained(workload, &shared, &plan, &mut result),
             _ => measure_flow(workload, &shared, &plan, &mut result),
         }
@@ -303,6 +321,19 @@ fn measure_conns(
     }
 }
 
+/// handshakes: every connection was opened and closed again; the rate and the CPU are
+/// over that whole phase.
+fn measure_handshakes(workload: &Workload, start: &Clock, end: &Clock, result: &mut RunResult) {
+    let window = end.at.duration_since(start.at).as_secs_f64();
+    result.measured_s = window;
+    result.connect_s = Some(window);
+    result.connects_per_s = Some(workload.clients as f64 / window.max(1e-9));
+    result.harness_cpu_s = Some((end.harness - start.harness).as_secs_f64());
+    if let (Some(a), Some(b)) = (start.broker, end.broker) {
+        result.broker_cpu_s = Some((b - a).as_secs_f64());
+    }
+}
+
 /// retained: the retained messages are stored; subscribers subscribe now and report when
 /// each has all of them.
 fn measure_retained(workload: &Workload, shared: &Shared, plan: &Plan, result: &mut RunResult) {
@@ -423,7 +454,10 @@ fn verdict(workload: &Workload, plan: &Plan, result: &mut RunResult) {
             result.unacked
         ));
     }
-    let flows = !matches!(workload.scenario, Scenario::Conns | Scenario::Retained);
+    let flows = !matches!(
+        workload.scenario,
+        Scenario::Conns | Scenario::Retained | Scenario::Handshakes
+    );
     if flows && plan.subscribers() > 0 && result.received == 0 && result.invalid.is_empty() {
         result
             .invalid

@@ -6,17 +6,22 @@
 //!
 //! ```text
 //!   cli ─► run ──────► engine ─► roles (per thread: client tasks) ─► client ─► socket
-//!      ├─► compare ─► broker (start/stop) + engine, repeated ─► summary ─► svg
-//!      └─► smoke ───► broker + engine per scenario ─► pass/fail
+//!      │                                                      (tls: rustls by hand)
+//!      ├─► compare ─► certs + dynsec (once), broker (start/stop) + engine, repeated
+//!      │              ─► summary ─► svg
+//!      ├─► smoke ───► broker + engine per scenario ─► pass/fail
+//!      └─► dynsec-file ─► dynsec (a generated dynamic-security.json)
 //!   engine ─► tracker (loss, duplicates) + procstat (CPU, RSS) ─► report (JSON, table)
 //! ```
 //!
 //! Performance is what this tool measures; tests never assert it (DEVELOPERS.md).
 
 mod broker;
+mod certs;
 mod cli;
 mod client;
 mod compare;
+mod dynsec;
 mod engine;
 mod json;
 mod output;
@@ -29,6 +34,7 @@ mod smoke;
 mod summary;
 mod svg;
 mod sync;
+mod tls;
 mod tracker;
 
 use cli::{Command, Output, RunArgs};
@@ -58,6 +64,11 @@ fn main() -> ExitCode {
         }),
         Command::Smoke(args) => smoke::smoke(&args),
         Command::Plot(args) => plot(&args),
+        Command::DynsecFile(args) => dynsec::file_text(&args.shape).and_then(|text| {
+            std::fs::write(&args.out, text)
+                .map(|()| true)
+                .map_err(|e| format!("cannot write {}: {e}", args.out.display()))
+        }),
     };
     match outcome {
         Ok(true) => ExitCode::SUCCESS,

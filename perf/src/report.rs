@@ -53,6 +53,10 @@ pub struct RunResult {
     pub broker: String,
     /// "3.1.1" or "5.0".
     pub protocol: String,
+    /// "tcp" or "tls".
+    pub transport: String,
+    /// How clients logged in: "anonymous", "password" or "dynsec".
+    pub auth: String,
     /// QoS.
     pub qos: u8,
     /// Publisher connections.
@@ -135,6 +139,8 @@ impl RunResult {
                 Protocol::V31 => "3.1",
             }
             .to_string(),
+            transport: if workload.tls.is_some() { "tls" } else { "tcp" }.to_string(),
+            auth: workload.credentials.label().to_string(),
             qos: workload.qos as u8,
             publishers: plan
                 .clients
@@ -179,6 +185,11 @@ impl RunResult {
                 self.connects_per_s.unwrap_or(f64::NAN),
                 true,
             ),
+            "handshakes" => (
+                "handshakes_per_s",
+                self.connects_per_s.unwrap_or(f64::NAN),
+                true,
+            ),
             _ => ("received_per_s", self.received_per_s, true),
         }
     }
@@ -186,6 +197,28 @@ impl RunResult {
     /// Broker CPU as a share of one core over the window (1.0 = one full core).
     pub fn broker_cores(&self) -> Option<f64> {
         self.broker_cpu_s.map(|cpu| cpu / self.measured_s.max(1e-9))
+    }
+
+    /// Broker CPU per unit of work, in µs: per delivered message in the flow scenarios,
+    /// per connection in `handshakes`. Less sensitive than throughput to other load on a
+    /// shared machine (which takes cores away but adds little to the broker's own time).
+    pub fn broker_us_per_unit(&self) -> Option<f64> {
+        let cpu = self.broker_cpu_s?;
+        let units = match self.scenario.as_str() {
+            "handshakes" => self.connections as f64,
+            "conns" | "retained" => return None,
+            _ => self.received as f64,
+        };
+        (units > 0.0).then(|| cpu * 1e6 / units)
+    }
+
+    /// What [`RunResult::broker_us_per_unit`] counts.
+    pub fn unit(&self) -> &'static str {
+        if self.scenario == "handshakes" {
+            "handshake"
+        } else {
+            "message"
+        }
     }
 
     /// Harness CPU as a share of one core over the window.
@@ -200,6 +233,8 @@ impl RunResult {
         j.str("scenario", &self.scenario);
         j.str("broker", &self.broker);
         j.str("protocol", &self.protocol);
+        j.str("transport", &self.transport);
+        j.str("auth", &self.auth);
         j.num("qos", f64::from(self.qos));
         j.num("publishers", self.publishers as f64);
         j.num("subscribers", self.subscribers as f64);
@@ -239,6 +274,7 @@ impl RunResult {
         j.opt("harness_cores", self.harness_cores());
         j.opt("broker_cpu_s", self.broker_cpu_s);
         j.opt("broker_cores", self.broker_cores());
+        j.opt("broker_us_per_unit", self.broker_us_per_unit());
         j.opt("connect_s", self.connect_s);
         j.opt("connects_per_s", self.connects_per_s);
         j.opt("rss_before_kib", self.rss_before_kib.map(|v| v as f64));
@@ -258,10 +294,12 @@ impl RunResult {
         let verdict = if self.valid() { "valid" } else { "INVALID" };
         let _ = writeln!(
             out,
-            "{} [{}] MQTT {} QoS {}: {} pub, {} sub, {} conns, {} B payload, {} threads — {verdict}",
+            "{} [{}] MQTT {} over {}, {}, QoS {}: {} pub, {} sub, {} conns, {} B payload, {} threads — {verdict}",
             self.scenario,
             self.broker,
             self.protocol,
+            self.transport,
+            self.auth,
             self.qos,
             self.publishers,
             self.subscribers,
@@ -284,7 +322,12 @@ impl RunResult {
             );
         }
         if let (Some(rate), Some(secs)) = (self.connects_per_s, self.connect_s) {
-            let _ = writeln!(out, "  connects    {rate:.0}/s ({secs:.2} s for all)");
+            let what = if self.scenario == "handshakes" {
+                "handshakes"
+            } else {
+                "connects  "
+            };
+            let _ = writeln!(out, "  {what}  {rate:.0}/s ({secs:.2} s for all)");
         }
         if let Some(bytes) = self.bytes_per_connection {
             let _ = writeln!(
@@ -309,6 +352,9 @@ impl RunResult {
             cores(self.broker_cores()),
             cores(self.harness_cores())
         );
+        if let Some(us) = self.broker_us_per_unit() {
+            let _ = writeln!(out, "  broker cpu  {us:.3} µs per {}", self.unit());
+        }
         let _ = writeln!(
             out,
             "  delivery    missing {}  duplicates {}  foreign {}  unacked {}  rejected {}",

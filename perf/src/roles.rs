@@ -13,11 +13,12 @@
 //!   subscriber: read ─► decode all ─► record (seq, latency) ─► PUBACK/PUBREC/PUBCOMP ─► one write
 //! ```
 
-use crate::client::{self, Reader, Writer};
+use crate::client::{self, Login, Reader, Writer};
 use crate::engine::{new_histogram, Counters, Phase, Shared, ThreadOutcome};
 use crate::payload::{self, Header};
 use crate::scenario::{ClientSpec, Role, Workload};
 use crate::sync::{Gate, Notify};
+use crate::tls::TlsClient;
 use crate::tracker::{BitSet, Received};
 use hdrhistogram::Histogram;
 use monoio::io::{CancelHandle, Canceller};
@@ -40,7 +41,7 @@ pub enum Outcome {
         /// Retained subscribers: time from SUBSCRIBE to the last retained message.
         elapsed: Option<Duration>,
     },
-    /// An idle connection.
+    /// An idle connection, or one opened and closed again (handshakes).
     Idle,
 }
 
@@ -72,6 +73,7 @@ struct Ctx {
     id_prefix: String,
     connects: Cell<u64>,
     started: Instant,
+    tls: Option<TlsClient>,
 }
 
 impl Ctx {
@@ -102,6 +104,7 @@ pub fn thread_main(
     workload: Arc<Workload>,
     publishers: usize,
     id_prefix: String,
+    tls: Option<TlsClient>,
 ) -> ThreadOutcome {
     let runtime = monoio::RuntimeBuilder::<monoio::FusionDriver>::new()
         .enable_timer()
@@ -132,6 +135,7 @@ pub fn thread_main(
             id_prefix,
             connects: Cell::new(0),
             started: Instant::now(),
+            tls,
         });
         let tasks: Vec<_> = specs
             .into_iter()
@@ -170,6 +174,7 @@ async fn run_client(ctx: Rc<Ctx>, spec: ClientSpec) -> Result<Outcome, String> {
             subscriber(&ctx, spec.index, &filter, &[0], Some(count)).await
         }
         Role::Idle => idle(&ctx, spec.index).await,
+        Role::Churn => churn(&ctx, spec.index).await,
     };
     if let Err(error) = &result {
         if ctx.phase() < Phase::Close {
@@ -199,11 +204,17 @@ async fn open(ctx: &Ctx, index: usize) -> Result<(Reader, Writer, ConnAck), Stri
     }
     let source = source_address(workload, index);
     let client_id = format!("{}-{index}", ctx.id_prefix);
+    let credentials = workload.credentials.of(index);
+    let login = Login {
+        protocol: workload.protocol,
+        client_id: &client_id,
+        credentials: credentials.as_ref().map(|(u, p)| (u.as_str(), p.as_str())),
+    };
     let attempt = async {
         let stream = client::connect(workload.broker, source)
             .await
             .map_err(|error| format!("connect to {} failed: {error}", workload.broker))?;
-        client::handshake(stream, workload.protocol, &client_id, ctx.cancel.clone()).await
+        client::handshake(stream, &login, ctx.tls.as_ref(), ctx.cancel.clone()).await
     };
     match timeout(workload.settle_timeout, attempt).await {
         Ok(result) => result,
@@ -651,5 +662,18 @@ async fn idle(ctx: &Rc<Ctx>, index: usize) -> Result<Outcome, String> {
         return Err("the broker closed an idle connection".to_string());
     }
     writer.disconnect().await;
+    Ok(Outcome::Idle)
+}
+
+/// handshakes: open the connection (TLS handshake, CONNECT/CONNACK), count it, send
+/// DISCONNECT and close. The gate still holds the slot until the socket is closed.
+async fn churn(ctx: &Rc<Ctx>, index: usize) -> Result<Outcome, String> {
+    let (reader, mut writer, _) = open(ctx, index).await?;
+    ctx.counters()
+        .ready
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    writer.disconnect().await;
+    drop(reader);
+    drop(writer);
     Ok(Outcome::Idle)
 }

@@ -11,8 +11,10 @@
 //!   fanout                            P ──► <prefix>/out ──► S_0..S_n
 //!   retained                          P: K retained on <prefix>/r/k; then S_0..S_n on <prefix>/r/#
 //!   conns                             M idle connections
+//!   handshakes                        M connections opened and closed (bounded concurrency)
 //! ```
 
+use crate::tls::TlsOptions;
 use shards::mqtt::{Protocol, QoS};
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -38,11 +40,14 @@ pub enum Scenario {
     Retained,
     /// Pairs, once per payload size in `Workload::sizes`.
     Payload,
+    /// M connections, each opened (TLS handshake with `--tls`, CONNECT/CONNACK) and
+    /// closed again: handshakes per second.
+    Handshakes,
 }
 
 impl Scenario {
     /// Every scenario, in the order the smoke run and the docs use.
-    pub const ALL: [Scenario; 9] = [
+    pub const ALL: [Scenario; 10] = [
         Scenario::Pairs,
         Scenario::Fanin,
         Scenario::Fanout,
@@ -52,6 +57,7 @@ impl Scenario {
         Scenario::Conns,
         Scenario::Retained,
         Scenario::Payload,
+        Scenario::Handshakes,
     ];
 
     /// The name used on the command line and in reports.
@@ -66,11 +72,15 @@ impl Scenario {
             Scenario::Conns => "conns",
             Scenario::Retained => "retained",
             Scenario::Payload => "payload",
+            Scenario::Handshakes => "handshakes",
         }
     }
 
     /// Parses a scenario name.
     pub fn parse(text: &str) -> Option<Scenario> {
+        if text == "tls-handshakes" {
+            return Some(Scenario::Handshakes);
+        }
         Scenario::ALL.into_iter().find(|s| s.name() == text)
     }
 
@@ -88,6 +98,7 @@ impl Scenario {
         match self {
             Scenario::Fanin | Scenario::Fanout => 100,
             Scenario::Conns => 1000,
+            Scenario::Handshakes => 2000,
             Scenario::Retained | Scenario::Latency | Scenario::Payload => 10,
             Scenario::Pairs | Scenario::Qos1 | Scenario::Qos2 => 50,
         }
@@ -143,6 +154,53 @@ pub struct Workload {
     pub broker_name: String,
     /// Longest wait for connections, acknowledgements and the final deliveries.
     pub settle_timeout: Duration,
+    /// TLS (`--tls` and its options); `None` = plain TCP.
+    pub tls: Option<TlsOptions>,
+    /// How the clients log in.
+    pub credentials: Credentials,
+}
+
+/// How the clients of a run log in.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Credentials {
+    /// No username or password.
+    #[default]
+    Anonymous,
+    /// `--username`/`--password`: the same for every client.
+    Fixed {
+        /// Username.
+        username: String,
+        /// Password.
+        password: String,
+    },
+    /// `--dynsec-clients N`: client i logs in as the `i mod N`-th client of the file
+    /// `dynsec.rs` generates (names and passwords from [`crate::dynsec::credentials`]).
+    Dynsec {
+        /// Clients in the file.
+        clients: usize,
+    },
+}
+
+impl Credentials {
+    /// Username and password of client `index`, or None when anonymous.
+    pub fn of(&self, index: usize) -> Option<(String, String)> {
+        match self {
+            Credentials::Anonymous => None,
+            Credentials::Fixed { username, password } => Some((username.clone(), password.clone())),
+            Credentials::Dynsec { clients } => {
+                Some(crate::dynsec::credentials(index % (*clients).max(1)))
+            }
+        }
+    }
+
+    /// `anonymous`, `user`, or `dynsec` for reports.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Credentials::Anonymous => "anonymous",
+            Credentials::Fixed { .. } => "password",
+            Credentials::Dynsec { .. } => "dynsec",
+        }
+    }
 }
 
 impl Workload {
@@ -169,6 +227,8 @@ impl Workload {
             broker_pid: None,
             broker_name: "broker".to_string(),
             settle_timeout: Duration::from_secs(30),
+            tls: None,
+            credentials: Credentials::Anonymous,
         }
     }
 }
@@ -206,6 +266,8 @@ pub enum Role {
     },
     /// Connects and stays idle.
     Idle,
+    /// Connects, waits for CONNACK, disconnects and closes (handshakes).
+    Churn,
 }
 
 /// One client of the plan.
@@ -293,6 +355,7 @@ impl Plan {
                 }
             }
             Scenario::Conns => roles.extend((0..n).map(|_| Role::Idle)),
+            Scenario::Handshakes => roles.extend((0..n).map(|_| Role::Churn)),
         }
         let clients = roles
             .into_iter()

@@ -33,6 +33,8 @@ pub struct BrokerSummary {
     pub latency: Option<[f64; 5]>,
     /// Median bytes per connection (conns).
     pub bytes_per_connection: Option<f64>,
+    /// Median broker CPU µs per delivered message (or per handshake).
+    pub broker_us_per_unit: Option<f64>,
 }
 
 /// One case (a scenario, or one payload size) across brokers.
@@ -48,6 +50,8 @@ pub struct CaseSummary {
     pub brokers: Vec<BrokerSummary>,
     /// `(a/b, median of per-repeat ratios a/b)` for every broker a against the baseline b.
     pub ratios: Vec<(String, f64)>,
+    /// The same for the broker's CPU per message (or handshake); lower is cheaper.
+    pub cpu_ratios: Vec<(String, f64)>,
 }
 
 /// Median of the finite values; None when there are none.
@@ -109,10 +113,12 @@ pub fn summarise(names: &[String], runs: &[Vec<RunResult>], baseline: usize) -> 
                 harness_cores: med(&|r| r.harness_cores()),
                 latency,
                 bytes_per_connection: med(&|r| r.bytes_per_connection),
+                broker_us_per_unit: med(&|r| r.broker_us_per_unit()),
             }
         })
         .collect();
     let mut ratios = Vec::new();
+    let mut cpu_ratios = Vec::new();
     for (b, name) in names.iter().enumerate() {
         if b == baseline {
             continue;
@@ -124,6 +130,16 @@ pub fn summarise(names: &[String], runs: &[Vec<RunResult>], baseline: usize) -> 
         if let Some(ratio) = median(per_repeat) {
             ratios.push((format!("{name}/{}", names[baseline]), ratio));
         }
+        let per_repeat_cpu = runs.iter().filter_map(|r| {
+            let (a, base) = (r.get(b)?, r.get(baseline)?);
+            if !(a.valid() && base.valid()) {
+                return None;
+            }
+            Some(a.broker_us_per_unit()? / base.broker_us_per_unit()?)
+        });
+        if let Some(ratio) = median(per_repeat_cpu) {
+            cpu_ratios.push((format!("{name}/{}", names[baseline]), ratio));
+        }
     }
     CaseSummary {
         label: case_label(first),
@@ -131,6 +147,7 @@ pub fn summarise(names: &[String], runs: &[Vec<RunResult>], baseline: usize) -> 
         higher_is_better,
         brokers,
         ratios,
+        cpu_ratios,
     }
 }
 
@@ -154,6 +171,7 @@ impl CaseSummary {
                 o.opt("broker_cores", b.broker_cores);
                 o.opt("harness_cores", b.harness_cores);
                 o.opt("bytes_per_connection", b.bytes_per_connection);
+                o.opt("broker_us_per_unit", b.broker_us_per_unit);
                 if let Some(l) = b.latency {
                     for (key, v) in ["p50_us", "p90_us", "p99_us", "p999_us", "max_us"]
                         .iter()
@@ -172,6 +190,12 @@ impl CaseSummary {
             .map(|(k, v)| format!("{}:{v:.3}", quote(k)))
             .collect();
         j.raw("ratios", &format!("{{{}}}", ratios.join(",")));
+        let cpu_ratios: Vec<String> = self
+            .cpu_ratios
+            .iter()
+            .map(|(k, v)| format!("{}:{v:.3}", quote(k)))
+            .collect();
+        j.raw("cpu_ratios", &format!("{{{}}}", cpu_ratios.join(",")));
         j.finish()
     }
 
@@ -206,24 +230,30 @@ impl CaseSummary {
                     harness_cores: n("harness_cores"),
                     latency,
                     bytes_per_connection: n("bytes_per_connection"),
+                    broker_us_per_unit: n("broker_us_per_unit"),
                 }
             })
             .collect();
-        let ratios = value
-            .get("ratios")
-            .map(|r| {
-                r.members()
-                    .iter()
-                    .filter_map(|(k, v)| Some((k.clone(), v.number()?)))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let pairs = |key: &str| {
+            value
+                .get(key)
+                .map(|r| {
+                    r.members()
+                        .iter()
+                        .filter_map(|(k, v)| Some((k.clone(), v.number()?)))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let ratios = pairs("ratios");
+        let cpu_ratios = pairs("cpu_ratios");
         Some(CaseSummary {
             label,
             metric,
             higher_is_better,
             brokers,
             ratios,
+            cpu_ratios,
         })
     }
 
@@ -274,11 +304,20 @@ impl CaseSummary {
             if let Some(bytes) = b.bytes_per_connection {
                 let _ = writeln!(out, "  {:<12} {:>14.0} bytes per connection", "", bytes);
             }
+            if let Some(us) = b.broker_us_per_unit {
+                let _ = writeln!(out, "  {:<12} {:>14.3} broker cpu µs per unit", "", us);
+            }
         }
         for (name, ratio) in &self.ratios {
             let _ = writeln!(
                 out,
                 "  ratio {name}: {ratio:.2} (median of per-repeat ratios)"
+            );
+        }
+        for (name, ratio) in &self.cpu_ratios {
+            let _ = writeln!(
+                out,
+                "  broker cpu per unit {name}: {ratio:.2} (median of per-repeat ratios; lower is cheaper)"
             );
         }
         out
@@ -304,6 +343,40 @@ mod tests {
         assert_eq!(median([3.0, 1.0, 2.0]), Some(2.0));
         assert_eq!(median([4.0, 1.0, 3.0, 2.0]), Some(2.5));
         assert_eq!(median([f64::NAN]), None);
+    }
+
+    #[test]
+    fn cpu_per_message_ratios_come_from_broker_cpu_and_deliveries() {
+        let costly = |broker: &str, cpu: f64, received: u64| RunResult {
+            broker_cpu_s: Some(cpu),
+            received,
+            ..result(broker, received as f64, true)
+        };
+        let names = vec!["dynsec".to_string(), "anonymous".to_string()];
+        let runs = vec![
+            vec![
+                costly("dynsec", 3.0, 1_000_000),
+                costly("anonymous", 2.0, 1_000_000),
+            ],
+            vec![
+                costly("dynsec", 1.0, 1_000_000),
+                costly("anonymous", 1.0, 500_000),
+            ],
+            vec![
+                costly("dynsec", 2.0, 1_000_000),
+                costly("anonymous", 1.0, 1_000_000),
+            ],
+        ];
+        let summary = summarise(&names, &runs, 1);
+        assert_eq!(summary.brokers[0].broker_us_per_unit, Some(2.0));
+        assert_eq!(
+            summary.cpu_ratios,
+            vec![("dynsec/anonymous".to_string(), 1.5)]
+        );
+        let parsed = crate::json::parse(&summary.to_json()).expect("valid JSON");
+        let back = CaseSummary::from_json(&parsed).expect("a summary line");
+        assert_eq!(back.cpu_ratios, summary.cpu_ratios);
+        assert_eq!(back.brokers[0].broker_us_per_unit, Some(2.0));
     }
 
     #[test]

@@ -225,6 +225,7 @@ fn metric_title(metric: &str) -> &str {
     match metric {
         "received_per_s" => "delivered msg/s",
         "connects_per_s" => "connects/s",
+        "handshakes_per_s" => "handshakes/s",
         "p99_us" => "p99 µs",
         other => other,
     }
@@ -277,6 +278,7 @@ mod tests {
                 },
             ],
             ratios: vec![],
+            cpu_ratios: vec![],
         };
         let svg = render(&[case]);
         assert!(svg.starts_with("<svg"));

@@ -58,7 +58,15 @@ fn smoke_every_scenario_against_culex() {
     );
     assert!(stdout.contains(" passed, 0 failed"), "{stdout}\n{stderr}");
     for scenario in [
-        "pairs", "fanin", "fanout", "qos1", "qos2", "latency", "conns", "retained",
+        "pairs",
+        "fanin",
+        "fanout",
+        "qos1",
+        "qos2",
+        "latency",
+        "conns",
+        "retained",
+        "handshakes",
     ] {
         assert!(
             stderr.contains(&format!("PASS {scenario} ")),
@@ -66,9 +74,18 @@ fn smoke_every_scenario_against_culex() {
         );
     }
     assert!(
-        stderr.contains("PASS payload (MQTT 3.1.1, QoS 1, 262144 B)"),
+        stderr.contains("PASS payload (MQTT 3.1.1 over tcp, anonymous, QoS 1, 262144 B)"),
         "{stderr}"
     );
+    // The second broker: a TLS listener and dynamic security, clients logging in.
+    for case in [
+        "PASS pairs (MQTT 3.1.1 over tls, dynsec, QoS 0",
+        "PASS qos1 (MQTT 5.0 over tls, dynsec, QoS 1",
+        "PASS qos2 (MQTT 3.1.1 over tls, dynsec, QoS 2, 100000 B)",
+        "PASS handshakes (MQTT 3.1.1 over tls, dynsec",
+    ] {
+        assert!(stderr.contains(case), "{case} missing:\n{stderr}");
+    }
     eprintln!("smoke finished in {:?}", started.elapsed());
 }
 
@@ -80,4 +97,29 @@ fn usage_errors_exit_with_code_two() {
         .expect("culex-perf runs");
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("unknown scenario"));
+}
+
+#[test]
+fn dynsec_file_writes_a_file_culex_can_read() {
+    let out = std::env::temp_dir().join(format!("culex-perf-dynsec-{}.json", std::process::id()));
+    let status = Command::new(env!("CARGO_BIN_EXE_culex-perf"))
+        .args([
+            "dynsec-file",
+            "--dynsec-clients",
+            "3",
+            "--dynsec-roles",
+            "2",
+            "--dynsec-acls-per-role",
+            "4",
+            "--out",
+        ])
+        .arg(&out)
+        .status()
+        .expect("culex-perf runs");
+    assert!(status.success());
+    let text = std::fs::read_to_string(&out).expect("the file was written");
+    let _ = std::fs::remove_file(&out);
+    assert!(text.contains("\"username\": \"perf-user-2\""), "{text}");
+    assert!(text.contains("\"iterations\": 101"), "{text}");
+    assert_eq!(text.matches("\"acltype\"").count(), 8, "{text}");
 }

@@ -341,7 +341,7 @@ impl Probe {
             input.extend_from_slice(&chunk[..n]);
         }
         out.clear();
-        let _ = Packet::Disconnect(mqtt::Disconnect::default()).encode(protocol, &mut out);
+        let _ = Packet::Disconnect(Box::default()).encode(protocol, &mut out);
         let _ = stream.write_all(&out).and_then(|()| stream.flush());
         Ok(())
     }

@@ -357,13 +357,24 @@ impl Plan {
             Scenario::Conns => roles.extend((0..n).map(|_| Role::Idle)),
             Scenario::Handshakes => roles.extend((0..n).map(|_| Role::Churn)),
         }
+        // fanin's one subscriber reads what every publisher writes: sharing a thread with
+        // them, it would get one read per round of 100 publisher writes, and the harness
+        // would measure its own scheduling. It gets a thread of its own.
+        let dedicated = scenario == Scenario::Fanin && threads > 1;
         let clients = roles
             .into_iter()
             .enumerate()
-            .map(|(index, role)| ClientSpec {
-                index,
-                thread: index % threads,
-                role,
+            .map(|(index, role)| {
+                let thread = match (&role, dedicated) {
+                    (Role::Subscriber { .. }, true) => 0,
+                    (_, true) => 1 + index % (threads - 1),
+                    (_, false) => index % threads,
+                };
+                ClientSpec {
+                    index,
+                    thread,
+                    role,
+                }
             })
             .collect();
         Plan {
@@ -434,6 +445,11 @@ mod tests {
                 publishers: vec![0, 1, 2, 3]
             }
         );
+        assert_eq!(plan.clients[4].thread, 0, "the subscriber has thread 0");
+        assert!(plan.clients[..4].iter().all(|c| c.thread == 1));
+        let three = Plan::build(Scenario::Fanin, 4, 0, 3, "x");
+        let threads: Vec<usize> = three.clients.iter().map(|c| c.thread).collect();
+        assert_eq!(threads, [1, 2, 1, 2, 0]);
     }
 
     #[test]

@@ -13,6 +13,7 @@
 //! of messages to a subscriber costs one syscall, and an idle connection has no writer
 //! task at all.
 
+use crate::limits::OUTBOUND_BACKLOG_HIGH;
 use crate::mqtt::{ByteStr, Packet, Protocol, PublishEncode};
 use crate::session::SessionKey;
 use bytes::BytesMut;
@@ -85,6 +86,13 @@ pub struct Connection {
     pub queued: bool,
     /// True while the socket refuses more bytes; a waiter re-queues it when writable.
     pub write_blocked: bool,
+    /// More than [`OUTBOUND_BACKLOG_HIGH`] bytes are waiting and the consumer is not (yet)
+    /// a slow one: counted in [`FlushQueue::backlogged`], which holds the shard's readers
+    /// back until the flusher wrote everything.
+    pub backlogged: bool,
+    /// The socket refused bytes for longer than `SLOW_CONSUMER_AFTER_MS`: this
+    /// connection no longer holds readers back (until its buffer empties once).
+    pub slow_consumer: bool,
     /// Set when the broker decided to close: the flusher writes `out`, then shuts the
     /// socket down.
     pub closing: Option<CloseReason>,
@@ -118,7 +126,24 @@ impl Connection {
         }
         let written = crate::mqtt::encode_publish(self.protocol, publish, &mut self.out).ok()?;
         self.wake_writer();
+        if self.out.len() >= OUTBOUND_BACKLOG_HIGH && !self.backlogged && !self.slow_consumer {
+            self.backlogged = true;
+            self.flush.backlogged.set(self.flush.backlogged.get() + 1);
+        }
         Some(written)
+    }
+
+    /// Stops counting this connection as backlogged: its buffer was written, it turned out
+    /// to be a slow consumer, or it is closing. True when no connection of the shard is
+    /// backlogged any more (the runtime then wakes the readers).
+    pub fn release_backlog(&mut self) -> bool {
+        if !self.backlogged {
+            return false;
+        }
+        self.backlogged = false;
+        let left = self.flush.backlogged.get().saturating_sub(1);
+        self.flush.backlogged.set(left);
+        left == 0
     }
 
     /// Puts the connection on the flush queue (once until the next flush).
@@ -145,9 +170,16 @@ impl Connection {
 pub struct FlushQueue {
     pending: RefCell<Vec<ConnId>>,
     flusher: Cell<Option<Waker>>,
+    /// Connections of the shard with `backlogged` set.
+    backlogged: Cell<u32>,
 }
 
 impl FlushQueue {
+    /// True while some connection of the shard has more outbound bytes than its consumer
+    /// took (see [`OUTBOUND_BACKLOG_HIGH`]): readers wait.
+    pub fn backlogged(&self) -> bool {
+        self.backlogged.get() > 0
+    }
     /// Queues `id` and wakes the flusher.
     pub fn push(&self, id: ConnId) {
         self.pending.borrow_mut().push(id);

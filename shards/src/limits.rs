@@ -34,6 +34,18 @@ pub const CONNECT_TIMEOUT_S: u64 = 10;
 /// than buffered (a slow subscriber must not grow the broker without bound).
 pub const OUTBOUND_BYTES_SOFT_MAX: usize = 4 * 1024 * 1024;
 
+/// Outbound bytes on one connection beyond which the shard stops reading its clients (and
+/// its mesh) until the flusher wrote them: when the broker produces faster than a consumer
+/// that keeps reading can take, reading more would only be dropped later, wasting the
+/// cores the writing needs. See `Connection::backlogged`.
+pub const OUTBOUND_BACKLOG_HIGH: usize = 512 * 1024;
+
+/// How long a backlogged connection's socket may refuse bytes before it counts as a slow
+/// consumer: it stops holding the shard's readers back, and its QoS 0 messages beyond
+/// [`OUTBOUND_BYTES_SOFT_MAX`] are dropped instead. This bounds how long one client that
+/// does not read can slow anyone else down.
+pub const SLOW_CONSUMER_AFTER_MS: u64 = 100;
+
 /// Capacity kept by a connection's outbound buffer between bursts; larger buffers are
 /// released when they drain so idle connections cost little memory.
 pub const OUTBOUND_BUFFER_KEEP: usize = 16 * 1024;

@@ -330,16 +330,18 @@ impl MeshPort {
         self.overflowing == 0
     }
 
-    /// Pops up to `budget` messages addressed to this shard, in per-source order. A source
+    /// Pops up to `budget` messages addressed to this shard, in per-source order, until
+    /// `handle` returns false (the shard wants to stop, e.g. under backpressure). A source
     /// that found its ring full is woken once there is room again.
-    pub fn drain(&self, budget: usize, mut handle: impl FnMut(ShardMsg)) -> usize {
+    pub fn drain(&self, budget: usize, mut handle: impl FnMut(ShardMsg) -> bool) -> usize {
         let mut handled = 0;
+        let mut go_on = true;
         for source in 0..self.mesh.shards as ShardId {
             let ring = self.mesh.ring(source, self.me);
             let before = handled;
-            while handled < budget {
+            while go_on && handled < budget {
                 let Some(msg) = ring.pop() else { break };
-                handle(msg);
+                go_on = handle(msg);
                 handled += 1;
             }
             let blocked = self.mesh.blocked(source, self.me);
@@ -410,6 +412,7 @@ mod tests {
             if let ShardMsg::Deliver(batch) = m {
                 seen.extend(batch.messages.iter().map(|message| message.payload[0]));
             }
+            true
         };
         let mut record = record;
         assert_eq!(one.drain(usize::MAX, &mut record), MESH_RING_CAPACITY);
@@ -430,7 +433,7 @@ mod tests {
         }
         assert!(!zero.can_flush(), "the ring is full");
         assert!(mesh.blocked(0, 1).load(Ordering::SeqCst));
-        one.drain(1, |_| {});
+        one.drain(1, |_| true);
         assert!(zero.can_flush(), "room after the target took one");
         assert!(
             !mesh.blocked(0, 1).load(Ordering::SeqCst),

@@ -88,6 +88,8 @@ async fn connection_task(
     }
     ctx.live.set(ctx.live.get() - 1);
     ctx.connection_ended.notify_all();
+    // It may have been the connection that held the readers back.
+    ctx.uncongested.notify_all();
 }
 
 /// Waits (bounded) until the flusher wrote a closing connection's last bytes.
@@ -119,18 +121,14 @@ async fn read_loop(
         return true;
     }
     loop {
-        if ctx.shard.borrow().mesh.congested() {
-            Box::pin(
-                ctx.uncongested
-                    .wait_until(|| !ctx.shard.borrow().mesh.congested()),
-            )
-            .await;
+        if ctx.congested() {
+            Box::pin(ctx.uncongested.wait_until(|| !ctx.congested())).await;
         }
         if io.stream.readable(false).await.is_err() {
             return false;
         }
         let mut turn = 0;
-        while turn < READ_TURN_BYTES_MAX {
+        while turn < READ_TURN_BYTES_MAX && (turn == 0 || !ctx.congested()) {
             let mut buf = if layered {
                 take_shared(ctx)
             } else {

@@ -3,16 +3,24 @@
 //! since the last one. Plain TCP sends the connection's buffer as the shard encoded it;
 //! TLS/WebSocket connections first wrap it through their layers. A socket that refuses
 //! bytes gets a waiter task until it is writable again.
+//!
+//! Backpressure: a connection with more than `OUTBOUND_BACKLOG_HIGH` bytes waiting holds
+//! the shard's readers (and its mesh drain) back until this flusher wrote all of it, so a
+//! shard that produces faster than a reading consumer can take does not read messages only
+//! to drop them. A socket that stays full for `SLOW_CONSUMER_AFTER_MS` marks its client a
+//! slow consumer, which releases the hold (its QoS 0 messages are then dropped past the
+//! soft maximum instead).
 
 use super::connection::CLOSE_FLUSH_TIMEOUT;
 use super::io::{send, shutdown, would_block};
 use super::shard_main::{ConnIo, ShardCtx};
 use crate::connection::{CloseReason, ConnId};
-use crate::limits::OUTBOUND_BUFFER_KEEP;
+use crate::limits::{OUTBOUND_BUFFER_KEEP, SLOW_CONSUMER_AFTER_MS};
 use crate::stats::bump;
 use bytes::{Buf, BytesMut};
 use std::os::fd::AsRawFd;
 use std::rc::Rc;
+use std::time::Duration;
 
 /// Runs forever: waits for queued connections, writes each.
 pub async fn flush_loop(ctx: Rc<ShardCtx>) {
@@ -90,11 +98,14 @@ fn flush_one(ctx: &Rc<ShardCtx>, id: ConnId) {
         }
     };
     drop(layers);
+    let mut unblocked = false;
     match outcome {
         Sent::All => {
             if conn.out.capacity() > OUTBOUND_BUFFER_KEEP {
                 conn.out = BytesMut::new();
             }
+            conn.slow_consumer = false;
+            unblocked = conn.release_backlog();
             if conn.closing.is_some() {
                 shutdown(fd);
             }
@@ -107,15 +118,34 @@ fn flush_one(ctx: &Rc<ShardCtx>, id: ConnId) {
             conn.out.clear();
             io.wire.borrow_mut().clear();
             conn.close(CloseReason::SocketClosed);
+            unblocked = conn.release_backlog();
         }
     }
     bump(&shard.stats[stats_index].bytes_sent, written);
+    drop(shard);
+    if unblocked {
+        ctx.uncongested.notify_all();
+    }
 }
 
 /// Waits until a socket that refused bytes is writable again, then queues it for the
 /// flusher. A connection the broker is closing gets [`CLOSE_FLUSH_TIMEOUT`], then its
 /// socket is shut down: a client that stopped reading cannot hold it open.
 async fn wait_writable(ctx: Rc<ShardCtx>, io: Rc<ConnIo>, id: ConnId) {
+    let slow_after = Duration::from_millis(SLOW_CONSUMER_AFTER_MS);
+    if monoio::time::timeout(slow_after, io.stream.writable(false))
+        .await
+        .is_err()
+    {
+        // Still full: a consumer that does not keep up stops holding the readers back.
+        let unblocked = ctx.shard.borrow_mut().conn_mut(id).is_some_and(|conn| {
+            conn.slow_consumer = true;
+            conn.release_backlog()
+        });
+        if unblocked {
+            ctx.uncongested.notify_all();
+        }
+    }
     loop {
         match monoio::time::timeout(CLOSE_FLUSH_TIMEOUT, io.stream.writable(false)).await {
             Ok(Ok(())) => break,

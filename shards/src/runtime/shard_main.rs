@@ -114,6 +114,14 @@ impl ShardCtx {
         }
     }
 
+    /// True while connections should not read: a mesh ring to another shard is full, or a
+    /// consumer of this shard has more bytes waiting than it took (backpressure instead of
+    /// reading messages only to drop them).
+    pub fn congested(&self) -> bool {
+        let shard = self.shard.borrow();
+        shard.mesh.congested() || shard.flush.backlogged()
+    }
+
     /// True when connection `id` has nothing left to write (or is gone).
     pub fn flushed_or_gone(&self, id: ConnId) -> bool {
         let shard = self.shard.borrow();
@@ -187,6 +195,13 @@ async fn mesh_loop(ctx: Rc<ShardCtx>) {
     let receiver = MeshPort::new(ctx.mesh.clone(), ctx.id);
     let mut for_runtime: Vec<ShardMsg> = Vec::new();
     loop {
+        if ctx.shard.borrow().flush.backlogged() {
+            // Deliveries from other shards wait too, so their readers feel the
+            // backpressure through the full ring (bounded: `SLOW_CONSUMER_AFTER_MS`).
+            ctx.uncongested
+                .wait_until(|| !ctx.shard.borrow().flush.backlogged())
+                .await;
+        }
         let handled = {
             let mut shard = ctx.shard.borrow_mut();
             shard.now = super::now();
@@ -194,6 +209,7 @@ async fn mesh_loop(ctx: Rc<ShardCtx>) {
                 if let Some(msg) = shard.on_mesh(msg) {
                     for_runtime.push(msg);
                 }
+                !shard.flush.backlogged()
             })
         };
         for msg in for_runtime.drain(..) {

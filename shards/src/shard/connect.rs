@@ -420,6 +420,8 @@ impl Shard {
             flush: self.flush.clone(),
             queued: false,
             write_blocked: false,
+            backlogged: false,
+            slow_consumer: false,
             closing: None,
             will_on_close: will,
         });

@@ -132,7 +132,9 @@ impl Shard {
         if self.conn(id).is_none() {
             return;
         }
-        let conn = self.conns.remove(id.slot as usize);
+        let mut conn = self.conns.remove(id.slot as usize);
+        // The runtime wakes the readers after this (`connection_task`).
+        conn.release_backlog();
         let reason = conn.closing.unwrap_or(CloseReason::SocketClosed);
         drop_by(self.my_stats().listener(conn.listener), 1);
         if self.settings.connection_messages {

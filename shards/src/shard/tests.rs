@@ -120,6 +120,7 @@ impl World {
                         shard.on_mesh(msg).is_none(),
                         "runtime message in a shard test"
                     );
+                    true
                 });
             }
             if moved == 0 {

@@ -27,18 +27,25 @@ pub struct DeliveryBatch {
     pub messages: Vec<Message>,
 }
 
-/// Where one message's copied bytes are in the arena (`None`: the payload is shared).
+/// Room a fresh arena chunk is given: a turn's small messages fit in one or a few.
+const ARENA_CHUNK: usize = 64 * 1024;
+
+/// Where one message's copied bytes are: arena chunk, then ranges in it (`None`: the
+/// payload is shared).
 struct Copied {
+    chunk: usize,
     topic: Range<usize>,
     payload: Option<Range<usize>>,
 }
 
 /// The batch being gathered for one target shard: the messages with empty topic and
-/// payload, and where their bytes are in the arena (filled in by [`OutBatch::finish`],
-/// once the arena is frozen).
+/// payload, and where their bytes are (filled in by [`OutBatch::finish`], once the arena is
+/// frozen). The arena grows by whole chunks, never by reallocating: a full chunk is frozen
+/// as it is and a new one started, so no byte is copied twice.
 #[derive(Default)]
 pub struct OutBatch {
     arena: BytesMut,
+    full_chunks: Vec<Bytes>,
     messages: Vec<Message>,
     copied: Vec<Copied>,
 }
@@ -51,8 +58,21 @@ impl OutBatch {
 
     /// Adds a copy of `message`.
     pub fn push(&mut self, message: &Message) {
+        let copy_payload = message.payload.len() <= COPY_MAX;
+        let needed = message.topic.len()
+            + if copy_payload {
+                message.payload.len()
+            } else {
+                0
+            };
+        if self.arena.capacity() - self.arena.len() < needed {
+            if !self.arena.is_empty() {
+                self.full_chunks.push(self.arena.split().freeze());
+            }
+            self.arena = BytesMut::with_capacity(needed.max(ARENA_CHUNK));
+        }
         let topic = self.copy(message.topic.as_bytes());
-        let (payload, shared) = if message.payload.len() <= COPY_MAX {
+        let (payload, shared) = if copy_payload {
             (Some(self.copy(&message.payload)), Bytes::new())
         } else {
             (None, message.payload.clone())
@@ -65,7 +85,11 @@ impl OutBatch {
             properties: message.properties.clone(),
             expires_at: message.expires_at,
         });
-        self.copied.push(Copied { topic, payload });
+        self.copied.push(Copied {
+            chunk: self.full_chunks.len(),
+            topic,
+            payload,
+        });
     }
 
     fn copy(&mut self, bytes: &[u8]) -> Range<usize> {
@@ -74,15 +98,17 @@ impl OutBatch {
         start..self.arena.len()
     }
 
-    /// Takes what was gathered; the arena's spare room is kept for the next batch.
+    /// Takes what was gathered; the current chunk's spare room is kept for the next batch.
     pub fn finish(&mut self) -> DeliveryBatch {
-        let data = self.arena.split().freeze();
+        self.full_chunks.push(self.arena.split().freeze());
         for (message, copied) in self.messages.iter_mut().zip(self.copied.drain(..)) {
+            let data = &self.full_chunks[copied.chunk];
             message.topic = ByteStr::from_copy_of_valid(data.slice(copied.topic));
             if let Some(range) = copied.payload {
                 message.payload = data.slice(range);
             }
         }
+        self.full_chunks.clear();
         DeliveryBatch {
             messages: std::mem::take(&mut self.messages),
         }
@@ -126,5 +152,23 @@ mod tests {
             big.payload.as_ptr(),
             "large payloads are shared"
         );
+    }
+
+    #[test]
+    fn a_batch_larger_than_one_chunk_keeps_every_message_intact() {
+        let messages: Vec<Message> = (0..40u8)
+            .map(|i| {
+                let topic = ByteStr::copy_from_str(&format!("chunk/{i}"));
+                Message::new(topic, Bytes::from(vec![i; 4096]), QoS::AtMostOnce, false)
+            })
+            .collect();
+        let mut batch = OutBatch::default();
+        for round in 0..2 {
+            for message in &messages {
+                batch.push(message);
+            }
+            let out = batch.finish();
+            assert_eq!(out.messages, messages, "round {round}");
+        }
     }
 }

@@ -46,10 +46,6 @@ pub const OUTBOUND_BACKLOG_HIGH: usize = 512 * 1024;
 /// does not read can slow anyone else down.
 pub const SLOW_CONSUMER_AFTER_MS: u64 = 100;
 
-/// Capacity kept by a connection's outbound buffer between bursts; larger buffers are
-/// released when they drain so idle connections cost little memory.
-pub const OUTBOUND_BUFFER_KEEP: usize = 16 * 1024;
-
 /// Topic aliases a client may use when the listener does not set `max_topic_alias`.
 pub const TOPIC_ALIAS_DEFAULT_MAX: u16 = 10;
 

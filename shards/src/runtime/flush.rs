@@ -15,7 +15,7 @@ use super::connection::CLOSE_FLUSH_TIMEOUT;
 use super::io::{send, shutdown, would_block};
 use super::shard_main::{ConnIo, ShardCtx};
 use crate::connection::{CloseReason, ConnId};
-use crate::limits::{OUTBOUND_BUFFER_KEEP, SLOW_CONSUMER_AFTER_MS};
+use crate::limits::SLOW_CONSUMER_AFTER_MS;
 use crate::stats::bump;
 use bytes::{Buf, BytesMut};
 use std::os::fd::AsRawFd;
@@ -101,9 +101,9 @@ fn flush_one(ctx: &Rc<ShardCtx>, id: ConnId) {
     let mut unblocked = false;
     match outcome {
         Sent::All => {
-            if conn.out.capacity() > OUTBOUND_BUFFER_KEEP {
-                conn.out = BytesMut::new();
-            }
+            // The buffer is kept for the next burst (re-growing it per flush would copy
+            // every large message once more); the tick releases it once the connection
+            // is idle.
             conn.slow_consumer = false;
             unblocked = conn.release_backlog();
             if conn.closing.is_some() {

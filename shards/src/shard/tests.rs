@@ -1065,3 +1065,27 @@ fn cached_routes_follow_new_and_removed_subscriptions() {
         0
     );
 }
+
+#[test]
+fn large_payloads_arrive_intact_between_small_ones_within_and_across_shards() {
+    let mut world = World::new(2);
+    let big: &'static str = Box::leak("0123456789abcdef".repeat(512).into_boxed_str());
+    let (p, publisher, _) = world.connect(connect(Protocol::V311, on_shard(0), true));
+    let (s0, near, _) = world.connect(connect(Protocol::V5, nth_on_shard(0, 1), true));
+    let (s1, far, _) = world.connect(connect(Protocol::V311, on_shard(1), true));
+    assert_eq!((s0, s1), (0, 1));
+    for (s, id) in [(s0, near), (s1, far)] {
+        world.send(s, id, subscribe(1, "big/+", QoS::AtLeastOnce));
+        world.take(s, id);
+    }
+    for payload in ["small", big, "tiny", big] {
+        world.send(
+            p,
+            publisher,
+            publish("big/t", payload, QoS::AtMostOnce, None, false),
+        );
+    }
+    for (s, id) in [(s0, near), (s1, far)] {
+        assert_eq!(payloads(&world.take(s, id)), ["small", big, "tiny", big]);
+    }
+}

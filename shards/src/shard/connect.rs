@@ -373,7 +373,7 @@ impl Shard {
         properties.topic_alias = None;
         let message_expiry_interval = properties.message_expiry_interval.take();
         let message = Message {
-            topic: super::mount(mount_point, &will.topic),
+            topic: super::mount(mount_point, will.topic.clone()),
             payload: will.payload.clone(),
             qos: will.qos,
             retain: will.retain,

@@ -300,9 +300,9 @@ pub fn home_shard(client_id: &[u8], shards: usize) -> ShardId {
 }
 
 /// Prefixes `topic` with the listener's mount point, if any.
-pub fn mount(mount_point: Option<&str>, topic: &ByteStr) -> ByteStr {
+pub fn mount(mount_point: Option<&str>, topic: ByteStr) -> ByteStr {
     match mount_point {
-        None => topic.clone(),
+        None => topic,
         Some(prefix) => ByteStr::from(format!("{prefix}{topic}")),
     }
 }

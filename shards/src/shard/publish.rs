@@ -188,7 +188,7 @@ impl Shard {
                 .map(|s| self.now.unix_s + u64::from(s))
         });
         Message {
-            topic: super::mount(mount_point, &publish.topic),
+            topic: super::mount(mount_point, publish.topic),
             payload: publish.payload,
             qos: publish.qos,
             retain: publish.retain,

@@ -324,7 +324,7 @@ fn decode_frame(
             Packet::ConnAck(Box::new(ConnAck::decode(&frame, header_len, protocol)?))
         }
         PacketType::Publish => {
-            Packet::Publish(Publish::decode(&frame, header_len, first, protocol)?)
+            Packet::Publish(Publish::decode(frame, header_len, first, protocol)?)
         }
         PacketType::PubAck | PacketType::PubRec | PacketType::PubRel | PacketType::PubComp => {
             let ack = Ack::decode(&frame, header_len, protocol, packet_type)?;

@@ -182,7 +182,7 @@ impl Publish {
     /// Decodes PUBLISH from `frame`; `first` is the fixed header's first byte, whose low
     /// nibble holds DUP, QoS and RETAIN.
     pub(crate) fn decode(
-        frame: &Bytes,
+        frame: Bytes,
         header_len: usize,
         first: u8,
         protocol: Protocol,
@@ -196,7 +196,7 @@ impl Publish {
                 "[MQTT-3.3.1-2] DUP set on a QoS 0 PUBLISH",
             ));
         }
-        let mut reader = Reader::new(frame, header_len);
+        let mut reader = Reader::new(&frame, header_len);
         let topic = reader.string()?;
         if has_wildcard(topic.as_bytes()) {
             return Err(DecodeError::TopicNameInvalid(
@@ -215,6 +215,11 @@ impl Publish {
         if topic.is_empty() {
             check_empty_topic(protocol, &properties)?;
         }
+        // The payload is the frame itself, advanced past the header: no second reference
+        // to count up and down for every message.
+        let header_end = reader.position();
+        let mut payload = frame;
+        bytes::Buf::advance(&mut payload, header_end);
         Ok(Publish {
             dup,
             qos,
@@ -222,7 +227,7 @@ impl Publish {
             topic,
             packet_id,
             properties,
-            payload: reader.rest(),
+            payload,
         })
     }
 

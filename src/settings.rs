@@ -41,15 +41,6 @@ pub fn check_modules(config: &Config) -> Result<(), StartError> {
             )));
         }
     }
-    for listener in &config.listeners {
-        let at = format!("{}:{}", listener.file.display(), listener.line);
-
-        if matches!(listener.bind, Bind::Unix(_)) {
-            return Err(StartError::config(format!(
-                "Error: {at}: unix socket listeners need the listener module, which this build of Culex does not include yet."
-            )));
-        }
-    }
     Ok(())
 }
 
@@ -66,6 +57,11 @@ pub fn shard_settings(config: &Config) -> Result<Settings, StartError> {
             | (u8::from(versions.v5) << 5);
         listeners.push(ListenerSettings {
             addresses,
+            unix_path: match &listener.bind {
+                Bind::Unix(path) => Some(path.clone()),
+                _ => None,
+            },
+            bind_device: listener.bind_interface.clone(),
             port: listener.port,
             max_connections: listener.max_connections.map(|max| max as usize),
             mount_point: listener.mount_point.clone(),

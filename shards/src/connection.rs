@@ -78,6 +78,9 @@ pub struct Connection {
     pub problem_information: bool,
     /// Topics of the client → server topic aliases, index = alias - 1 (5.0).
     pub topic_aliases: Vec<Option<ByteStr>>,
+    /// Length of the listener's `mount_point`: topics it prefixed lose it again on the
+    /// way out to this client (0 without one).
+    pub mount_len: u16,
     /// Bytes encoded and not yet handed to the socket.
     pub out: BytesMut,
     /// The shard's queue of connections with bytes to write.
@@ -113,6 +116,9 @@ impl Connection {
             );
             return;
         }
+        self.flush
+            .packets_sent
+            .set(self.flush.packets_sent.get() + 1);
         self.wake_writer();
     }
 
@@ -120,6 +126,19 @@ impl Connection {
     /// Returns the bytes written, or `None` if it would exceed the client's Maximum Packet
     /// Size ([MQTT-3.1.2-25]) and was not sent.
     pub fn send_publish(&mut self, publish: &PublishEncode<'_>) -> Option<usize> {
+        let mounted;
+        let publish = if self.mount_len > 0 {
+            // Every topic this client is sent matched one of its mounted filters, so it
+            // starts with the mount point; one that does not is swallowed (as Mosquitto).
+            let topic = publish
+                .topic
+                .get(usize::from(self.mount_len)..)
+                .filter(|t| !t.is_empty())?;
+            mounted = PublishEncode { topic, ..*publish };
+            &mounted
+        } else {
+            publish
+        };
         let len = crate::mqtt::publish_encoded_len(self.protocol, publish).ok()?;
         if len > self.client_max_packet_size as usize {
             return None;
@@ -172,9 +191,17 @@ pub struct FlushQueue {
     flusher: Cell<Option<Waker>>,
     /// Connections of the shard with `backlogged` set.
     backlogged: Cell<u32>,
+    /// Packets other than PUBLISH encoded since the tick last counted them (into
+    /// `$SYS/broker/messages/sent`, which counts packets of every type, as Mosquitto's).
+    packets_sent: Cell<u64>,
 }
 
 impl FlushQueue {
+    /// Takes the count of non-PUBLISH packets encoded since the last call.
+    pub fn take_packets_sent(&self) -> u64 {
+        self.packets_sent.replace(0)
+    }
+
     /// True while some connection of the shard has more outbound bytes than its consumer
     /// took (see [`OUTBOUND_BACKLOG_HIGH`]): readers wait.
     pub fn backlogged(&self) -> bool {

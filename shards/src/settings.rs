@@ -66,6 +66,10 @@ pub struct PersistenceSettings {
 pub struct ListenerSettings {
     /// Socket address to bind (one per address family for `localhost`).
     pub addresses: Vec<SocketAddr>,
+    /// `listener 0 /path`: the Unix socket to bind instead of addresses.
+    pub unix_path: Option<std::path::PathBuf>,
+    /// `bind_interface`: the network interface the sockets are bound to (SO_BINDTODEVICE).
+    pub bind_device: Option<String>,
     /// Port as written (for log lines).
     pub port: u16,
     /// Most simultaneous connections on this listener (`max_connections`, `None` = no limit).
@@ -105,6 +109,8 @@ impl ListenerSettings {
     pub fn plain(address: SocketAddr) -> ListenerSettings {
         ListenerSettings {
             addresses: vec![address],
+            unix_path: None,
+            bind_device: None,
             port: address.port(),
             max_connections: None,
             mount_point: None,

@@ -153,3 +153,23 @@ def test_sys_not_writable_by_clients(sys_broker):
     r.connect("sys-reader2")
     r.subscribe(1, [("$SYS/broker/version", 0)])
     assert r.expect("PUBLISH")["payload"] == first["payload"]
+
+
+def test_messages_sent_counts_packets_of_every_type(sys_broker):
+    """`$SYS/broker/messages/sent` counts every packet the broker sends (Mosquitto's
+    `g_msgs_sent`), not only PUBLISH: 20 PINGRESPs move it by at least 20 while
+    `publish/messages/sent` only moves by the $SYS publishes themselves."""
+    c = m.RawClient(sys_broker.host, sys_broker.port, 4)
+    c.connect("sys-sent")
+    c.subscribe(1, [("$SYS/broker/messages/sent", 0), ("$SYS/broker/uptime", 0)])
+    values: dict = {}
+    before = int(settle(c, values)["$SYS/broker/messages/sent"])
+    pinger = m.RawClient(sys_broker.host, sys_broker.port, 4)
+    pinger.connect("pinger")
+    for _ in range(20):
+        pinger.send(m.pingreq())
+        pinger.expect("PINGRESP")
+    after = int(settle(c, values)["$SYS/broker/messages/sent"])
+    # 20 PINGRESPs + 1 CONNACK, plus the $SYS publishes to `c` meanwhile.
+    assert after - before >= 21, (before, after)
+    pinger.close()

@@ -15,14 +15,44 @@ use crate::stats::bump;
 use crate::transport::websocket::WebSocket;
 use crate::transport::Layers;
 use bytes::{Buf, BytesMut};
-use monoio::net::{TcpListener, TcpStream};
+use monoio::net::{TcpListener, TcpStream, UnixListener};
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
 use std::rc::Rc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+/// A listen socket on this shard's runtime.
+pub enum Listening {
+    /// TCP.
+    Tcp(TcpListener),
+    /// A Unix socket.
+    Unix(UnixListener),
+}
+
+impl Listening {
+    /// The next connection. A Unix connection is carried in monoio's `TcpStream` type: the
+    /// runtime only waits for readiness, calls `recv`/`send`/`shutdown` on the descriptor
+    /// and closes it, which is the same for both socket families (setting TCP_NODELAY
+    /// fails on it and is ignored). Its peer address reads as `0.0.0.0:0`.
+    async fn accept(&self) -> std::io::Result<(TcpStream, SocketAddr)> {
+        match self {
+            Listening::Tcp(socket) => socket.accept().await,
+            Listening::Unix(socket) => {
+                let (stream, _) = socket.accept().await?;
+                let fd = stream.into_raw_fd();
+                // SAFETY: `fd` was just released by the UnixStream, so it is open and owned
+                // by nothing else.
+                let std_stream = unsafe { std::net::TcpStream::from_raw_fd(fd) };
+                let stream = TcpStream::from_std(std_stream)?;
+                Ok((stream, SocketAddr::from(([0, 0, 0, 0], 0))))
+            }
+        }
+    }
+}
+
 /// Accepts connections on one listener socket until the shard stops.
-pub async fn accept_loop(ctx: Rc<ShardCtx>, listener: usize, socket: TcpListener) {
+pub async fn accept_loop(ctx: Rc<ShardCtx>, listener: usize, socket: Listening) {
     loop {
         let (stream, peer) = match socket.accept().await {
             Ok(accepted) => accepted,
@@ -43,9 +73,13 @@ pub async fn accept_loop(ctx: Rc<ShardCtx>, listener: usize, socket: TcpListener
             continue;
         }
         if let Some(max) = settings.max_connections {
-            // Counted per shard: each shard's socket gets its share of the limit.
-            let share = max.div_ceil(shard.mesh.shards());
-            if ctx.live.get() >= share {
+            // The listener's clients on every shard (each shard counts its own).
+            let connected: u64 = shard
+                .stats
+                .iter()
+                .map(|stats| stats.listener(listener).load(Ordering::Relaxed))
+                .sum();
+            if connected >= max as u64 {
                 continue;
             }
         }

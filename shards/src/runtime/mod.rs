@@ -32,9 +32,20 @@ use crate::settings::Settings;
 use crate::shard::Now;
 use crate::stats::ShardStats;
 use std::net::TcpListener;
+use std::os::unix::net::UnixListener;
 use std::sync::{mpsc, Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// A bound listen socket handed to a shard.
+#[derive(Debug)]
+pub enum ListenSocket {
+    /// TCP (one SO_REUSEPORT socket per shard).
+    Tcp(TcpListener),
+    /// A Unix socket (`listener 0 /path`): one socket, accepted by one shard; connections
+    /// move to their client id's home shard like any other.
+    Unix(UnixListener),
+}
 
 /// Which io driver the shard runtimes use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,7 +65,7 @@ pub struct Launch {
     /// Where shards send `$CONTROL/...` requests (`None`: no handler).
     pub control: Option<mpsc::Sender<ServiceMsg>>,
     /// Listener sockets per shard: `sockets[shard]` = (listener index, socket).
-    pub sockets: Vec<Vec<(usize, TcpListener)>>,
+    pub sockets: Vec<Vec<(usize, ListenSocket)>>,
     /// State restored from the persistence file, per shard.
     pub restore: Vec<Restore>,
     /// io driver.

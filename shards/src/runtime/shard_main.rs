@@ -2,8 +2,8 @@
 //! mesh and tick tasks until shutdown.
 
 use super::sync::{yield_now, Notify};
-use super::Driver;
 use super::{flush, handshake};
+use super::{Driver, ListenSocket};
 use crate::access::AccessPolicy;
 use crate::connection::ConnId;
 use crate::control::ServiceMsg;
@@ -18,7 +18,6 @@ use crate::transport::Layers;
 use bytes::BytesMut;
 use monoio::net::TcpStream;
 use std::cell::{Cell, RefCell};
-use std::net::TcpListener;
 use std::rc::Rc;
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
@@ -42,7 +41,7 @@ pub struct ThreadContext {
     pub access: Arc<AccessPolicy>,
     pub control: Option<mpsc::Sender<ServiceMsg>>,
     pub stats: Arc<[ShardStats]>,
-    pub sockets: Vec<(usize, TcpListener)>,
+    pub sockets: Vec<(usize, ListenSocket)>,
     pub restore: Restore,
     pub driver: Driver,
 }
@@ -170,7 +169,15 @@ async fn shard_main(context: ThreadContext, ready: mpsc::Sender<std::io::Result<
     });
     let mut accepting = Vec::new();
     for (listener, socket) in context.sockets {
-        match monoio::net::TcpListener::from_std(socket) {
+        let socket = match socket {
+            ListenSocket::Tcp(socket) => {
+                monoio::net::TcpListener::from_std(socket).map(handshake::Listening::Tcp)
+            }
+            ListenSocket::Unix(socket) => {
+                monoio::net::UnixListener::from_std(socket).map(handshake::Listening::Unix)
+            }
+        };
+        match socket {
             Ok(socket) => accepting.push(monoio::spawn(handshake::accept_loop(
                 ctx.clone(),
                 listener,

@@ -416,6 +416,10 @@ impl Shard {
             client_max_packet_size: props.maximum_packet_size.unwrap_or(u32::MAX),
             problem_information: props.request_problem_information != Some(0),
             topic_aliases: Vec::new(),
+            mount_len: self.settings.listeners[accepted.listener]
+                .mount_point
+                .as_ref()
+                .map_or(0, |point| point.len().min(usize::from(u16::MAX)) as u16),
             out: bytes::BytesMut::new(),
             flush: self.flush.clone(),
             queued: false,

@@ -241,6 +241,8 @@ impl Shard {
 
     /// Periodic housekeeping: keep alive, delayed wills, session expiry, gauges.
     pub fn tick(&mut self) {
+        let packets = self.flush.take_packets_sent();
+        bump(&self.my_stats().messages_sent, packets);
         self.check_keep_alive();
         self.update_gauges();
         let now_ms = self.now.mono_ms;

@@ -261,14 +261,29 @@ impl MeshPort {
             queue.push_back(msg);
             return;
         }
-        if let Err(back) = self.mesh.ring(self.me, target).push(msg) {
-            queue.push_back(back);
+        if let Err(back) = self.push_or_block(target, msg) {
+            self.overflow[usize::from(target)].push_back(back);
             self.overflowing += 1;
-            self.mesh
-                .blocked(self.me, target)
-                .store(true, Ordering::SeqCst);
         }
         self.mesh.wake(target);
+    }
+
+    /// Pushes onto the ring to `target`; when it is full, raises the blocked flag (the
+    /// target wakes this shard after its next drain) and tries once more. The second try
+    /// closes the race with a target that drained everything between the first try and
+    /// the flag: it saw no flag and will not wake us, but then there is room now. Without
+    /// it this shard's readers could wait for an overflow flush nobody triggers.
+    fn push_or_block(&self, target: ShardId, msg: ShardMsg) -> Result<(), ShardMsg> {
+        let ring = self.mesh.ring(self.me, target);
+        let back = match ring.push(msg) {
+            Ok(()) => return Ok(()),
+            Err(back) => back,
+        };
+        self.mesh
+            .blocked(self.me, target)
+            .store(true, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+        ring.push(back)
     }
 
     /// Adds `message` to this turn's delivery batch for `target`.
@@ -308,21 +323,16 @@ impl MeshPort {
             return true;
         }
         for target in 0..self.mesh.shards {
-            let queue = &mut self.overflow[target];
-            if queue.is_empty() {
+            if self.overflow[target].is_empty() {
                 continue;
             }
-            let ring = self.mesh.ring(self.me, target as ShardId);
-            while let Some(msg) = queue.pop_front() {
-                if let Err(back) = ring.push(msg) {
-                    queue.push_front(back);
-                    self.mesh
-                        .blocked(self.me, target as ShardId)
-                        .store(true, Ordering::SeqCst);
+            while let Some(msg) = self.overflow[target].pop_front() {
+                if let Err(back) = self.push_or_block(target as ShardId, msg) {
+                    self.overflow[target].push_front(back);
                     break;
                 }
             }
-            if queue.is_empty() {
+            if self.overflow[target].is_empty() {
                 self.overflowing -= 1;
             }
             self.mesh.wake(target as ShardId);
@@ -345,6 +355,9 @@ impl MeshPort {
                 handled += 1;
             }
             let blocked = self.mesh.blocked(source, self.me);
+            // Pairs with the fence in `push_or_block`: either the source sees the room we
+            // made, or we see its flag.
+            fence(Ordering::SeqCst);
             if handled > before && source != self.me && blocked.swap(false, Ordering::SeqCst) {
                 self.mesh.wake(source);
             }

@@ -232,19 +232,28 @@ async fn mesh_loop(ctx: Rc<ShardCtx>) {
         if handled == MESH_DRAIN_BUDGET {
             yield_now().await;
         } else if handled == 0 {
-            // Parks until a message arrives or, while messages wait in the overflow, until a
-            // target drained its ring (it wakes us: `MeshPort::drain`).
-            std::future::poll_fn(|cx| {
+                        // Parks until a message arrives or, while messages wait in the overflow, until a
+            // target drained its ring (it wakes us: `MeshPort::drain`). While overflowing,
+            // the park is also bounded: the readers of this shard wait for that flush, so
+            // a lost wake-up must cost a millisecond, never a stall.
+            let parked = std::future::poll_fn(|cx| {
                 if receiver.poll_parked(cx).is_ready() || ctx.shard.borrow().mesh.can_flush() {
                     std::task::Poll::Ready(())
                 } else {
                     std::task::Poll::Pending
                 }
-            })
-            .await;
+            });
+            if ctx.shard.borrow().mesh.congested() {
+                let _ = monoio::time::timeout(OVERFLOW_RECHECK, parked).await;
+            } else {
+                parked.await;
+            }
         }
     }
 }
+
+/// Longest park of the mesh task while this shard has overflowed messages to flush.
+const OVERFLOW_RECHECK: Duration = Duration::from_millis(1);
 
 /// Runs one runtime message; true when it was Shutdown.
 fn run_control(ctx: &Rc<ShardCtx>, msg: ShardMsg) -> bool {

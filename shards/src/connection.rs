@@ -96,6 +96,17 @@ pub struct Connection {
     /// The socket refused bytes for longer than `SLOW_CONSUMER_AFTER_MS`: this
     /// connection no longer holds readers back (until its buffer empties once).
     pub slow_consumer: bool,
+    /// The session's queue (QoS 1/2 messages beyond the in-flight window) grew past the
+    /// shard's high mark while this client was connected: counted in
+    /// [`FlushQueue::backlogged`] like `backlogged`, so the shard reads no more publishes
+    /// until the client acknowledged its queue down to the low mark. Publishers are slowed
+    /// instead of the queue overflowing and dropping what they sent.
+    pub queue_backlogged: bool,
+    /// Monotonic milliseconds at which the backlogged queue last moved.
+    pub queue_moved_ms: u64,
+    /// The backlogged queue stood still for `SLOW_CONSUMER_AFTER_MS`: this client no
+    /// longer holds readers back (until its queue drains to the low mark).
+    pub queue_stalled: bool,
     /// Set when the broker decided to close: the flusher writes `out`, then shuts the
     /// socket down.
     pub closing: Option<CloseReason>,
@@ -160,9 +171,29 @@ impl Connection {
             return false;
         }
         self.backlogged = false;
-        let left = self.flush.backlogged.get().saturating_sub(1);
-        self.flush.backlogged.set(left);
-        left == 0
+        self.flush.release_one()
+    }
+
+    /// Starts holding the shard's readers back for this client's queue (see
+    /// [`Connection::queue_backlogged`]); no-op while it already does or is stalled.
+    pub fn hold_for_queue(&mut self, now_ms: u64) {
+        if self.queue_backlogged || self.queue_stalled {
+            return;
+        }
+        self.queue_backlogged = true;
+        self.queue_moved_ms = now_ms;
+        self.flush.backlogged.set(self.flush.backlogged.get() + 1);
+    }
+
+    /// Stops holding readers back for this client's queue: it drained, stalled, or the
+    /// connection is closing. When it was the last hold of the shard, the flush queue
+    /// records that the readers are to be woken ([`FlushQueue::take_unblocked`]).
+    pub fn release_queue(&mut self) -> bool {
+        if !self.queue_backlogged {
+            return false;
+        }
+        self.queue_backlogged = false;
+        self.flush.release_one()
     }
 
     /// Puts the connection on the flush queue (once until the next flush).
@@ -189,8 +220,11 @@ impl Connection {
 pub struct FlushQueue {
     pending: RefCell<Vec<ConnId>>,
     flusher: Cell<Option<Waker>>,
-    /// Connections of the shard with `backlogged` set.
+    /// Connections of the shard with `backlogged` or `queue_backlogged` set (each counted
+    /// once per flag).
     backlogged: Cell<u32>,
+    /// The last hold was released since the runtime last looked: readers are to be woken.
+    unblocked: Cell<bool>,
     /// Packets other than PUBLISH encoded since the tick last counted them (into
     /// `$SYS/broker/messages/sent`, which counts packets of every type, as Mosquitto's).
     packets_sent: Cell<u64>,
@@ -206,6 +240,22 @@ impl FlushQueue {
     /// took (see [`OUTBOUND_BACKLOG_HIGH`]): readers wait.
     pub fn backlogged(&self) -> bool {
         self.backlogged.get() > 0
+    }
+
+    /// True (once) when the last hold on the shard's readers was released since the
+    /// previous call: the caller wakes them.
+    pub fn take_unblocked(&self) -> bool {
+        self.unblocked.replace(false)
+    }
+
+    /// Counts one hold less; true when it was the last.
+    fn release_one(&self) -> bool {
+        let left = self.backlogged.get().saturating_sub(1);
+        self.backlogged.set(left);
+        if left == 0 {
+            self.unblocked.set(true);
+        }
+        left == 0
     }
     /// Queues `id` and wakes the flusher.
     pub fn push(&self, id: ConnId) {

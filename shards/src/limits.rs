@@ -40,10 +40,18 @@ pub const OUTBOUND_BYTES_SOFT_MAX: usize = 4 * 1024 * 1024;
 /// cores the writing needs. See `Connection::backlogged`.
 pub const OUTBOUND_BACKLOG_HIGH: usize = 512 * 1024;
 
+/// Messages queued for a connected client (beyond its in-flight window) at which the
+/// shard stops reading publishes until the client acknowledged the queue down to a quarter
+/// of it: a publisher faster than its subscribers is slowed rather than its messages
+/// dropped at `max_queued_messages`. Half of `max_queued_messages` when that is lower.
+/// See `Connection::queue_backlogged`.
+pub const QUEUE_BACKLOG_HIGH: usize = 128;
+
 /// How long a backlogged connection's socket may refuse bytes before it counts as a slow
 /// consumer: it stops holding the shard's readers back, and its QoS 0 messages beyond
-/// [`OUTBOUND_BYTES_SOFT_MAX`] are dropped instead. This bounds how long one client that
-/// does not read can slow anyone else down.
+/// [`OUTBOUND_BYTES_SOFT_MAX`] are dropped instead. Likewise a backlogged queue that
+/// does not move for this long. This bounds how long one client that does not read (or
+/// does not acknowledge) can slow anyone else down.
 pub const SLOW_CONSUMER_AFTER_MS: u64 = 100;
 
 /// Topic aliases a client may use when the listener does not set `max_topic_alias`.

@@ -7,6 +7,11 @@ as a slow consumer (its QoS 0 messages are dropped past the soft maximum) so tha
 hold the others back. These tests check the second half from the outside, on both brokers:
 with a subscriber that never reads, a publisher's QoS 1 stream still reaches a reading
 subscriber completely and in order, and the broker keeps serving.
+
+The same holds for QoS 1/2 queues (`shard/deliver.rs`, Culex only): a connected subscriber
+whose queue grows past a high mark holds the publishers of its shard back until it has
+acknowledged its way down, so a publisher faster than its subscriber is slowed instead of
+its messages being dropped at `max_queued_messages` (Mosquitto drops them).
 Called by: pytest.
 """
 
@@ -118,3 +123,59 @@ def test_a_stuck_subscriber_does_not_stall_publishers_on_other_topics(start_brok
         live.close()
         quiet.close()
         stuck.close()
+
+
+QUEUED_MESSAGES = 5000
+
+
+def test_a_slow_qos1_subscriber_slows_its_publisher_instead_of_losing_messages(start_broker):
+    """Default `max_queued_messages` (1000): a raw publisher writes 5000 QoS 1 messages at
+    once, the subscriber acknowledges at its own (slower) pace. Every message arrives, in
+    order, and every publish is acknowledged; nothing is dropped at the queue limit."""
+    b = start_broker("culex", ["threads 2"])
+    sub = m.RawClient(b.host, b.port, label="slow-sub")
+    publisher = m.RawClient(b.host, b.port, label="fast-pub")
+    publisher.sock.settimeout(DEADLINE_S)
+    pubacks = []
+
+    def collect_pubacks():
+        deadline = time.monotonic() + DEADLINE_S
+        while len(pubacks) < QUEUED_MESSAGES and time.monotonic() < deadline:
+            p = publisher.recv_packet(timeout=1.0)
+            if p is not None and p["type"] == "PUBACK":
+                pubacks.append(p["packet_id"])
+
+    def blast():
+        publisher.send(b"".join(
+            m.publish("bp/q", i.to_bytes(8, "big"), qos=1, packet_id=1 + i % 65535)
+            for i in range(QUEUED_MESSAGES)))
+
+    try:
+        assert sub.connect("slow-sub")["reason_code"] == 0
+        assert sub.subscribe(1, [("bp/q", 1)])["reason_codes"] == [1]
+        assert publisher.connect("fast-pub")["reason_code"] == 0
+        acks = threading.Thread(target=collect_pubacks, daemon=True)
+        acks.start()
+        sender = threading.Thread(target=blast, daemon=True)
+        sender.start()
+        seen = []
+        deadline = time.monotonic() + DEADLINE_S
+        while len(seen) < QUEUED_MESSAGES:
+            left = deadline - time.monotonic()
+            assert left > 0, f"only {len(seen)} of {QUEUED_MESSAGES} arrived"
+            p = sub.recv_packet(timeout=min(left, 5.0))
+            assert p is not None, f"delivery stopped after {len(seen)} messages, last {seen[-3:]}, gaps {[(a, b) for a, b in zip(seen, seen[1:]) if b != a + 1][:5]}, pubacks {len(pubacks)}"
+            if p["type"] != "PUBLISH":
+                continue
+            seen.append(int.from_bytes(p["payload"], "big"))
+            sub.send(m.puback(p["packet_id"]))
+            if len(seen) % 50 == 0:
+                time.sleep(0.002)  # a consumer slower than the publisher
+        assert seen == list(range(QUEUED_MESSAGES)), "complete and in order"
+        sender.join(DEADLINE_S)
+        acks.join(DEADLINE_S)
+        assert len(pubacks) == QUEUED_MESSAGES
+        assert b.alive()
+    finally:
+        sub.close()
+        publisher.close()

@@ -117,18 +117,27 @@ async fn read_loop(
         .max_packet_size
         .map_or(PACKET_SIZE_MAX, |max| max as usize);
     let layered = io.layers.borrow().is_some();
-    if !partial.is_empty() && handle_bytes(ctx, id, protocol, max, &mut partial) == Flow::Close {
-        return true;
-    }
+    // Complete packets may wait in `partial`: bytes that came with the CONNECT, or the
+    // rest of a read the shard stopped handling when it began holding readers back.
+    let mut resume = !partial.is_empty();
     loop {
-        if ctx.congested() {
-            Box::pin(ctx.uncongested.wait_until(|| !ctx.congested())).await;
+        if ctx.holds_back(id) {
+            Box::pin(ctx.wait_uncongested(|| !ctx.holds_back(id))).await;
+        }
+        if std::mem::take(&mut resume) {
+            if handle_bytes(ctx, id, protocol, max, &mut partial) == Flow::Close {
+                return true;
+            }
+            if ctx.holds_back(id) {
+                resume = true;
+                continue;
+            }
         }
         if io.stream.readable(false).await.is_err() {
             return false;
         }
         let mut turn = 0;
-        while turn < READ_TURN_BYTES_MAX && (turn == 0 || !ctx.congested()) {
+        while turn < READ_TURN_BYTES_MAX {
             let mut buf = if layered {
                 take_shared(ctx)
             } else {
@@ -160,6 +169,10 @@ async fn read_loop(
             };
             if flow == Flow::Close {
                 return true;
+            }
+            if ctx.holds_back(id) {
+                resume = true;
+                break;
             }
         }
     }
@@ -232,7 +245,8 @@ fn give_back(ctx: &ShardCtx, mut buf: BytesMut, partial: &mut BytesMut) {
     }
 }
 
-/// Decodes and handles every complete packet at the front of `buf`.
+/// Decodes and handles the complete packets at the front of `buf`, stopping early when
+/// the shard starts holding this connection back ([`ShardCtx::holds_back`]).
 fn handle_bytes(
     ctx: &ShardCtx,
     id: ConnId,
@@ -245,6 +259,10 @@ fn handle_bytes(
     shard.now = super::now();
     shard.touch(id);
     let flow = loop {
+        if shard.holds_back(id) {
+            // The rest stays in `buf` until the shard reads again (`read_loop`).
+            break Flow::Continue;
+        }
         match mqtt::decode(buf, Some(protocol), max) {
             Ok(Some(packet)) => {
                 if shard.handle(id, packet) == Flow::Close {
@@ -260,5 +278,11 @@ fn handle_bytes(
         .my_stats()
         .batch_latency
         .observe(started.elapsed().as_micros() as u64);
+    // Acknowledgements may have drained the queue that held the readers back.
+    let unblocked = shard.flush.take_unblocked();
+    drop(shard);
+    if unblocked {
+        ctx.uncongested.notify_all();
+    }
     flow
 }

@@ -113,12 +113,36 @@ impl ShardCtx {
         }
     }
 
-    /// True while connections should not read: a mesh ring to another shard is full, or a
-    /// consumer of this shard has more bytes waiting than it took (backpressure instead of
-    /// reading messages only to drop them).
-    pub fn congested(&self) -> bool {
-        let shard = self.shard.borrow();
-        shard.mesh.congested() || shard.flush.backlogged()
+    /// True while connection `id` should not read: a mesh ring to another shard is full,
+    /// or a consumer of this shard has more bytes or queued messages waiting than it took
+    /// (backpressure instead of reading messages only to drop them), and the client has
+    /// nothing in flight to acknowledge (acknowledgements are what drain a held-back
+    /// queue, so a client awaiting them is always read). See [`Shard::holds_back`].
+    pub fn holds_back(&self, id: ConnId) -> bool {
+        self.shard.borrow().holds_back(id)
+    }
+
+    /// Waits until `ready()` holds. Every [`CONGESTION_RECHECK`] it looks again (a
+    /// client may have started to await acknowledgements) and releases queues that stopped
+    /// moving ([`Shard::release_stalled_queues`]), so no client holds the shard for long.
+    pub async fn wait_uncongested(&self, ready: impl Fn() -> bool) {
+        while !ready() {
+            let woken = self.uncongested.wait_until(&ready);
+            if monoio::time::timeout(CONGESTION_RECHECK, woken)
+                .await
+                .is_ok()
+            {
+                return;
+            }
+            let released = {
+                let mut shard = self.shard.borrow_mut();
+                shard.now = super::now();
+                shard.release_stalled_queues()
+            };
+            if released {
+                self.uncongested.notify_all();
+            }
+        }
     }
 
     /// True when connection `id` has nothing left to write (or is gone).
@@ -205,8 +229,7 @@ async fn mesh_loop(ctx: Rc<ShardCtx>) {
         if ctx.shard.borrow().flush.backlogged() {
             // Deliveries from other shards wait too, so their readers feel the
             // backpressure through the full ring (bounded: `SLOW_CONSUMER_AFTER_MS`).
-            ctx.uncongested
-                .wait_until(|| !ctx.shard.borrow().flush.backlogged())
+            ctx.wait_uncongested(|| !ctx.shard.borrow().flush.backlogged())
                 .await;
         }
         let handled = {
@@ -232,7 +255,7 @@ async fn mesh_loop(ctx: Rc<ShardCtx>) {
         if handled == MESH_DRAIN_BUDGET {
             yield_now().await;
         } else if handled == 0 {
-                        // Parks until a message arrives or, while messages wait in the overflow, until a
+            // Parks until a message arrives or, while messages wait in the overflow, until a
             // target drained its ring (it wakes us: `MeshPort::drain`). While overflowing,
             // the park is also bounded: the readers of this shard wait for that flush, so
             // a lost wake-up must cost a millisecond, never a stall.
@@ -251,6 +274,9 @@ async fn mesh_loop(ctx: Rc<ShardCtx>) {
         }
     }
 }
+
+/// How often a task waiting for the shard to be uncongested looks again.
+const CONGESTION_RECHECK: Duration = Duration::from_millis(20);
 
 /// Longest park of the mesh task while this shard has overflowed messages to flush.
 const OVERFLOW_RECHECK: Duration = Duration::from_millis(1);

@@ -426,6 +426,9 @@ impl Shard {
             write_blocked: false,
             backlogged: false,
             slow_consumer: false,
+            queue_backlogged: false,
+            queue_moved_ms: 0,
+            queue_stalled: false,
             closing: None,
             will_on_close: will,
         });

@@ -13,7 +13,7 @@ use super::publish::ack;
 use super::Shard;
 use crate::access::{Action, Identity};
 use crate::connection::{ConnId, Connection};
-use crate::limits::OUTBOUND_BYTES_SOFT_MAX;
+use crate::limits::{OUTBOUND_BYTES_SOFT_MAX, QUEUE_BACKLOG_HIGH, SLOW_CONSUMER_AFTER_MS};
 use crate::message::{Delivery, Message, SubscriptionIds};
 use crate::mqtt::{ByteStr, Packet, PacketId, PublishEncode, QoS};
 use crate::session::store::SharedKey;
@@ -244,11 +244,72 @@ impl Shard {
             key,
             change: SessionDelta::Queued { delivery },
         });
+        let queued = self.store.get(key).map_or(0, |s| s.outbound.queue.len());
+        let (high, _) = queue_marks(self.settings.max_queued_messages);
+        if queued >= high {
+            let now_ms = self.now.mono_ms;
+            if let Some(conn) = self.conn_of(key).and_then(|id| self.conn_mut(id)) {
+                conn.hold_for_queue(now_ms);
+            }
+        }
     }
 
     /// Moves queued deliveries into the window while it has room (after an
-    /// acknowledgement, or on reconnect).
+    /// acknowledgement, or on reconnect), then updates the hold the queue may have on the
+    /// shard's readers (see `Connection::queue_backlogged`).
     pub(super) fn drain_queue(&mut self, key: SessionKey) {
+        let queued = |shard: &Self| shard.store.get(key).map_or(0, |s| s.outbound.queue.len());
+        let before = queued(self);
+        self.move_queue_to_window(key);
+        let after = queued(self);
+        let (_, low) = queue_marks(self.settings.max_queued_messages);
+        let now_ms = self.now.mono_ms;
+        let Some(conn) = self.conn_of(key).and_then(|id| self.conn_mut(id)) else {
+            return;
+        };
+        if after <= low {
+            conn.queue_stalled = false;
+            conn.release_queue();
+        } else if after < before {
+            conn.queue_moved_ms = now_ms;
+        }
+    }
+
+    /// Releases the hold of every queue that stood still for `SLOW_CONSUMER_AFTER_MS`
+    /// (its client stopped acknowledging): one such client must not stop the shard's
+    /// publishers for longer. True when no hold is left (the runtime wakes the readers).
+    pub fn release_stalled_queues(&mut self) -> bool {
+        let now_ms = self.now.mono_ms;
+        let mut unblocked = false;
+        for (_, conn) in self.conns.iter_mut() {
+            if conn.queue_backlogged
+                && now_ms.saturating_sub(conn.queue_moved_ms) >= SLOW_CONSUMER_AFTER_MS
+            {
+                conn.queue_stalled = true;
+                unblocked |= conn.release_queue();
+            }
+        }
+        unblocked
+    }
+
+    /// True when connection `id` has QoS 1/2 messages awaiting its acknowledgement: its
+    /// socket is read even while the shard holds readers back, since only its
+    /// acknowledgements can drain the queues that hold them.
+    pub fn awaits_acks(&self, id: ConnId) -> bool {
+        self.conn(id)
+            .and_then(|conn| conn.session)
+            .and_then(|key| self.store.get(key))
+            .is_some_and(|session| !session.outbound.inflight.is_empty())
+    }
+
+    /// True while connection `id` should not be read: the shard is congested (a mesh ring
+    /// is full, or a consumer of this shard is backlogged) and the client has nothing in
+    /// flight to acknowledge.
+    pub fn holds_back(&self, id: ConnId) -> bool {
+        (self.mesh.congested() || self.flush.backlogged()) && !self.awaits_acks(id)
+    }
+
+    fn move_queue_to_window(&mut self, key: SessionKey) {
         loop {
             let Some(id) = self.conn_of(key) else { return };
             let now = self.now.unix_s;
@@ -370,6 +431,17 @@ fn window_size(client: u16, configured: u16) -> usize {
         configured
     };
     usize::from(client.min(configured))
+}
+
+/// The queue lengths at which a connected client's queue starts (high) and stops (low)
+/// holding the shard's readers back, for `max_queued_messages` (0 = no limit): the high
+/// mark stays below the limit, so publishers are slowed before anything is dropped.
+fn queue_marks(max_queued: usize) -> (usize, usize) {
+    let high = match max_queued {
+        0 => QUEUE_BACKLOG_HIGH,
+        max => QUEUE_BACKLOG_HIGH.min(max / 2).max(1),
+    };
+    (high, high / 4)
 }
 
 /// One PUBLISH to write: a message and what one subscriber gets of it.

@@ -135,6 +135,7 @@ impl Shard {
         let mut conn = self.conns.remove(id.slot as usize);
         // The runtime wakes the readers after this (`connection_task`).
         conn.release_backlog();
+        conn.release_queue();
         let reason = conn.closing.unwrap_or(CloseReason::SocketClosed);
         drop_by(self.my_stats().listener(conn.listener), 1);
         if self.settings.connection_messages {

@@ -1089,3 +1089,97 @@ fn large_payloads_arrive_intact_between_small_ones_within_and_across_shards() {
         assert_eq!(payloads(&world.take(s, id)), ["small", big, "tiny", big]);
     }
 }
+
+/// A subscriber with `receive_maximum 2` and `max_queued_messages 8` (queue marks 4/1),
+/// and a publisher, on one shard.
+fn queue_world() -> (World, ConnId, ConnId) {
+    let mut settings = settings();
+    settings.max_queued_messages = 8;
+    let mut world = World::with(1, settings);
+    let mut c = connect(Protocol::V5, "sub", true);
+    c.properties.receive_maximum = Some(2);
+    let (_, sub, _) = world.connect(c);
+    let (_, publisher, _) = world.connect(connect(Protocol::V5, "pub", true));
+    world.send(0, sub, subscribe(1, "t", QoS::AtLeastOnce));
+    world.take(0, sub);
+    (world, sub, publisher)
+}
+
+fn publish_n(world: &mut World, publisher: ConnId, from: u16, count: u16) {
+    for n in from..from + count {
+        let payload: &'static str = Box::leak(n.to_string().into_boxed_str());
+        world.send(
+            0,
+            publisher,
+            publish("t", payload, QoS::AtLeastOnce, Some(n), false),
+        );
+    }
+}
+
+fn ack_all(world: &mut World, sub: ConnId) -> Vec<String> {
+    let out = world.take(0, sub);
+    for id in publishes(&out).iter().filter_map(|p| p.packet_id) {
+        world.send(0, sub, Packet::PubAck(Ack::new(id)));
+    }
+    payloads(&out)
+}
+
+#[test]
+fn a_connected_clients_queue_holds_publishers_back_until_it_drains_to_the_low_mark() {
+    let (mut world, sub, publisher) = queue_world();
+    publish_n(&mut world, publisher, 1, 5);
+    assert!(!world.shards[0].flush.backlogged(), "2 in flight, 3 queued");
+    publish_n(&mut world, publisher, 6, 1);
+    assert!(world.shards[0].flush.backlogged(), "4 queued: high mark");
+    assert!(
+        world.shards[0].awaits_acks(sub),
+        "the subscriber is still read"
+    );
+    assert!(
+        !world.shards[0].awaits_acks(publisher),
+        "the publisher waits"
+    );
+    world.shards[0].flush.take_unblocked();
+    let mut delivered = ack_all(&mut world, sub);
+    assert!(
+        world.shards[0].flush.backlogged(),
+        "2 queued: above the low mark"
+    );
+    delivered.extend(ack_all(&mut world, sub));
+    assert!(!world.shards[0].flush.backlogged(), "queue empty: released");
+    assert!(world.shards[0].flush.take_unblocked(), "readers are woken");
+    delivered.extend(ack_all(&mut world, sub));
+    delivered.extend(ack_all(&mut world, sub));
+    assert_eq!(delivered, ["1", "2", "3", "4", "5", "6"], "nothing dropped");
+}
+
+#[test]
+fn a_queue_that_stops_moving_stops_holding_publishers_back_and_then_overflows() {
+    let (mut world, sub, publisher) = queue_world();
+    publish_n(&mut world, publisher, 1, 6);
+    assert!(world.shards[0].flush.backlogged());
+    world.now.mono_ms += 99;
+    world.set_now();
+    assert!(!world.shards[0].release_stalled_queues(), "not yet stalled");
+    world.now.mono_ms += 1;
+    world.set_now();
+    assert!(
+        world.shards[0].release_stalled_queues(),
+        "stalled: released"
+    );
+    assert!(!world.shards[0].flush.backlogged());
+    publish_n(&mut world, publisher, 7, 6);
+    assert!(
+        !world.shards[0].flush.backlogged(),
+        "a stalled queue holds no one back"
+    );
+    let mut delivered = Vec::new();
+    for _ in 0..6 {
+        delivered.extend(ack_all(&mut world, sub));
+    }
+    let expected: Vec<String> = (1..=10).map(|n| n.to_string()).collect();
+    assert_eq!(
+        delivered, expected,
+        "2 in flight + 8 queued; 11 and 12 dropped"
+    );
+}

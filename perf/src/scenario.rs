@@ -341,8 +341,9 @@ impl Plan {
                     });
                 }
             }
-            Scenario::Retained => {
+                        Scenario::Retained => {
                 let count = topics.clamp(1, u32::MAX as usize) as u32;
+                publishers = 1;
                 roles.push(Role::RetainedPublisher {
                     prefix: format!("{prefix}/r/"),
                     count,
@@ -457,7 +458,8 @@ mod tests {
         let fanout = Plan::build(Scenario::Fanout, 5, 0, 2, "x");
         assert_eq!((fanout.publishers, fanout.subscribers()), (1, 5));
         let retained = Plan::build(Scenario::Retained, 3, 100, 2, "x");
-        assert_eq!((retained.publishers, retained.subscribers()), (0, 3));
+                // The retained publisher counts: the run waits for its subscribers beyond it.
+        assert_eq!((retained.publishers, retained.subscribers()), (1, 3));
         let conns = Plan::build(Scenario::Conns, 7, 0, 3, "x");
         assert_eq!(conns.clients.len(), 7);
         assert!(conns

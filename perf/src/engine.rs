@@ -339,7 +339,7 @@ fn measure_handshakes(workload: &Workload, start: &Clock, end: &Clock, result: &
 fn measure_retained(workload: &Workload, shared: &Shared, plan: &Plan, result: &mut RunResult) {
     let start = Clock::read(shared, workload.broker_pid);
     shared.set_phase(Phase::Measure);
-        let subscribers = plan.subscribers();
+    let subscribers = plan.subscribers();
     // The retained publisher counted itself finished before this phase began.
     let all = wait_until(shared, workload.settle_timeout, |s| {
         s.sum(|c| &c.finished) as usize >= subscribers + plan.publishers
@@ -355,7 +355,7 @@ fn measure_retained(workload: &Workload, shared: &Shared, plan: &Plan, result: &
     }
     if !all {
         result.invalid.push(format!(
-                        "only {} of {subscribers} subscribers received every retained message within {:.0} s",
+            "only {} of {subscribers} subscribers received every retained message within {:.0} s",
             (shared.sum(|c| &c.finished) as usize).saturating_sub(plan.publishers),
             workload.settle_timeout.as_secs_f64()
         ));

@@ -341,7 +341,7 @@ impl Plan {
                     });
                 }
             }
-                        Scenario::Retained => {
+            Scenario::Retained => {
                 let count = topics.clamp(1, u32::MAX as usize) as u32;
                 publishers = 1;
                 roles.push(Role::RetainedPublisher {
@@ -458,7 +458,7 @@ mod tests {
         let fanout = Plan::build(Scenario::Fanout, 5, 0, 2, "x");
         assert_eq!((fanout.publishers, fanout.subscribers()), (1, 5));
         let retained = Plan::build(Scenario::Retained, 3, 100, 2, "x");
-                // The retained publisher counts: the run waits for its subscribers beyond it.
+        // The retained publisher counts: the run waits for its subscribers beyond it.
         assert_eq!((retained.publishers, retained.subscribers()), (1, 3));
         let conns = Plan::build(Scenario::Conns, 7, 0, 3, "x");
         assert_eq!(conns.clients.len(), 7);

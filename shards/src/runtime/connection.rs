@@ -143,6 +143,7 @@ async fn read_loop(
             } else {
                 take_buffer(ctx, &mut partial)
             };
+            let room = buf.capacity() - buf.len();
             let read = match recv_into(fd, &mut buf) {
                 Ok(0) => return closing(ctx, id),
                 Ok(read) => read,
@@ -172,6 +173,12 @@ async fn read_loop(
             }
             if ctx.holds_back(id) {
                 resume = true;
+                break;
+            }
+            if read < room {
+                // The socket had less than we asked for: it is drained, and the next
+                // recv would only say so. Readiness is re-checked by the next wait (a
+                // poll, on either driver), so nothing that arrives meanwhile is missed.
                 break;
             }
         }

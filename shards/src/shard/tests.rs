@@ -1183,3 +1183,32 @@ fn a_queue_that_stops_moving_stops_holding_publishers_back_and_then_overflows() 
         "2 in flight + 8 queued; 11 and 12 dropped"
     );
 }
+
+#[test]
+fn sequential_client_ids_spread_over_shards_without_pattern() {
+    for shards in [2usize, 4, 8] {
+        let mut counts = vec![0usize; shards];
+        for i in 0..4000 {
+            counts[usize::from(super::home_shard(format!("client-{i}").as_bytes(), shards))] += 1;
+        }
+        let expected = 4000 / shards;
+        assert!(
+            counts
+                .iter()
+                .all(|&c| c > expected * 8 / 10 && c < expected * 12 / 10),
+            "{shards} shards: {counts:?}"
+        );
+    }
+    // `x-{i}` and `x-{100 + i}` differ by the digits "1" and "0": a hash whose low bit is
+    // the parity of the odd bytes puts every such pair on different shards of two.
+    let same = (0..100)
+        .filter(|i| {
+            super::home_shard(format!("x-{i}").as_bytes(), 2)
+                == super::home_shard(format!("x-{}", 100 + i).as_bytes(), 2)
+        })
+        .count();
+    assert!(
+        (25..=75).contains(&same),
+        "{same} of 100 pairs share a shard"
+    );
+}

@@ -115,6 +115,15 @@ impl AccessPolicy {
         self.listeners.get(index)
     }
 
+    /// True when checks on `listener` consult rules (dynamic security or an ACL file),
+    /// so remembering their outcome saves work (`crate::acl_memo`).
+    pub fn has_rules(&self, listener: usize) -> bool {
+        self.dynsec.is_some()
+            || self
+                .listener(listener)
+                .is_some_and(|l| l.acl_file.is_some())
+    }
+
     /// True when something on `listener` authenticates user names.
     fn authenticates(&self, listener: usize) -> bool {
         self.dynsec.is_some()

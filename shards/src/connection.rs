@@ -13,6 +13,7 @@
 //! of messages to a subscriber costs one syscall, and an idle connection has no writer
 //! task at all.
 
+use crate::acl_memo::AclMemo;
 use crate::limits::OUTBOUND_BACKLOG_HIGH;
 use crate::mqtt::{ByteStr, Packet, Protocol, PublishEncode};
 use crate::session::SessionKey;
@@ -112,6 +113,8 @@ pub struct Connection {
     pub closing: Option<CloseReason>,
     /// Publish the will when the connection ends (cleared by a normal DISCONNECT).
     pub will_on_close: bool,
+    /// Its last publish and receive ACL decisions.
+    pub acl_memo: AclMemo,
 }
 
 impl Connection {

@@ -16,6 +16,7 @@
 //! ```
 
 pub mod access;
+pub mod acl_memo;
 pub mod atomic_file;
 pub mod authfile;
 pub mod connection;

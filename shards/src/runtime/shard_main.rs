@@ -294,7 +294,7 @@ fn run_control(ctx: &Rc<ShardCtx>, msg: ShardMsg) -> bool {
             let snapshot = persist::snapshot(&ctx.shard.borrow());
             let _ = reply.send(snapshot);
         }
-        ShardMsg::Control(Control::Access(access)) => ctx.shard.borrow_mut().access = access,
+        ShardMsg::Control(Control::Access(access)) => ctx.shard.borrow_mut().set_access(access),
         ShardMsg::Control(Control::Publish(message)) => {
             let mut shard = ctx.shard.borrow_mut();
             shard.now = super::now();
@@ -311,7 +311,7 @@ fn run_control(ctx: &Rc<ShardCtx>, msg: ShardMsg) -> bool {
             let mut shard = ctx.shard.borrow_mut();
             shard.reload(settings);
             if let Some(access) = access {
-                shard.access = access;
+                shard.set_access(access);
             }
         }
         _ => {}

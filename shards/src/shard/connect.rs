@@ -431,6 +431,7 @@ impl Shard {
             queue_stalled: false,
             closing: None,
             will_on_close: will,
+            acl_memo: Default::default(),
         });
         self.set_online(key, Some(id));
         let stats = self.my_stats();

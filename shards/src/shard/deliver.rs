@@ -133,19 +133,25 @@ impl Shard {
         };
         // The listener of the current connection (its ACL file, with per_listener_settings);
         // an offline session is checked against the first listener's rules.
-        let listener = self
-            .conn_of(key)
-            .and_then(|id| self.conn(id))
-            .map_or(0, |conn| conn.listener);
+        let conn = self.conn_of(key).and_then(|id| self.conn(id));
         let who = Identity {
-            listener,
+            listener: conn.map_or(0, |conn| conn.listener),
             client_id: session.client_id.as_str(),
             username: session.username.as_deref(),
         };
-        if !self
-            .access
-            .allows(Action::Receive, &who, message.topic.as_str())
-        {
+        let topic = message.topic.as_str();
+        let allowed = match conn {
+            // A connection's memo answers for its own session's identity.
+            Some(conn) => conn.acl_memo.allows(
+                &self.access,
+                self.access_epoch,
+                Action::Receive,
+                &who,
+                topic,
+            ),
+            None => self.access.allows(Action::Receive, &who, topic),
+        };
+        if !allowed {
             return;
         }
         match (self.conn_of(key), route.qos) {

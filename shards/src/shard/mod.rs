@@ -35,8 +35,8 @@ mod tests;
 pub use connect::{Accepted, ConnectRequest, Refusal};
 pub use lifecycle::Flow;
 
-use crate::access::AccessPolicy;
 use crate::access::AuthCaches;
+use crate::access::{AccessPolicy, Action, Identity};
 use crate::connection::{ConnId, Connection};
 use crate::control::ControlPort;
 use crate::mesh::{MeshPort, ShardId};
@@ -84,8 +84,12 @@ pub struct Shard {
     pub id: ShardId,
     /// Current settings.
     pub settings: Arc<Settings>,
-    /// Current authentication and authorisation rules.
+    /// Current authentication and authorisation rules; replaced only through
+    /// [`Shard::set_access`].
     pub access: Arc<AccessPolicy>,
+    /// Changes with every `access` swap: connections' remembered ACL decisions
+    /// (`crate::acl_memo`) are valid only under the epoch they were made in. Never 0.
+    access_epoch: u64,
     /// Credentials this shard verified recently (PBKDF2 is slow).
     auth_cache: AuthCaches,
     /// Where `$CONTROL/...` requests go.
@@ -147,6 +151,7 @@ impl Shard {
             id: mesh.me(),
             settings,
             access,
+            access_epoch: 1,
             auth_cache: AuthCaches::new().expect("the OS random source works at start-up"),
             control: None,
             store: SessionStore::default(),
@@ -187,6 +192,24 @@ impl Shard {
     /// The connection `id`, if it is still open.
     pub fn conn(&self, id: ConnId) -> Option<&Connection> {
         self.conns.get(id.slot as usize).filter(|c| c.id == id)
+    }
+
+    /// Installs new access rules (a reload or a dynamic-security change); decisions
+    /// remembered under the old ones stop counting.
+    pub fn set_access(&mut self, access: Arc<AccessPolicy>) {
+        self.access = access;
+        self.access_epoch += 1;
+    }
+
+    /// [`AccessPolicy::allows`] for connection `conn`'s own identity, through its memo.
+    pub(crate) fn conn_allows(&self, conn: &Connection, action: Action, topic: &str) -> bool {
+        let who = Identity {
+            listener: conn.listener,
+            client_id: conn.client_id.as_str(),
+            username: conn.username.as_deref(),
+        };
+        conn.acl_memo
+            .allows(&self.access, self.access_epoch, action, &who, topic)
     }
 
     /// The connection `id`, if it is still open.

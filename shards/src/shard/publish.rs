@@ -6,7 +6,7 @@
 //! another core only when that core has a matching subscription.
 
 use super::{Flow, Shard};
-use crate::access::{Action, Identity};
+use crate::access::Action;
 use crate::connection::ConnId;
 use crate::limits::SHARDS_MAX;
 use crate::mesh::{ShardId, ShardMsg};
@@ -158,15 +158,7 @@ impl Shard {
             );
             return reason::PACKET_TOO_LARGE;
         }
-        let who = Identity {
-            listener: conn.listener,
-            client_id: conn.client_id.as_str(),
-            username: conn.username.as_deref(),
-        };
-        if !self
-            .access
-            .allows(Action::Publish, &who, publish.topic.as_str())
-        {
+        if !self.conn_allows(conn, Action::Publish, publish.topic.as_str()) {
             log::debug!(
                 "Denied PUBLISH from {} to '{}'.",
                 conn.client_id,

@@ -105,6 +105,8 @@ pub struct Connection {
     pub queue_backlogged: bool,
     /// Monotonic milliseconds at which the backlogged queue last moved.
     pub queue_moved_ms: u64,
+    /// Monotonic milliseconds at which this hold began.
+    pub queue_held_ms: u64,
     /// The backlogged queue stood still for `SLOW_CONSUMER_AFTER_MS`: this client no
     /// longer holds readers back (until its queue drains to the low mark).
     pub queue_stalled: bool,
@@ -185,6 +187,7 @@ impl Connection {
         }
         self.queue_backlogged = true;
         self.queue_moved_ms = now_ms;
+        self.queue_held_ms = now_ms;
         self.flush.backlogged.set(self.flush.backlogged.get() + 1);
     }
 

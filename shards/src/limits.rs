@@ -47,6 +47,12 @@ pub const OUTBOUND_BACKLOG_HIGH: usize = 512 * 1024;
 /// See `Connection::queue_backlogged`.
 pub const QUEUE_BACKLOG_HIGH: usize = 128;
 
+/// Longest one client's queue may hold its shard's readers back in one go, even while it
+/// drains: past this, it is treated like a slow consumer until its queue is down to the
+/// low mark again. Bounds what a client draining a long backlog costs the shard's other
+/// publishers. A hold in a steady stream lasts milliseconds (96 acknowledgements).
+pub const QUEUE_HOLD_MAX_MS: u64 = 250;
+
 /// How long a backlogged connection's socket may refuse bytes before it counts as a slow
 /// consumer: it stops holding the shard's readers back, and its QoS 0 messages beyond
 /// [`OUTBOUND_BYTES_SOFT_MAX`] are dropped instead. Likewise a backlogged queue that

@@ -428,6 +428,7 @@ impl Shard {
             slow_consumer: false,
             queue_backlogged: false,
             queue_moved_ms: 0,
+            queue_held_ms: 0,
             queue_stalled: false,
             closing: None,
             will_on_close: will,

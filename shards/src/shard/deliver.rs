@@ -13,7 +13,9 @@ use super::publish::ack;
 use super::Shard;
 use crate::access::{Action, Identity};
 use crate::connection::{ConnId, Connection};
-use crate::limits::{OUTBOUND_BYTES_SOFT_MAX, QUEUE_BACKLOG_HIGH, SLOW_CONSUMER_AFTER_MS};
+use crate::limits::{
+    OUTBOUND_BYTES_SOFT_MAX, QUEUE_BACKLOG_HIGH, QUEUE_HOLD_MAX_MS, SLOW_CONSUMER_AFTER_MS,
+};
 use crate::message::{Delivery, Message, SubscriptionIds};
 use crate::mqtt::{ByteStr, Packet, PacketId, PublishEncode, QoS};
 use crate::session::store::SharedKey;
@@ -282,14 +284,18 @@ impl Shard {
     }
 
     /// Releases the hold of every queue that stood still for `SLOW_CONSUMER_AFTER_MS`
-    /// (its client stopped acknowledging): one such client must not stop the shard's
-    /// publishers for longer. True when no hold is left (the runtime wakes the readers).
+    /// (its client stopped acknowledging) or has held for `QUEUE_HOLD_MAX_MS` (it drains,
+    /// but too slowly, e.g. a long backlog from offline time): one client must not stop
+    /// the shard's other publishers for longer. Such a client holds nobody back again
+    /// until its queue is down to the low mark. True when no hold is left (the runtime
+    /// wakes the readers).
     pub fn release_stalled_queues(&mut self) -> bool {
         let now_ms = self.now.mono_ms;
         let mut unblocked = false;
         for (_, conn) in self.conns.iter_mut() {
             if conn.queue_backlogged
-                && now_ms.saturating_sub(conn.queue_moved_ms) >= SLOW_CONSUMER_AFTER_MS
+                && (now_ms.saturating_sub(conn.queue_moved_ms) >= SLOW_CONSUMER_AFTER_MS
+                    || now_ms.saturating_sub(conn.queue_held_ms) >= QUEUE_HOLD_MAX_MS)
             {
                 conn.queue_stalled = true;
                 unblocked |= conn.release_queue();

@@ -1212,3 +1212,32 @@ fn sequential_client_ids_spread_over_shards_without_pattern() {
         "{same} of 100 pairs share a shard"
     );
 }
+
+#[test]
+fn a_queue_that_drains_too_slowly_holds_publishers_back_for_a_bounded_time() {
+    let (mut world, sub, publisher) = queue_world();
+    publish_n(&mut world, publisher, 1, 6);
+    assert!(world.shards[0].flush.backlogged());
+    for step in 0..4 {
+        // One acknowledgement every 90 ms: the queue moves, and new messages refill it.
+        world.now.mono_ms += 90;
+        world.set_now();
+        let out = world.take(0, sub);
+        if let Some(id) = publishes(&out).first().and_then(|p| p.packet_id) {
+            world.send(0, sub, Packet::PubAck(Ack::new(id)));
+        }
+        publish_n(&mut world, publisher, 7 + step, 1);
+        let released = world.shards[0].release_stalled_queues();
+        assert_eq!(
+            released,
+            step == 2,
+            "step {step}: held for {} ms",
+            90 * (step + 1)
+        );
+        assert_eq!(
+            world.shards[0].flush.backlogged(),
+            step < 2,
+            "released for good: the refills of step 3 do not hold again"
+        );
+    }
+}

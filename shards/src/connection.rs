@@ -169,14 +169,13 @@ impl Connection {
     }
 
     /// Stops counting this connection as backlogged: its buffer was written, it turned out
-    /// to be a slow consumer, or it is closing. True when no connection of the shard is
-    /// backlogged any more (the runtime then wakes the readers).
-    pub fn release_backlog(&mut self) -> bool {
-        if !self.backlogged {
-            return false;
+    /// to be a slow consumer, or it is closing. When it was the shard's last hold, the
+    /// flush queue records that the readers are to be woken ([`FlushQueue::take_unblocked`]).
+    pub fn release_backlog(&mut self) {
+        if self.backlogged {
+            self.backlogged = false;
+            self.flush.release_one();
         }
-        self.backlogged = false;
-        self.flush.release_one()
     }
 
     /// Starts holding the shard's readers back for this client's queue (see
@@ -192,14 +191,12 @@ impl Connection {
     }
 
     /// Stops holding readers back for this client's queue: it drained, stalled, or the
-    /// connection is closing. When it was the last hold of the shard, the flush queue
-    /// records that the readers are to be woken ([`FlushQueue::take_unblocked`]).
-    pub fn release_queue(&mut self) -> bool {
-        if !self.queue_backlogged {
-            return false;
+    /// connection is closing. Wakes the readers like [`Connection::release_backlog`].
+    pub fn release_queue(&mut self) {
+        if self.queue_backlogged {
+            self.queue_backlogged = false;
+            self.flush.release_one();
         }
-        self.queue_backlogged = false;
-        self.flush.release_one()
     }
 
     /// Puts the connection on the flush queue (once until the next flush).
@@ -254,14 +251,13 @@ impl FlushQueue {
         self.unblocked.replace(false)
     }
 
-    /// Counts one hold less; true when it was the last.
-    fn release_one(&self) -> bool {
+    /// Counts one hold less; the last one marks the readers to be woken.
+    fn release_one(&self) {
         let left = self.backlogged.get().saturating_sub(1);
         self.backlogged.set(left);
         if left == 0 {
             self.unblocked.set(true);
         }
-        left == 0
     }
     /// Queues `id` and wakes the flusher.
     pub fn push(&self, id: ConnId) {

@@ -89,7 +89,7 @@ async fn connection_task(
     ctx.live.set(ctx.live.get() - 1);
     ctx.connection_ended.notify_all();
     // It may have been the connection that held the readers back.
-    ctx.uncongested.notify_all();
+    ctx.wake_if_unblocked();
 }
 
 /// Waits (bounded) until the flusher wrote a closing connection's last bytes.
@@ -285,11 +285,8 @@ fn handle_bytes(
         .my_stats()
         .batch_latency
         .observe(started.elapsed().as_micros() as u64);
-    // Acknowledgements may have drained the queue that held the readers back.
-    let unblocked = shard.flush.take_unblocked();
     drop(shard);
-    if unblocked {
-        ctx.uncongested.notify_all();
-    }
+    // Acknowledgements may have drained the queue that held the readers back.
+    ctx.wake_if_unblocked();
     flow
 }

@@ -98,14 +98,13 @@ fn flush_one(ctx: &Rc<ShardCtx>, id: ConnId) {
         }
     };
     drop(layers);
-    let mut unblocked = false;
     match outcome {
         Sent::All => {
             // The buffer is kept for the next burst (re-growing it per flush would copy
             // every large message once more); the tick releases it once the connection
             // is idle.
             conn.slow_consumer = false;
-            unblocked = conn.release_backlog();
+            conn.release_backlog();
             if conn.closing.is_some() {
                 shutdown(fd);
             }
@@ -118,14 +117,12 @@ fn flush_one(ctx: &Rc<ShardCtx>, id: ConnId) {
             conn.out.clear();
             io.wire.borrow_mut().clear();
             conn.close(CloseReason::SocketClosed);
-            unblocked = conn.release_backlog();
+            conn.release_backlog();
         }
     }
     bump(&shard.stats[stats_index].bytes_sent, written);
     drop(shard);
-    if unblocked {
-        ctx.uncongested.notify_all();
-    }
+    ctx.wake_if_unblocked();
 }
 
 /// Waits until a socket that refused bytes is writable again, then queues it for the
@@ -138,13 +135,11 @@ async fn wait_writable(ctx: Rc<ShardCtx>, io: Rc<ConnIo>, id: ConnId) {
         .is_err()
     {
         // Still full: a consumer that does not keep up stops holding the readers back.
-        let unblocked = ctx.shard.borrow_mut().conn_mut(id).is_some_and(|conn| {
+        if let Some(conn) = ctx.shard.borrow_mut().conn_mut(id) {
             conn.slow_consumer = true;
-            conn.release_backlog()
-        });
-        if unblocked {
-            ctx.uncongested.notify_all();
+            conn.release_backlog();
         }
+        ctx.wake_if_unblocked();
     }
     loop {
         match monoio::time::timeout(CLOSE_FLUSH_TIMEOUT, io.stream.writable(false)).await {

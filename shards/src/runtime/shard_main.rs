@@ -134,14 +134,22 @@ impl ShardCtx {
             {
                 return;
             }
-            let released = {
+            {
                 let mut shard = self.shard.borrow_mut();
                 shard.now = super::now();
-                shard.release_stalled_queues()
-            };
-            if released {
-                self.uncongested.notify_all();
+                shard.release_stalled_queues();
             }
+            self.wake_if_unblocked();
+        }
+    }
+
+    /// Wakes the tasks waiting for the shard to be uncongested when its last hold was
+    /// released since the previous call ([`crate::connection::FlushQueue::take_unblocked`]).
+    /// Call with no borrow of the shard held.
+    pub fn wake_if_unblocked(&self) {
+        let unblocked = self.shard.borrow().flush.take_unblocked();
+        if unblocked {
+            self.uncongested.notify_all();
         }
     }
 
@@ -226,12 +234,11 @@ async fn mesh_loop(ctx: Rc<ShardCtx>) {
     let receiver = MeshPort::new(ctx.mesh.clone(), ctx.id);
     let mut for_runtime: Vec<ShardMsg> = Vec::new();
     loop {
-        if ctx.shard.borrow().flush.backlogged() {
-            // Deliveries from other shards wait too, so their readers feel the
-            // backpressure through the full ring (bounded: `SLOW_CONSUMER_AFTER_MS`).
-            ctx.wait_uncongested(|| !ctx.shard.borrow().flush.backlogged())
-                .await;
-        }
+        // While a consumer of this shard is backlogged, deliveries from other shards wait
+        // too, so their readers feel the backpressure through the full ring (bounded:
+        // `SLOW_CONSUMER_AFTER_MS`).
+        ctx.wait_uncongested(|| !ctx.shard.borrow().flush.backlogged())
+            .await;
         let handled = {
             let mut shard = ctx.shard.borrow_mut();
             shard.now = super::now();

@@ -135,23 +135,18 @@ impl Shard {
         };
         // The listener of the current connection (its ACL file, with per_listener_settings);
         // an offline session is checked against the first listener's rules.
-        let conn = self.conn_of(key).and_then(|id| self.conn(id));
-        let who = Identity {
-            listener: conn.map_or(0, |conn| conn.listener),
-            client_id: session.client_id.as_str(),
-            username: session.username.as_deref(),
-        };
         let topic = message.topic.as_str();
-        let allowed = match conn {
-            // A connection's memo answers for its own session's identity.
-            Some(conn) => conn.acl_memo.allows(
-                &self.access,
-                self.access_epoch,
-                Action::Receive,
-                &who,
-                topic,
-            ),
-            None => self.access.allows(Action::Receive, &who, topic),
+        let allowed = match self.conn_of(key).and_then(|id| self.conn(id)) {
+            // A connection runs as its session's identity; its memo answers.
+            Some(conn) => self.conn_allows(conn, Action::Receive, topic),
+            None => {
+                let who = Identity {
+                    listener: 0,
+                    client_id: session.client_id.as_str(),
+                    username: session.username.as_deref(),
+                };
+                self.access.allows(Action::Receive, &who, topic)
+            }
         };
         if !allowed {
             return;
@@ -287,21 +282,22 @@ impl Shard {
     /// (its client stopped acknowledging) or has held for `QUEUE_HOLD_MAX_MS` (it drains,
     /// but too slowly, e.g. a long backlog from offline time): one client must not stop
     /// the shard's other publishers for longer. Such a client holds nobody back again
-    /// until its queue is down to the low mark. True when no hold is left (the runtime
-    /// wakes the readers).
+    /// until its queue is down to the low mark. True when it released one and no hold is
+    /// left (the flush queue then also says so: [`crate::connection::FlushQueue::take_unblocked`]).
     pub fn release_stalled_queues(&mut self) -> bool {
         let now_ms = self.now.mono_ms;
-        let mut unblocked = false;
+        let mut released = false;
         for (_, conn) in self.conns.iter_mut() {
             if conn.queue_backlogged
                 && (now_ms.saturating_sub(conn.queue_moved_ms) >= SLOW_CONSUMER_AFTER_MS
                     || now_ms.saturating_sub(conn.queue_held_ms) >= QUEUE_HOLD_MAX_MS)
             {
                 conn.queue_stalled = true;
-                unblocked |= conn.release_queue();
+                conn.release_queue();
+                released = true;
             }
         }
-        unblocked
+        released && !self.flush.backlogged()
     }
 
     /// True when connection `id` has QoS 1/2 messages awaiting its acknowledgement: its

@@ -505,8 +505,25 @@ class RawClient:
         self.send(unsubscribe(packet_id, topics, version=self.version, **kw))
         return self.expect("UNSUBACK")
 
-    def disconnect(self, reason_code=0, properties=None):
-        self.try_send(disconnect(reason_code, properties, version=self.version))
+    def disconnect(self, reason_code=0, properties=None, linger=2.0):
+        """Send DISCONNECT and wait (up to `linger` s) for the server to close.
+
+        Waiting makes the disconnect ordered before whatever the test does
+        next: a message published right after must find the session offline
+        (queued), not still connected (sent, then redelivered with DUP).
+        Bytes arriving meanwhile are dropped unparsed, so they are not
+        recorded in transcripts."""
+        if self.try_send(disconnect(reason_code, properties, version=self.version)):
+            deadline = time.monotonic() + linger
+            while (remaining := deadline - time.monotonic()) > 0:
+                ready, _, _ = select.select([self.sock], [], [], remaining)
+                if not ready:
+                    break
+                try:
+                    if not self.sock.recv(65536):
+                        break
+                except OSError:
+                    break
         self.close()
 
     # -- receiving -------------------------------------------------------

@@ -356,6 +356,22 @@ async fn publisher(
     }))
 }
 
+/// How late publisher `id` of `publishers` starts its fixed-`rate` schedule (messages per
+/// second per publisher): its share of one period, so the publishers' sends interleave.
+fn schedule_offset(id: u32, publishers: usize, rate: f64) -> Duration {
+    if rate <= 0.0 || publishers == 0 {
+        return Duration::ZERO;
+    }
+    let share = f64::from(id) / publishers as f64;
+    Duration::from_secs_f64(share.fract() / rate)
+}
+
+/// How many messages a fixed-`rate` schedule has due `since` its start (`None`: it has
+/// not started): the first at the start, then one per period.
+fn due_messages(since: Option<Duration>, rate: f64) -> u64 {
+    since.map_or(0, |since| (since.as_secs_f64() * rate) as u64 + 1)
+}
+
 /// One publisher's sending state.
 struct Publishing {
     ctx: Rc<Ctx>,
@@ -374,7 +390,12 @@ impl Publishing {
     async fn run(&mut self, writer: &mut Writer, topics: &Topics) -> Result<(), String> {
         let workload = self.ctx.workload.clone();
         let rate = workload.rate.map(|r| r / self.ctx.publishers.max(1) as f64);
-        let started = Instant::now();
+        // At a fixed rate, publisher i starts i/N of a period late, so N publishers send
+        // one message every period/N between them instead of all N in the same instant.
+        let started = match rate {
+            Some(rate) => Instant::now() + schedule_offset(self.id, self.ctx.publishers, rate),
+            None => Instant::now(),
+        };
         let limit = match topics {
             Topics::Fixed(topic) => {
                 self.topic.clone_from(topic);
@@ -392,7 +413,7 @@ impl Publishing {
             let room = self.window_max.saturating_sub(self.window.inflight.get());
             let mut count = workload.batch.min(room).min((limit - self.seq) as usize);
             if let Some(rate) = rate {
-                let due = (started.elapsed().as_secs_f64() * rate) as u64 + 1;
+                let due = due_messages(Instant::now().checked_duration_since(started), rate);
                 let allowed = due.saturating_sub(u64::from(self.seq)) as usize;
                 if allowed == 0 {
                     self.push_pubrels(writer)?;
@@ -676,4 +697,30 @@ async fn churn(ctx: &Rc<Ctx>, index: usize) -> Result<Outcome, String> {
     drop(reader);
     drop(writer);
     Ok(Outcome::Idle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fixed_rate_publishers_interleave_over_one_period() {
+        // 4 publishers at 100 msg/s each: a 10 ms period, starts 2.5 ms apart.
+        let starts: Vec<Duration> = (0..4).map(|id| schedule_offset(id, 4, 100.0)).collect();
+        let ms: Vec<f64> = starts.iter().map(|d| d.as_secs_f64() * 1e3).collect();
+        for (got, want) in ms.iter().zip([0.0, 2.5, 5.0, 7.5]) {
+            assert!((got - want).abs() < 1e-9, "{ms:?}");
+        }
+        assert_eq!(schedule_offset(3, 0, 100.0), Duration::ZERO);
+        assert_eq!(schedule_offset(3, 4, 0.0), Duration::ZERO);
+    }
+
+    #[test]
+    fn a_schedule_has_nothing_due_before_its_start_then_one_per_period() {
+        assert_eq!(due_messages(None, 100.0), 0);
+        assert_eq!(due_messages(Some(Duration::ZERO), 100.0), 1);
+        assert_eq!(due_messages(Some(Duration::from_micros(9_999)), 100.0), 1);
+        assert_eq!(due_messages(Some(Duration::from_millis(10)), 100.0), 2);
+        assert_eq!(due_messages(Some(Duration::from_secs(1)), 100.0), 101);
+    }
 }

@@ -62,9 +62,24 @@ impl OutBatch {
 
     /// Adds a copy of `message`.
     pub fn push(&mut self, message: &Message) {
-        let copy_payload = message.payload.len() <= COPY_MAX;
+        let shared = (message.payload.len() > COPY_MAX).then(|| message.payload.clone());
+        self.push_with(message, shared);
+    }
+
+    /// Adds `message`, taken: a large payload's reference moves into the batch instead of
+    /// being counted once more here and once less when the caller drops its own (two
+    /// updates of a counter the receiving core updates too). For the last target of a
+    /// message.
+    pub fn push_owned(&mut self, mut message: Message) {
+        let shared =
+            (message.payload.len() > COPY_MAX).then(|| std::mem::take(&mut message.payload));
+        self.push_with(&message, shared);
+    }
+
+    /// Adds `message` with `shared` as its payload, or a copy of its payload when `None`.
+    fn push_with(&mut self, message: &Message, shared: Option<Bytes>) {
         let needed = message.topic.len()
-            + if copy_payload {
+            + if shared.is_none() {
                 message.payload.len()
             } else {
                 0
@@ -76,10 +91,9 @@ impl OutBatch {
             self.arena = BytesMut::with_capacity(needed.max(ARENA_CHUNK));
         }
         let topic = self.copy(message.topic.as_bytes());
-        let (payload, shared) = if copy_payload {
-            (Some(self.copy(&message.payload)), Bytes::new())
-        } else {
-            (None, message.payload.clone())
+        let (payload, shared) = match shared {
+            Some(shared) => (None, shared),
+            None => (Some(self.copy(&message.payload)), Bytes::new()),
         };
         self.messages.push(Message {
             topic: ByteStr::new(),
@@ -156,6 +170,30 @@ mod tests {
             big.payload.as_ptr(),
             "large payloads are shared"
         );
+    }
+
+    #[test]
+    fn an_owned_message_moves_its_large_payload_and_copies_a_small_one() {
+        let big_payload = Bytes::from(vec![7u8; COPY_MAX + 1]);
+        let big = Message::new(
+            ByteStr::from_static("big"),
+            big_payload.clone(),
+            QoS::AtMostOnce,
+            false,
+        );
+        let small = Message::new(
+            ByteStr::from_static("small"),
+            Bytes::from_static(b"tiny"),
+            QoS::AtLeastOnce,
+            true,
+        );
+        let mut batch = OutBatch::default();
+        batch.push_owned(big.clone());
+        batch.push_owned(small.clone());
+        let out = batch.finish();
+        assert_eq!(out.messages, vec![big, small.clone()]);
+        assert_eq!(out.messages[0].payload.as_ptr(), big_payload.as_ptr());
+        assert_ne!(out.messages[1].payload.as_ptr(), small.payload.as_ptr());
     }
 
     #[test]

@@ -292,6 +292,13 @@ impl MeshPort {
         self.batches[usize::from(target)].push(message);
     }
 
+    /// [`MeshPort::deliver`], taking the message: for its last target (see
+    /// [`OutBatch::push_owned`]).
+    pub fn deliver_owned(&mut self, target: ShardId, message: Message) {
+        assert_ne!(target, self.me, "local deliveries are function calls");
+        self.batches[usize::from(target)].push_owned(message);
+    }
+
     /// Sends the delivery batches gathered this turn (the runtime calls it at the end of
     /// every turn that may have published).
     pub fn flush_batches(&mut self) {

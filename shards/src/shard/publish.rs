@@ -265,11 +265,17 @@ impl Shard {
     pub(super) fn route(&mut self, message: Message, origin: Option<SessionKey>) -> bool {
         let (mut matched, mask) = self.deliver_routed(&message, origin);
         matched |= mask != 0;
-        for target in shard_bits(mask) {
-            self.mesh.deliver(target, &message);
-        }
         if !self.shared_interest.shards.is_empty() {
             matched |= self.route_shared(&message);
+        }
+        // The last target takes the message itself (no extra reference count).
+        let last = shard_bits(mask).last();
+        for target in shard_bits(mask) {
+            if Some(target) == last {
+                self.mesh.deliver_owned(target, message);
+                break;
+            }
+            self.mesh.deliver(target, &message);
         }
         matched
     }

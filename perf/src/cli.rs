@@ -310,7 +310,8 @@ WORKLOAD OPTIONS:
   --window N             unacknowledged QoS 1/2 publishes per publisher (default 32)
   --rate MSGS            total publish rate, messages/s (0 = as fast as possible)
   --threads N            harness threads, one monoio runtime each (default: cores)
-  --batch N              most PUBLISH packets per write (default 64)
+  --batch N              most PUBLISH packets per write (default 64; a write also
+                         stops once it holds 64 KiB)
   --topics K             retained topics (default 10000)
   --connect-rate N       connection attempts per second, total (default: unlimited)
   --connect-concurrency N  handshakes in flight per thread (default 64)

@@ -16,7 +16,7 @@
 use crate::client::{self, Login, Reader, Writer};
 use crate::engine::{new_histogram, Counters, Phase, Shared, ThreadOutcome};
 use crate::payload::{self, Header};
-use crate::scenario::{ClientSpec, Role, Workload};
+use crate::scenario::{ClientSpec, Role, Workload, WRITE_BYTES_MAX};
 use crate::sync::{Gate, Notify};
 use crate::tls::TlsClient;
 use crate::tracker::{BitSet, Received};
@@ -493,6 +493,9 @@ impl Publishing {
             }
             self.seq += 1;
             written += 1;
+            if writer.pending() >= WRITE_BYTES_MAX {
+                break;
+            }
         }
         Ok(written)
     }

@@ -14,7 +14,7 @@
 //! task at all.
 
 use crate::acl_memo::AclMemo;
-use crate::limits::OUTBOUND_BACKLOG_HIGH;
+use crate::limits::{FLUSH_EARLY_BYTES, OUTBOUND_BACKLOG_HIGH};
 use crate::mqtt::{ByteStr, Packet, Protocol, PublishEncode};
 use crate::session::SessionKey;
 use bytes::BytesMut;
@@ -159,8 +159,12 @@ impl Connection {
         if len > self.client_max_packet_size as usize {
             return None;
         }
+        let before = self.out.len();
         let written = crate::mqtt::encode_publish(self.protocol, publish, &mut self.out).ok()?;
         self.wake_writer();
+        if before < FLUSH_EARLY_BYTES && self.out.len() >= FLUSH_EARLY_BYTES {
+            self.flush.early.borrow_mut().push(self.id);
+        }
         if self.out.len() >= OUTBOUND_BACKLOG_HIGH && !self.backlogged && !self.slow_consumer {
             self.backlogged = true;
             self.flush.backlogged.set(self.flush.backlogged.get() + 1);
@@ -222,6 +226,8 @@ impl Connection {
 #[derive(Default)]
 pub struct FlushQueue {
     pending: RefCell<Vec<ConnId>>,
+    /// Connections whose outbound buffer passed [`FLUSH_EARLY_BYTES`] this turn.
+    early: RefCell<Vec<ConnId>>,
     flusher: Cell<Option<Waker>>,
     /// Connections of the shard with `backlogged` or `queue_backlogged` set (each counted
     /// once per flag).
@@ -259,6 +265,16 @@ impl FlushQueue {
             self.unblocked.set(true);
         }
     }
+    /// Takes the connections to write before the end of the turn into `into`.
+    pub fn take_early(&self, into: &mut Vec<ConnId>) {
+        std::mem::swap(&mut *self.early.borrow_mut(), into);
+    }
+
+    /// True when some connection is to be written before the end of the turn.
+    pub fn has_early(&self) -> bool {
+        !self.early.borrow().is_empty()
+    }
+
     /// Queues `id` and wakes the flusher.
     pub fn push(&self, id: ConnId) {
         self.pending.borrow_mut().push(id);

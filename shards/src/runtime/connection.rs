@@ -7,6 +7,7 @@
 //! is one small future parked on readiness holding no buffer; plain TCP reads go into the
 //! shard's shared buffer and stay zero-copy; writes are the flusher's (`flush.rs`).
 
+use super::flush::flush_early;
 use super::io::{recv_into, shutdown, would_block};
 use super::shard_main::{ConnIo, ShardCtx};
 use crate::connection::{CloseReason, ConnId};
@@ -103,7 +104,7 @@ async fn wait_flushed(ctx: &ShardCtx, id: ConnId) {
 /// Reads and handles packets until the socket ends (false) or the shard closes the
 /// connection (true).
 async fn read_loop(
-    ctx: &ShardCtx,
+    ctx: &Rc<ShardCtx>,
     io: &ConnIo,
     id: ConnId,
     protocol: Protocol,
@@ -125,7 +126,9 @@ async fn read_loop(
             Box::pin(ctx.wait_uncongested(|| !ctx.holds_back(id))).await;
         }
         if std::mem::take(&mut resume) {
-            if handle_bytes(ctx, id, protocol, max, &mut partial) == Flow::Close {
+            let flow = handle_bytes(ctx, id, protocol, max, &mut partial);
+            flush_early(ctx);
+            if flow == Flow::Close {
                 return true;
             }
             if ctx.holds_back(id) {
@@ -168,6 +171,8 @@ async fn read_loop(
                 give_back(ctx, buf, &mut partial);
                 flow
             };
+            // What this read made for other connections leaves while still in cache.
+            flush_early(ctx);
             if flow == Flow::Close {
                 return true;
             }

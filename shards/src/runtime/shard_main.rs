@@ -62,6 +62,8 @@ pub struct ShardCtx {
     pub connection_ended: Notify,
     /// Woken after each flusher pass (a closing connection waits for its last bytes).
     pub connection_flushed: Notify,
+    /// Spare list for [`super::flush::flush_early`] (kept to avoid an allocation per call).
+    pub early_ids: RefCell<Vec<ConnId>>,
     /// The socket (and transport) of each open connection, by connection slot.
     pub streams: RefCell<Vec<Option<(ConnId, Rc<ConnIo>)>>>,
     /// Connections alive on this shard (including ones still reading CONNECT).
@@ -195,6 +197,7 @@ async fn shard_main(context: ThreadContext, ready: mpsc::Sender<std::io::Result<
         uncongested: Notify::default(),
         connection_ended: Notify::default(),
         connection_flushed: Notify::default(),
+        early_ids: RefCell::default(),
         streams: RefCell::new(Vec::new()),
         live: Cell::new(0),
         stopping: Cell::new(false),
@@ -249,6 +252,7 @@ async fn mesh_loop(ctx: Rc<ShardCtx>) {
                 !shard.flush.backlogged()
             })
         };
+        super::flush::flush_early(&ctx);
         for msg in for_runtime.drain(..) {
             if run_control(&ctx, msg) {
                 finish_shutdown(&ctx).await;

@@ -1241,3 +1241,51 @@ fn a_queue_that_drains_too_slowly_holds_publishers_back_for_a_bounded_time() {
         );
     }
 }
+
+#[test]
+fn a_subscriber_whose_outbound_bytes_reach_16_kib_is_listed_once_for_an_early_write() {
+    let mut world = World::with(1, settings());
+    let (_, sub, _) = world.connect(connect(Protocol::V311, "early-sub", true));
+    let (_, publisher, _) = world.connect(connect(Protocol::V311, "early-pub", true));
+    world.send(0, sub, subscribe(1, "big", QoS::AtMostOnce));
+    world.take(0, sub);
+    let mut early = Vec::new();
+    world.shards[0].flush.take_early(&mut early);
+    let payload: &'static str = Box::leak("x".repeat(4000).into_boxed_str());
+    for n in 1..=3 {
+        world.send(
+            0,
+            publisher,
+            publish("big", payload, QoS::AtMostOnce, None, false),
+        );
+        assert!(
+            !world.shards[0].flush.has_early(),
+            "{n} × 4 KB is below 16 KiB"
+        );
+    }
+    for _ in 0..3 {
+        world.send(
+            0,
+            publisher,
+            publish("big", payload, QoS::AtMostOnce, None, false),
+        );
+    }
+    world.shards[0].flush.take_early(&mut early);
+    assert_eq!(
+        early,
+        [sub],
+        "listed when it crossed, not again while above"
+    );
+    early.clear();
+    assert_eq!(
+        publishes(&world.take(0, sub)).len(),
+        6,
+        "the buffer holds all six"
+    );
+    world.send(
+        0,
+        publisher,
+        publish("big", payload, QoS::AtMostOnce, None, false),
+    );
+    assert!(!world.shards[0].flush.has_early(), "written: below again");
+}

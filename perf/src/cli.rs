@@ -308,7 +308,8 @@ WORKLOAD OPTIONS:
   --duration SECS        measured window (default 10; accepts 500ms, 2s)
   --warmup SECS          load before the window (default 2)
   --window N             unacknowledged QoS 1/2 publishes per publisher (default 32)
-  --rate MSGS            total publish rate, messages/s (0 = as fast as possible)
+  --rate MSGS            total publish rate, messages/s (0 = as fast as possible),
+                         shared evenly by the publishers, their sends interleaved
   --threads N            harness threads, one monoio runtime each (default: cores)
   --batch N              most PUBLISH packets per write (default 64; a write also
                          stops once it holds 64 KiB)

@@ -173,3 +173,21 @@ def test_messages_sent_counts_packets_of_every_type(sys_broker):
     # 20 PINGRESPs + 1 CONNACK, plus the $SYS publishes to `c` meanwhile.
     assert after - before >= 21, (before, after)
     pinger.close()
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_version_is_published_at_start_before_any_client_subscribes(
+        start_broker, broker_kind, threads):
+    """`$SYS/broker/version` is published once, at start: a client that subscribes at once
+    gets it as a retained message, never live (a 5.0 client asking for no retained
+    messages gets nothing, and its SUBACK is the first thing it sees)."""
+    b = start_broker(broker_kind, [f"threads {threads}"] if broker_kind == "culex" else [])
+    c = m.RawClient(b.host, b.port, 5)
+    c.connect("sys-early")
+    assert c.subscribe(1, [("$SYS/broker/version", {"qos": 0, "retain_handling": 2})])[
+        "reason_codes"] == [0]
+    c.expect_nothing(0.6)  # past Culex's first 250 ms tick
+    c.subscribe(2, [("$SYS/broker/version", {"qos": 0, "retain_handling": 0})])
+    got = c.expect("PUBLISH")
+    assert got["retain"] is True and got["payload"].decode().split(" version ")[0] in (
+        "mosquitto", "culex")

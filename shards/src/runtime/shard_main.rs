@@ -336,9 +336,18 @@ async fn finish_shutdown(ctx: &Rc<ShardCtx>) {
     let _ = monoio::time::timeout(Duration::from_secs(5), wait).await;
 }
 
-/// Housekeeping every `TICK_MS`, and `$SYS` on shard 0.
+/// Housekeeping every `TICK_MS`, and `$SYS` on shard 0. The first `$SYS` values (and the
+/// once-only `$SYS/broker/version`) go out when the shard starts, before any client can
+/// have subscribed, as Mosquitto's do; a client subscribing to `$SYS/#` right after start
+/// then gets them as retained messages, not live ones ahead of its SUBACK.
 async fn tick_loop(ctx: Rc<ShardCtx>) {
     let mut sys = (ctx.id == 0).then(SysPublisher::default);
+    if let Some(sys) = sys.as_mut() {
+        let mut shard = ctx.shard.borrow_mut();
+        shard.now = super::now();
+        sys.maybe_publish(&mut shard);
+        shard.end_turn();
+    }
     loop {
         monoio::time::sleep(Duration::from_millis(TICK_MS)).await;
         if ctx.stopping.get() {
@@ -347,9 +356,9 @@ async fn tick_loop(ctx: Rc<ShardCtx>) {
         let mut shard = ctx.shard.borrow_mut();
         shard.now = super::now();
         shard.tick();
-        shard.end_turn();
         if let Some(sys) = sys.as_mut() {
             sys.maybe_publish(&mut shard);
         }
+        shard.end_turn();
     }
 }

@@ -265,14 +265,9 @@ impl FlushQueue {
             self.unblocked.set(true);
         }
     }
-    /// Takes the connections to write before the end of the turn into `into`.
-    pub fn take_early(&self, into: &mut Vec<ConnId>) {
-        std::mem::swap(&mut *self.early.borrow_mut(), into);
-    }
-
-    /// True when some connection is to be written before the end of the turn.
-    pub fn has_early(&self) -> bool {
-        !self.early.borrow().is_empty()
+    /// The next connection to write before the end of the turn, if any.
+    pub fn pop_early(&self) -> Option<ConnId> {
+        self.early.borrow_mut().pop()
     }
 
     /// Queues `id` and wakes the flusher.

@@ -1,8 +1,8 @@
 //! The shard's flusher: one task per shard writes the outbound bytes of every connection
 //! that has some, one `send` per connection per turn, however many packets were encoded
 //! since the last one. A connection that gathered 16 KiB or more is written earlier, by
-//! [`flush_early`], as soon as the reader or mesh drain that filled it is done. Plain TCP sends the connection's buffer as the shard encoded it;
-//! TLS/WebSocket connections first wrap it through their layers. A socket that refuses
+//! [`flush_early`], as soon as the reader or mesh drain that filled it is done. Plain TCP
+//! sends the connection's buffer as the shard encoded it; TLS/WebSocket connections first wrap it through their layers. A socket that refuses
 //! bytes gets a waiter task until it is writable again.
 //!
 //! Backpressure: a connection with more than `OUTBOUND_BACKLOG_HIGH` bytes waiting holds
@@ -52,22 +52,20 @@ pub async fn flush_loop(ctx: Rc<ShardCtx>) {
 /// `send`. A closing connection is left to the flusher, which shuts it down after its last
 /// bytes.
 pub fn flush_early(ctx: &Rc<ShardCtx>) {
-    if !ctx.shard.borrow().flush.has_early() {
-        return;
-    }
-    let mut ids = std::mem::take(&mut *ctx.early_ids.borrow_mut());
-    ctx.shard.borrow().flush.take_early(&mut ids);
-    for id in ids.drain(..) {
-        let closing = ctx
-            .shard
-            .borrow()
-            .conn(id)
-            .is_none_or(|conn| conn.closing.is_some());
-        if !closing {
-            flush_one(ctx, id);
+    loop {
+        let next = {
+            let shard = ctx.shard.borrow();
+            shard
+                .flush
+                .pop_early()
+                .map(|id| (id, shard.conn(id).is_none_or(|c| c.closing.is_some())))
+        };
+        match next {
+            None => return,
+            Some((_, true)) => {}
+            Some((id, false)) => flush_one(ctx, id),
         }
     }
-    *ctx.early_ids.borrow_mut() = ids;
 }
 
 /// The outcome of writing a buffer.

@@ -62,8 +62,6 @@ pub struct ShardCtx {
     pub connection_ended: Notify,
     /// Woken after each flusher pass (a closing connection waits for its last bytes).
     pub connection_flushed: Notify,
-    /// Spare list for [`super::flush::flush_early`] (kept to avoid an allocation per call).
-    pub early_ids: RefCell<Vec<ConnId>>,
     /// The socket (and transport) of each open connection, by connection slot.
     pub streams: RefCell<Vec<Option<(ConnId, Rc<ConnIo>)>>>,
     /// Connections alive on this shard (including ones still reading CONNECT).
@@ -197,7 +195,6 @@ async fn shard_main(context: ThreadContext, ready: mpsc::Sender<std::io::Result<
         uncongested: Notify::default(),
         connection_ended: Notify::default(),
         connection_flushed: Notify::default(),
-        early_ids: RefCell::default(),
         streams: RefCell::new(Vec::new()),
         live: Cell::new(0),
         stopping: Cell::new(false),

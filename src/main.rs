@@ -20,6 +20,7 @@ mod sockets;
 use cli::Command;
 use config::Config;
 use shards::control::ServiceMsg;
+use shards::cpu_affinity;
 use shards::runtime::{self, BrokerHandle, Driver, Launch};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -140,6 +141,7 @@ fn run(cli: &cli::Cli, config: Config) -> Result<(), settings::StartError> {
         .worker_threads(cores)
         .clamp(1, shards::limits::SHARDS_MAX);
     let sockets = sockets::bind_all(&settings, shards).map_err(start_error(1))?;
+    let cpus = shard_cpus(config.cpu_affinity, shards);
     if let Some(path) = &config.pid_file {
         process::write_pid_file(path).map_err(start_error(1))?;
     }
@@ -166,6 +168,7 @@ fn run(cli: &cli::Cli, config: Config) -> Result<(), settings::StartError> {
         sockets,
         restore,
         driver,
+        cpus,
     })
     .map_err(start_error(1))?;
     logging::publish_to(broker.mesh());
@@ -182,6 +185,25 @@ fn run(cli: &cli::Cli, config: Config) -> Result<(), settings::StartError> {
 }
 
 /// The main thread's loop: signals and autosave.
+/// The CPU each shard thread is pinned to (`cpu_affinity`), logged once.
+fn shard_cpus(mode: cpu_affinity::Mode, shards: usize) -> Vec<Option<usize>> {
+    let allowed = match cpu_affinity::allowed_cpus() {
+        Ok(allowed) => allowed,
+        Err(error) => {
+            if mode == cpu_affinity::Mode::Pin {
+                log::warn!("Warning: Unable to read the CPU affinity mask: {error}.");
+            }
+            Vec::new()
+        }
+    };
+    let cpus = cpu_affinity::plan(mode, &allowed, shards);
+    let pinned: Vec<String> = cpus.iter().flatten().map(usize::to_string).collect();
+    if !pinned.is_empty() {
+        log::info!("Shard threads pinned to CPUs {}.", pinned.join(","));
+    }
+    cpus
+}
+
 fn serve_signals(
     cli: &cli::Cli,
     mut config: Config,

@@ -21,6 +21,7 @@ pub mod atomic_file;
 pub mod authfile;
 pub mod connection;
 pub mod control;
+pub mod cpu_affinity;
 pub mod credential_cache;
 pub mod delivery_batch;
 pub mod dynsec;

@@ -27,6 +27,7 @@ impl Config {
             security: Security::default(),
             plugins: Vec::new(),
             threads: 0,
+            cpu_affinity: shards::cpu_affinity::Mode::Auto,
             user: "mosquitto".to_string(),
             pid_file: None,
             sys_interval: 10,

@@ -159,6 +159,7 @@ pub const OPTIONS: &[OptionSpec] = &[
     spec("set_tcp_nodelay", Implemented, V20, "set_tcp_nodelay true"),
     spec("sys_interval", Implemented, V20, "sys_interval 10"),
     spec("threads", Implemented, Culex, "threads 4"),
+    spec("cpu_affinity", Implemented, Culex, "cpu_affinity true"),
     spec(
         "upgrade_outgoing_qos",
         Implemented,

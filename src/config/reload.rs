@@ -7,8 +7,8 @@
 //!   options (`allow_anonymous`, `password_file`, `acl_file`, ...) and TLS settings — the
 //!   broker re-reads password, ACL and certificate files on reload;
 //! - kept until restart: the set of listeners and their socket/protocol settings, plugins,
-//!   `threads`, `user`, `pid_file`, `enable_control_api`, and where persistence lives
-//!   (`persistence`, `persistence_location`, `persistence_file`).
+//!   `threads`, `cpu_affinity`, `user`, `pid_file`, `enable_control_api`, and where
+//!   persistence lives (`persistence`, `persistence_location`, `persistence_file`).
 //!
 //! Listeners are matched by port and bind address, as Mosquitto does.
 
@@ -123,6 +123,7 @@ impl Config {
         note("persistence_file", old_p.file != new_p.file, false);
         note("plugins", self.plugins != new.plugins, false);
         note("threads", self.threads != new.threads, false);
+        note("cpu_affinity", self.cpu_affinity != new.cpu_affinity, false);
         note("user", self.user != new.user, false);
         note("pid_file", self.pid_file != new.pid_file, false);
         note(
@@ -139,6 +140,7 @@ impl Config {
         next.persistence.file.clone_from(&self.persistence.file);
         next.plugins.clone_from(&self.plugins);
         next.threads = self.threads;
+        next.cpu_affinity = self.cpu_affinity;
         next.user.clone_from(&self.user);
         next.pid_file.clone_from(&self.pid_file);
         next.enable_control_api = self.enable_control_api;

@@ -953,6 +953,11 @@ fn global_option(draft: &mut Draft, at: At<'_>, key: &str, args: &mut Args<'_>) 
         "global_max_connections" => config.global_max_connections = count_limit(key, args)?,
         "sys_interval" => config.sys_interval = narrow(key, values::ranged(key, args, 0, 65535)?)?,
         "threads" => config.threads = narrow(key, values::ranged(key, args, 0, THREADS_MAX)?)?,
+        "cpu_affinity" => {
+            let value = values::word(key, args)?;
+            config.cpu_affinity = shards::cpu_affinity::Mode::parse(value)
+                .ok_or_else(|| values::invalid(key, value))?;
+        }
         "retain_expiry_interval" => retain_expiry_interval(draft, at, args)?,
         _ => return persistence_or_limit_option(draft, key, args),
     }

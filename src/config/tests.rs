@@ -359,6 +359,10 @@ fn every_mosquitto_option_name_is_in_the_table() {
         options::lookup("admin_listener").map(|s| s.since),
         Some(options::Since::Culex)
     );
+    assert_eq!(
+        options::lookup("cpu_affinity").map(|s| s.since),
+        Some(options::Since::Culex)
+    );
     assert!(options::lookup("no_such_option").is_none());
     assert!(options::lookup("plugin_op").is_none());
 }
@@ -372,8 +376,8 @@ fn option_table_has_no_duplicates() {
     assert_eq!(before, names.len());
     assert_eq!(
         before,
-        MOSQUITTO_OPTION_NAMES.len() + 2,
-        "table = Mosquitto's names + threads + admin_listener"
+        MOSQUITTO_OPTION_NAMES.len() + 3,
+        "table = Mosquitto's names + threads + cpu_affinity + admin_listener"
     );
 }
 
@@ -511,6 +515,16 @@ fn bad_values_are_errors_with_file_and_line() {
             1,
         ),
         ("threads many", "Error: Invalid threads value (many).", 1),
+        (
+            "cpu_affinity yes",
+            "Error: Invalid cpu_affinity value (yes).",
+            1,
+        ),
+        (
+            "cpu_affinity",
+            "Error: Empty cpu_affinity value in configuration.",
+            1,
+        ),
         (
             "persistent_client_expiration 5x",
             "Error: Invalid persistent_client_expiration duration in configuration.",
@@ -1527,6 +1541,15 @@ fn limit_options() {
     assert_eq!((config.threads, config.worker_threads(8)), (3, 3));
     assert_eq!(Config::embedded_default().worker_threads(8), 8);
     assert_eq!(config.sys_interval, 0);
+    use shards::cpu_affinity::Mode;
+    assert_eq!(config.cpu_affinity, Mode::Auto, "default");
+    for (line, mode) in [
+        ("cpu_affinity auto", Mode::Auto),
+        ("cpu_affinity true", Mode::Pin),
+        ("cpu_affinity false", Mode::Off),
+    ] {
+        assert_eq!(parse_ok(line).cpu_affinity, mode, "{line}");
+    }
     assert_eq!(
         config.retain_expiry_interval,
         Some(Duration::from_secs(120))
@@ -1634,7 +1657,7 @@ fn reload_applies_security_limits_and_logging_but_not_listeners_or_plugins() {
     let new = parse_ok(
         "listener 1883\nmax_connections 9\nlistener 8883\ncertfile /c2\nkeyfile /k2\nlistener 1884\n\
          allow_anonymous true\npassword_file /p\n\
-         persistence_location /b\nmax_keepalive 120\nlog_type all",
+         persistence_location /b\nmax_keepalive 120\nlog_type all\ncpu_affinity false",
     );
     let reload = old.reloadable_from(&new);
     let config = &reload.config;
@@ -1660,6 +1683,10 @@ fn reload_applies_security_limits_and_logging_but_not_listeners_or_plugins() {
     assert_eq!(config.logging.types, LogTypes::ALL);
     assert_eq!(config.persistence.location, Some(PathBuf::from("/a")));
     assert_eq!(config.plugins, old.plugins);
+    assert_eq!(
+        config.cpu_affinity, old.cpu_affinity,
+        "threads are not re-pinned"
+    );
     for applied in [
         "limits",
         "logging",
@@ -1677,6 +1704,7 @@ fn reload_applies_security_limits_and_logging_but_not_listeners_or_plugins() {
         "listeners",
         "plugins",
         "persistence_location",
+        "cpu_affinity",
         "listener 1883: settings",
     ] {
         assert!(

@@ -31,6 +31,9 @@ pub struct Config {
     pub plugins: Vec<Plugin>,
     /// `threads` (Culex extension): worker cores to use; 0 = every core. Default 0.
     pub threads: usize,
+    /// `cpu_affinity auto|true|false` (Culex extension): pin shard threads to CPUs
+    /// ([`shards::cpu_affinity::plan`]). Default `auto`.
+    pub cpu_affinity: shards::cpu_affinity::Mode,
     /// `user`: account to drop privileges to when started as root. Default `mosquitto`.
     pub user: String,
     /// `pid_file`: where to write the process id. Default none.

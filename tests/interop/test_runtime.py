@@ -10,7 +10,9 @@ Called by: pytest (Culex only; Mosquitto has neither setting).
 
 from __future__ import annotations
 
+import os
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -112,6 +114,44 @@ def test_takeover_and_session_resume_across_handoffs(start_broker, broker_kind, 
     p.connect("wander-pub")
     p.publish("wander/x", b"still subscribed", qos=1, packet_id=7)
     assert first.expect("PUBLISH")["payload"] == b"still subscribed"
+
+
+def shard_cpus(pid: int) -> dict[str, set[int]]:
+    """The CPUs each `culex-shard-N` thread of process `pid` may run on."""
+    cpus = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        name = (task / "comm").read_text().strip()
+        if name.startswith("culex-shard-"):
+            cpus[name] = os.sched_getaffinity(int(task.name))
+    return cpus
+
+
+ALLOWED = sorted(os.sched_getaffinity(0))
+
+
+@pytest.mark.parametrize("setting", ["auto", "true", "false"])
+@pytest.mark.parametrize("threads", sorted({1, len(ALLOWED)}))
+def test_cpu_affinity_pins_one_shard_per_cpu(start_broker, broker_kind, setting, threads):
+    lines = [f"threads {threads}"]
+    if setting != "auto":
+        lines.append(f"cpu_affinity {setting}")
+    b = start_broker(broker_kind, lines)
+    assert b.wait_log(f"running ({threads} shard", 5), b.log()
+    pinned = setting == "true" or (setting == "auto" and 1 < threads == len(ALLOWED))
+    expected = {f"culex-shard-{i}": {ALLOWED[i % len(ALLOWED)]} if pinned else set(ALLOWED)
+                for i in range(threads)}
+    assert shard_cpus(b.pid) == expected
+    assert ("Shard threads pinned to CPUs" in b.log()) == pinned, b.log()
+    # Pinned or not, every shard serves: clients on both land on one shard or the other.
+    sub = m.RawClient(b.host, b.port, 4)
+    sub.connect("aff-sub")
+    sub.subscribe(1, [("aff/#", 0)])
+    for i in range(4):
+        p = m.RawClient(b.host, b.port, 4)
+        p.connect(f"aff-pub-{i}")
+        p.publish(f"aff/{i}", b"x")
+        p.disconnect()
+    assert sorted(sub.expect("PUBLISH")["topic"] for _ in range(4)) == [f"aff/{i}" for i in range(4)]
 
 
 def run_culex(*args, timeout=10):

@@ -70,6 +70,9 @@ pub struct Launch {
     pub restore: Vec<Restore>,
     /// io driver.
     pub driver: Driver,
+    /// The CPU of each shard thread, by shard ([`crate::cpu_affinity::plan`]); shorter
+    /// (or empty) leaves the rest unpinned.
+    pub cpus: Vec<Option<usize>>,
 }
 
 /// The running broker, as the main thread sees it.
@@ -99,6 +102,7 @@ pub fn start(launch: Launch) -> std::io::Result<BrokerHandle> {
             sockets,
             restore,
             driver: launch.driver,
+            cpu: launch.cpus.get(id).copied().flatten(),
         };
         let ready = ready_tx.clone();
         let thread = std::thread::Builder::new()

@@ -44,6 +44,8 @@ pub struct ThreadContext {
     pub sockets: Vec<(usize, ListenSocket)>,
     pub restore: Restore,
     pub driver: Driver,
+    /// The CPU to pin this thread to ([`crate::cpu_affinity::plan`]); `None`: not pinned.
+    pub cpu: Option<usize>,
 }
 
 /// Per-shard runtime state shared by its tasks (single thread, so `Rc` and `RefCell`).
@@ -164,6 +166,14 @@ impl ShardCtx {
 
 /// Thread entry point.
 pub fn run(context: ThreadContext, ready: mpsc::Sender<std::io::Result<()>>) {
+    if let Some(cpu) = context.cpu {
+        if let Err(error) = crate::cpu_affinity::pin_current_thread(cpu) {
+            log::warn!(
+                "Warning: Unable to pin shard {} to CPU {cpu}: {error}.",
+                context.id
+            );
+        }
+    }
     let driver = context.driver;
     let result = match driver {
         Driver::Auto => monoio::RuntimeBuilder::<monoio::FusionDriver>::new()

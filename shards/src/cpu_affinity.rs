@@ -3,10 +3,10 @@
 //!
 //! A thread-per-core broker pins its shards the way Seastar and glommio do: shard `i` stays
 //! on one core. Unpinned, the kernel places a shard woken by a socket on the core of the
-//! thread that woke it (a sync wake-up), where it waits until that thread yields even when
-//! the other core is idle. Measured on the 2-vCPU benchmark machine, 100 pairs at
-//! 10,000 msg/s, interleaved: p99 latency 0.83–0.84× Mosquitto's pinned against
-//! 0.87–0.94× unpinned; fanin +13 % msg/s (docs/benchmarks.md, session 5).
+//! thread that woke it (a sync wake-up) and it waits there until that thread yields: a
+//! median 19 µs in a trace of the latency benchmark. Measured on the 2-vCPU benchmark
+//! machine, 100 pairs at 10,000 msg/s, interleaved: p99 latency 0.82–0.84× Mosquitto's
+//! pinned against 0.86–0.94× unpinned; fanin +13 % msg/s (docs/benchmarks.md, session 5).
 //!
 //! [`plan`] is the pure decision; `main` calls it with [`allowed_cpus`] and each shard
 //! thread calls [`pin_current_thread`] with its entry before building its runtime.

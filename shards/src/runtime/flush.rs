@@ -2,8 +2,9 @@
 //! that has some, one `send` per connection per turn, however many packets were encoded
 //! since the last one. A connection that gathered 16 KiB or more is written earlier, by
 //! [`flush_early`], as soon as the reader or mesh drain that filled it is done. Plain TCP
-//! sends the connection's buffer as the shard encoded it; TLS/WebSocket connections first wrap it through their layers. A socket that refuses
-//! bytes gets a waiter task until it is writable again.
+//! sends the connection's buffer as the shard encoded it; TLS/WebSocket connections first
+//! wrap it through their layers. A socket that refuses bytes gets a waiter task until it
+//! is writable again.
 //!
 //! Backpressure: a connection with more than `OUTBOUND_BACKLOG_HIGH` bytes waiting holds
 //! the shard's readers (and its mesh drain) back until this flusher wrote all of it, so a

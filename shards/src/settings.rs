@@ -42,6 +42,10 @@ pub struct Settings {
     pub connection_messages: bool,
     /// Disable Nagle on client sockets (`set_tcp_nodelay`).
     pub tcp_nodelay: bool,
+    /// Add a Reason String saying what went wrong to the DISCONNECT a 5.0 client gets for
+    /// a protocol error (`reason_strings`, a Culex option; off: the bare DISCONNECT
+    /// Mosquitto sends).
+    pub reason_strings: bool,
     /// The version text published on `$SYS/broker/version`.
     pub version_text: String,
     /// Persistence settings, when `persistence true`.
@@ -153,6 +157,7 @@ impl Default for Settings {
             sys_interval: 10,
             connection_messages: true,
             tcp_nodelay: false,
+            reason_strings: false,
             version_text: format!("culex version {}", env!("CARGO_PKG_VERSION")),
             persistence: None,
             listeners: Vec::new(),

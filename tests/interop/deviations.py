@@ -58,6 +58,15 @@ MOSQUITTO_DEVIATIONS: dict[str, Deviation] = {
         reason="a subscriber that asked for QoS 1 on ov/# loses the at-least-once guarantee",
         mosquitto=[0],
     ),
+    "wrong-ack-type-without-disconnect": Deviation(
+        spec_text="[3.1.1] 4.8.0-1 / [5.0] 4.13.1: an acknowledgement of the wrong type "
+                  "(PUBREC or PUBCOMP for a QoS 1 message, PUBACK or PUBCOMP before the "
+                  "PUBREC of a QoS 2 message, PUBACK in reply to PUBREL) is a protocol "
+                  "error: close, a v5 client SHOULD get DISCONNECT 0x82 first",
+        mosquitto_text="closes the connection without a DISCONNECT",
+        reason="the client gets no reason for the close",
+        mosquitto=None,
+    ),
     "takeover-disconnect": Deviation(
         spec_text="[5.0] 3.1.4-3: when a client id already connected connects again, the "
                   "server sends DISCONNECT 0x8E (session taken over) to the existing client "
@@ -90,10 +99,11 @@ MOSQUITTO_DEVIATIONS: dict[str, Deviation] = {
         spec_text="[5.0] 4.13.1: on a malformed packet or protocol error in a packet other "
                   "than CONNECT the server SHOULD send DISCONNECT with the reason code "
                   "(0x81 malformed, 0x82 protocol error, ...) before closing",
-        mosquitto_text="closes without DISCONNECT for: a 5-byte remaining length, a second "
-                       "CONNECT, duplicate PUBLISH properties, PUBREL with flags 0, AUTH "
-                       "without an authentication method, AUTH with reserved flags "
-                       "(most other v5 errors do get a DISCONNECT)",
+        mosquitto_text="closes without DISCONNECT for: a 5-byte remaining length, "
+                       "duplicate PUBLISH properties, PUBREL with flags 0, AUTH without an "
+                       "authentication method, AUTH with reserved flags (most other v5 "
+                       "errors do get a DISCONNECT; a second CONNECT and a CONNACK from a "
+                       "client are closed silently by both brokers)",
         reason="the client (and its user's logs) get no reason for the close",
         mosquitto="malformed-corpus",
     ),

@@ -624,6 +624,123 @@ def sc_session_takeover(run):
 
 
 @scenario
+def sc_takeover_of_clean_session_starts_fresh(run):
+    """A CONNECT without Clean Start that takes over a live connection whose session
+    is not persistent (3.1.1 CleanSession=1, 5.0 Session Expiry 0) starts a new session:
+    the old one ended with its connection [MQTT-3.1.2-6]."""
+    for label, v, old_kw in (("A", 4, {"clean": True}),
+                             ("B", 5, {"clean": True, "properties": {"session_expiry_interval": 0}})):
+        old = connected(run, label + "old", "fresh-" + label, v, **old_kw)
+        sub(old, "fresh/" + label, 1)
+        new = run.client(label + "new", v)
+        new_kw = {"clean": False}
+        if v == 5:
+            new_kw["properties"] = {"session_expiry_interval": 60}
+        ack = new.connect("fresh-" + label, **new_kw)
+        assert ack["reason_code"] == 0
+        assert ack["session_present"] is False, "the old session was not persistent"
+        with run.unrecorded():  # v5: Mosquitto closes the old one without 0x8E
+            old.expect_closed(5)
+        p = connected(run, label + "pub", "fresh-pub-" + label, v)
+        p.publish("fresh/" + label, b"x", qos=1, packet_id=1)
+        p.expect("PUBACK")
+        run.nothing(new, 0.5)
+
+
+def wrong_ack(run, label, v, qos, reply, after_pubrec=False):
+    """A subscriber receives one message at `qos` and answers with `reply` (a function
+    of the packet id), after completing the PUBREC/PUBREL step first when
+    `after_pubrec`; the broker must close the connection."""
+    s = connected(run, label, "wack-" + label, v)
+    sub(s, "wack/" + label, qos)
+    p = connected(run, label + "p", "wack-p-" + label, v)
+    p.publish("wack/" + label, b"x", qos=qos, packet_id=1)
+    if qos == 2:  # Mosquitto forwards a QoS 2 message on PUBREL
+        p.expect("PUBREC")
+        p.send(m.pubrel(1, version=v))
+        p.expect("PUBCOMP")
+    msg = s.expect("PUBLISH")
+    if after_pubrec:
+        s.send(m.pubrec(msg["packet_id"], version=v))
+        s.expect("PUBREL", packet_id=msg["packet_id"])
+    s.send(reply(msg["packet_id"]))
+    with run.unrecorded():
+        disc = s.expect_closed(5)
+    run.note(label, "closed")
+    if v == 5:
+        run.per_kind("wrong-ack-type-without-disconnect",
+                     disc and disc["reason_code"], 0x82)
+    else:
+        assert disc is None
+
+
+@scenario
+def sc_wrong_acknowledgement_types(run):
+    """Acknowledgements of the wrong type are protocol errors [MQTT-4.8.0-1]."""
+    for v in (4, 5):
+        wrong_ack(run, f"rec-for-q1-{v}", v, 1, lambda pid: m.pubrec(pid, version=v))
+        wrong_ack(run, f"comp-for-q1-{v}", v, 1, lambda pid: m.pubcomp(pid, version=v))
+        wrong_ack(run, f"ack-for-q2-{v}", v, 2, lambda pid: m.puback(pid, version=v))
+        wrong_ack(run, f"comp-before-rec-{v}", v, 2, lambda pid: m.pubcomp(pid, version=v))
+        wrong_ack(run, f"ack-for-rel-{v}", v, 2, lambda pid: m.puback(pid, version=v),
+                  after_pubrec=True)
+
+
+@scenario
+def sc_invalid_filter_closes_the_connection(run):
+    """An invalid topic filter makes SUBSCRIBE/UNSUBSCRIBE malformed: close (v5 0x81),
+    and nothing of the packet is applied."""
+    for v in (4, 5):
+        for what in ("sub", "unsub"):
+            label = f"{what}{v}"
+            c = connected(run, label, "badf-" + label, v)
+            if what == "sub":
+                c.send(m.subscribe(1, [("ok/" + label, 0), ("#/x", 0)], version=v))
+            else:
+                c.send(m.unsubscribe(1, ["ok/a", "a/b#"], version=v))
+            disc = run.closed(c)
+            assert (disc and disc["reason_code"]) == (0x81 if v == 5 else None)
+
+
+@scenario
+def sc_pubrel_and_pubrec_for_unknown_ids(run):
+    """PUBREL and PUBREC for a packet id the session does not hold are answered with
+    success (PUBCOMP 0, PUBREL 0), as Mosquitto does."""
+    for v in (4, 5):
+        c = connected(run, f"U{v}", f"unknown-ids-{v}", v)
+        c.send(m.pubrel(9, version=v))
+        c.expect("PUBCOMP", packet_id=9)
+        c.send(m.pubrec(10, version=v))
+        c.expect("PUBREL", packet_id=10)
+        c.send(m.puback(11, version=v))
+        run.nothing(c, 0.3)
+
+
+@scenario
+def sc_second_connect_and_client_connack_close_silently(run):
+    for v in (4, 5):
+        c = connected(run, f"C{v}", f"twice-{v}", v)
+        c.send(m.connect(f"twice-{v}", version=v))
+        assert run.closed(c) is None
+        c = connected(run, f"K{v}", f"connack-{v}", v)
+        c.send(bytes([0x20, 2, 0, 0]) if v == 4 else bytes([0x20, 3, 0, 0, 0]))
+        assert run.closed(c) is None
+
+
+@scenario
+def sc_error_disconnect_has_no_reason_string(run):
+    """The DISCONNECT for a protocol error is the bare `E0 01 rc` Mosquitto sends, even
+    when the client asks for problem information."""
+    c = connected(run, "R", "no-reason-str", 5,
+                  properties={"request_problem_information": 1})
+    c.send(m.subscribe(1, [("a/#/b", 0)], version=5))
+    with run.unrecorded():
+        disc = c.expect_closed(5)
+    run.note("R", "raw", disc["_raw"].hex())
+    assert disc["_raw"] == b"\xe0\x01\x81"
+
+
+@scenario
 def sc_keepalive_timeout(run):
     for label, v in (("A", 4), ("B", 5)):
         c = connected(run, label, "ka-" + label, v, keepalive=1)

@@ -15,8 +15,9 @@ pub enum DecodeError {
     /// SUBSCRIBE, will flags without will, ...).
     Protocol(&'static str),
     /// Occurs when a PUBLISH topic name contains a wildcard (`+`, `#`) or is empty where
-    /// no topic alias can stand in for it ([MQTT-3.3.2-2], [MQTT-4.7.3-1]). Reason code
-    /// 0x90 Topic Name Invalid.
+    /// no topic alias can stand in for it ([MQTT-3.3.2-2], [MQTT-4.7.3-1]). Reported as a
+    /// Protocol Error (0x82), as Mosquitto answers; 0x90 Topic Name Invalid would be as
+    /// correct.
     TopicNameInvalid(&'static str),
     /// Occurs when the remaining length announces a packet larger than the limit given to
     /// `decode`; nothing beyond the fixed header is read.
@@ -41,8 +42,9 @@ impl DecodeError {
     pub fn reason_code(&self) -> u8 {
         match self {
             DecodeError::Malformed(_) => reason::MALFORMED_PACKET,
-            DecodeError::Protocol(_) | DecodeError::NotConnect => reason::PROTOCOL_ERROR,
-            DecodeError::TopicNameInvalid(_) => reason::TOPIC_NAME_INVALID,
+            DecodeError::Protocol(_)
+            | DecodeError::NotConnect
+            | DecodeError::TopicNameInvalid(_) => reason::PROTOCOL_ERROR,
             DecodeError::TooLarge { .. } => reason::PACKET_TOO_LARGE,
             DecodeError::UnsupportedProtocolVersion(_) | DecodeError::InvalidProtocolName => {
                 reason::UNSUPPORTED_PROTOCOL_VERSION

@@ -286,7 +286,10 @@ fn check_range(value: &Property) -> Result<(), DecodeError> {
             "§3.2.2.3.13 shared subscription available other than 0 or 1"
         }
         Property::TwoByte(RECEIVE_MAXIMUM, 0) => "§3.1.2.11.3 receive maximum 0",
-        Property::TwoByte(TOPIC_ALIAS, 0) => "[MQTT-3.3.2-8] topic alias 0",
+        // The specification names no code; Malformed (0x81) is what Mosquitto answers.
+        Property::TwoByte(TOPIC_ALIAS, 0) => {
+            return Err(DecodeError::Malformed("[MQTT-3.3.2-8] topic alias 0"))
+        }
         Property::FourByte(MAXIMUM_PACKET_SIZE, 0) => "§3.1.2.11.4 maximum packet size 0",
         Property::VarInt(SUBSCRIPTION_IDENTIFIER, 0) => "§3.3.2.3.8 subscription identifier 0",
         _ => return Ok(()),

@@ -69,6 +69,16 @@ pub(crate) fn put_varint(out: &mut BytesMut, value: usize) {
     }
 }
 
+/// Reports a Protocol Error as a Malformed Packet: the code Mosquitto answers for a
+/// packet identifier 0 in SUBSCRIBE and UNSUBSCRIBE (both are allowed; a drop-in answers
+/// the same).
+pub(crate) fn malformed(error: DecodeError) -> DecodeError {
+    match error {
+        DecodeError::Protocol(why) => DecodeError::Malformed(why),
+        other => other,
+    }
+}
+
 /// Wire size of a string or binary field holding `len` bytes, or `TooLarge` beyond 65,535.
 pub(crate) fn string_len(len: usize) -> Result<usize, EncodeError> {
     if len > STRING_LEN_MAX {
@@ -180,6 +190,8 @@ impl<'a> Reader<'a> {
     }
 
     /// A non-zero packet identifier ([MQTT-2.2.1-3]).
+    /// A packet identifier; 0 is a Protocol Error ([MQTT-2.2.1-3]). SUBSCRIBE and
+    /// UNSUBSCRIBE report it as Malformed instead ([`malformed`]), as Mosquitto does.
     pub(crate) fn packet_id(&mut self) -> Result<PacketId, DecodeError> {
         PacketId::new(self.u16()?)
             .ok_or(DecodeError::Protocol("[MQTT-2.2.1-3] packet identifier 0"))

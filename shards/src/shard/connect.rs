@@ -275,10 +275,16 @@ impl Shard {
         let protocol = connect.protocol;
         let expiry = session_expiry(connect);
         let existing = self.store.key_of(request.client_id.as_str());
+        // A session with expiry 0 ends with its connection ([MQTT-3.1.2-6], and 3.1.1's
+        // CleanSession=1): a CONNECT that takes over a still-open connection of such a
+        // session starts afresh, even when the old socket's close was not seen yet.
+        let resumable = existing.filter(|key| {
+            !connect.clean_start && self.store.get(*key).is_some_and(|s| s.expiry_interval != 0)
+        });
         if let Some(key) = existing {
-            self.take_over(key, connect.clean_start);
+            self.take_over(key, resumable.is_none());
         }
-        let resumed = existing.filter(|_| !connect.clean_start);
+        let resumed = resumable;
         let key = match resumed {
             Some(key) => {
                 self.apply(Delta::Update {
@@ -329,16 +335,15 @@ impl Shard {
     }
 
     /// Detaches and closes the connection currently attached to `key`, and settles its will
-    /// as Mosquitto does: published at once if the old session ends here, dropped otherwise.
-    fn take_over(&mut self, key: SessionKey, clean_start: bool) {
+    /// as Mosquitto does: published at once if the old session ends here (`session_ends`:
+    /// Clean Start, or a session with expiry 0), dropped otherwise.
+    fn take_over(&mut self, key: SessionKey, session_ends: bool) {
         let Some(old) = self.conn_of(key) else {
-            if clean_start {
+            if session_ends {
                 self.publish_pending_will(key);
             }
             return;
         };
-        let session_ends =
-            clean_start || self.store.get(key).is_some_and(|s| s.expiry_interval == 0);
         if let Some(conn) = self.conn_mut(old) {
             log::info!(
                 "Client {} already connected, closing old connection.",

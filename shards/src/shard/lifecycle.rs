@@ -45,13 +45,14 @@ impl Shard {
                 Flow::Continue
             }
             Packet::Disconnect(disconnect) => self.on_disconnect(id, *disconnect),
-            Packet::Connect(_) => self.violate(id, reason::PROTOCOL_ERROR, "sent a second CONNECT"),
+            Packet::Connect(_) => self.violate_silently(id, "sent a second CONNECT"),
             Packet::Auth(_) => self.violate(
                 id,
                 reason::PROTOCOL_ERROR,
                 "sent AUTH without an authentication method",
             ),
-            Packet::ConnAck(_) | Packet::SubAck(_) | Packet::UnsubAck(_) | Packet::PingResp => {
+            Packet::ConnAck(_) => self.violate_silently(id, "sent CONNACK"),
+            Packet::SubAck(_) | Packet::UnsubAck(_) | Packet::PingResp => {
                 self.violate(id, reason::PROTOCOL_ERROR, "sent a server-to-client packet")
             }
         }
@@ -71,8 +72,12 @@ impl Shard {
         self.violate(id, error.reason_code(), &why)
     }
 
-    /// Closes `id` for a protocol violation, telling a 5.0 client why ([MQTT-4.13.1]).
+    /// Closes `id` for a protocol violation, telling a 5.0 client why ([MQTT-4.13.1]) with
+    /// a bare DISCONNECT carrying `code`, as Mosquitto does. A Reason String is added only
+    /// with `reason_strings true` and when the client did not turn problem information
+    /// off.
     pub(super) fn violate(&mut self, id: ConnId, code: u8, why: &str) -> Flow {
+        let reason_strings = self.settings.reason_strings;
         let Some(conn) = self.conn_mut(id) else {
             return Flow::Close;
         };
@@ -85,13 +90,29 @@ impl Shard {
                 reason_code: code,
                 ..Default::default()
             };
-            if conn.problem_information {
+            if reason_strings && conn.problem_information {
                 disconnect.properties.reason_string =
                     Some(crate::mqtt::ByteStr::from(why.to_string()));
             }
             conn.send(&Packet::Disconnect(Box::new(disconnect)));
         }
         conn.close(CloseReason::ProtocolViolation(code));
+        Flow::Close
+    }
+
+    /// Closes `id` for a protocol violation without a DISCONNECT, where Mosquitto closes
+    /// silently and clients and test suites written against it expect that: a second
+    /// CONNECT, a CONNACK sent by a client. Everywhere else a 5.0 client is told why, as
+    /// the specification asks ([MQTT-4.13.1]: SHOULD).
+    pub(super) fn violate_silently(&mut self, id: ConnId, why: &str) -> Flow {
+        let Some(conn) = self.conn_mut(id) else {
+            return Flow::Close;
+        };
+        log::info!(
+            "Client {} disconnected due to protocol error: {why}.",
+            conn.client_id
+        );
+        conn.close(CloseReason::ProtocolViolation(reason::PROTOCOL_ERROR));
         Flow::Close
     }
 
@@ -380,7 +401,7 @@ impl Shard {
     }
 }
 
-/// Mosquitto 2.0's disconnect log lines.
+/// Mosquitto's disconnect log lines.
 fn log_disconnect(client_id: &str, reason: CloseReason) {
     match reason {
         CloseReason::ClientDisconnect => log::info!("Client {client_id} disconnected."),

@@ -39,24 +39,22 @@ impl Shard {
         let Some((key, v5, listener)) = self.attached(id) else {
             return Flow::Close;
         };
-        let failure = if v5 {
-            reason::TOPIC_FILTER_INVALID
-        } else {
-            reason::v3::SUBACK_FAILURE
-        };
+        if let Some(flow) = self.refuse_invalid_filters(
+            id,
+            subscribe.filters.iter().map(|(filter, _)| filter),
+            "subscription",
+        ) {
+            return flow;
+        }
         let identifier = subscribe.properties.subscription_identifier;
         let broadcasts_before = self.interest_broadcasts;
         let mut codes = Vec::with_capacity(subscribe.filters.len());
         let mut due = Vec::new();
         for (filter, options) in subscribe.filters {
-            let shared = match parse_subscription(filter.as_bytes()) {
-                Ok(Parsed::Plain { .. }) => false,
-                Ok(Parsed::Shared { .. }) => true,
-                Err(_) => {
-                    codes.push(failure);
-                    continue;
-                }
-            };
+            let shared = matches!(
+                parse_subscription(filter.as_bytes()),
+                Ok(Parsed::Shared { .. })
+            );
             if shared && options.no_local {
                 return self.violate(
                     id,
@@ -156,6 +154,10 @@ impl Shard {
         let Some((key, v5, listener)) = self.attached(id) else {
             return Flow::Close;
         };
+        let filters = unsubscribe.filters.iter();
+        if let Some(flow) = self.refuse_invalid_filters(id, filters, "unsubscription") {
+            return flow;
+        }
         let mut codes = Vec::with_capacity(unsubscribe.filters.len());
         for filter in unsubscribe.filters {
             let shared = matches!(
@@ -197,6 +199,29 @@ impl Shard {
             conn.send(&Packet::UnsubAck(unsuback));
         }
         Flow::Continue
+    }
+
+    /// An invalid topic filter makes the whole SUBSCRIBE or UNSUBSCRIBE a Malformed Packet
+    /// ([MQTT-4.7.1-1], [MQTT-4.7.1-2], §4.8.2): the connection is closed (5.0: DISCONNECT
+    /// 0x81) and nothing of the packet is applied. Mosquitto closes too (it keeps the
+    /// filters it read before the bad one; Culex keeps none). `None` when every filter is
+    /// valid.
+    fn refuse_invalid_filters<'a>(
+        &mut self,
+        id: ConnId,
+        mut filters: impl Iterator<Item = &'a ByteStr>,
+        what: &str,
+    ) -> Option<Flow> {
+        if filters.all(|filter| parse_subscription(filter.as_bytes()).is_ok()) {
+            return None;
+        }
+        if let Some(conn) = self.conn(id) {
+            log::info!(
+                "Invalid {what} string from {}, disconnecting.",
+                conn.peer.ip()
+            );
+        }
+        Some(self.violate(id, reason::MALFORMED_PACKET, "invalid topic filter"))
     }
 
     /// Applies the listener's mount point to a filter (after `$share/group/` when shared).

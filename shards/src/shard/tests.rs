@@ -957,10 +957,14 @@ fn retained_updates_from_different_shards_settle_on_the_owners_order() {
 
 #[test]
 fn second_connect_and_server_packets_from_a_client_are_protocol_errors() {
+    // A second CONNECT is closed silently, as Mosquitto closes it; a PINGRESP gets 0x82.
     let mut world = World::new(1);
     let (s, c, _) = world.connect(connect(Protocol::V5, "c", true));
     let again = Packet::Connect(Box::new(connect(Protocol::V5, "c", true)));
     assert_eq!(world.send_flow(s, c, again), Flow::Close);
+    assert!(world.take(s, c).is_empty());
+    let (s, c, _) = world.connect(connect(Protocol::V5, "d", true));
+    assert_eq!(world.send_flow(s, c, Packet::PingResp), Flow::Close);
     assert!(
         matches!(world.take(s, c)[..], [Packet::Disconnect(ref d)] if d.reason_code == reason::PROTOCOL_ERROR)
     );

@@ -265,7 +265,9 @@ fn read_protocol(reader: &mut Reader<'_>) -> Result<Protocol, DecodeError> {
 
 /// Checks the Connect Flags byte on its own (§3.1.2.3 to §3.1.2.9).
 fn check_flags(flags: u8, protocol: Protocol) -> Result<(), DecodeError> {
-    if flags & flag::RESERVED != 0 {
+    // MQTT 3.1 calls bit 0 unused and does not ask the server to check it (Mosquitto
+    // ignores it there); 3.1.1 and 5.0 require it to be 0.
+    if flags & flag::RESERVED != 0 && protocol != Protocol::V31 {
         return Err(DecodeError::Malformed(
             "[MQTT-3.1.2-3] reserved connect flag set",
         ));

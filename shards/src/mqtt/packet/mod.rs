@@ -281,7 +281,8 @@ fn check_first_byte(first: u8, protocol: Option<Protocol>) -> Result<PacketType,
         return Err(DecodeError::NotConnect);
     }
     let Some(packet_type) = PacketType::from_first_byte(first, protocol) else {
-        return Err(DecodeError::Malformed("§2.1.2 reserved packet type"));
+        // A Protocol Error (0x82), as Mosquitto answers; 0x81 would be as correct.
+        return Err(DecodeError::Protocol("§2.1.2 reserved packet type"));
     };
     if packet_type == PacketType::Publish {
         return Ok(packet_type);

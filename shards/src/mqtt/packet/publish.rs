@@ -190,12 +190,9 @@ impl Publish {
         let Some(qos) = QoS::from_u8((first >> 1) & 0b11) else {
             return Err(DecodeError::Malformed("[MQTT-3.3.1-4] PUBLISH with QoS 3"));
         };
-        let dup = first & 0b1000 != 0;
-        if dup && qos == QoS::AtMostOnce {
-            return Err(DecodeError::Malformed(
-                "[MQTT-3.3.1-2] DUP set on a QoS 0 PUBLISH",
-            ));
-        }
+        // [MQTT-3.3.1-2] DUP must be 0 with QoS 0; a receiver may refuse or ignore it.
+        // Mosquitto ignores it, and so do we: DUP means nothing for QoS 0.
+        let dup = first & 0b1000 != 0 && qos != QoS::AtMostOnce;
         let mut reader = Reader::new(&frame, header_len);
         let topic = reader.string()?;
         if has_wildcard(topic.as_bytes()) {

@@ -96,7 +96,7 @@ impl Subscribe {
         protocol: Protocol,
     ) -> Result<Subscribe, DecodeError> {
         let mut reader = Reader::new(frame, header_len);
-        let packet_id = reader.packet_id()?;
+        let packet_id = reader.packet_id().map_err(wire::malformed)?;
         let properties = if protocol.is_v5() {
             SubscribeProperties::decode(&mut reader)?
         } else {
@@ -231,7 +231,8 @@ impl SubscriptionOptions {
         };
         let retain_handling = (byte >> 4) & 0b11;
         if retain_handling == 3 {
-            return Err(DecodeError::Protocol("§3.8.3.1 retain handling 3"));
+            // Malformed (0x81), as Mosquitto answers; 0x82 would be as correct.
+            return Err(DecodeError::Malformed("§3.8.3.1 retain handling 3"));
         }
         Ok(SubscriptionOptions {
             qos,

@@ -53,6 +53,15 @@ const UNSUBACK_REASON_CODES: &[u8] = &[
     reason::PACKET_IDENTIFIER_IN_USE,
 ];
 
+/// The property block of UNSUBSCRIBE: user properties only.
+fn read_properties(reader: &mut Reader<'_>) -> Result<UserProperties, DecodeError> {
+    let mut props = PropertyReader::new(reader, UNSUBSCRIBE_PROPERTIES, IdSet::EMPTY)?;
+    if props.next()?.is_some() {
+        return Err(UNEXPECTED);
+    }
+    Ok(props.user_properties())
+}
+
 impl Unsubscribe {
     /// Decodes UNSUBSCRIBE from `frame` after its fixed header.
     pub(crate) fn decode(
@@ -61,14 +70,10 @@ impl Unsubscribe {
         protocol: Protocol,
     ) -> Result<Unsubscribe, DecodeError> {
         let mut reader = Reader::new(frame, header_len);
-        let packet_id = reader.packet_id()?;
+        let packet_id = reader.packet_id().map_err(wire::malformed)?;
         let mut properties = UnsubscribeProperties::default();
         if protocol.is_v5() {
-            let mut props = PropertyReader::new(&mut reader, UNSUBSCRIBE_PROPERTIES, IdSet::EMPTY)?;
-            if props.next()?.is_some() {
-                return Err(UNEXPECTED);
-            }
-            properties.user_properties = props.user_properties();
+            properties.user_properties = read_properties(&mut reader)?;
         }
         let mut filters = Vec::new();
         while !reader.is_empty() {

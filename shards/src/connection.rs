@@ -123,7 +123,12 @@ impl Connection {
     /// Appends an encoded packet and wakes the writer. Encoding errors cannot happen for
     /// packets the broker builds within the protocol's limits; one that does is dropped
     /// with a log line rather than corrupting the stream.
+    ///
+    /// Every packet respects the client's Maximum Packet Size ([MQTT-3.1.2-24]): one that
+    /// would exceed it goes without its Reason String and User Properties, and if it is
+    /// still too large it is not sent at all and the connection is closed.
     pub fn send(&mut self, packet: &Packet) {
+        let start = self.out.len();
         if let Err(error) = packet.encode(self.protocol, &mut self.out) {
             log::error!(
                 "Error: cannot encode {:?} for {}: {error}",
@@ -132,10 +137,38 @@ impl Connection {
             );
             return;
         }
+        if self.out.len() - start > self.client_max_packet_size as usize {
+            self.out.truncate(start);
+            self.send_oversize(packet);
+            return;
+        }
         self.flush
             .packets_sent
             .set(self.flush.packets_sent.get() + 1);
         self.wake_writer();
+    }
+
+    /// [`Connection::send`] for a packet over the client's Maximum Packet Size.
+    #[cold]
+    fn send_oversize(&mut self, packet: &Packet) {
+        let mut smaller = packet.clone();
+        if smaller.drop_optional_properties() {
+            let fits = smaller
+                .encoded_len(self.protocol)
+                .is_ok_and(|len| len <= self.client_max_packet_size as usize);
+            if fits {
+                self.send(&smaller);
+                return;
+            }
+        }
+        log::info!(
+            "Client {} disconnected, {:?} exceeds its maximum packet size.",
+            self.client_id,
+            packet.packet_type()
+        );
+        self.close(CloseReason::ProtocolViolation(
+            crate::mqtt::reason::PACKET_TOO_LARGE,
+        ));
     }
 
     /// Appends one PUBLISH (see [`crate::mqtt::encode_publish`]) and wakes the writer.

@@ -74,6 +74,7 @@ impl Message {
                 user_properties: p.user_properties.compact(),
                 subscription_identifiers: Vec::new(),
                 content_type: p.content_type.as_ref().map(ByteStr::compact),
+                order: p.order,
             })
         };
         Message {

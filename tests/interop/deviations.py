@@ -67,6 +67,25 @@ MOSQUITTO_DEVIATIONS: dict[str, Deviation] = {
         reason="the client gets no reason for the close",
         mosquitto=None,
     ),
+    "maximum-packet-size-counts-whole-packet": Deviation(
+        spec_text="[5.0] 3.1.2.11.4: the Maximum Packet Size is the total number of bytes "
+                  "in an MQTT Control Packet; the server MUST NOT send a larger one "
+                  "(MQTT-3.1.2-24): an 11-byte CONNACK is not sent to a client whose "
+                  "maximum is 10",
+        mosquitto_text="counts the remaining length and its length bytes but not the "
+                       "first byte of the fixed header, so it sends the 11-byte CONNACK",
+        reason="the specification counts the whole packet",
+        mosquitto=("open", ["CONNACK"]),
+    ),
+    "maximum-packet-size-only-connack-publish": Deviation(
+        spec_text="[5.0] 3.1.2-24: no packet the server sends may exceed the client's "
+                  "Maximum Packet Size; a SUBACK that would is not sent (its optional "
+                  "properties go first, 3.9.2-1) and the connection is closed",
+        mosquitto_text="checks the size of CONNACK, AUTH and PUBLISH only: a 25-byte "
+                       "SUBACK goes to a client whose maximum is 20",
+        reason="the client asked not to receive packets that large",
+        mosquitto=("open", ["SUBACK"]),
+    ),
     "takeover-disconnect": Deviation(
         spec_text="[5.0] 3.1.4-3: when a client id already connected connects again, the "
                   "server sends DISCONNECT 0x8E (session taken over) to the existing client "

@@ -532,6 +532,32 @@ def sc_maximum_packet_size_client(run):
 
 
 @scenario
+def sc_maximum_packet_size_every_packet(run):
+    """The client's Maximum Packet Size holds for every packet the server sends
+    [MQTT-3.1.2-24], counted over the whole packet. The default CONNACK here is 11
+    bytes (two properties): with a maximum of 9 it cannot be sent and the connection is
+    closed without it; a SUBACK for 20 filters (25 bytes) over a maximum of 20 is not
+    sent either (Mosquitto 2.0.11 checks only CONNACK and PUBLISH, and counts one byte
+    short)."""
+    c = run.client("C", 5)
+    c.send(m.connect("mps-connack", version=5, properties={"maximum_packet_size": 9}))
+    assert run.closed(c) is None
+    c = run.client("E", 5)
+    c.send(m.connect("mps-edge", version=5, properties={"maximum_packet_size": 10}))
+    with run.unrecorded():
+        status, _, packets = c.wait_closed(1.0)
+    got = [p["type"] for p in packets]
+    run.per_kind("maximum-packet-size-counts-whole-packet",
+                 (status, got), ("closed", []))
+    s = connected(run, "S", "mps-suback", 5, properties={"maximum_packet_size": 20})
+    s.send(m.subscribe(1, [(f"mps/{i}", 0) for i in range(20)], version=5))
+    with run.unrecorded():
+        status, _, packets = s.wait_closed(1.0)
+    run.per_kind("maximum-packet-size-only-connack-publish",
+                 (status, [p["type"] for p in packets]), ("closed", []))
+
+
+@scenario
 def sc_maximum_packet_size_server(run):
     b = run.broker(["max_packet_size 100"])
     c = run.client("A", 5, b)
@@ -738,6 +764,57 @@ def sc_error_disconnect_has_no_reason_string(run):
         disc = c.expect_closed(5)
     run.note("R", "raw", disc["_raw"].hex())
     assert disc["_raw"] == b"\xe0\x01\x81"
+
+
+PROPS_IN_CLIENT_ORDER = [
+    ("user_property", ("u1", "a")),
+    ("content_type", "text/plain"),
+    ("message_expiry_interval", 60),
+    ("user_property", ("u2", "b")),
+    ("correlation_data", b"cd"),
+    ("response_topic", "re/t"),
+    ("payload_format_indicator", 1),
+    ("user_property", ("u3", "c")),
+]
+
+
+@scenario
+def sc_bytes_as_mosquitto_sends_them(run):
+    """Where the spec leaves the order open, the bytes are Mosquitto's: CONNACK
+    properties in its order, and a PUBLISH's properties as the publisher wrote them
+    (subscription identifier first, remaining expiry last), live, retained and as a
+    will."""
+    b = run.broker(["max_keepalive 30"])
+    c = run.client("K", 5, broker=b)
+    ack = c.connect("order-k", keepalive=60)
+    run.note("K", "raw", ack["_raw"].hex())
+    c = run.client("A", 5, broker=b)
+    ack = c.connect("", keepalive=60)
+    assigned = ack["properties"]["assigned_client_identifier"].encode()
+    run.note("A", "raw", ack["_raw"].replace(assigned, b"<id>").hex())
+    s = run.client("S", 5, broker=b)
+    s.connect("order-s")
+    s.subscribe(1, [("order/#", 0)], properties={"subscription_identifier": 7})
+    p = run.client("P", 5, broker=b)
+    p.connect("order-p")
+    p.publish("order/live", b"x", properties=PROPS_IN_CLIENT_ORDER)
+    got = s.expect("PUBLISH")
+    run.note("S", "raw", got["_raw"].hex())
+    p.publish("order/kept", b"r", retain=True, properties=PROPS_IN_CLIENT_ORDER)
+    s.expect("PUBLISH")
+    late = run.client("L", 5, broker=b)
+    late.connect("order-l")
+    late.subscribe(1, [("order/kept", 0)])
+    got = late.expect("PUBLISH")
+    # the remaining expiry may have ticked down by a second: compare the rest
+    run.note("L", "raw", got["_raw"][:-6].hex())
+    will = {"topic": "order/will", "payload": b"w", "qos": 0, "retain": False,
+            "properties": PROPS_IN_CLIENT_ORDER}
+    w = run.client("W", 5, broker=b)
+    w.connect("order-w", will=will)
+    w.close()
+    got = s.expect("PUBLISH")
+    run.note("S", "will", got["_raw"][:-6].hex())
 
 
 @scenario

@@ -69,11 +69,11 @@ impl IdSet {
         IdSet(bits)
     }
 
-    fn contains(self, property: u8) -> bool {
+    pub(crate) fn contains(self, property: u8) -> bool {
         property < 64 && self.0 & (1 << property) != 0
     }
 
-    fn insert(&mut self, property: u8) {
+    pub(crate) fn insert(&mut self, property: u8) {
         debug_assert!(property < 64);
         self.0 |= 1 << property;
     }
@@ -133,6 +133,20 @@ pub(crate) enum Property {
     Binary(u8, Bytes),
 }
 
+impl Property {
+    /// The property's identifier.
+    pub(crate) fn id(&self) -> u8 {
+        match *self {
+            Property::Byte(id, _)
+            | Property::TwoByte(id, _)
+            | Property::FourByte(id, _)
+            | Property::VarInt(id, _)
+            | Property::String(id, _)
+            | Property::Binary(id, _) => id,
+        }
+    }
+}
+
 /// Returned by a packet decoder's match when the reader yields a property its allowed set
 /// should have refused; never happens unless an allowed set and a match disagree.
 pub(crate) const UNEXPECTED: DecodeError =
@@ -153,6 +167,7 @@ pub(crate) struct PropertyReader<'a> {
     repeatable: IdSet,
     seen: IdSet,
     user: UserAccumulator,
+    users: usize,
 }
 
 impl<'a> PropertyReader<'a> {
@@ -176,6 +191,7 @@ impl<'a> PropertyReader<'a> {
             repeatable,
             seen: IdSet::EMPTY,
             user: UserAccumulator::Empty,
+            users: 0,
         })
     }
 
@@ -220,10 +236,17 @@ impl<'a> PropertyReader<'a> {
         })
     }
 
+    /// Number of user properties read so far: where in the list of user properties the
+    /// property `next` returned last stood (see `PublishProperties::order`).
+    pub(crate) fn users_read(&self) -> usize {
+        self.users
+    }
+
     /// Validates one user property whose identifier starts at `start` and records it.
     fn read_user_property(&mut self, start: usize) -> Result<(), DecodeError> {
         self.block.string()?;
         self.block.string()?;
+        self.users += 1;
         let end = self.block.position();
         self.user = match std::mem::replace(&mut self.user, UserAccumulator::Empty) {
             UserAccumulator::Empty => UserAccumulator::Range(start, end),

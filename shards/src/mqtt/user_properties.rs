@@ -125,6 +125,25 @@ impl<'a> Iterator for UserPropertiesIter<'a> {
     }
 }
 
+/// Bytes taken by the first `count` user properties of the wire form `wire` (all of it when
+/// it holds fewer). `wire` is a validated block, as [`UserProperties::wire`] returns.
+pub(crate) fn wire_prefix_len(wire: &[u8], count: usize) -> usize {
+    let mut rest = wire;
+    for _ in 0..count {
+        let Some(body) = rest.get(1..) else {
+            break;
+        };
+        let Some((_, tail)) = split_string(body) else {
+            break;
+        };
+        let Some((_, tail)) = split_string(tail) else {
+            break;
+        };
+        rest = tail;
+    }
+    wire.len() - rest.len()
+}
+
 /// Splits a two-byte-length-prefixed string off the front of `bytes`.
 fn split_string(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
     let len = usize::from(u16::from_be_bytes([*bytes.first()?, *bytes.get(1)?]));

@@ -161,7 +161,36 @@ impl Shard {
             keep_alive,
             server_keep_alive,
         };
+        self.check_connack_fits(accepted, &request)?;
         Ok((request, home))
+    }
+
+    /// The CONNACK must fit the client's Maximum Packet Size like every packet the server
+    /// sends ([MQTT-3.1.2-24]); one that does not is never sent, and the connection is
+    /// closed before any session changes, as Mosquitto closes it. (Culex counts the whole
+    /// packet; Mosquitto 2.0 leaves out the fixed header's first byte.)
+    fn check_connack_fits(
+        &self,
+        accepted: &Accepted,
+        request: &ConnectRequest,
+    ) -> Result<(), Refusal> {
+        let protocol = request.connect.protocol;
+        let Some(max) = request.connect.properties.maximum_packet_size else {
+            return Ok(());
+        };
+        let connack = self.connack(accepted.listener, request, false);
+        let size = Packet::ConnAck(Box::new(connack)).encoded_len(protocol);
+        if size.is_ok_and(|size| size <= max as usize) {
+            return Ok(());
+        }
+        Err(Refusal {
+            connack: None,
+            protocol,
+            log: format!(
+                "Client {} [{}] disconnected, CONNACK exceeds its maximum packet size.",
+                request.client_id, accepted.peer
+            ),
+        })
     }
 
     /// The user name the session runs as, or `None` when the client may not connect.
@@ -448,11 +477,23 @@ impl Shard {
     }
 
     fn send_connack(&mut self, id: ConnId, request: &ConnectRequest, session_present: bool) {
-        let settings = &self.settings;
         let Some(conn) = self.conns.get(id.slot as usize) else {
             return;
         };
-        let listener = &settings.listeners[conn.listener];
+        let packet = Packet::ConnAck(Box::new(self.connack(
+            conn.listener,
+            request,
+            session_present,
+        )));
+        if let Some(conn) = self.conn_mut(id) {
+            conn.send(&packet);
+        }
+    }
+
+    /// The CONNACK accepting `request` on `listener`.
+    fn connack(&self, listener: usize, request: &ConnectRequest, session_present: bool) -> ConnAck {
+        let settings = &self.settings;
+        let listener = &settings.listeners[listener];
         let mut properties = ConnAckProperties::default();
         if request.connect.protocol.is_v5() {
             if settings.max_inflight_messages != u16::MAX {
@@ -471,13 +512,10 @@ impl Shard {
             properties.topic_alias_maximum = Some(listener.max_topic_alias).filter(|max| *max > 0);
             properties.server_keep_alive = request.server_keep_alive;
         }
-        let packet = Packet::ConnAck(Box::new(ConnAck {
+        ConnAck {
             session_present,
             reason_code: reason::SUCCESS,
             properties,
-        }));
-        if let Some(conn) = self.conn_mut(id) {
-            conn.send(&packet);
         }
     }
 

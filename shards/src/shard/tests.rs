@@ -1290,3 +1290,70 @@ fn a_subscriber_whose_outbound_bytes_reach_16_kib_is_listed_once_for_an_early_wr
     );
     assert!(early(&world).is_empty(), "written: below again");
 }
+
+#[test]
+fn reason_strings_are_off_by_default_and_dropped_before_exceeding_the_clients_maximum() {
+    // Default: the bare DISCONNECT Mosquitto sends, even to a client asking for them.
+    let mut world = World::new(1);
+    let (s, c, _) = world.connect(connect(Protocol::V5, "bare", true));
+    assert_eq!(
+        world.send_flow(s, c, subscribe(1, "a/#/b", QoS::AtMostOnce)),
+        Flow::Close
+    );
+    let out = world.take(s, c);
+    assert!(
+        matches!(&out[..], [Packet::Disconnect(d)] if d.reason_code == reason::MALFORMED_PACKET
+            && d.properties.reason_string.is_none())
+    );
+    // With `reason_strings`, a client with room gets one...
+    let mut settings = settings();
+    settings.reason_strings = true;
+    let mut world = World::with(1, settings);
+    let (s, c, _) = world.connect(connect(Protocol::V5, "roomy", true));
+    assert_eq!(
+        world.send_flow(s, c, subscribe(1, "a/#/b", QoS::AtMostOnce)),
+        Flow::Close
+    );
+    let out = world.take(s, c);
+    assert!(matches!(&out[..], [Packet::Disconnect(d)] if d.properties.reason_string.is_some()));
+    // ...and a client whose Maximum Packet Size it would exceed gets the bare DISCONNECT
+    // [MQTT-3.14.2-3].
+    let mut tight = connect(Protocol::V5, "tight", true);
+    tight.properties.maximum_packet_size = Some(16);
+    let (s, c, _) = world.connect(tight);
+    assert_eq!(
+        world.send_flow(s, c, subscribe(1, "a/#/b", QoS::AtMostOnce)),
+        Flow::Close
+    );
+    let out = world.take(s, c);
+    assert!(
+        matches!(&out[..], [Packet::Disconnect(d)] if d.reason_code == reason::MALFORMED_PACKET
+            && d.properties.reason_string.is_none())
+    );
+}
+
+#[test]
+fn a_connack_over_the_clients_maximum_packet_size_refuses_the_connection() {
+    let mut world = World::new(1);
+    let mut small = connect(Protocol::V5, "small", true);
+    // The default CONNACK carries Receive Maximum and Topic Alias Maximum: 11 bytes.
+    small.properties.maximum_packet_size = Some(10);
+    let accepted = Accepted {
+        listener: 0,
+        peer: "127.0.0.1:40000".parse().expect("peer"),
+        certificate_username: None,
+    };
+    let refusal = world.shards[0]
+        .admit(&accepted, Box::new(small))
+        .expect_err("refused");
+    assert!(refusal.connack.is_none(), "closed without a CONNACK");
+    let mut fits = connect(Protocol::V5, "fits", true);
+    fits.properties.maximum_packet_size = Some(11);
+    let (_, _, out) = world.connect(fits);
+    assert!(matches!(&out[..], [Packet::ConnAck(_)]));
+    assert_eq!(
+        world.shards[0].store.len(),
+        1,
+        "only the second client has a session"
+    );
+}

@@ -239,20 +239,16 @@ impl ConnAckProperties {
             + prop_len(self.authentication_data.as_ref())?)
     }
 
+    /// Writes the properties in the order Mosquitto 2.0 writes them (the ones it sets from
+    /// the CONNECT first, then its limits), so the bytes a client sees are Mosquitto's; the
+    /// ones Mosquitto never sends follow.
     fn write(&self, out: &mut BytesMut) {
         put_prop(
             out,
-            id::SESSION_EXPIRY_INTERVAL,
-            self.session_expiry_interval.as_ref(),
+            id::TOPIC_ALIAS_MAXIMUM,
+            self.topic_alias_maximum.as_ref(),
         );
-        put_prop(out, id::RECEIVE_MAXIMUM, self.receive_maximum.as_ref());
-        put_prop(out, id::MAXIMUM_QOS, self.maximum_qos.as_ref());
-        put_prop(out, id::RETAIN_AVAILABLE, self.retain_available.as_ref());
-        put_prop(
-            out,
-            id::MAXIMUM_PACKET_SIZE,
-            self.maximum_packet_size.as_ref(),
-        );
+        put_prop(out, id::SERVER_KEEP_ALIVE, self.server_keep_alive.as_ref());
         put_prop(
             out,
             id::ASSIGNED_CLIENT_IDENTIFIER,
@@ -260,8 +256,26 @@ impl ConnAckProperties {
         );
         put_prop(
             out,
-            id::TOPIC_ALIAS_MAXIMUM,
-            self.topic_alias_maximum.as_ref(),
+            id::AUTHENTICATION_METHOD,
+            self.authentication_method.as_ref(),
+        );
+        put_prop(
+            out,
+            id::AUTHENTICATION_DATA,
+            self.authentication_data.as_ref(),
+        );
+        put_prop(out, id::RETAIN_AVAILABLE, self.retain_available.as_ref());
+        put_prop(
+            out,
+            id::MAXIMUM_PACKET_SIZE,
+            self.maximum_packet_size.as_ref(),
+        );
+        put_prop(out, id::RECEIVE_MAXIMUM, self.receive_maximum.as_ref());
+        put_prop(out, id::MAXIMUM_QOS, self.maximum_qos.as_ref());
+        put_prop(
+            out,
+            id::SESSION_EXPIRY_INTERVAL,
+            self.session_expiry_interval.as_ref(),
         );
         put_prop(out, id::REASON_STRING, self.reason_string.as_ref());
         out.put_slice(self.user_properties.wire());
@@ -280,22 +294,11 @@ impl ConnAckProperties {
             id::SHARED_SUBSCRIPTION_AVAILABLE,
             self.shared_subscription_available.as_ref(),
         );
-        put_prop(out, id::SERVER_KEEP_ALIVE, self.server_keep_alive.as_ref());
         put_prop(
             out,
             id::RESPONSE_INFORMATION,
             self.response_information.as_ref(),
         );
         put_prop(out, id::SERVER_REFERENCE, self.server_reference.as_ref());
-        put_prop(
-            out,
-            id::AUTHENTICATION_METHOD,
-            self.authentication_method.as_ref(),
-        );
-        put_prop(
-            out,
-            id::AUTHENTICATION_DATA,
-            self.authentication_data.as_ref(),
-        );
     }
 }

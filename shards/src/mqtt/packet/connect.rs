@@ -307,7 +307,7 @@ impl Will {
             while let Some(property) = props.next()? {
                 match property {
                     Property::FourByte(id::WILL_DELAY_INTERVAL, v) => delay_interval = Some(v),
-                    other => properties.set(other)?,
+                    other => properties.set(other, props.users_read())?,
                 }
             }
             properties.user_properties = props.user_properties();

@@ -246,7 +246,8 @@ fn connack_both_versions() {
             ..Default::default()
         },
     };
-    let bytes = h("20 14 00 00 | 11 21 00 14 24 01 12 00 06 'auto-1' 22 00 0A");
+    // Mosquitto's order: topic alias maximum, assigned id, then receive maximum, maximum QoS.
+    let bytes = h("20 14 00 00 | 11 22 00 0A 12 00 06 'auto-1' 21 00 14 24 01");
     golden(Protocol::V5, &bytes, Packet::ConnAck(Box::new(v5)));
 }
 
@@ -293,11 +294,10 @@ fn publish_5_with_properties() {
         ..Default::default()
     }
     .into();
-    // Written in the encoder's order: expiry, alias, subscription ids, then the rest.
-    let bytes = h(
-        "32 26 | 00 03 'a/b' | 00 0A | 1C 02 00 00 00 3C 23 00 05 0B 01 0B AC 02 \
-                   01 01 26 00 01 'k' 00 01 'v' 03 00 03 't/p' | 'hi'",
-    );
+    // Written in the encoder's order: alias, subscription ids, the forwarded properties,
+    // expiry last (Mosquitto's order; it sends no alias).
+    let bytes = h("32 26 | 00 03 'a/b' | 00 0A | 1C 23 00 05 0B 01 0B AC 02 \
+                   01 01 26 00 01 'k' 00 01 'v' 03 00 03 't/p' 02 00 00 00 3C | 'hi'");
     golden(Protocol::V5, &bytes, Packet::Publish(message.clone()));
     // mqttbytes-ng writes the same message with the properties in another order.
     let theirs = mqttbytes_ng::v5::Publish {

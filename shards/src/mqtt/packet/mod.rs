@@ -54,7 +54,7 @@ pub use unsubscribe::{UnsubAck, Unsubscribe, UnsubscribeProperties};
 use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::mqtt::wire::{self, put_varint, read_varint, varint_len};
-use crate::mqtt::{DecodeError, EncodeError, Protocol};
+use crate::mqtt::{ByteStr, DecodeError, EncodeError, Protocol, UserProperties};
 
 /// The packet type, the high nibble of the first byte.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -359,6 +359,46 @@ fn decode_frame(
 }
 
 impl Packet {
+    /// Removes the Reason String and User Properties, which a sender must leave out
+    /// rather than exceed the receiver's Maximum Packet Size ([MQTT-3.2.2-19],
+    /// [MQTT-3.4.2-2], [MQTT-3.9.2-1], [MQTT-3.11.2-1], [MQTT-3.14.2-3], [MQTT-3.15.2-2]).
+    /// Returns false when the packet has none to remove.
+    pub fn drop_optional_properties(&mut self) -> bool {
+        fn take(reason: &mut Option<ByteStr>, user: &mut UserProperties) -> bool {
+            let had = reason.is_some() || !user.is_empty();
+            *reason = None;
+            *user = UserProperties::new();
+            had
+        }
+        match self {
+            Packet::ConnAck(p) => take(
+                &mut p.properties.reason_string,
+                &mut p.properties.user_properties,
+            ),
+            Packet::PubAck(p) | Packet::PubRec(p) | Packet::PubRel(p) | Packet::PubComp(p) => take(
+                &mut p.properties.reason_string,
+                &mut p.properties.user_properties,
+            ),
+            Packet::SubAck(p) => take(
+                &mut p.properties.reason_string,
+                &mut p.properties.user_properties,
+            ),
+            Packet::UnsubAck(p) => take(
+                &mut p.properties.reason_string,
+                &mut p.properties.user_properties,
+            ),
+            Packet::Disconnect(p) => take(
+                &mut p.properties.reason_string,
+                &mut p.properties.user_properties,
+            ),
+            Packet::Auth(p) => take(
+                &mut p.properties.reason_string,
+                &mut p.properties.user_properties,
+            ),
+            _ => false,
+        }
+    }
+
     /// The packet's type.
     pub fn packet_type(&self) -> PacketType {
         match self {

@@ -24,7 +24,10 @@ pub struct Publish {
 }
 
 /// PUBLISH properties (§3.3.2.3); also the body of will properties.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+///
+/// Equality ignores [`PublishProperties::order`]: two messages with the same properties
+/// are the same message, whatever order their publisher wrote them in.
+#[derive(Clone, Debug, Default)]
 pub struct PublishProperties {
     /// 0x01 Payload Format Indicator (0 or 1).
     pub payload_format_indicator: Option<u8>,
@@ -42,6 +45,73 @@ pub struct PublishProperties {
     pub subscription_identifiers: Vec<u32>,
     /// 0x03 Content Type.
     pub content_type: Option<ByteStr>,
+    /// The order the publisher wrote the properties in that go on to subscribers; empty
+    /// for messages the broker makes.
+    pub order: PropertyOrder,
+}
+
+impl PartialEq for PublishProperties {
+    fn eq(&self, other: &PublishProperties) -> bool {
+        self.payload_format_indicator == other.payload_format_indicator
+            && self.message_expiry_interval == other.message_expiry_interval
+            && self.topic_alias == other.topic_alias
+            && self.response_topic == other.response_topic
+            && self.correlation_data == other.correlation_data
+            && self.user_properties == other.user_properties
+            && self.subscription_identifiers == other.subscription_identifiers
+            && self.content_type == other.content_type
+    }
+}
+
+impl Eq for PublishProperties {}
+
+/// Where a publisher put the single-valued properties that are forwarded to subscribers
+/// (Payload Format Indicator, Content Type, Response Topic, Correlation Data) among its
+/// user properties. Mosquitto forwards them in the order it received them, and a user's
+/// scripts and tests compare those bytes; recording the order here (twelve bytes, no
+/// allocation) lets the encoder do the same while the values stay typed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct PropertyOrder {
+    /// Identifiers in the order received; 0 ends the list.
+    ids: [u8; 4],
+    /// For each, the number of user properties received before it.
+    users_before: [u16; 4],
+}
+
+impl PropertyOrder {
+    /// True when no order was recorded (the encoder's own order applies).
+    pub fn is_empty(&self) -> bool {
+        self.ids[0] == 0
+    }
+
+    /// Records that property `id` came after `users_before` user properties. Properties
+    /// that are not forwarded, and repeats, are ignored.
+    pub(crate) fn note(&mut self, id: u8, users_before: usize) {
+        if !is_forwarded_single(id) || self.ids.contains(&id) {
+            return;
+        }
+        if let Some(slot) = self.ids.iter().position(|&known| known == 0) {
+            self.ids[slot] = id;
+            self.users_before[slot] = u16::try_from(users_before).unwrap_or(u16::MAX);
+        }
+    }
+
+    /// The recorded (identifier, user properties before it) pairs, in order.
+    fn entries(&self) -> impl Iterator<Item = (u8, usize)> + '_ {
+        self.ids
+            .iter()
+            .zip(self.users_before.iter())
+            .take_while(|(id, _)| **id != 0)
+            .map(|(id, before)| (*id, usize::from(*before)))
+    }
+}
+
+/// True for the single-valued properties a subscriber receives as the publisher sent them.
+fn is_forwarded_single(id: u8) -> bool {
+    matches!(
+        id,
+        id::PAYLOAD_FORMAT_INDICATOR | id::CONTENT_TYPE | id::RESPONSE_TOPIC | id::CORRELATION_DATA
+    )
 }
 
 /// The properties of a PUBLISH or a message, boxed and absent when empty: a 3.1.1 message
@@ -62,6 +132,10 @@ static NO_PROPERTIES: PublishProperties = PublishProperties {
     user_properties: UserProperties::new(),
     subscription_identifiers: Vec::new(),
     content_type: None,
+    order: PropertyOrder {
+        ids: [0; 4],
+        users_before: [0; 4],
+    },
 };
 
 impl MessageProperties {
@@ -257,15 +331,21 @@ impl PublishProperties {
         let mut props = PropertyReader::new(reader, PUBLISH_PROPERTIES, PUBLISH_REPEATABLE)?;
         let mut out = PublishProperties::default();
         while let Some(property) = props.next()? {
-            out.set(property)?;
+            out.set(property, props.users_read())?;
         }
         out.user_properties = props.user_properties();
         Ok(out)
     }
 
-    /// Stores one decoded property; shared with the will properties of CONNECT, whose
-    /// allowed set leaves out topic alias and subscription identifier.
-    pub(crate) fn set(&mut self, property: Property) -> Result<(), DecodeError> {
+    /// Stores one decoded property that came after `users_before` user properties; shared
+    /// with the will properties of CONNECT, whose allowed set leaves out topic alias and
+    /// subscription identifier.
+    pub(crate) fn set(
+        &mut self,
+        property: Property,
+        users_before: usize,
+    ) -> Result<(), DecodeError> {
+        self.order.note(property.id(), users_before);
         match property {
             Property::Byte(id::PAYLOAD_FORMAT_INDICATOR, v) => {
                 self.payload_format_indicator = Some(v);
@@ -295,8 +375,13 @@ impl PublishProperties {
             + prop_len(self.content_type.as_ref())?)
     }
 
-    /// Writes the properties counted by [`PublishProperties::shared_len`].
+    /// Writes the properties counted by [`PublishProperties::shared_len`]: in the order the
+    /// publisher sent them when it was recorded ([`PropertyOrder`]), else in a fixed order.
     pub(crate) fn write_shared(&self, out: &mut BytesMut) {
+        if !self.order.is_empty() {
+            self.write_shared_in_order(out);
+            return;
+        }
         put_prop(
             out,
             id::PAYLOAD_FORMAT_INDICATOR,
@@ -307,7 +392,51 @@ impl PublishProperties {
         out.put_slice(self.user_properties.wire());
         put_prop(out, id::CONTENT_TYPE, self.content_type.as_ref());
     }
+
+    /// [`PublishProperties::write_shared`] in the recorded order. A property set without
+    /// being recorded (none is, today) still goes out, after the recorded ones.
+    fn write_shared_in_order(&self, out: &mut BytesMut) {
+        let mut users = self.user_properties.wire();
+        let mut users_written = 0;
+        let mut written = IdSet::EMPTY;
+        for (property, users_before) in self.order.entries() {
+            let count = users_before.saturating_sub(users_written);
+            let split = crate::mqtt::user_properties::wire_prefix_len(users, count);
+            out.put_slice(&users[..split]);
+            users = &users[split..];
+            users_written = users_before.max(users_written);
+            self.put_single(out, property);
+            written.insert(property);
+        }
+        for property in FORWARDED_SINGLES {
+            if !written.contains(property) {
+                self.put_single(out, property);
+            }
+        }
+        out.put_slice(users);
+    }
+
+    /// Writes the single-valued forwarded property `property`, if set.
+    fn put_single(&self, out: &mut BytesMut, property: u8) {
+        match property {
+            id::PAYLOAD_FORMAT_INDICATOR => {
+                put_prop(out, property, self.payload_format_indicator.as_ref());
+            }
+            id::CONTENT_TYPE => put_prop(out, property, self.content_type.as_ref()),
+            id::RESPONSE_TOPIC => put_prop(out, property, self.response_topic.as_ref()),
+            id::CORRELATION_DATA => put_prop(out, property, self.correlation_data.as_ref()),
+            _ => {}
+        }
+    }
 }
+
+/// The single-valued properties forwarded to subscribers, in the encoder's own order.
+const FORWARDED_SINGLES: [u8; 4] = [
+    id::PAYLOAD_FORMAT_INDICATOR,
+    id::RESPONSE_TOPIC,
+    id::CORRELATION_DATA,
+    id::CONTENT_TYPE,
+];
 
 /// Computes the layout of the PUBLISH built from `p`, with every check that can fail.
 fn layout(protocol: Protocol, p: &PublishEncode<'_>) -> Result<Layout, EncodeError> {
@@ -373,15 +502,17 @@ pub fn encode_publish(
         out.put_u16(packet_id.get());
     }
     if protocol.is_v5() {
+        // Mosquitto's order: subscription identifiers, the publisher's properties as it
+        // sent them, the remaining message expiry. (Mosquitto sends no topic alias.)
         put_varint(out, layout.properties);
+        put_prop(out, id::TOPIC_ALIAS, p.topic_alias.as_ref());
+        properties::put_subscription_ids(out, p.subscription_identifiers);
+        p.properties.write_shared(out);
         put_prop(
             out,
             id::MESSAGE_EXPIRY_INTERVAL,
             p.message_expiry_interval.as_ref(),
         );
-        put_prop(out, id::TOPIC_ALIAS, p.topic_alias.as_ref());
-        properties::put_subscription_ids(out, p.subscription_identifiers);
-        p.properties.write_shared(out);
     }
     out.put_slice(p.payload);
     assert_eq!(

@@ -145,3 +145,120 @@ fn remaining_length_boundaries_round_trip() {
         }
     }
 }
+
+/// One property of a PUBLISH as a client may write it.
+#[derive(Clone, Debug)]
+enum Item {
+    PayloadFormat(u8),
+    ContentType(String),
+    ResponseTopic(String),
+    Correlation(Vec<u8>),
+    User(String, String),
+    Expiry(u32),
+    Alias(u16),
+}
+
+impl Item {
+    fn wire(&self) -> Vec<u8> {
+        let string = |out: &mut Vec<u8>, s: &[u8]| {
+            out.extend_from_slice(&(s.len() as u16).to_be_bytes());
+            out.extend_from_slice(s);
+        };
+        let mut out = Vec::new();
+        match self {
+            Item::PayloadFormat(v) => out.extend_from_slice(&[0x01, *v]),
+            Item::ContentType(s) => {
+                out.push(0x03);
+                string(&mut out, s.as_bytes());
+            }
+            Item::ResponseTopic(s) => {
+                out.push(0x08);
+                string(&mut out, s.as_bytes());
+            }
+            Item::Correlation(d) => {
+                out.push(0x09);
+                string(&mut out, d);
+            }
+            Item::User(k, v) => {
+                out.push(0x26);
+                string(&mut out, k.as_bytes());
+                string(&mut out, v.as_bytes());
+            }
+            Item::Expiry(s) => {
+                out.push(0x02);
+                out.extend_from_slice(&s.to_be_bytes());
+            }
+            Item::Alias(a) => {
+                out.push(0x23);
+                out.extend_from_slice(&a.to_be_bytes());
+            }
+        }
+        out
+    }
+
+    /// Forwarded to subscribers as written (everything but expiry and the alias).
+    fn forwarded(&self) -> bool {
+        !matches!(self, Item::Expiry(_) | Item::Alias(_))
+    }
+}
+
+/// A client's PUBLISH properties in any order: each single-valued property at most once,
+/// up to four user properties anywhere among them.
+fn shuffled_items() -> impl Strategy<Value = Vec<Item>> {
+    let word = "[a-z]{0,3}";
+    let singles = (
+        proptest::option::of(0u8..=1),
+        proptest::option::of(word),
+        proptest::option::of("[a-z]{1,3}"),
+        proptest::option::of(proptest::collection::vec(any::<u8>(), 0..3)),
+        proptest::option::of(1u32..1000),
+        proptest::option::of(1u16..=10),
+    );
+    let users = proptest::collection::vec((word, word), 0..4);
+    (singles, users)
+        .prop_map(|((pfi, ct, rt, cd, expiry, alias), users)| {
+            let mut items: Vec<Item> = Vec::new();
+            items.extend(pfi.map(Item::PayloadFormat));
+            items.extend(ct.map(Item::ContentType));
+            items.extend(rt.map(Item::ResponseTopic));
+            items.extend(cd.map(Item::Correlation));
+            items.extend(expiry.map(Item::Expiry));
+            items.extend(alias.map(Item::Alias));
+            items.extend(users.into_iter().map(|(k, v)| Item::User(k, v)));
+            items
+        })
+        .prop_shuffle()
+}
+
+proptest! {
+    /// A subscriber gets the publisher's forwarded properties in the order it wrote them,
+    /// after the subscription identifiers and before the remaining message expiry, as
+    /// Mosquitto sends them.
+    #[test]
+    fn forwarded_properties_keep_the_publishers_order(items in shuffled_items()) {
+        let block: Vec<u8> = items.iter().flat_map(Item::wire).collect();
+        let mut body = vec![0x00, 0x01, b't'];
+        body.push(block.len() as u8);
+        body.extend_from_slice(&block);
+        body.extend_from_slice(b"pay");
+        let mut frame = BytesMut::from(&[0x30, body.len() as u8][..]);
+        frame.extend_from_slice(&body);
+        let Some(Packet::Publish(publish)) = decode(&mut frame, Some(Protocol::V5), 1024).unwrap()
+        else {
+            panic!("a PUBLISH");
+        };
+        let sent = PublishEncode {
+            topic_alias: None,
+            message_expiry_interval: Some(7),
+            subscription_identifiers: &[5],
+            ..publish.as_encode()
+        };
+        let mut out = BytesMut::new();
+        encode_publish(Protocol::V5, &sent, &mut out).unwrap();
+        let mut expected: Vec<u8> = vec![0x0B, 5];
+        expected.extend(items.iter().filter(|i| i.forwarded()).flat_map(Item::wire));
+        expected.extend_from_slice(&[0x02, 0, 0, 0, 7]);
+        let start = 2 + 3 + 1;
+        prop_assert_eq!(&out[start..start + expected.len()], &expected[..]);
+    }
+}

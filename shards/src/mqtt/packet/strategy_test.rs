@@ -116,6 +116,7 @@ pub fn publish_properties(with_topic_alias: bool) -> impl Strategy<Value = Publi
                 user_properties: user,
                 subscription_identifiers: ids,
                 content_type: content,
+                order: Default::default(),
             },
         )
 }

@@ -1,6 +1,7 @@
 //! Authentication and authorisation set-up: builds the shards' [`AccessPolicy`] from the
 //! configuration and, when the dynamic-security module is configured, loads (or
-//! bootstraps) `dynamic-security.json` and prepares the service thread that owns it.
+//! bootstraps) `dynamic-security.json`, decides how new passwords are stored (and logs it),
+//! and prepares the service thread that owns it.
 //!
 //! Called by `main` at start and on SIGHUP (`base_policy` again; the dynamic-security
 //! state itself is read once, as Mosquitto reads it once).
@@ -10,7 +11,7 @@ use crate::settings::StartError;
 use shards::access::{AccessPolicy, ListenerAccess};
 use shards::authfile::{AclFile, FileError, PasswordFile};
 use shards::dynsec::bootstrap::{bootstrap_if_missing, Bootstrap, BootstrapOptions};
-use shards::dynsec::password::PasswordPolicy;
+use shards::dynsec::password::{PasswordPolicy, StoredForm};
 use shards::dynsec::service::DynsecService;
 use shards::dynsec::{store, AclSnapshot};
 use std::collections::HashMap;
@@ -117,21 +118,25 @@ pub fn dynsec_service(config: &Config) -> Result<Option<DynsecService>, StartErr
     let env_password =
         std::env::var_os("MOSQUITTO_DYNSEC_PASSWORD").map(|v| v.into_encoded_bytes());
     let init_file = plugin.option("password_init_file").map(PathBuf::from);
+    // Validated when the configuration was read.
+    let chosen = plugin
+        .option("password_format")
+        .and_then(StoredForm::from_version);
     let options = BootstrapOptions {
         config_file: &path,
         password_init_file: init_file.as_deref(),
         env_password: env_password.as_deref(),
-        policy: PasswordPolicy::default(),
+        policy: PasswordPolicy::for_form(chosen.unwrap_or(PasswordPolicy::default().form)),
     };
     let fail = |message: String| StartError { message, code: 1 };
-    let state = match bootstrap_if_missing(&options)
+    let (mut state, found) = match bootstrap_if_missing(&options)
         .map_err(|e| fail(format!("Error: dynamic security: {e}")))?
     {
         Bootstrap::Generated { state, log, .. } => {
             for line in log {
                 log::info!("{line}");
             }
-            state
+            (state, None)
         }
         Bootstrap::Existing => {
             let (state, warnings) = store::load_file(&path).map_err(|e| {
@@ -143,9 +148,38 @@ pub fn dynsec_service(config: &Config) -> Result<Option<DynsecService>, StartErr
             for warning in warnings {
                 log::warn!("Warning: dynamic security: {}", warning.0);
             }
-            state
+            let found = store::file_form(&state);
+            (state, found)
         }
     };
+    let (form, reason) = match (chosen, found) {
+        (Some(form), _) => (form, "plugin_opt_password_format".to_owned()),
+        (None, Some(form)) => (form, format!("the format {} uses", path.display())),
+        (None, None) => (
+            PasswordPolicy::default().form,
+            "the default: every Mosquitto version reads it".to_owned(),
+        ),
+    };
+    state.set_password_policy(PasswordPolicy::for_form(form));
+    log::info!(
+        "Dynamic security: new passwords are stored in Mosquitto {} format ({}), {reason}.",
+        form.version(),
+        form.keys()
+    );
+    if form == StoredForm::Triple {
+        let unreadable = store::unreadable_by_2_0(&state);
+        if !unreadable.is_empty() {
+            let names: Vec<_> = unreadable
+                .iter()
+                .map(|name| format!("{:?}", String::from_utf8_lossy(name)))
+                .collect();
+            log::warn!(
+                "Warning: dynamic security: Mosquitto 2.0 cannot check the passwords of {} \
+                 (not stored in 2.0 format); setClientPassword stores a new one in 2.0 format.",
+                names.join(", ")
+            );
+        }
+    }
     Ok(Some(DynsecService {
         state,
         path,

@@ -2,14 +2,16 @@
 //! format, `/healthz` (the process is alive) and `/readyz` (client listeners are open).
 //!
 //! Pure: [`respond`] turns one request's bytes and a [`View`] of the broker into the
-//! response bytes; the runtime (`runtime::http`) owns the socket. Metric names are the ones
-//! the common Mosquitto exporter (sapcc/mosquitto-exporter) derives from `$SYS` topics —
-//! `$SYS/broker/clients/connected` becomes `broker_clients_connected`, spaces and slashes
-//! become `_` — so dashboards built on it keep working; Culex's own figures (connections
-//! per listener, batch handling latency) are prefixed `culex_`.
+//! response bytes; the runtime (`runtime::http`) owns the socket. The broker figures come
+//! from `figures::FIGURES`, the table `$SYS` publishes from too: names derived from the
+//! `$SYS` topic (`$SYS/broker/clients/connected` becomes `broker_clients_connected`) and
+//! adjusted to Prometheus' rules (counters end in `_total`, gauges never in `_total` or
+//! `_count`); each HELP text names the topic and the former name. Culex's own figures
+//! (connections per listener, batch handling latency) are prefixed `culex_`.
 
+use crate::figures::{Figure, Snapshot, FIGURES};
 use crate::settings::ListenerSettings;
-use crate::stats::{ShardStats, Totals, LATENCY_BUCKETS_US, LISTENERS_MAX};
+use crate::stats::{ShardStats, LATENCY_BUCKETS_US, LISTENERS_MAX};
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 
@@ -72,176 +74,54 @@ fn reply(status: u16, content_type: &str, body: &str) -> Vec<u8> {
     .into_bytes()
 }
 
-/// Metric kind, for `# TYPE`.
-#[derive(Clone, Copy)]
-enum Kind {
-    Counter,
-    Gauge,
-}
-
 /// The Prometheus text exposition.
 pub fn metrics(view: &View<'_>) -> String {
-    let t = crate::stats::totals(view.stats);
-    let mut out = String::with_capacity(4096);
-    // Every shard holds the same retained messages: report one shard's count.
-    let retained = view
-        .stats
-        .first()
-        .map_or(0, |s| s.retained.load(Ordering::Relaxed));
-    for (name, kind, value, help) in sys_figures(&t, view.uptime_s, retained) {
-        metric(&mut out, name, kind, help, value);
+    let snapshot = Snapshot::take(view.stats);
+    let mut out = String::with_capacity(8192);
+    let _ = writeln!(
+        out,
+        "# HELP broker_uptime_seconds Seconds since the broker started \
+         ($SYS/broker/uptime; formerly broker_uptime).\n\
+         # TYPE broker_uptime_seconds gauge\nbroker_uptime_seconds {}",
+        view.uptime_s
+    );
+    for figure in FIGURES {
+        figure_metric(&mut out, figure, (figure.value)(&snapshot));
     }
     let _ = writeln!(
         out,
         "# HELP broker_version The broker's version.\n# TYPE broker_version gauge"
     );
     let _ = writeln!(out, "broker_version{{version=\"{}\"}} 1", view.version);
+    let name = "broker_connections_socket_total";
+    let _ = writeln!(
+        out,
+        "# HELP {name} Sockets accepted (formerly broker_connections_socket_count).\n\
+         # TYPE {name} counter\n{name} {}",
+        snapshot.totals.sockets_opened
+    );
     listener_connections(&mut out, view);
     batch_latency(&mut out, view.stats);
     out
 }
 
-fn metric(out: &mut String, name: &str, kind: Kind, help: &str, value: u64) {
-    let kind = match kind {
-        Kind::Counter => "counter",
-        Kind::Gauge => "gauge",
-    };
+/// One figure of the shared table: HELP names its `$SYS` topics and its former name.
+fn figure_metric(out: &mut String, figure: &Figure, value: u64) {
+    let name = figure.metric;
+    let _ = write!(
+        out,
+        "# HELP {name} {} ({}",
+        figure.help,
+        figure.topics.join(", ")
+    );
+    if let Some(former) = figure.former {
+        let _ = write!(out, "; formerly {former}");
+    }
     let _ = writeln!(
         out,
-        "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+        ").\n# TYPE {name} {}\n{name} {value}",
+        figure.kind.name()
     );
-}
-
-/// The `$SYS` figures under the exporter's names.
-fn sys_figures(
-    t: &Totals,
-    uptime_s: u64,
-    retained: u64,
-) -> Vec<(&'static str, Kind, u64, &'static str)> {
-    use Kind::{Counter, Gauge};
-    let disconnected = t.sessions.saturating_sub(t.clients_connected);
-    vec![
-        (
-            "broker_uptime",
-            Gauge,
-            uptime_s,
-            "Seconds since the broker started ($SYS/broker/uptime).",
-        ),
-        (
-            "broker_clients_connected",
-            Gauge,
-            t.clients_connected,
-            "Connected clients.",
-        ),
-        (
-            "broker_clients_disconnected",
-            Gauge,
-            disconnected,
-            "Persistent sessions without a connection.",
-        ),
-        (
-            "broker_clients_total",
-            Gauge,
-            t.sessions,
-            "Sessions, connected or not.",
-        ),
-        (
-            "broker_clients_expired",
-            Counter,
-            t.clients_expired,
-            "Sessions removed by expiry.",
-        ),
-        (
-            "broker_messages_received",
-            Counter,
-            t.messages_received,
-            "MQTT packets received.",
-        ),
-        (
-            "broker_messages_sent",
-            Counter,
-            t.messages_sent,
-            "MQTT packets sent.",
-        ),
-        (
-            "broker_messages_stored",
-            Gauge,
-            t.stored_messages,
-            "Messages held in queues and windows.",
-        ),
-        (
-            "broker_store_messages_bytes",
-            Gauge,
-            t.stored_bytes,
-            "Payload bytes held in queues and windows.",
-        ),
-        (
-            "broker_publish_messages_received",
-            Counter,
-            t.publish_received,
-            "PUBLISH packets received.",
-        ),
-        (
-            "broker_publish_messages_sent",
-            Counter,
-            t.publish_sent,
-            "PUBLISH packets sent.",
-        ),
-        (
-            "broker_publish_messages_dropped",
-            Counter,
-            t.publish_dropped,
-            "Messages dropped by limits.",
-        ),
-        (
-            "broker_publish_bytes_received",
-            Counter,
-            t.publish_bytes_received,
-            "PUBLISH payload bytes received.",
-        ),
-        (
-            "broker_publish_bytes_sent",
-            Counter,
-            t.publish_bytes_sent,
-            "PUBLISH payload bytes sent.",
-        ),
-        (
-            "broker_bytes_received",
-            Counter,
-            t.bytes_received,
-            "Bytes read from sockets.",
-        ),
-        (
-            "broker_bytes_sent",
-            Counter,
-            t.bytes_sent,
-            "Bytes written to sockets.",
-        ),
-        (
-            "broker_subscriptions_count",
-            Gauge,
-            t.subscriptions,
-            "Subscriptions.",
-        ),
-        (
-            "broker_shared_subscriptions_count",
-            Gauge,
-            t.shared_subscriptions,
-            "Shared subscriptions.",
-        ),
-        (
-            "broker_retained_messages_count",
-            Gauge,
-            retained,
-            "Retained messages.",
-        ),
-        (
-            "broker_connections_socket_count",
-            Counter,
-            t.sockets_opened,
-            "Sockets accepted.",
-        ),
-    ]
 }
 
 fn listener_connections(out: &mut String, view: &View<'_>) {
@@ -337,7 +217,7 @@ mod tests {
             text.contains("# TYPE broker_clients_connected gauge\nbroker_clients_connected 5\n"),
             "{text}"
         );
-        assert!(text.contains("broker_uptime 42\n"));
+        assert!(text.contains("broker_uptime_seconds 42\n"));
         assert!(text.contains("culex_listener_connections{listener=\"0\",port=\"1883\",protocol=\"mqtt\",tls=\"false\"} 3\n"));
         assert!(
             text.contains("culex_publish_batch_seconds_bucket{le=\"0.00005\"} 1\n"),

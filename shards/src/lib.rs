@@ -25,6 +25,7 @@ pub mod cpu_affinity;
 pub mod credential_cache;
 pub mod delivery_batch;
 pub mod dynsec;
+pub mod figures;
 pub mod http;
 pub mod limits;
 pub mod mesh;

@@ -69,6 +69,8 @@ counters! {
     stored_bytes,
     /// Retained messages in this shard's copy (gauge).
     retained,
+    /// Payload bytes of the retained messages in this shard's copy (gauge).
+    retained_bytes,
     /// Sockets accepted.
     sockets_opened,
     /// CONNECTs accepted.

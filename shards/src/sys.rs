@@ -6,10 +6,11 @@
 //! changed as a retained QoS 2 message through the normal publish path, so `$SYS`
 //! subscribers on any shard receive it. `$SYS/broker/version` is published once at start.
 
+use crate::figures::{Snapshot, FIGURES};
 use crate::message::Message;
 use crate::mqtt::{ByteStr, Bytes, QoS};
 use crate::shard::Shard;
-use crate::stats::{totals, Totals};
+use crate::stats::Totals;
 use std::collections::HashMap;
 
 /// Exponentially weighted per-minute rates, as Mosquitto computes them.
@@ -54,91 +55,39 @@ impl SysPublisher {
             return;
         }
         self.next_s = (now / interval + 1) * interval;
-        let current = totals(&shard.stats);
-        self.publish_values(shard, &current, now);
-        self.publish_loads(shard, &current, now);
-        self.previous = current;
+        let snapshot = Snapshot::take(&shard.stats);
+        self.publish_values(shard, &snapshot, now);
+        self.publish_loads(shard, &snapshot.totals, now);
+        self.previous = snapshot.totals;
         self.last_s = now;
     }
 
-    fn publish_values(&mut self, shard: &mut Shard, t: &Totals, now: u64) {
-        let total = t.sessions;
-        let connected = t.clients_connected;
+    fn publish_values(&mut self, shard: &mut Shard, snapshot: &Snapshot, now: u64) {
+        let total = snapshot.totals.sessions;
         self.clients_maximum = self.clients_maximum.max(total);
-        // Retained messages are counted once: every shard holds the same copy.
-        let stored = t.stored_messages + shard.retained.len() as u64;
         let heap = resident_bytes();
         self.heap_maximum = self.heap_maximum.max(heap);
-        let values: [(&'static str, String); 25] = [
+        let own: [(&'static str, String); 4] = [
             (
                 "$SYS/broker/uptime",
                 format!("{} seconds", now.saturating_sub(self.started_s)),
             ),
-            ("$SYS/broker/clients/total", total.to_string()),
-            (
-                "$SYS/broker/clients/inactive",
-                total.saturating_sub(connected).to_string(),
-            ),
-            (
-                "$SYS/broker/clients/disconnected",
-                total.saturating_sub(connected).to_string(),
-            ),
-            ("$SYS/broker/clients/active", connected.to_string()),
-            ("$SYS/broker/clients/connected", connected.to_string()),
-            ("$SYS/broker/clients/expired", t.clients_expired.to_string()),
             (
                 "$SYS/broker/clients/maximum",
                 self.clients_maximum.to_string(),
             ),
-            ("$SYS/broker/messages/stored", stored.to_string()),
-            ("$SYS/broker/store/messages/count", stored.to_string()),
-            (
-                "$SYS/broker/store/messages/bytes",
-                t.stored_bytes.to_string(),
-            ),
-            (
-                "$SYS/broker/subscriptions/count",
-                t.subscriptions.to_string(),
-            ),
-            (
-                "$SYS/broker/shared_subscriptions/count",
-                t.shared_subscriptions.to_string(),
-            ),
-            (
-                "$SYS/broker/retained messages/count",
-                shard.retained.len().to_string(),
-            ),
-            (
-                "$SYS/broker/messages/received",
-                t.messages_received.to_string(),
-            ),
-            ("$SYS/broker/messages/sent", t.messages_sent.to_string()),
-            (
-                "$SYS/broker/publish/messages/received",
-                t.publish_received.to_string(),
-            ),
-            (
-                "$SYS/broker/publish/messages/sent",
-                t.publish_sent.to_string(),
-            ),
-            (
-                "$SYS/broker/publish/messages/dropped",
-                t.publish_dropped.to_string(),
-            ),
-            (
-                "$SYS/broker/publish/bytes/received",
-                t.publish_bytes_received.to_string(),
-            ),
-            (
-                "$SYS/broker/publish/bytes/sent",
-                t.publish_bytes_sent.to_string(),
-            ),
-            ("$SYS/broker/bytes/received", t.bytes_received.to_string()),
-            ("$SYS/broker/bytes/sent", t.bytes_sent.to_string()),
             ("$SYS/broker/heap/current", heap.to_string()),
             ("$SYS/broker/heap/maximum", self.heap_maximum.to_string()),
         ];
-        for (topic, value) in values {
+        // The figures `/metrics` shows too come from the shared table.
+        let shared = FIGURES.iter().flat_map(|figure| {
+            let value = (figure.value)(snapshot).to_string();
+            figure
+                .topics
+                .iter()
+                .map(move |topic| (*topic, value.clone()))
+        });
+        for (topic, value) in own.into_iter().chain(shared) {
             if self.published.get(topic) != Some(&value) {
                 self.published.insert(topic, value.clone());
                 publish(shard, ByteStr::from_static(topic), value);

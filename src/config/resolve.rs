@@ -14,6 +14,7 @@
 //!
 //! [`super::finish`] then turns the draft into a validated [`super::Config`].
 
+use shards::dynsec::password::StoredForm;
 use shards::transport::cipher_list;
 use std::path::{Path, PathBuf};
 
@@ -819,9 +820,14 @@ fn plugin_option(
     let value = args
         .rest_untrimmed_end()
         .ok_or_else(|| values::empty(key))?;
-    draft.plugins[index]
-        .options
-        .push((name.to_string(), value.to_string()));
+    let plugin = &mut draft.plugins[index];
+    if plugin.kind == PluginKind::DynamicSecurity
+        && name == "password_format"
+        && StoredForm::from_version(value).is_none()
+    {
+        return Err(format!("Invalid {key} value \"{value}\" (use 2.0 or 2.1)."));
+    }
+    plugin.options.push((name.to_string(), value.to_string()));
     Ok(())
 }
 

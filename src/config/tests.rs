@@ -879,6 +879,22 @@ fn plugin_option_errors() {
     );
     let err = parse_err("plugin /usr/lib/mosquitto_dynamic_security.so\nplugin_opt_ x");
     assert_eq!(err.message, "Error: Invalid 'plugin_opt_' config option.");
+    let err =
+        parse_err("plugin /usr/lib/mosquitto_dynamic_security.so\nplugin_opt_password_format 2.2");
+    assert_eq!(
+        (err.message.as_str(), err.line),
+        (
+            "Error: Invalid plugin_opt_password_format value \"2.2\" (use 2.0 or 2.1).",
+            2
+        )
+    );
+    for value in ["2.0", "2.1"] {
+        let config = parse_ok(&format!(
+            "plugin /usr/lib/mosquitto_dynamic_security.so\nplugin_opt_password_format {value}"
+        ));
+        let dynsec = config.plugin(PluginKind::DynamicSecurity).expect("plugin");
+        assert_eq!(dynsec.option("password_format"), Some(value));
+    }
     let err = parse_err("auth_plugin_deny_special_chars false");
     assert!(err.message.contains("without a plugin"), "{err}");
     let err = parse_err("listener 1883\nplugin_use nothing");

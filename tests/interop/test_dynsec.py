@@ -26,7 +26,7 @@ from conftest import broker_binary, free_port, require_tool
 from dynsec_helpers import (ADMIN_PASSWORD, FILE_NAME, GOLDEN, REFUSED, REQUEST_TOPIC,
                             Admin, connack, ctrl, ctrl_error, dynsec_lines, dynsec_path,
                             expect_kicked, expect_not_kicked, file_stamp, golden,
-                            golden_payload, login, publish_rc, start_dynsec,
+                            golden_payload, init_file, login, publish_rc, start_dynsec,
                             subscribe_codes)
 
 # Printed by mosquitto_ctrl on stderr for every connection without TLS.
@@ -1423,11 +1423,28 @@ def test_changes_survive_a_restart(start_broker, broker_kind):
     check_populated(b)
 
 
+def saved_password_keys(path) -> dict:
+    """Which password keys each client has in a dynamic-security.json."""
+    doc = json.loads(path.read_text())
+    keys = ("password", "salt", "iterations", "encoded_password")
+    return {c["username"]: sorted(k for k in keys if k in c) for c in doc["clients"]}
+
+
+TRIPLE = ["iterations", "password", "salt"]
+ENCODED = ["encoded_password"]
+
+
+def format_line(version: str) -> str:
+    return f"new passwords are stored in Mosquitto {version} format"
+
+
 def test_file_moves_between_mosquitto_and_culex(start_broker, broker_kind):
-    """A Mosquitto 2.0.11 user's file works unchanged in Culex (passwords included), and
-    a file Culex wrote loads in Mosquitto 2.0.11 with the same state; only passwords
-    Culex set are unusable there (deviation `new-passwords-encoded`: 2.1's `$7$` form,
-    which 2.0 reads as "no password")."""
+    """The rollback: a Mosquitto 2.0.11 user's file works unchanged in Culex (passwords
+    set through `$CONTROL/dynamic-security/v1` on Mosquitto log in on Culex), and after
+    passwords are set and clients created through the same API on Culex, Mosquitto
+    2.0.11 loads the file Culex wrote with the same state and logs every user in,
+    including those whose passwords Culex set (deviation `password-format-follows-file`:
+    a 2.0 file stays in 2.0's password/salt/iterations form)."""
     if broker_kind != "culex":
         pytest.skip("a Mosquitto <-> Culex migration; runs once, on the culex kind")
     mosq = start_dynsec(start_broker, "mosquitto", anonymous=True)
@@ -1439,14 +1456,91 @@ def test_file_moves_between_mosquitto_and_culex(start_broker, broker_kind):
     cx = start_dynsec(start_broker, "culex", anonymous=True, file=mosquitto_file)
     assert Admin(cx).snapshot() == state
     check_populated(cx)
-    ctrl(cx, "setClientPassword", "alice", "pw-alice")  # now stored as $7$
+    ctrl(cx, "setClientPassword", "alice", "pw-alice-2")
     ctrl(cx, "createClient", "dave", "-p", "pw-dave")
+    Admin(cx).ok("setClientPassword", username="bob", password="pw-bob-2")
     state = Admin(cx).snapshot()
     cx.stop()
 
     back = start_dynsec(start_broker, "mosquitto", anonymous=True,
-                       file=dynsec_path(cx).read_bytes())
+                        file=dynsec_path(cx).read_bytes())
     assert Admin(back).snapshot() == state
-    assert connack(back, "bob", "pw-bob", client_id="bob-dev") == 0, "untouched hash"
-    assert connack(back, "alice", "pw-alice") == REFUSED[5]
-    assert connack(back, "dave", "pw-dave") == REFUSED[5]
+    assert connack(back, "alice", "pw-alice-2") == 0, back.log()
+    assert connack(back, "alice", "pw-alice") == REFUSED[5], "the old password is gone"
+    assert connack(back, "bob", "pw-bob-2", client_id="bob-dev") == 0
+    assert connack(back, "dave", "pw-dave") == 0
+    assert connack(back, "dave", "pw-dave!") == REFUSED[5]
+    saved = saved_password_keys(dynsec_path(cx))
+    assert saved == {name: TRIPLE for name in ("admin", "alice", "bob", "carol", "dave")}, \
+        saved
+    assert format_line("2.0") in cx.log(), cx.log()
+
+
+def test_a_new_file_goes_back_to_mosquitto_2_0(start_broker, broker_kind):
+    """A file Culex creates (no file at start, admin password from
+    MOSQUITTO_DYNSEC_PASSWORD) with a client added through the control API loads in
+    Mosquitto 2.0.11, and both log in there: new files use 2.0's password format."""
+    if broker_kind != "culex":
+        pytest.skip("Mosquitto 2.0.11 does not bootstrap (deviation bootstrap-missing-file)")
+    cx = start_dynsec(start_broker, "culex", file=False, user_root=False,
+                      env={"MOSQUITTO_DYNSEC_PASSWORD": ENV_PASSWORD})
+    assert connack(cx, "admin", ENV_PASSWORD) == 0, cx.log()
+    Admin(cx, password=ENV_PASSWORD).ok("createClient", username="erin", password="pw-erin")
+    cx.stop()
+
+    back = start_dynsec(start_broker, "mosquitto", file=dynsec_path(cx).read_bytes())
+    assert connack(back, "admin", ENV_PASSWORD) == 0, back.log()
+    assert connack(back, "erin", "pw-erin") == 0, back.log()
+    assert connack(back, "erin", "pw-erin?") == REFUSED[5]
+    saved = saved_password_keys(dynsec_path(cx))
+    assert saved == {"admin": TRIPLE, "erin": TRIPLE}, saved
+    assert format_line("2.0") in cx.log(), cx.log()
+
+
+def encoded_password(password: str, iterations=1000) -> str:
+    """Mosquitto 2.1's `$7$` form (spec §12) with a 64-byte salt."""
+    import base64
+    import hashlib
+    salt = os.urandom(64)
+    digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, iterations, 64)
+    return (f"$7${iterations}${base64.b64encode(salt).decode()}"
+            f"${base64.b64encode(digest).decode()}")
+
+
+def file_2_1() -> bytes:
+    """A 2.1-format file: the `dynsec init` admin with its password as `encoded_password`."""
+    doc = json.loads(init_file())
+    for client in doc["clients"]:
+        for key in ("password", "salt", "iterations"):
+            client.pop(key)
+        client["encoded_password"] = encoded_password(ADMIN_PASSWORD)
+    return json.dumps(doc, indent="\t").encode()
+
+
+@pytest.mark.parametrize("case", ["2.1 file", "option 2.1 on a 2.0 file",
+                                  "option 2.0 on a 2.1 file"])
+def test_password_format_is_kept_or_chosen(start_broker, broker_kind, case):
+    """A file in Mosquitto 2.1's format keeps `encoded_password` for new passwords;
+    `plugin_opt_password_format` overrides what the file uses. The start-up log names
+    the format in use and why; passwords of either form log in."""
+    if broker_kind != "culex":
+        pytest.skip("Culex's choice of format; Mosquitto 2.0.11 writes only its own")
+    file, extra, version, reason = {
+        "2.1 file": (file_2_1(), [], "2.1", "uses"),
+        "option 2.1 on a 2.0 file": (init_file(), ["plugin_opt_password_format 2.1"], "2.1",
+                                     "plugin_opt_password_format"),
+        "option 2.0 on a 2.1 file": (file_2_1(), ["plugin_opt_password_format 2.0"], "2.0",
+                                     "plugin_opt_password_format"),
+    }[case]
+    b = start_dynsec(start_broker, broker_kind, file=file, user_root=False, extra=extra)
+    admin_keys = saved_password_keys(dynsec_path(b))["admin"]
+    Admin(b).ok("createClient", username="frank", password="pw-frank")
+    line = next((ln for ln in b.log().splitlines() if format_line(version) in ln), None)
+    assert line is not None and reason in line, b.log()
+    assert connack(b, "frank", "pw-frank") == 0
+    saved = saved_password_keys(dynsec_path(b))
+    assert saved == {"admin": admin_keys, "frank": ENCODED if version == "2.1" else TRIPLE}, \
+        saved
+    b.restart()
+    assert connack(b, "frank", "pw-frank") == 0
+    assert connack(b, "admin", ADMIN_PASSWORD) == 0

@@ -191,3 +191,65 @@ def test_version_is_published_at_start_before_any_client_subscribes(
     got = c.expect("PUBLISH")
     assert got["retain"] is True and got["payload"].decode().split(" version ")[0] in (
         "mosquitto", "culex")
+
+
+STORE = ["$SYS/broker/store/messages/count", "$SYS/broker/store/messages/bytes",
+         "$SYS/broker/messages/stored", "$SYS/broker/retained messages/count",
+         "$SYS/broker/uptime"]
+# Far larger than all the $SYS payloads together (a few hundred bytes, also retained and
+# also in the store), so the workload's bytes stand out.
+RETAINED_PAYLOAD = 10_000
+QUEUED_PAYLOAD = 2_000
+SYS_BYTES_MAX = 4096
+
+
+def store_figures(values: dict) -> tuple[int, int, int]:
+    """(messages held, their payload bytes, retained count) from $SYS values."""
+    count = int(values["$SYS/broker/store/messages/count"])
+    assert values["$SYS/broker/messages/stored"] == values["$SYS/broker/store/messages/count"]
+    return (count, int(values["$SYS/broker/store/messages/bytes"]),
+            int(values["$SYS/broker/retained messages/count"]))
+
+
+def test_store_figures_hold_retained_and_queued_messages(sys_broker):
+    """`store/messages/count` and `store/messages/bytes` are Mosquitto's message store:
+    every message held (retained ones, the retained $SYS values among them, and those
+    queued for an offline session), with its payload bytes."""
+    b = sys_broker
+    offline = m.RawClient(b.host, b.port, 4)
+    offline.connect("store-offline", clean=False)
+    assert offline.subscribe(1, [("store/q/#", 1)])["reason_codes"] == [1]
+    offline.disconnect()
+    watch = m.RawClient(b.host, b.port, 4)
+    watch.connect("store-watch")
+    watch.subscribe(1, [(t, 0) for t in STORE])
+    values: dict = {}
+    count, size, retained = store_figures(settle(watch, values))
+    assert count == retained, "nothing queued yet: the store holds the retained messages"
+    assert 0 < size <= SYS_BYTES_MAX, size
+
+    pub = m.RawClient(b.host, b.port, 4)
+    pub.connect("store-pub")
+    for i in range(3):
+        pub.publish(f"store/r/{i}", bytes([65 + i]) * RETAINED_PAYLOAD, qos=1,
+                    packet_id=i + 1, retain=True)
+        pub.expect("PUBACK")
+    for i in range(5):
+        pub.publish("store/q/x", bytes([97 + i]) * QUEUED_PAYLOAD, qos=1, packet_id=10 + i)
+        pub.expect("PUBACK")
+    pub.disconnect()
+    workload = 3 * RETAINED_PAYLOAD + 5 * QUEUED_PAYLOAD
+    count, size, retained_now = store_figures(settle(watch, values))
+    assert retained_now == retained + 3
+    assert count == retained_now + 5, "5 messages queued for the offline session"
+    assert workload <= size <= workload + SYS_BYTES_MAX, (size, workload)
+
+    # The session takes its messages: they leave the store, the retained ones stay.
+    back = m.RawClient(b.host, b.port, 4)
+    assert back.connect("store-offline", clean=False)["session_present"]
+    for _ in range(5):
+        p = back.expect("PUBLISH")
+        back.send(m.puback(p["packet_id"]))
+    count, size, retained_now = store_figures(settle(watch, values))
+    assert count == retained_now == retained + 3
+    assert 3 * RETAINED_PAYLOAD <= size <= 3 * RETAINED_PAYLOAD + SYS_BYTES_MAX, size

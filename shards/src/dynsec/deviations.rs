@@ -137,16 +137,16 @@ pub const DEVIATIONS: &[Deviation] = &[
         ],
     },
     Deviation {
-        id: "new-passwords-encoded",
+        id: "password-format-follows-file",
         mosquitto: "New passwords are stored as password/salt/iterations with a 12-byte salt \
                     and 101 iterations.",
-        culex: "New passwords are stored as Mosquitto 2.1's encoded_password \
-                `$7$1000$<64-byte salt>$<hash>` (PasswordPolicy::MOSQUITTO_2_1, the default); \
-                hashes read from a file keep their form. PasswordPolicy::MOSQUITTO_2_0 \
-                restores the 2.0 form for sites that must move the file back to 2.0.",
-        reason: "Project decision: 10x the PBKDF2 work of 2.0's 101 iterations, and the form \
-                 Mosquitto 2.1 writes. A 2.0 broker reading such a file sees those clients \
-                 without a password, exactly as with a file written by 2.1.",
+        culex: "The same in a file that already uses that form, and in a new file or one \
+                without passwords. A file whose passwords are all Mosquitto 2.1's \
+                encoded_password gets new ones in that form ($7$, 1000 iterations, 64-byte \
+                salt), as 2.1 writes them. `plugin_opt_password_format 2.0|2.1` chooses \
+                explicitly; the start-up log names the format in use.",
+        reason: "A file must go back to the broker it came from: Mosquitto 2.0 reads 2.1's \
+                 hashes as \"no password\", so a 2.0 file stays in 2.0's form.",
         edits: &[],
     },
     Deviation {

@@ -25,6 +25,32 @@ pub enum StoredForm {
     Encoded,
 }
 
+impl StoredForm {
+    /// The Mosquitto version whose format this is, as `plugin_opt_password_format` and the
+    /// start-up log line spell it.
+    pub fn version(self) -> &'static str {
+        match self {
+            StoredForm::Triple => "2.0",
+            StoredForm::Encoded => "2.1",
+        }
+    }
+
+    /// The keys this form writes, for the start-up log line.
+    pub fn keys(self) -> &'static str {
+        match self {
+            StoredForm::Triple => "password/salt/iterations",
+            StoredForm::Encoded => "encoded_password",
+        }
+    }
+
+    /// Parses a [`StoredForm::version`] spelling.
+    pub fn from_version(text: &str) -> Option<StoredForm> {
+        [StoredForm::Triple, StoredForm::Encoded]
+            .into_iter()
+            .find(|form| form.version() == text)
+    }
+}
+
 /// How new passwords are hashed and stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PasswordPolicy {
@@ -37,24 +63,34 @@ pub struct PasswordPolicy {
 }
 
 impl PasswordPolicy {
-    /// Mosquitto 2.1's choice, and Culex's default: `$7$`, 1000 iterations, 64-byte salt.
+    /// Mosquitto 2.1's choice: `$7$`, 1000 iterations, 64-byte salt. Mosquitto 2.0 cannot
+    /// read these hashes (it loads such a client without a password).
     pub const MOSQUITTO_2_1: PasswordPolicy = PasswordPolicy {
         iterations: 1000,
         salt_bytes: 64,
         form: StoredForm::Encoded,
     };
-    /// Mosquitto 2.0's choice: a triple with 101 iterations and a 12-byte salt, for sites
-    /// that must be able to move their file back to a 2.0 broker.
+    /// Mosquitto 2.0's choice, and Culex's default: a triple with 101 iterations and a
+    /// 12-byte salt, which every Mosquitto version reads, so a file can go back to 2.0.
     pub const MOSQUITTO_2_0: PasswordPolicy = PasswordPolicy {
         iterations: 101,
         salt_bytes: 12,
         form: StoredForm::Triple,
     };
+
+    /// The Mosquitto policy that writes `form`.
+    pub fn for_form(form: StoredForm) -> PasswordPolicy {
+        match form {
+            StoredForm::Triple => PasswordPolicy::MOSQUITTO_2_0,
+            StoredForm::Encoded => PasswordPolicy::MOSQUITTO_2_1,
+        }
+    }
 }
 
 impl Default for PasswordPolicy {
+    /// Mosquitto 2.0's: the form every Mosquitto version can read.
     fn default() -> Self {
-        PasswordPolicy::MOSQUITTO_2_1
+        PasswordPolicy::MOSQUITTO_2_0
     }
 }
 
@@ -227,6 +263,16 @@ impl PasswordHash {
             }
             _ => None,
         }
+    }
+
+    /// Whether Mosquitto 2.0 can log the client in with this hash once the file is back
+    /// there: only a triple with a 12-byte salt (2.0 ignores `encoded_password` and drops a
+    /// client whose salt has another length, spec §11.4).
+    pub fn readable_by_2_0(&self) -> bool {
+        matches!(
+            self,
+            PasswordHash::Pbkdf2 { form: StoredForm::Triple, salt, .. } if salt.len() == 12
+        )
     }
 
     /// The `password`, `salt`, `iterations` values when this hash is stored as a triple.

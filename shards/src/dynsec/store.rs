@@ -3,6 +3,10 @@
 //! rules, and writing the 2.0.11 layout byte for byte (cJSON formatted print, keys in
 //! Mosquitto's order, no trailing newline).
 //!
+//! New passwords keep the format the file already uses ([`file_form`]): a 2.0 file stays
+//! readable by Mosquitto 2.0, a 2.1 file stays 2.1. A file without passwords gets
+//! [`PasswordPolicy::default`] (2.0's format) unless the operator chose otherwise.
+//!
 //! Called at broker start (`load_file`, or `bootstrap` when the file is missing) and by
 //! the control hook after every changed request (`serialise` + `atomic_file::save_atomic`).
 //! Pure apart from `load_file`.
@@ -14,7 +18,7 @@ use super::control::render::{link, push_texts, role_links};
 use super::json::{self, Value};
 use super::json_out::{to_formatted, Out};
 use super::model::{insert_role_link, Client, DefaultAccess, DynsecState, Group, Role};
-use super::password::PasswordHash;
+use super::password::{PasswordHash, PasswordPolicy, StoredForm};
 
 /// Something noteworthy found while loading, for the broker log. Loading goes on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,8 +60,41 @@ pub fn load_file(path: &Path) -> Result<(DynsecState, Vec<LoadWarning>), LoadErr
 /// groups and the anonymous group; a top-level list that is present but not an array stops
 /// loading there; entries without a name and links to unknown objects are dropped; later
 /// duplicates are ignored (first wins, 2.0.16+). Password triples and `encoded_password`
-/// are both read; an unusable password leaves the client without one (2.1).
+/// are both read; an unusable password leaves the client without one (2.1). New passwords
+/// will be hashed in the form the file uses ([`file_form`], 2.0's when it has none).
 pub fn load(bytes: &[u8]) -> Result<(DynsecState, Vec<LoadWarning>), LoadError> {
+    let (mut state, warnings) = load_entries(bytes)?;
+    let form = file_form(&state).unwrap_or(PasswordPolicy::default().form);
+    state.set_password_policy(PasswordPolicy::for_form(form));
+    Ok((state, warnings))
+}
+
+/// The password format of a loaded file: 2.0's triple as soon as one client has one (the
+/// file came from Mosquitto 2.0, possibly with passwords another broker added since),
+/// else 2.1's `encoded_password` when a client has one, else `None` (no passwords).
+pub fn file_form(state: &DynsecState) -> Option<StoredForm> {
+    let mut form = None;
+    for hash in state.clients.values().filter_map(|c| c.password.as_ref()) {
+        if hash.triple().is_some() {
+            return Some(StoredForm::Triple);
+        }
+        form = Some(StoredForm::Encoded);
+    }
+    form
+}
+
+/// Usernames whose password Mosquitto 2.0 could not check if the file went back to it
+/// (see [`PasswordHash::readable_by_2_0`]), in file order.
+pub fn unreadable_by_2_0(state: &DynsecState) -> Vec<&[u8]> {
+    state
+        .clients
+        .iter()
+        .filter(|(_, c)| c.password.as_ref().is_some_and(|h| !h.readable_by_2_0()))
+        .map(|(name, _)| name.as_slice())
+        .collect()
+}
+
+fn load_entries(bytes: &[u8]) -> Result<(DynsecState, Vec<LoadWarning>), LoadError> {
     let mut state = DynsecState::new();
     let mut warnings = Vec::new();
     if bytes.is_empty() {

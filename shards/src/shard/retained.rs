@@ -12,7 +12,7 @@ use super::Shard;
 use crate::mesh::{RetainRequest, ShardMsg};
 use crate::message::Message;
 use crate::mqtt::ByteStr;
-use crate::stats::{bump, set};
+use crate::stats::{bump, drop_by, set};
 
 impl Shard {
     /// Records `message` as the retained message of its topic (or clears it when the
@@ -87,14 +87,15 @@ impl Shard {
             // The broker's own statistics are not the user's data changing.
             bump(&self.my_stats().durable_changes, 1);
         }
-        match message {
-            Some(message) => {
-                self.retained.insert(topic.as_bytes(), message);
-            }
-            None => {
-                self.retained.remove(topic.as_bytes());
-            }
-        }
-        set(&self.my_stats().retained, self.retained.len() as u64);
+        let added = message.as_ref().map_or(0, |m| m.payload.len());
+        let replaced = match message {
+            Some(message) => self.retained.insert(topic.as_bytes(), message),
+            None => self.retained.remove(topic.as_bytes()),
+        };
+        let removed = replaced.map_or(0, |m| m.payload.len());
+        let stats = self.my_stats();
+        set(&stats.retained, self.retained.len() as u64);
+        bump(&stats.retained_bytes, added as u64);
+        drop_by(&stats.retained_bytes, removed as u64);
     }
 }

@@ -7,4 +7,5 @@ mod bad_input;
 mod behaviour;
 mod fixtures;
 mod golden;
+mod password_format;
 mod support;

@@ -818,6 +818,27 @@ def sc_bytes_as_mosquitto_sends_them(run):
 
 
 @scenario
+def sc_qos2_resent_publish_delivered_once(run):
+    """Culex forwards a QoS 2 message when the PUBLISH arrives (the spec's method B),
+    Mosquitto on PUBREL (method A); either way a PUBLISH the client resends with DUP
+    before its PUBREL is not delivered a second time [MQTT-4.3.3]."""
+    for v in (4, 5):
+        s = connected(run, f"S{v}", f"q2once-s{v}", v)
+        sub(s, f"q2once/{v}", 2)
+        p = connected(run, f"P{v}", f"q2once-p{v}", v)
+        for dup in (False, True):
+            p.publish(f"q2once/{v}", b"m", qos=2, packet_id=1, dup=dup)
+            p.expect("PUBREC", packet_id=1)
+        p.send(m.pubrel(1, version=v))
+        p.expect("PUBCOMP", packet_id=1)
+        got = s.expect("PUBLISH")
+        s.send(m.pubrec(got["packet_id"], version=v))
+        s.expect("PUBREL")
+        s.send(m.pubcomp(got["packet_id"], version=v))
+        run.nothing(s, 0.5)
+
+
+@scenario
 def sc_keepalive_timeout(run):
     for label, v in (("A", 4), ("B", 5)):
         c = connected(run, label, "ka-" + label, v, keepalive=1)

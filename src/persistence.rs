@@ -8,8 +8,10 @@ use shards::runtime::{BrokerHandle, Restore};
 use shards::settings::PersistenceSettings;
 
 /// Reads the state file and splits it over `shards`. A missing file means a fresh start; a
-/// damaged one is renamed `<file>.corrupt-<unix time>` and logged, and the broker starts
-/// empty (Mosquitto users asked for exactly this, eclipse-mosquitto#3160).
+/// damaged one (or one whose records do not fit together) is renamed
+/// `<file>.corrupt-<unix time>` and logged, and the broker starts empty (Mosquitto users
+/// asked for exactly this, eclipse-mosquitto#3160). A file of a newer format version is
+/// set aside the same way, and the log line names the version.
 pub fn restore(settings: Option<&PersistenceSettings>, shards: usize) -> Vec<Restore> {
     let empty = || (0..shards).map(|_| Restore::default()).collect();
     let Some(settings) = settings else {
@@ -19,8 +21,17 @@ pub fn restore(settings: Option<&PersistenceSettings>, shards: usize) -> Vec<Res
         "Restoring persistent database from {}.",
         settings.path.display()
     );
-    match persist::load(&settings.path) {
-        Ok(Some(snapshot)) => persist::split(snapshot, shards),
+    let loaded = persist::load(&settings.path).and_then(|snapshot| {
+        // The records are applied to scratch stores first: a file whose records do not fit
+        // together is set aside as a whole, never half restored.
+        let restores = snapshot.map(|snapshot| persist::split(snapshot, shards));
+        if let Some(restores) = &restores {
+            persist::verify(restores)?;
+        }
+        Ok(restores)
+    });
+    match loaded {
+        Ok(Some(restores)) => restores,
         Ok(None) => empty(),
         Err(error) => {
             let aside = settings

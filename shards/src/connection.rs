@@ -3,7 +3,7 @@
 //!
 //! Owns the per-connection protocol state that is *not* durable (keep alive, topic aliases,
 //! the client's limits, the outbound byte buffer). The durable part lives in the
-//! [`crate::session::Session`] the connection is attached to. Placement: in the shard's
+//! [`crate::state::Session`] the connection is attached to. Placement: in the shard's
 //! connection slab; the runtime's reader task and the shard's flusher refer to it by
 //! [`ConnId`].
 //!
@@ -16,7 +16,7 @@
 use crate::acl_memo::AclMemo;
 use crate::limits::{FLUSH_EARLY_BYTES, OUTBOUND_BACKLOG_HIGH};
 use crate::mqtt::{ByteStr, Packet, Protocol, PublishEncode};
-use crate::session::SessionKey;
+use crate::state::SessionKey;
 use bytes::BytesMut;
 use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;

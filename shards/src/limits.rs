@@ -10,6 +10,10 @@ pub const SHARDS_MAX: usize = 64;
 /// Capacity of one cross-core ring (per source → target pair), in messages.
 pub const MESH_RING_CAPACITY: usize = 2048;
 
+/// Capacity of one shard's output ring (durable changes on their way to the replication
+/// core), in changes. Beyond it they wait in the shard's overflow and its readers pause.
+pub const OUTPUT_RING_CAPACITY: usize = 8192;
+
 /// Most mesh messages a shard handles before yielding to its other tasks.
 pub const MESH_DRAIN_BUDGET: usize = 1024;
 

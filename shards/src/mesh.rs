@@ -18,8 +18,8 @@
 use crate::delivery_batch::{DeliveryBatch, OutBatch};
 use crate::limits::MESH_RING_CAPACITY;
 use crate::message::Message;
-use crate::session::store::InterestChange;
-use crate::session::store::SharedKey;
+use crate::state::store::InterestChange;
+use crate::state::store::SharedKey;
 use crossbeam_queue::ArrayQueue;
 use std::collections::VecDeque;
 use std::os::fd::OwnedFd;

@@ -1050,6 +1050,50 @@ def sc_persistence_across_restart(run):
 
 
 @scenario
+def sc_packet_ids_taken_when_queued(run):
+    """A QoS 1/2 delivery takes its packet identifier when it is queued, as Mosquitto's
+    do: one dropped at max_queued_messages or expired in the queue has used it up, and
+    the counter survives a restart with persistence. The raw identifiers are compared
+    (the transcript renumbers them otherwise)."""
+    b = run.broker(["max_queued_messages 2", "persistence true",
+                    "persistence_location {dir}/", "autosave_interval 0"])
+    s = connected(run, "S", "pid-s", 5, broker=b, clean=False,
+                  properties={"session_expiry_interval": 300})
+    sub(s, "pid/t", 1)
+    s.disconnect()
+    p = connected(run, "P", "pid-p", 5, broker=b)
+    p.publish("pid/t", b"expires", qos=1, packet_id=1,
+              properties={"message_expiry_interval": 1})
+    p.expect("PUBACK")
+    for n in (2, 3):
+        p.publish("pid/t", f"m{n}".encode(), qos=1, packet_id=n)
+        p.expect("PUBACK")     # the third one is dropped at the queue limit
+    time.sleep(2.2)            # the first one expires in the queue
+    s = run.client("S2", 5, broker=b)
+    ack = s.connect("pid-s", clean=False, properties={"session_expiry_interval": 300})
+    assert ack["session_present"] is True
+    got = s.expect("PUBLISH")
+    run.note("S2", "packet id", got["packet_id"])
+    s.send(m.puback(got["packet_id"], version=5))
+    run.nothing(s, 0.3)
+    p.publish("pid/t", b"m4", qos=1, packet_id=4)
+    p.expect("PUBACK")
+    got = s.expect("PUBLISH")
+    run.note("S2", "packet id", got["packet_id"])
+    s.send(m.puback(got["packet_id"], version=5))
+    s.disconnect()
+    p.disconnect()
+    b.restart()
+    s = run.client("S3", 5, broker=b)
+    s.connect("pid-s", clean=False, properties={"session_expiry_interval": 300})
+    p = connected(run, "P2", "pid-p", 5, broker=b)
+    p.publish("pid/t", b"m5", qos=1, packet_id=5)
+    p.expect("PUBACK")
+    got = s.expect("PUBLISH")
+    run.note("S3", "packet id after restart", got["packet_id"])
+
+
+@scenario
 def sc_ping(run):
     c = connected(run, "A", "ping")
     c.send(m.pingreq())

@@ -1,26 +1,20 @@
-//! Persistence (`persistence true`): snapshots of every shard's durable state written to
-//! `persistence_location/persistence_file` crash-safely, and restored at start.
+//! Persistence (`persistence true`): the state file, written crash-safely and read at start.
 //!
-//! Owns the conversion between in-memory state and the records of [`format`], the file I/O
-//! (through `crate::atomic_file`), and the restore, which replays the records as session deltas
-//! through the same `SessionStore::apply` every other change uses. Called by the runtime
-//! (a shard answers a snapshot request with [`snapshot`]; restore runs before the shard
-//! accepts connections) and by the binary (`save`, `load`, `split`).
+//! Owns the file: a snapshot of every shard's durable state as the records of
+//! `state::record` (`state::snapshot` frames them), saved through `crate::atomic_file`, and
+//! read back (including the version-1 layout of Culex 0.1, `format_v1`). Restoring is the
+//! shards applying the records, each on the shard its client id belongs to
+//! ([`split`]); [`verify`] applies them to scratch stores first, so a file whose records do
+//! not fit together is refused as a whole before any shard starts. Called by the binary
+//! (`save`, `load`, `split`, `verify`); the shards build their part of a snapshot
+//! themselves (`Shard::snapshot_records`).
 
-mod format;
+mod format_v1;
 
-pub use format::{
-    decode, encode, DeliveryRecord, InflightRecord, LoadError, MessageRecord, SessionRecord,
-    Snapshot, SubscriptionRecord, WillRecord,
-};
-
-use crate::message::{Delivery, Message};
-use crate::mqtt::{
-    ByteStr, Bytes, PacketId, Protocol, PublishProperties, QoS, SubscriptionOptions, UserProperties,
-};
-use crate::runtime::Restore;
-use crate::session::{Delta, InflightState, Session, SessionDelta, StoredWill, Subscription};
-use crate::shard::{home_shard, Shard};
+use crate::placement::home_shard;
+use crate::state::frame::{self, FrameError};
+use crate::state::snapshot::{self, Snapshot, FILE_MAGIC};
+use crate::state::{ApplyError, Decoded, Record, RecordError, SessionStore};
 use std::path::Path;
 
 /// One shard's contribution to a snapshot.
@@ -28,292 +22,123 @@ use std::path::Path;
 pub struct ShardSnapshot {
     /// Shard id.
     pub shard: u8,
-    /// Its persistent sessions.
-    pub sessions: Vec<SessionRecord>,
-    /// Retained messages (from shard 0 only; every shard holds the same copy).
-    pub retained: Vec<MessageRecord>,
+    /// The records of its persistent sessions, and (shard 0 only, every shard holds the
+    /// same copy) of the retained messages.
+    pub records: Vec<Record>,
 }
 
-/// Captures the durable state of `shard`.
-pub fn snapshot(shard: &Shard) -> ShardSnapshot {
-    let sessions = shard
-        .store
-        .iter()
-        .filter(|(_, session)| session.is_persistent())
-        .map(|(_, session)| session_record(session))
-        .collect();
-    let retained = if shard.id == 0 {
-        shard
-            .retained
-            .iter()
-            .map(|(_, message)| message_record(message))
-            .collect()
-    } else {
-        Vec::new()
-    };
-    ShardSnapshot {
-        shard: shard.id,
-        sessions,
-        retained,
+/// The records one shard restores at start.
+#[derive(Debug, Default)]
+pub struct Restore {
+    /// In the order they are applied.
+    pub records: Vec<Record>,
+}
+
+/// Why a state file could not be used.
+#[derive(Debug)]
+pub enum LoadError {
+    /// Occurs when the file cannot be read.
+    Io(std::io::Error),
+    /// Occurs when the file's framing or archive is refused (not a state file, a newer
+    /// version, truncated, damaged).
+    Frame(FrameError),
+    /// Occurs when a record holds a value no valid state can have.
+    Record(RecordError),
+    /// Occurs when a record does not fit the state the records before it built.
+    Apply(ApplyError),
+}
+
+impl std::fmt::Display for LoadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LoadError::Io(error) => write!(f, "{error}"),
+            LoadError::Frame(error) => write!(f, "{error}"),
+            LoadError::Record(error) => write!(f, "{error}"),
+            LoadError::Apply(error) => write!(f, "records do not fit together: {error}"),
+        }
     }
 }
+
+impl std::error::Error for LoadError {}
 
 /// Joins the shards' parts into one snapshot.
 pub fn combine(parts: Vec<ShardSnapshot>, saved_at: u64) -> Snapshot {
-    let mut snapshot = Snapshot {
+    Snapshot {
         saved_at,
-        ..Snapshot::default()
-    };
-    for part in parts {
-        snapshot.sessions.extend(part.sessions);
-        snapshot.retained.extend(part.retained);
+        records: parts.into_iter().flat_map(|part| part.records).collect(),
     }
-    snapshot
 }
 
 /// Writes `snapshot` to `path` crash-safely.
 pub fn save(path: &Path, snapshot: &Snapshot) -> std::io::Result<()> {
-    crate::atomic_file::save_atomic(path, &encode(snapshot))
+    crate::atomic_file::save_atomic(path, &snapshot::encode(snapshot))
 }
 
-/// Reads the state file; `Ok(None)` when there is none yet.
+/// Reads the state file; `Ok(None)` when there is none yet. Reads the current layout and
+/// version 1.
 pub fn load(path: &Path) -> Result<Option<Snapshot>, LoadError> {
-    match std::fs::read(path) {
-        Ok(bytes) => decode(&bytes).map(Some),
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(error) => Err(LoadError::Io(error)),
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(error) => return Err(LoadError::Io(error)),
+    };
+    decode(&bytes).map(Some)
+}
+
+/// Reads a state file's bytes (current layout or version 1).
+pub fn decode(bytes: &[u8]) -> Result<Snapshot, LoadError> {
+    match snapshot::decode(bytes) {
+        Err(FrameError::UnsupportedVersion(format_v1::FORMAT_VERSION)) => {
+            let (_, body) = frame::open(&FILE_MAGIC, bytes).map_err(LoadError::Frame)?;
+            let old = format_v1::decode_body(body).map_err(LoadError::Frame)?;
+            let saved_at = old.saved_at;
+            let records = format_v1::into_records(old).map_err(LoadError::Frame)?;
+            Ok(Snapshot { saved_at, records })
+        }
+        other => other.map_err(LoadError::Frame),
     }
 }
 
-/// Distributes a snapshot: each session to the shard its client id hashes to, every
+/// Distributes the records: each session's to the shard its client id hashes to, every
 /// retained message to every shard.
 pub fn split(snapshot: Snapshot, shards: usize) -> Vec<Restore> {
-    let mut restores: Vec<Restore> = (0..shards)
-        .map(|_| Restore {
-            retained: snapshot.retained.clone(),
-            saved_at: snapshot.saved_at,
-            ..Restore::default()
-        })
-        .collect();
-    for session in snapshot.sessions {
-        let home = usize::from(home_shard(session.client_id.as_bytes(), shards));
-        restores[home].sessions.push(session);
+    let mut restores: Vec<Restore> = (0..shards).map(|_| Restore::default()).collect();
+    for record in snapshot.records {
+        match &record {
+            Record::Session { client_id, .. } => {
+                let home = usize::from(home_shard(client_id.as_bytes(), shards));
+                restores[home].records.push(record);
+            }
+            Record::Retained { .. } => {
+                for restore in &mut restores {
+                    restore.records.push(record.clone());
+                }
+            }
+            // The dynamic-security document has a file of its own.
+            Record::Dynsec { .. } => {}
+        }
     }
     restores
 }
 
-/// Rebuilds sessions and retained messages in `shard` by replaying them as deltas.
-pub fn restore(shard: &mut Shard, restore: Restore) {
-    for record in restore.retained {
-        if let Some(message) = message_from_record(record) {
-            let topic = message.topic.clone();
-            shard.set_retained_restored(&topic, message);
+/// Applies every session record of `restores` to scratch stores, one per shard, as the
+/// shards will: the first record that is invalid or does not fit refuses the file.
+pub fn verify(restores: &[Restore]) -> Result<(), LoadError> {
+    for restore in restores {
+        let mut store = SessionStore::default();
+        for record in &restore.records {
+            match record.clone().decode().map_err(LoadError::Record)? {
+                Decoded::Session { client_id, change } => {
+                    store
+                        .apply_named(client_id, change)
+                        .map_err(LoadError::Apply)?;
+                }
+                Decoded::Retained { .. } | Decoded::Dynsec { .. } => {}
+            }
         }
     }
-    for record in restore.sessions {
-        replay_session(shard, record, restore.saved_at);
-    }
+    Ok(())
 }
 
-fn replay_session(shard: &mut Shard, record: SessionRecord, saved_at: u64) {
-    let Some(client_id) = text(record.client_id) else {
-        return;
-    };
-    let protocol = match record.protocol {
-        3 => Protocol::V31,
-        4 => Protocol::V311,
-        _ => Protocol::V5,
-    };
-    let create = Delta::Create {
-        client_id,
-        protocol,
-        expiry_interval: record.expiry_interval,
-        username: record.username.and_then(text),
-    };
-    let Some(key) = shard.apply_restored(create) else {
-        return;
-    };
-    let mut changes = Vec::new();
-    for sub in record.subscriptions {
-        let Some(filter) = text(sub.filter) else {
-            continue;
-        };
-        let options = SubscriptionOptions {
-            qos: QoS::from_u8(sub.qos).unwrap_or_default(),
-            no_local: sub.no_local,
-            retain_as_published: sub.retain_as_published,
-            retain_handling: sub.retain_handling,
-        };
-        let subscription = Subscription {
-            options,
-            identifier: sub.identifier,
-        };
-        changes.push(SessionDelta::Subscribed {
-            filter,
-            subscription,
-        });
-    }
-    let will = record.will.and_then(|will| {
-        Some(Box::new(StoredWill {
-            message: message_from_record(will.message)?,
-            delay_interval: will.delay_interval,
-            message_expiry_interval: will.message_expiry_interval,
-        }))
-    });
-    let has_will = will.is_some();
-    changes.push(SessionDelta::WillChanged { will });
-    let disconnected_at = record.disconnected_at.unwrap_or(saved_at);
-    changes.push(SessionDelta::Disconnected {
-        at: disconnected_at,
-    });
-    for entry in record.inflight {
-        let Some(packet_id) = PacketId::new(entry.packet_id) else {
-            continue;
-        };
-        let delivery = entry
-            .delivery
-            .and_then(delivery_from_record)
-            .unwrap_or_else(placeholder_delivery);
-        changes.push(SessionDelta::Sent {
-            packet_id,
-            delivery,
-        });
-        if entry.state == 2 {
-            changes.push(SessionDelta::PubRecReceived { packet_id });
-        }
-    }
-    for delivery in record.queue.into_iter().filter_map(delivery_from_record) {
-        changes.push(SessionDelta::Queued { delivery });
-    }
-    for id in record.inbound_qos2.into_iter().filter_map(PacketId::new) {
-        changes.push(SessionDelta::InboundQos2Received { packet_id: id });
-    }
-    for change in changes {
-        shard.apply_restored(Delta::Update { key, change });
-    }
-    if has_will {
-        shard.restore_will_timer(key, disconnected_at);
-    }
-}
-
-/// A QoS 2 entry that already received PUBREC keeps only its packet id.
-fn placeholder_delivery() -> Delivery {
-    Delivery {
-        message: Message::new(ByteStr::new(), Bytes::new(), QoS::ExactlyOnce, false),
-        qos: QoS::ExactlyOnce,
-        retain: false,
-        subscription_ids: Default::default(),
-    }
-}
-
-fn text(value: String) -> Option<ByteStr> {
-    (!value.contains('\0')).then(|| ByteStr::from(value))
-}
-
-fn session_record(session: &Session) -> SessionRecord {
-    let outbound = &session.outbound;
-    SessionRecord {
-        client_id: session.client_id.to_string(),
-        username: session.username.as_ref().map(ToString::to_string),
-        protocol: session.protocol.level(),
-        expiry_interval: session.expiry_interval,
-        disconnected_at: session.disconnected_at,
-        subscriptions: session
-            .subscriptions
-            .iter()
-            .map(|(filter, sub)| SubscriptionRecord {
-                filter: filter.to_string(),
-                qos: sub.options.qos as u8,
-                no_local: sub.options.no_local,
-                retain_as_published: sub.options.retain_as_published,
-                retain_handling: sub.options.retain_handling,
-                identifier: sub.identifier,
-            })
-            .collect(),
-        will: session.will.as_ref().map(|will| WillRecord {
-            message: message_record(&will.message),
-            delay_interval: will.delay_interval,
-            message_expiry_interval: will.message_expiry_interval,
-        }),
-        inflight: outbound
-            .inflight
-            .iter()
-            .map(|entry| InflightRecord {
-                packet_id: entry.packet_id.get(),
-                state: match entry.state {
-                    InflightState::AwaitPubAck => 0,
-                    InflightState::AwaitPubRec => 1,
-                    InflightState::AwaitPubComp => 2,
-                },
-                delivery: entry.delivery.as_ref().map(delivery_record),
-            })
-            .collect(),
-        queue: outbound.queue.iter().map(delivery_record).collect(),
-        inbound_qos2: session.inbound_qos2.iter().copied().collect(),
-        last_packet_id: outbound.last_packet_id,
-    }
-}
-
-fn delivery_record(delivery: &Delivery) -> DeliveryRecord {
-    DeliveryRecord {
-        message: message_record(&delivery.message),
-        qos: delivery.qos as u8,
-        retain: delivery.retain,
-        subscription_ids: delivery.subscription_ids.to_vec(),
-    }
-}
-
-fn delivery_from_record(record: DeliveryRecord) -> Option<Delivery> {
-    Some(Delivery {
-        qos: QoS::from_u8(record.qos)?,
-        retain: record.retain,
-        subscription_ids: record.subscription_ids.into_iter().collect(),
-        message: message_from_record(record.message)?,
-    })
-}
-
-/// Converts a message to its record.
-pub fn message_record(message: &Message) -> MessageRecord {
-    let p = &message.properties;
-    MessageRecord {
-        topic: message.topic.to_string(),
-        payload: message.payload.to_vec(),
-        qos: message.qos as u8,
-        retain: message.retain,
-        expires_at: message.expires_at,
-        payload_format_indicator: p.payload_format_indicator,
-        content_type: p.content_type.as_ref().map(ToString::to_string),
-        response_topic: p.response_topic.as_ref().map(ToString::to_string),
-        correlation_data: p.correlation_data.as_ref().map(|d| d.to_vec()),
-        user_properties: p.user_properties.wire().to_vec(),
-    }
-}
-
-/// Converts a record back; `None` if it holds values no valid message can have.
-pub fn message_from_record(record: MessageRecord) -> Option<Message> {
-    if !UserProperties::validate(&record.user_properties) {
-        return None;
-    }
-    let properties = PublishProperties {
-        payload_format_indicator: record.payload_format_indicator,
-        content_type: match record.content_type {
-            Some(value) => Some(text(value)?),
-            None => None,
-        },
-        response_topic: match record.response_topic {
-            Some(value) => Some(text(value)?),
-            None => None,
-        },
-        correlation_data: record.correlation_data.map(Bytes::from),
-        user_properties: UserProperties::from_wire_unchecked(Bytes::from(record.user_properties)),
-        ..PublishProperties::default()
-    };
-    Some(Message {
-        topic: text(record.topic)?,
-        payload: Bytes::from(record.payload),
-        qos: QoS::from_u8(record.qos)?,
-        retain: record.retain,
-        properties: properties.into(),
-        expires_at: record.expires_at,
-    })
-}
+#[cfg(test)]
+mod tests;

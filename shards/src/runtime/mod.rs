@@ -22,7 +22,7 @@ mod io;
 mod shard_main;
 mod sync;
 
-pub use shard_main::Restore;
+pub use crate::persist::Restore;
 
 use crate::access::AccessPolicy;
 use crate::control::ServiceMsg;

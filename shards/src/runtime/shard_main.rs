@@ -22,17 +22,6 @@ use std::rc::Rc;
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
-/// State restored from the persistence file for one shard.
-#[derive(Default)]
-pub struct Restore {
-    /// Sessions whose client ids live on this shard.
-    pub sessions: Vec<persist::SessionRecord>,
-    /// Every retained message (each shard keeps a copy).
-    pub retained: Vec<persist::MessageRecord>,
-    /// When the file was written (unix seconds).
-    pub saved_at: u64,
-}
-
 /// What a shard thread starts with.
 pub struct ThreadContext {
     pub id: u8,
@@ -42,7 +31,7 @@ pub struct ThreadContext {
     pub control: Option<mpsc::Sender<ServiceMsg>>,
     pub stats: Arc<[ShardStats]>,
     pub sockets: Vec<(usize, ListenSocket)>,
-    pub restore: Restore,
+    pub restore: persist::Restore,
     pub driver: Driver,
     /// The CPU to pin this thread to ([`crate::cpu_affinity::plan`]); `None`: not pinned.
     pub cpu: Option<usize>,
@@ -140,6 +129,12 @@ impl ShardCtx {
                 let mut shard = self.shard.borrow_mut();
                 shard.now = super::now();
                 shard.release_stalled_queues();
+                // Changes waiting for room in the output ring: the consumer may have
+                // drained it since the end of the last turn.
+                if shard.output.congested() && shard.output.flush() {
+                    drop(shard);
+                    self.uncongested.notify_all();
+                }
             }
             self.wake_if_unblocked();
         }
@@ -196,7 +191,10 @@ async fn shard_main(context: ThreadContext, ready: mpsc::Sender<std::io::Result<
     let mut shard = Shard::new(port, context.settings, context.access, context.stats);
     shard.control = context.control;
     shard.now = super::now();
-    persist::restore(&mut shard, context.restore);
+    if let Err(error) = shard.apply_records(context.restore.records) {
+        // `persist::verify` applied the same records before the shards started.
+        log::error!("Error: restoring shard {}: {error}.", context.id);
+    }
     let ctx = Rc::new(ShardCtx {
         shard: RefCell::new(shard),
         mesh: context.mesh,
@@ -309,7 +307,11 @@ fn run_control(ctx: &Rc<ShardCtx>, msg: ShardMsg) -> bool {
             return true;
         }
         ShardMsg::Control(Control::Snapshot(reply)) => {
-            let snapshot = persist::snapshot(&ctx.shard.borrow());
+            let shard = ctx.shard.borrow();
+            let snapshot = persist::ShardSnapshot {
+                shard: shard.id,
+                records: shard.snapshot_records(Some(super::now().unix_s)),
+            };
             let _ = reply.send(snapshot);
         }
         ShardMsg::Control(Control::Access(access)) => ctx.shard.borrow_mut().set_access(access),

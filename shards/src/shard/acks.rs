@@ -9,7 +9,7 @@ use super::publish::{ack, AckKind};
 use super::{Flow, Shard};
 use crate::connection::ConnId;
 use crate::mqtt::{reason, Ack};
-use crate::session::{Delta, InflightState, SessionDelta, SessionKey};
+use crate::state::{Delta, InflightState, SessionDelta, SessionKey};
 
 impl Shard {
     fn session_of(&self, id: ConnId) -> Option<SessionKey> {

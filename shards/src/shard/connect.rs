@@ -16,7 +16,7 @@ use crate::message::Message;
 use crate::mqtt::{
     reason, ByteStr, ConnAck, ConnAckProperties, Connect, Disconnect, Packet, Protocol,
 };
-use crate::session::{Delta, SessionDelta, SessionKey, StoredWill, EXPIRY_NEVER};
+use crate::state::{Delta, SessionDelta, SessionKey, StoredWill, EXPIRY_NEVER};
 use crate::stats::{bump, drop_by};
 use std::net::SocketAddr;
 

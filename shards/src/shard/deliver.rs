@@ -18,8 +18,8 @@ use crate::limits::{
 };
 use crate::message::{Delivery, Message, SubscriptionIds};
 use crate::mqtt::{ByteStr, Packet, PacketId, PublishEncode, QoS};
-use crate::session::store::SharedKey;
-use crate::session::{Delta, InflightState, SessionDelta, SessionKey, Subscription};
+use crate::state::store::SharedKey;
+use crate::state::{Delta, InflightState, SessionDelta, SessionKey, Subscription};
 use crate::stats::{bump, ShardStats};
 
 /// What the subscriptions of one session decided for one message.
@@ -223,7 +223,9 @@ impl Shard {
         });
     }
 
-    /// Appends to the session's queue, or drops when `max_queued_*` is reached.
+    /// Appends to the session's queue, or drops when `max_queued_*` is reached. A QoS 1/2
+    /// delivery takes its packet identifier either way, as Mosquitto's do (one dropped at
+    /// the limit has used it up).
     fn enqueue(&mut self, key: SessionKey, delivery: Delivery) {
         let Some(session) = self.store.get(key) else {
             return;
@@ -234,8 +236,25 @@ impl Shard {
         let full = (count_max != 0 && outbound.queue.len() >= count_max)
             || (bytes_max != 0
                 && outbound.queued_bytes + delivery.message.payload.len() > bytes_max);
+        let packet_id = match delivery.qos {
+            QoS::AtMostOnce => None,
+            _ => match outbound.next_packet_id() {
+                Some(packet_id) => Some(packet_id),
+                // All 65,535 identifiers in flight: nothing can take one.
+                None => {
+                    bump(&self.my_stats().publish_dropped, 1);
+                    return;
+                }
+            },
+        };
         if full {
             bump(&self.my_stats().publish_dropped, 1);
+            if let Some(packet_id) = packet_id {
+                self.apply(Delta::Update {
+                    key,
+                    change: SessionDelta::PacketIdTaken { packet_id },
+                });
+            }
             return;
         }
         // Own copies: a queued message may wait long, it must not pin a read buffer.
@@ -245,7 +264,10 @@ impl Shard {
         };
         self.apply(Delta::Update {
             key,
-            change: SessionDelta::Queued { delivery },
+            change: SessionDelta::Queued {
+                packet_id,
+                delivery,
+            },
         });
         let queued = self.store.get(key).map_or(0, |s| s.outbound.queue.len());
         let (high, _) = queue_marks(self.settings.max_queued_messages);
@@ -314,7 +336,8 @@ impl Shard {
     /// is full, or a consumer of this shard is backlogged) and the client has nothing in
     /// flight to acknowledge.
     pub fn holds_back(&self, id: ConnId) -> bool {
-        (self.mesh.congested() || self.flush.backlogged()) && !self.awaits_acks(id)
+        (self.mesh.congested() || self.flush.backlogged() || self.output.congested())
+            && !self.awaits_acks(id)
     }
 
     fn move_queue_to_window(&mut self, key: SessionKey) {
@@ -328,9 +351,10 @@ impl Shard {
                 return;
             };
             let outbound = &session.outbound;
-            let Some(front) = outbound.queue.front() else {
+            let Some(queued) = outbound.queue.front() else {
                 return;
             };
+            let front = &queued.delivery;
             let stats = &self.stats[usize::from(self.id)];
             let change = if front.message.expired(now) {
                 SessionDelta::QueueFrontDropped
@@ -350,7 +374,7 @@ impl Shard {
                 if outbound.inflight.len() >= window {
                     return;
                 }
-                let Some(packet_id) = outbound.next_packet_id() else {
+                let Some(packet_id) = outbound.dequeue_packet_id() else {
                     return;
                 };
                 if Outgoing::stored(front)

@@ -7,7 +7,7 @@ use super::Shard;
 use crate::access::{Action, Identity};
 use crate::connection::{CloseReason, ConnId};
 use crate::mqtt::{reason, DecodeError, Disconnect, DisconnectProperties, Packet, Protocol};
-use crate::session::{Delta, SessionDelta, SessionKey, EXPIRY_NEVER};
+use crate::state::{Delta, SessionDelta, SessionKey, EXPIRY_NEVER};
 use crate::stats::{bump, drop_by, set};
 
 /// Whether the reader should keep reading a connection.

@@ -26,6 +26,7 @@ mod deliver;
 mod lifecycle;
 mod mesh_in;
 mod publish;
+mod restore;
 mod retained;
 mod route_cache;
 mod subscribe;
@@ -42,9 +43,9 @@ use crate::control::ControlPort;
 use crate::mesh::{MeshPort, ShardId};
 use crate::message::Message;
 use crate::mqtt::ByteStr;
-use crate::session::store::SharedKey;
-use crate::session::{SessionKey, SessionStore};
 use crate::settings::Settings;
+use crate::state::store::SharedKey;
+use crate::state::{SessionKey, SessionStore};
 use crate::stats::ShardStats;
 use crate::topics::{InterestTable, RetainedTree, SubscriptionTrie};
 use rustc_hash::FxHashMap;
@@ -96,6 +97,8 @@ pub struct Shard {
     pub control: ControlPort,
     /// Sessions living here and their subscription index.
     pub store: SessionStore,
+    /// Where durable changes go when a consumer (replication) is attached.
+    pub output: crate::state::port::OutputPort,
     /// Open connections.
     pub conns: Slab<Connection>,
     /// Connection attached to each session, by session key.
@@ -155,6 +158,7 @@ impl Shard {
             auth_cache: AuthCaches::new().expect("the OS random source works at start-up"),
             control: None,
             store: SessionStore::default(),
+            output: Default::default(),
             conns: Slab::new(),
             online: Vec::new(),
             generation: 0,
@@ -184,9 +188,9 @@ impl Shard {
         &self.stats[usize::from(self.id)]
     }
 
-    /// The shard that owns sessions with `client_id`.
+    /// The shard that owns sessions with `client_id` (and the retained message of a topic).
     pub fn home_of(&self, client_id: &[u8]) -> ShardId {
-        home_shard(client_id, self.mesh.shards())
+        crate::placement::home_shard(client_id, self.mesh.shards())
     }
 
     /// The connection `id`, if it is still open.
@@ -230,21 +234,81 @@ impl Shard {
         self.online[index] = conn;
     }
 
-    /// Applies a session delta and broadcasts the interest changes it caused.
-    fn apply(&mut self, delta: crate::session::Delta) -> Option<SessionKey> {
-        use crate::session::{Delta, SessionDelta};
+    /// Applies a session change this shard decided, and broadcasts the interest changes
+    /// it caused. The one funnel of the shard's own durable changes.
+    fn apply(&mut self, delta: crate::state::Delta) -> Option<SessionKey> {
+        use crate::state::{Delta, SessionDelta};
+        let routes_change = matches!(
+            &delta,
+            Delta::Update {
+                change: SessionDelta::Subscribed { .. }
+                    | SessionDelta::Unsubscribed { .. }
+                    | SessionDelta::Ended,
+                ..
+            }
+        );
+        let emission = self.output.attached().then(|| self.emission_of(&delta));
+        let applied = self.store.apply(delta);
+        if let Some(Some((client_id, change, was_persistent))) = emission {
+            let persistent = self
+                .store
+                .key_of(client_id.as_str())
+                .and_then(|key| self.store.get(key))
+                .is_some_and(|session| session.is_persistent());
+            if was_persistent || persistent {
+                let emission = crate::state::port::Emission::Session { client_id, change };
+                self.output.emit(emission);
+            }
+        }
+        self.after_apply(applied, routes_change)
+    }
+
+    /// What a consumer is told of `delta`: the client id, the change, and whether the
+    /// session was persistent before it (only persistent sessions are replicated; a change
+    /// that ends persistence is still told). Called only with a consumer attached.
+    #[cold]
+    fn emission_of(
+        &self,
+        delta: &crate::state::Delta,
+    ) -> Option<(ByteStr, crate::state::SessionDelta, bool)> {
+        use crate::state::{Delta, SessionDelta};
+        match delta {
+            Delta::Create {
+                client_id,
+                protocol,
+                expiry_interval,
+                username,
+            } => Some((
+                client_id.clone(),
+                SessionDelta::Created {
+                    protocol: *protocol,
+                    expiry_interval: *expiry_interval,
+                    username: username.clone(),
+                },
+                false,
+            )),
+            Delta::Update { key, change } => {
+                let session = self.store.get(*key)?;
+                Some((
+                    session.client_id.clone(),
+                    change.clone(),
+                    session.is_persistent(),
+                ))
+            }
+        }
+    }
+
+    /// What every applied session change entails besides the store: the counter autosave
+    /// reads, the route cache, and the interest other shards must learn.
+    fn after_apply(
+        &mut self,
+        applied: crate::state::Applied,
+        routes_change: bool,
+    ) -> Option<SessionKey> {
         crate::stats::bump(&self.my_stats().durable_changes, 1);
-        if let Delta::Update {
-            change:
-                SessionDelta::Subscribed { .. }
-                | SessionDelta::Unsubscribed { .. }
-                | SessionDelta::Ended,
-            ..
-        } = &delta
-        {
+        if routes_change {
             self.routes_generation += 1;
         }
-        let applied = self.store.apply(delta);
         for change in applied.interest {
             self.interest_changed(self.id, change.clone());
             if self.mesh.shards() > 1 {
@@ -260,8 +324,8 @@ impl Shard {
     }
 
     /// Updates this shard's copy of the interest of `source`.
-    fn interest_changed(&mut self, source: ShardId, change: crate::session::store::InterestChange) {
-        use crate::session::store::InterestChange;
+    fn interest_changed(&mut self, source: ShardId, change: crate::state::store::InterestChange) {
+        use crate::state::store::InterestChange;
         self.routes_generation += 1;
         match change {
             InterestChange::Plain {
@@ -311,57 +375,11 @@ impl Shard {
     }
 }
 
-/// The shard owning `client_id` among `shards`: FNV-1a, then MurmurHash3's 64-bit
-/// finaliser. Deterministic, so a restored snapshot lands where its clients will
-/// reconnect (`persist` places sessions with this function at start-up).
-///
-/// The finaliser matters: FNV-1a's low bit is the parity of the odd bytes in the id, and
-/// `% shards` for 2, 4, 8 shards reads only low bits. Without it, `client-7` and
-/// `client-107` always landed on different shards of two (every benchmark pair crossed).
-pub fn home_shard(client_id: &[u8], shards: usize) -> ShardId {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in client_id {
-        hash ^= u64::from(*byte);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
-    hash ^= hash >> 33;
-    hash = hash.wrapping_mul(0xff51_afd7_ed55_8ccd);
-    hash ^= hash >> 33;
-    hash = hash.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
-    hash ^= hash >> 33;
-    (hash % shards as u64) as ShardId
-}
-
 /// Prefixes `topic` with the listener's mount point, if any.
 pub fn mount(mount_point: Option<&str>, topic: ByteStr) -> ByteStr {
     match mount_point {
         None => topic,
         Some(prefix) => ByteStr::from(format!("{prefix}{topic}")),
-    }
-}
-
-/// Entry points for `persist::restore`, which rebuilds state through the same paths.
-impl Shard {
-    /// Applies a restored delta.
-    pub(crate) fn apply_restored(&mut self, delta: crate::session::Delta) -> Option<SessionKey> {
-        self.apply(delta)
-    }
-
-    /// Restores one retained message into this shard's copy.
-    pub(crate) fn set_retained_restored(&mut self, topic: &ByteStr, message: Message) {
-        self.set_retained(topic, Some(message));
-    }
-
-    /// Re-arms the will timer of an offline session restored with a pending will.
-    pub(crate) fn restore_will_timer(&mut self, key: SessionKey, disconnected_at: u64) {
-        let Some(session) = self.store.get(key) else {
-            return;
-        };
-        let Some(will) = &session.will else { return };
-        let delay = u64::from(will.delay_interval.min(session.expiry_interval));
-        let due_in_s = (disconnected_at + delay).saturating_sub(self.now.unix_s);
-        self.delayed_wills
-            .push((self.now.mono_ms + due_in_s * 1000, key));
     }
 }
 
@@ -397,5 +415,8 @@ impl Shard {
     /// calls it after every batch of packets, tick and control message it handled.
     pub fn end_turn(&mut self) {
         self.mesh.flush_batches();
+        if self.output.congested() {
+            self.output.flush();
+        }
     }
 }

@@ -12,7 +12,7 @@ use crate::limits::SHARDS_MAX;
 use crate::mesh::{ShardId, ShardMsg};
 use crate::message::Message;
 use crate::mqtt::{reason, Ack, AckProperties, Packet, PacketId, Publish, QoS};
-use crate::session::{Delta, SessionDelta, SessionKey};
+use crate::state::{Delta, SessionDelta, SessionKey};
 use crate::stats::bump;
 
 impl Shard {

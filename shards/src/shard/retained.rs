@@ -31,10 +31,12 @@ impl Shard {
         });
         self.set_retained(&topic, value.clone());
         if self.mesh.shards() == 1 {
+            self.emit_retained(&topic, value.as_ref());
             return None;
         }
         let owner = self.home_of(topic.as_bytes());
         if owner == self.id {
+            self.emit_retained(&topic, value.as_ref());
             self.mesh
                 .broadcast(|| ShardMsg::RetainApply(Box::new((topic.clone(), value.clone()))));
             return None;
@@ -64,6 +66,7 @@ impl Shard {
             token,
         } = request;
         self.set_retained(&topic, message.clone());
+        self.emit_retained(&topic, message.as_ref());
         self.mesh
             .broadcast(|| ShardMsg::RetainApply(Box::new((topic.clone(), message.clone()))));
         if let Some(token) = token {
@@ -79,6 +82,17 @@ impl Shard {
         };
         let (_, id, (ack, kind)) = self.retained_acks.swap_remove(index);
         self.send_ack(id, ack, kind);
+    }
+
+    /// As the topic's owner: tells the consumer (replication) of a retained change, in the
+    /// order this shard decided it. The broker's own `$SYS` values are not durable state.
+    fn emit_retained(&mut self, topic: &ByteStr, message: Option<&Message>) {
+        if self.output.attached() && !topic.starts_with("$SYS/") {
+            self.output.emit(crate::state::port::Emission::Retained {
+                topic: topic.clone(),
+                message: message.cloned(),
+            });
+        }
     }
 
     /// Changes this shard's copy.

@@ -11,7 +11,7 @@
 //! path). Placement: one per shard.
 
 use crate::mqtt::ByteStr;
-use crate::session::{SessionKey, Subscription};
+use crate::state::{SessionKey, Subscription};
 use rustc_hash::FxHashMap;
 
 /// Most topics remembered.

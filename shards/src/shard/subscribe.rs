@@ -10,7 +10,7 @@ use crate::mqtt::{
     reason, ByteStr, Packet, QoS, SubAck, SubAckProperties, Subscribe, SubscriptionOptions,
     UnsubAck, Unsubscribe,
 };
-use crate::session::{Delta, SessionDelta, SessionKey, Subscription};
+use crate::state::{Delta, SessionDelta, SessionKey, Subscription};
 use crate::topics::{parse_subscription, Subscription as Parsed};
 
 /// A SUBACK waiting for every other shard to have learned the new interest.

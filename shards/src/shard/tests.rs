@@ -894,7 +894,7 @@ fn on_shard(shard: u8) -> &'static str {
 fn nth_on_shard(shard: u8, n: usize) -> &'static str {
     let ids = ["c0", "c1", "c2", "c3", "c4", "c5", "c6", "c7", "c8", "c9"];
     ids.into_iter()
-        .filter(|id| super::home_shard(id.as_bytes(), 2) == shard)
+        .filter(|id| crate::placement::home_shard(id.as_bytes(), 2) == shard)
         .nth(n)
         .expect("enough ids per shard")
 }
@@ -1003,7 +1003,7 @@ fn a_retained_publish_is_acknowledged_once_every_shard_can_read_it() {
     // The topic's owner is neither the publisher's shard nor, for the reader, a given.
     let topic = ["r0", "r1", "r2", "r3", "r4", "r5"]
         .into_iter()
-        .find(|t| super::home_shard(t.as_bytes(), 2) == 1)
+        .find(|t| crate::placement::home_shard(t.as_bytes(), 2) == 1)
         .expect("a topic owned by shard 1");
     let (p, publisher, _) = world.connect(connect(Protocol::V311, on_shard(0), true));
     let _ = world.shards[p].handle(
@@ -1193,7 +1193,10 @@ fn sequential_client_ids_spread_over_shards_without_pattern() {
     for shards in [2usize, 4, 8] {
         let mut counts = vec![0usize; shards];
         for i in 0..4000 {
-            counts[usize::from(super::home_shard(format!("client-{i}").as_bytes(), shards))] += 1;
+            counts[usize::from(crate::placement::home_shard(
+                format!("client-{i}").as_bytes(),
+                shards,
+            ))] += 1;
         }
         let expected = 4000 / shards;
         assert!(
@@ -1207,8 +1210,8 @@ fn sequential_client_ids_spread_over_shards_without_pattern() {
     // the parity of the odd bytes puts every such pair on different shards of two.
     let same = (0..100)
         .filter(|i| {
-            super::home_shard(format!("x-{i}").as_bytes(), 2)
-                == super::home_shard(format!("x-{}", 100 + i).as_bytes(), 2)
+            crate::placement::home_shard(format!("x-{i}").as_bytes(), 2)
+                == crate::placement::home_shard(format!("x-{}", 100 + i).as_bytes(), 2)
         })
         .count();
     assert!(

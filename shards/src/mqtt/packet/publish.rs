@@ -233,6 +233,15 @@ const PUBLISH_PROPERTIES: IdSet = IdSet::of(&[
     id::CONTENT_TYPE,
 ]);
 
+/// The properties a message carries to its subscribers as its publisher wrote them.
+const FORWARDED_PROPERTIES: IdSet = IdSet::of(&[
+    id::PAYLOAD_FORMAT_INDICATOR,
+    id::RESPONSE_TOPIC,
+    id::CORRELATION_DATA,
+    id::USER_PROPERTY,
+    id::CONTENT_TYPE,
+]);
+
 /// The one PUBLISH property that may repeat besides user properties (§3.3.2.3.8).
 const PUBLISH_REPEATABLE: IdSet = IdSet::of(&[id::SUBSCRIPTION_IDENTIFIER]);
 
@@ -363,6 +372,33 @@ impl PublishProperties {
             _ => return Err(UNEXPECTED),
         }
         Ok(())
+    }
+
+    /// The forwarded properties (payload format, content type, response topic,
+    /// correlation data, user properties) in wire form, in the order a subscriber gets
+    /// them: the form a stored message keeps them in (`state::record`).
+    pub fn forwarded_wire(&self) -> Vec<u8> {
+        let mut out = BytesMut::new();
+        self.write_shared(&mut out);
+        out.to_vec()
+    }
+
+    /// Reads what [`PublishProperties::forwarded_wire`] wrote, with every check the
+    /// decoder makes (only forwarded properties, each once, values in range, UTF-8), and
+    /// the order recorded.
+    pub fn from_forwarded_wire(block: &[u8]) -> Result<PublishProperties, DecodeError> {
+        let mut framed = BytesMut::with_capacity(block.len() + 4);
+        put_varint(&mut framed, block.len());
+        framed.extend_from_slice(block);
+        let frame = framed.freeze();
+        let mut reader = Reader::new(&frame, 0);
+        let mut props = PropertyReader::new(&mut reader, FORWARDED_PROPERTIES, IdSet::EMPTY)?;
+        let mut out = PublishProperties::default();
+        while let Some(property) = props.next()? {
+            out.set(property, props.users_read())?;
+        }
+        out.user_properties = props.user_properties();
+        Ok(out)
     }
 
     /// Size of the properties a will and a PUBLISH share (everything but topic alias,

@@ -1,25 +1,11 @@
 //! Sessions: the durable state MQTT keeps for a client id between connections.
 //!
 //! Owns [`Session`] (subscriptions, expiry, will, both directions of QoS 1/2 state, queued
-//! messages) and [`SessionStore`] (all sessions of one shard plus the subscription index
-//! derived from them). Placement: one store per shard; a client id always lives on the shard
-//! `home_shard(client_id)` picks, so no session is ever shared between cores.
-//!
-//! Every change to durable state goes through [`SessionStore::apply`] with a typed
-//! [`Delta`] (see `delta.rs`): the shard's protocol code decides, `apply` mutates. That one
-//! function is what makes the state replicable: the replication core of a cluster leader
-//! will receive the same deltas (in order, per shard), ship them to followers as rkyv
-//! frames, and followers call the same `apply` on their copy. The persistence file
-//! (`persist`) is a snapshot of the same records.
+//! messages) and the types it is made of. Placement: in a shard's
+//! [`SessionStore`](super::SessionStore); a client id always lives on the shard
+//! `placement::home_shard(client_id)` picks, so no session is ever shared between cores.
 
-pub mod delta;
-mod outbound;
-pub mod store;
-
-pub use delta::{Delta, SessionDelta};
-pub use outbound::{Inflight, InflightState, Outbound};
-pub use store::{SessionStore, SubscriptionIndex};
-
+use super::outbound::Outbound;
 use crate::message::Message;
 use crate::mqtt::{ByteStr, Protocol, SubscriptionOptions};
 use std::collections::{HashMap, HashSet};

@@ -2,7 +2,8 @@
 //!
 //! Owns packet-id allocation and the order of redelivery. Mutated only through
 //! `SessionStore::apply`; read by `shard::deliver` to decide whether a message can be sent
-//! now, must wait in the queue, or must be dropped.
+//! now, must wait in the queue, or must be dropped. A QoS 1/2 delivery takes its packet
+//! identifier when it first enters the session (window or queue), as Mosquitto's do.
 
 use crate::message::Delivery;
 use crate::mqtt::PacketId;
@@ -31,6 +32,15 @@ pub struct Inflight {
     pub delivery: Option<Delivery>,
 }
 
+/// A delivery waiting in the queue, with the packet identifier it took (QoS 1/2).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Queued {
+    /// Its packet identifier; `None` for a queued QoS 0 message.
+    pub packet_id: Option<PacketId>,
+    /// The delivery.
+    pub delivery: Delivery,
+}
+
 /// The outbound window and queue of a session.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Outbound {
@@ -38,7 +48,7 @@ pub struct Outbound {
     /// [MQTT-4.6.0-1]).
     pub inflight: VecDeque<Inflight>,
     /// Messages waiting for room in the window, or for the client to reconnect.
-    pub queue: VecDeque<Delivery>,
+    pub queue: VecDeque<Queued>,
     /// Payload bytes of the deliveries held in `inflight`.
     pub inflight_bytes: usize,
     /// Payload bytes of the deliveries held in `queue`.
@@ -57,7 +67,8 @@ impl Outbound {
     }
 
     /// The next packet identifier not in use by the window, without taking it (taking it
-    /// is part of the `Sent` delta). `None` only when all 65,535 ids are in flight.
+    /// is part of the `Sent`, `Queued` or `PacketIdTaken` change). `None` only when all
+    /// 65,535 ids are in flight.
     pub fn next_packet_id(&self) -> Option<PacketId> {
         if self.inflight.len() >= usize::from(u16::MAX) {
             return None;
@@ -73,6 +84,15 @@ impl Outbound {
             if self.position(id).is_none() {
                 return Some(id);
             }
+        }
+    }
+
+    /// The identifier the front of the queue goes out with: its own, unless the counter
+    /// wrapped and that one is still in flight (then the next free one).
+    pub fn dequeue_packet_id(&self) -> Option<PacketId> {
+        match self.queue.front()?.packet_id {
+            Some(own) if self.position(own).is_none() => Some(own),
+            _ => self.next_packet_id(),
         }
     }
 

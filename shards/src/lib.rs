@@ -36,6 +36,8 @@ pub mod placement;
 pub mod runtime;
 pub mod settings;
 pub mod shard;
+#[cfg(test)]
+mod sim;
 pub mod state;
 pub mod stats;
 pub mod sys;

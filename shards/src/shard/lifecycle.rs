@@ -171,7 +171,7 @@ impl Shard {
         );
     }
 
-    fn session_disconnected(&mut self, key: SessionKey, publish_will: bool) {
+    pub(super) fn session_disconnected(&mut self, key: SessionKey, publish_will: bool) {
         let Some(session) = self.store.get(key) else {
             return;
         };

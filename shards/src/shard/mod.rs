@@ -250,17 +250,34 @@ impl Shard {
         let emission = self.output.attached().then(|| self.emission_of(&delta));
         let applied = self.store.apply(delta);
         if let Some(Some((client_id, change, was_persistent))) = emission {
-            let persistent = self
-                .store
-                .key_of(client_id.as_str())
-                .and_then(|key| self.store.get(key))
-                .is_some_and(|session| session.is_persistent());
-            if was_persistent || persistent {
-                let emission = crate::state::port::Emission::Session { client_id, change };
-                self.output.emit(emission);
-            }
+            self.emit_session(client_id, change, was_persistent);
         }
         self.after_apply(applied, routes_change)
+    }
+
+    /// Tells the consumer of a change to the session of `client_id`. Only persistent
+    /// sessions are replicated: a session enters the replicated state when it is created
+    /// (or becomes) persistent, and leaves it (`Ended`) when it stops being persistent,
+    /// since it then ends with its connection and no other node could resume it.
+    #[cold]
+    fn emit_session(
+        &mut self,
+        client_id: ByteStr,
+        change: crate::state::SessionDelta,
+        was_persistent: bool,
+    ) {
+        use crate::state::{port::Emission, SessionDelta};
+        let persistent = self
+            .store
+            .key_of(client_id.as_str())
+            .and_then(|key| self.store.get(key))
+            .is_some_and(|session| session.is_persistent());
+        let change = match (was_persistent, persistent) {
+            (false, false) => return,
+            (true, false) if change != SessionDelta::Ended => SessionDelta::Ended,
+            _ => change,
+        };
+        self.output.emit(Emission::Session { client_id, change });
     }
 
     /// What a consumer is told of `delta`: the client id, the change, and whether the

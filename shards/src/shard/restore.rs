@@ -105,3 +105,23 @@ impl Shard {
         }
     }
 }
+
+impl Shard {
+    /// Ends the connections a restore (or, in a cluster, a new leader) holds sessions as
+    /// connected for while no connection of this process is attached to them: they are
+    /// gone, so each session ends as after a lost connection (its will published or
+    /// delayed, the session kept while persistent).
+    pub fn close_orphans(&mut self) {
+        let orphans: Vec<crate::state::SessionKey> = self
+            .store
+            .iter()
+            .filter(|(key, session)| {
+                session.disconnected_at.is_none() && self.conn_of(*key).is_none()
+            })
+            .map(|(key, _)| key)
+            .collect();
+        for key in orphans {
+            self.session_disconnected(key, true);
+        }
+    }
+}

@@ -55,10 +55,21 @@ pub fn decode(file: &[u8]) -> Result<Snapshot, FrameError> {
 /// restored after a restart), and as connected otherwise (a cluster snapshot, whose
 /// follower never serves them).
 pub fn session_records(store: &SessionStore, connected_until: Option<u64>) -> Vec<Record> {
+    session_changes(store, connected_until)
+        .iter()
+        .map(|(client_id, change)| Record::session(client_id, change))
+        .collect()
+}
+
+/// [`session_records`] before they become records: the in-memory changes.
+pub fn session_changes(
+    store: &SessionStore,
+    connected_until: Option<u64>,
+) -> Vec<(ByteStr, SessionDelta)> {
     let mut out = Vec::new();
     for (_, session) in store.iter() {
         if session.is_persistent() {
-            session_to_records(session, connected_until, &mut out);
+            session_to_changes(session, connected_until, &mut out);
         }
     }
     out
@@ -74,9 +85,13 @@ pub fn retained_records(retained: &RetainedTree<Message>) -> Vec<Record> {
         .collect()
 }
 
-fn session_to_records(session: &Session, connected_until: Option<u64>, out: &mut Vec<Record>) {
+fn session_to_changes(
+    session: &Session,
+    connected_until: Option<u64>,
+    out: &mut Vec<(ByteStr, SessionDelta)>,
+) {
     let id = &session.client_id;
-    let mut push = |change: SessionDelta| out.push(Record::session(id, &change));
+    let mut push = |change: SessionDelta| out.push((id.clone(), change));
     push(SessionDelta::Created {
         protocol: session.protocol,
         expiry_interval: session.expiry_interval,

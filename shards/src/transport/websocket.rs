@@ -181,8 +181,12 @@ impl WebSocket {
                     ..
                 }) => write_frame(reply, 0xA, &payload),
                 Some(Frame { opcode: 0xA, .. }) => {}
-                Some(Frame { opcode: 0x8, .. }) => {
-                    write_frame(reply, 0x8, &1000u16.to_be_bytes());
+                Some(Frame {
+                    opcode: 0x8,
+                    payload,
+                    ..
+                }) => {
+                    write_frame(reply, 0x8, &close_answer(&payload));
                     self.state = State::Closed;
                     return Err(WsError::Closed);
                 }
@@ -194,6 +198,30 @@ impl WebSocket {
     fn fail(&mut self, reply: &mut BytesMut, code: u16, why: &'static str) -> WsError {
         self.close(code, reply);
         WsError::Protocol(why)
+    }
+}
+
+/// The payload of the close frame that answers a peer's close frame `payload`: the same
+/// status code and reason (RFC 6455 §5.5.1 "typically echos the status code"; Mosquitto's
+/// libwebsockets echoes both, and an empty close, "no status", with an empty one), or 1002
+/// for a payload that is not a status code a peer may send and 1007 for a reason that is not
+/// UTF-8 (§7.4, §8.1).
+fn close_answer(payload: &[u8]) -> Vec<u8> {
+    let Some((code, reason)) = payload.split_first_chunk::<2>() else {
+        return if payload.is_empty() {
+            Vec::new()
+        } else {
+            1002u16.to_be_bytes().to_vec()
+        };
+    };
+    let code = u16::from_be_bytes(*code);
+    let sendable = matches!(code, 1000..=1003 | 1007..=1011 | 3000..=4999);
+    if !sendable {
+        1002u16.to_be_bytes().to_vec()
+    } else if std::str::from_utf8(reason).is_err() {
+        1007u16.to_be_bytes().to_vec()
+    } else {
+        payload.to_vec()
     }
 }
 
@@ -468,6 +496,33 @@ Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nSec-
             ws.ingest(&masked(0x2, b"\x00"), &mut mqtt, &mut reply),
             Err(WsError::Protocol("data frame inside a fragmented message"))
         );
+    }
+
+    #[test]
+    fn a_close_frame_is_answered_with_its_own_status_and_reason() {
+        let cases: [(&[u8], &[u8]); 5] = [
+            (b"", b""),
+            (b"\x03\xe8", b"\x03\xe8"),
+            (b"\x0f\xa0bye", b"\x0f\xa0bye"),
+            (b"\x03\xed", b"\x03\xea"),     // 1005 may not be sent: 1002
+            (b"\x03\xe8\xff", b"\x03\xef"), // reason not UTF-8: 1007
+        ];
+        for (sent, answered) in cases {
+            let mut ws = WebSocket::new(Vec::new(), 1024);
+            let (mut mqtt, mut reply) = (BytesMut::new(), BytesMut::new());
+            ws.ingest(UPGRADE, &mut mqtt, &mut reply).expect("upgrade");
+            reply.clear();
+            assert_eq!(
+                ws.ingest(&masked(0x8, sent), &mut mqtt, &mut reply),
+                Err(WsError::Closed)
+            );
+            let mut expected = vec![0x88, answered.len() as u8];
+            expected.extend_from_slice(answered);
+            assert_eq!(&reply[..], &expected[..], "close {sent:?}");
+            let mut after = BytesMut::new();
+            ws.close(1000, &mut after);
+            assert!(after.is_empty(), "one close frame only");
+        }
     }
 
     #[test]

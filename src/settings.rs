@@ -100,6 +100,7 @@ pub fn shard_settings(config: &Config) -> Result<Settings, StartError> {
         sys_interval: u64::from(config.sys_interval),
         connection_messages: config.logging.connection_messages,
         tcp_nodelay: config.set_tcp_nodelay,
+        clientid_prefixes: config.clientid_prefixes.clone(),
         version_text: format!("culex version {}", env!("CARGO_PKG_VERSION")),
         persistence,
         listeners,

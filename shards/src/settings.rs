@@ -42,6 +42,9 @@ pub struct Settings {
     pub connection_messages: bool,
     /// Disable Nagle on client sockets (`set_tcp_nodelay`).
     pub tcp_nodelay: bool,
+    /// Only client ids starting with this prefix may connect (`clientid_prefixes`); others
+    /// get CONNACK "not authorised" (5 / 0x87), as in Mosquitto. `None`: any id.
+    pub clientid_prefixes: Option<String>,
     /// The version text published on `$SYS/broker/version`.
     pub version_text: String,
     /// Persistence settings, when `persistence true`.
@@ -153,6 +156,7 @@ impl Default for Settings {
             sys_interval: 10,
             connection_messages: true,
             tcp_nodelay: false,
+            clientid_prefixes: None,
             version_text: format!("culex version {}", env!("CARGO_PKG_VERSION")),
             persistence: None,
             listeners: Vec::new(),

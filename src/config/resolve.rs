@@ -940,7 +940,12 @@ fn global_option(draft: &mut Draft, at: At<'_>, key: &str, args: &mut Args<'_>) 
         "set_tcp_nodelay" => config.set_tcp_nodelay = flag(args)?,
         "upgrade_outgoing_qos" => config.upgrade_outgoing_qos = flag(args)?,
         "clientid_prefixes" => {
-            config.clientid_prefixes = Some(values::string(key, args)?.to_string())
+            config.clientid_prefixes = Some(values::string(key, args)?.to_string());
+            draft.warn(
+                at,
+                "The 'clientid_prefixes' option is now deprecated and will be removed in a \
+                 future version.",
+            );
         }
         "user" => config.user = values::string(key, args)?.to_string(),
         "pid_file" => {

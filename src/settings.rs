@@ -78,6 +78,7 @@ pub fn shard_settings(config: &Config) -> Result<Settings, StartError> {
             websockets: (listener.protocol == Protocol::WebSockets)
                 .then(|| listener.websockets_origins.clone()),
             http: listener.protocol == Protocol::HttpApi,
+            http_dir: http_dir(listener)?,
         });
     }
     let persistence = config.persistence.enabled.then(|| PersistenceSettings {
@@ -132,6 +133,31 @@ fn tls_config(listener: &Listener) -> Result<Option<Arc<rustls::ServerConfig>>, 
         ),
         code: 3,
     })
+}
+
+/// The canonical `http_dir` of a websockets listener (read at start and on reload, while
+/// the process may still read it as root, as Mosquitto resolves it once at start). A
+/// directory that cannot be resolved stops start-up with Mosquitto's message.
+fn http_dir(listener: &Listener) -> Result<Option<std::path::PathBuf>, StartError> {
+    let Some(dir) = &listener.http_dir else {
+        return Ok(None);
+    };
+    if listener.protocol != Protocol::WebSockets {
+        return Ok(None);
+    }
+    match std::fs::canonicalize(dir) {
+        Ok(real) if real.is_dir() => Ok(Some(real)),
+        _ => Err(StartError {
+            message: format!(
+                "Error: Unable to open http dir \"{}\" ({}:{}, listener {}).",
+                dir.display(),
+                listener.file.display(),
+                listener.line,
+                listener.port
+            ),
+            code: 1,
+        }),
+    }
 }
 
 /// Which part of a client certificate names the user, if the listener says so.

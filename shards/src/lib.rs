@@ -35,6 +35,7 @@ pub mod runtime;
 pub mod session;
 pub mod settings;
 pub mod shard;
+pub mod static_files;
 pub mod stats;
 pub mod sys;
 pub mod topics;

@@ -105,6 +105,9 @@ pub struct ListenerSettings {
     pub websockets: Option<Vec<String>>,
     /// `protocol http_api`: serves `/metrics`, `/healthz` and `/readyz` instead of MQTT.
     pub http: bool,
+    /// `http_dir` of a websockets listener, canonical: plain HTTP GETs are served from it
+    /// ([`crate::static_files`]).
+    pub http_dir: Option<PathBuf>,
 }
 
 impl ListenerSettings {
@@ -129,6 +132,7 @@ impl ListenerSettings {
             certificate_username: None,
             websockets: None,
             http: false,
+            http_dir: None,
         }
     }
 

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use super::error::{ConfigError, ConfigWarning};
 use super::resolve::{Draft, ListenerDraft, SecurityDraft, TlsDraft};
 use super::types::{
-    Bind, Config, Limits, Listener, LogTypes, Logging, Persistence, PluginScope, ProxyProtocol,
-    Security, Tls,
+    Bind, Config, Limits, Listener, LogTypes, Logging, Persistence, PluginScope, Protocol,
+    ProxyProtocol, Security, Tls,
 };
 
 /// The port of Mosquitto's default and local-only listeners.
@@ -209,6 +209,23 @@ impl Draft {
                     format!(
                         "option \"{option}\" has no effect: listener {} has no certfile and \
                          keyfile, so it does not use TLS.",
+                        listener.port
+                    ),
+                ));
+            }
+        }
+        if listener.protocol != Protocol::WebSockets {
+            let websocket_options = [
+                ("http_dir", listener.http_dir.is_some()),
+                ("websockets_origin", !listener.websockets_origins.is_empty()),
+            ];
+            for (option, _) in websocket_options.iter().filter(|(_, set)| *set) {
+                self.config.warnings.push(ConfigWarning::at(
+                    &listener.file,
+                    listener.line,
+                    format!(
+                        "option \"{option}\" has no effect: listener {} is not a websockets \
+                         listener.",
                         listener.port
                     ),
                 ));

@@ -8,8 +8,10 @@ as user names and certificates re-read on SIGHUP for wss listeners, the
 upgrade answer (subprotocols `mqtt` and `mqttv3.1`, any path, MQTT packets
 split across or packed into frames, ping/pong, close) seen from a raw
 socket, bad upgrade requests and forbidden frames that must not hurt the
-broker, stalled upgrades, and `websockets_origin`. Called by: pytest, once
-per broker kind.
+broker, stalled upgrades, `websockets_origin`, the close handshake (a client's
+close frame echoed, a close frame before the broker closes, one log line per
+end) and `http_dir` (static files over plain HTTP on the same listener).
+Called by: pytest, once per broker kind.
 
 MQTT.js must be installed in tests/interop/js (`npm ci --no-audit
 --no-fund` there; tests/run-all does it). Missing node or MQTT.js fails
@@ -877,3 +879,93 @@ def test_broker_close_sends_a_close_frame_first(start_broker, broker_kind, case)
     else:
         assert closes == [(1000).to_bytes(2, "big")], frames
         assert frames[-1][0] == 0x8, "nothing after the close frame"
+
+
+# --------------------------------------------------------------------------
+# 11. http_dir: static files over plain HTTP on the websockets listener
+# --------------------------------------------------------------------------
+
+BIG = bytes(range(256)) * 1024 + b"end"  # 256 KiB + 3: several reads and writes
+WWW = {
+    "www/index.html": "<h1>culex test page</h1>\n",
+    "www/sub/style.css": "body { color: black }\n",
+    "www/big.bin": BIG,
+}
+
+
+def _http_get(ep, path, tls_ca=None):
+    """(status, headers, body) of one GET; the connection must end after it."""
+    import http.client
+    if tls_ca is None:
+        conn = http.client.HTTPConnection(ep.host, ep.port, timeout=WAIT)
+    else:
+        conn = http.client.HTTPSConnection(ep.host, ep.port, timeout=WAIT,
+                                           context=context(tls_ca))
+    try:
+        conn.request("GET", path)
+        response = conn.getresponse()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("scheme", ["ws", "wss"])
+def test_http_dir_serves_files_beside_mqtt(start_broker, broker_kind, pki, scheme):
+    """`http_dir` on a websockets listener: files come back over plain HTTP GET (`/` is
+    index.html, a directory without its slash redirects), a missing file is 404, `..` never
+    leaves the directory (the config file next to it stays out of reach, however the dots
+    are written), a symbolic link out of it is refused (403), and MQTT over WebSocket keeps
+    working on the same listener."""
+    build = ws_listener if scheme == "ws" else wss_listener
+    b, eps = start_listeners(start_broker, broker_kind, [scheme],
+                             lambda p: build(p[scheme], "http_dir {dir}/www"),
+                             {**pki.files(), **WWW})
+    (b.dir / "www" / "escape.conf").symlink_to(b.dir / "mosquitto.conf")
+    ep, ca = eps[scheme], (pki.ca.cert if scheme == "wss" else None)
+    got = {path: _http_get(ep, path, ca) for path in [
+        "/", "/index.html", "/index.html?v=2", "/sub/style.css", "/big.bin", "/missing.html",
+        "/../mosquitto.conf", "/sub/../../mosquitto.conf", "/%2e%2e/mosquitto.conf",
+        "/escape.conf", "/sub"]}
+    status = {path: answer[0] for path, answer in got.items()}
+    assert status == {
+        "/": 200, "/index.html": 200, "/index.html?v=2": 200, "/sub/style.css": 200,
+        "/big.bin": 200, "/missing.html": 404, "/../mosquitto.conf": 404,
+        "/sub/../../mosquitto.conf": 404, "/%2e%2e/mosquitto.conf": 404,
+        "/escape.conf": 403, "/sub": 302}, status
+    for path in ("/", "/index.html", "/index.html?v=2"):
+        assert got[path][2] == WWW["www/index.html"].encode(), got[path]
+    assert got["/sub/style.css"][2] == WWW["www/sub/style.css"].encode()
+    assert got["/big.bin"][2] == BIG
+    assert got["/sub"][1].get("location") == "/sub/", got["/sub"]
+    assert all(b"listener" not in body for _, _, body in got.values())
+    if broker_kind == "culex":
+        # Mosquitto 2.0.11 sends no Content-Type; browsers need one for module scripts.
+        assert got["/"][1].get("content-type") == "text/html; charset=utf-8", got["/"]
+        assert got["/sub/style.css"][1].get("content-type") == "text/css; charset=utf-8"
+    # MQTT over WebSocket on the same listener, with a plain TCP client on the other side.
+    p = paho_ws(ep, f"http-dir-{scheme}", "5", "/mqtt", ca)
+    try:
+        p.connect()
+        assert p.subscribe("httpdir/t", 1) == [1]
+        with mqttraw.RawClient(b.host, b.port) as raw:
+            assert raw.connect(f"http-dir-tcp-{scheme}")["reason_code"] == 0
+            raw.publish("httpdir/t", b"beside files", qos=1, packet_id=1)
+            raw.expect("PUBACK", packet_id=1)
+        m = p.get()
+        assert (m.topic, m.payload) == ("httpdir/t", b"beside files")
+    finally:
+        p.close()
+
+
+def test_http_dir_that_does_not_exist_stops_start_up(broker_kind):
+    """Both brokers refuse to start with an `http_dir` that is not there, naming it."""
+    import tempfile
+    from conftest import broker_binary, free_port
+    with tempfile.TemporaryDirectory() as tmp:
+        conf = Path(tmp) / "mosquitto.conf"
+        conf.write_text(f"listener {free_port()} 127.0.0.1\nprotocol websockets\n"
+                        f"http_dir {tmp}/nowhere\n")
+        run = subprocess.run([broker_binary(broker_kind), "-c", str(conf)], capture_output=True,
+                             text=True, timeout=10)
+    assert run.returncode != 0
+    assert f'Unable to open http dir "{tmp}/nowhere"' in run.stdout + run.stderr, run

@@ -40,8 +40,6 @@ pub struct Settings {
     pub sys_interval: u64,
     /// Log connects and disconnects (`connection_messages`).
     pub connection_messages: bool,
-    /// Disable Nagle on client sockets (`set_tcp_nodelay`).
-    pub tcp_nodelay: bool,
     /// Only client ids starting with this prefix may connect (`clientid_prefixes`); others
     /// get CONNACK "not authorised" (5 / 0x87), as in Mosquitto. `None`: any id.
     pub clientid_prefixes: Option<String>,
@@ -93,8 +91,6 @@ pub struct ListenerSettings {
     pub use_username_as_clientid: bool,
     /// Protocol levels accepted (`accept_protocol_versions`), as a bit set of 3, 4, 5.
     pub accept_protocol_versions: u8,
-    /// This is the administrative listener (`admin_listener true`).
-    pub admin: bool,
     /// TLS, when `certfile` and `keyfile` are set (built from the files at start and on
     /// reload).
     pub tls: Option<Arc<rustls::ServerConfig>>,
@@ -127,7 +123,6 @@ impl ListenerSettings {
             auto_id_prefix: "auto-".to_string(),
             use_username_as_clientid: false,
             accept_protocol_versions: 0b111000,
-            admin: false,
             tls: None,
             certificate_username: None,
             websockets: None,
@@ -159,7 +154,6 @@ impl Default for Settings {
             persistent_client_expiration: None,
             sys_interval: 10,
             connection_messages: true,
-            tcp_nodelay: false,
             clientid_prefixes: None,
             version_text: format!("culex version {}", env!("CARGO_PKG_VERSION")),
             persistence: None,

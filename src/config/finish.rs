@@ -7,7 +7,7 @@ use super::error::{ConfigError, ConfigWarning};
 use super::resolve::{Draft, ListenerDraft, SecurityDraft, TlsDraft};
 use super::types::{
     Bind, Config, Limits, Listener, LogTypes, Logging, Persistence, PluginScope, Protocol,
-    ProxyProtocol, Security, Tls,
+    Security, Tls,
 };
 
 /// The port of Mosquitto's default and local-only listeners.
@@ -186,18 +186,6 @@ impl Draft {
         }
         if let Some(prefix) = auto_id_prefix_override {
             effective.auto_id_prefix = prefix;
-        }
-        if listener.proxy_protocol == Some(ProxyProtocol::V2) {
-            if tls.use_subject_as_username == Some(true) {
-                return Err(error(
-                    "use_subject_as_username cannot be used with `enable_proxy_protocol 2`.",
-                ));
-            }
-            if tls.certfile.is_some() || tls.keyfile.is_some() {
-                return Err(error(
-                    "certfile and keyfile cannot be used with `enable_proxy_protocol 2`.",
-                ));
-            }
         }
         let unused = tls_options_set(&tls);
         listener.tls = finish_tls(tls).map_err(error)?;

@@ -464,6 +464,62 @@ fn every_option_name_the_parser_knows_is_in_the_table() {
     }
 }
 
+/// docs/configuration.md, the audit table users read, lists every option of the table once
+/// with its status, and names for each implemented option a test that exists.
+#[test]
+fn docs_configuration_lists_every_option_with_an_existing_test() {
+    let root = manifest_dir();
+    let docs = std::fs::read_to_string(root.join("docs/configuration.md")).expect("docs");
+    let mut listed: Vec<(String, String)> = Vec::new();
+    for row in docs.lines().filter(|line| line.starts_with("| `")) {
+        let cells: Vec<&str> = row.split(" | ").collect();
+        assert_eq!(cells.len(), 4, "{row}");
+        let (status, tests) = (cells[1], cells[3].trim_end_matches(" |"));
+        assert!(!tests.is_empty() && tests != "|", "no test named: {row}");
+        for test in tests.split(", ") {
+            let (file, name) = test
+                .trim_matches('`')
+                .split_once("::")
+                .unwrap_or_else(|| panic!("`file::test` expected: {test}"));
+            let path = if file.contains('/') {
+                root.join(file)
+            } else {
+                root.join("tests/interop").join(file)
+            };
+            let text = std::fs::read_to_string(&path)
+                .unwrap_or_else(|e| panic!("{row}: {}: {e}", path.display()));
+            let defined = [
+                format!("def {name}("),
+                format!("fn {name}("),
+                format!("\"{name}\""),
+            ];
+            assert!(
+                defined.iter().any(|d| text.contains(d.as_str())),
+                "{row}: no test {name} in {}",
+                path.display()
+            );
+        }
+        for name in cells[0].trim_start_matches("| ").split(", ") {
+            listed.push((name.trim_matches('`').to_string(), status.to_string()));
+        }
+    }
+    for spec in OPTIONS {
+        let rows: Vec<&(String, String)> = listed.iter().filter(|(n, _)| n == spec.name).collect();
+        assert_eq!(rows.len(), 1, "{} listed {} times", spec.name, rows.len());
+        let status = match spec.class {
+            Class::Implemented => "implemented",
+            Class::Ignored(_) | Class::Unapplied(_) => "warned",
+            Class::Refused(_) | Class::Bridge | Class::Psk => "refused",
+        };
+        assert_eq!(rows[0].1, status, "{}", spec.name);
+    }
+    assert_eq!(
+        listed.len(),
+        OPTIONS.len(),
+        "names that are not options are listed"
+    );
+}
+
 /// Every option's example loads: implemented ones cleanly, warned ones with their warning,
 /// refused ones are refused naming the option and its line.
 #[test]

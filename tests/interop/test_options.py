@@ -182,6 +182,31 @@ def test_upgrade_outgoing_qos(start_broker, broker_kind, upgrade):
         assert sub.expect("PUBLISH")["qos"] == (2 if upgrade else 0)
 
 
+@pytest.mark.parametrize("option", ["max_qos", "maximum_qos"])
+def test_max_qos_and_its_alias(start_broker, broker_kind, option):
+    """`max_qos 1` (or its alias `maximum_qos`): 5.0 clients are told Maximum QoS 1 and a
+    QoS 2 subscription is granted QoS 1."""
+    b = start_broker(broker_kind, [f"{option} 1"])
+    with m.RawClient(b.host, b.port, version=5) as c:
+        assert c.connect("max-qos", version=5)["properties"]["maximum_qos"] == 1
+        assert c.subscribe(1, [("maxqos/t", 2)])["reason_codes"] == [1]
+
+
+def test_retained_persistence_keeps_retained_messages(start_broker, broker_kind):
+    """`retained_persistence true`, Mosquitto's other name for `persistence true`."""
+    b = start_broker(broker_kind, ["retained_persistence true", "persistence_location {dir}/"])
+    with m.RawClient(b.host, b.port) as c:
+        c.connect("retain-writer")
+        c.publish("kept/t", b"across restarts", qos=1, packet_id=1, retain=True)
+        c.expect("PUBACK", packet_id=1)
+    b.restart()
+    with m.RawClient(b.host, b.port) as c:
+        c.connect("retain-reader")
+        c.subscribe(1, [("kept/t", 0)])
+        got = c.expect("PUBLISH")
+        assert (got["payload"], got["retain"]) == (b"across restarts", True)
+
+
 # --------------------------------------------------------------------------
 # Client ids
 # --------------------------------------------------------------------------

@@ -844,6 +844,34 @@ def test_disconnect_and_close_frame_in_one_write_is_a_clean_disconnect(ws_broker
     assert len(_end_lines(b, client_id)) == 1, _end_lines(b, client_id)
 
 
+def test_bad_frame_after_connect_ends_the_client_with_one_log_line(ws_broker):
+    """A frame RFC 6455 forbids (an unknown opcode) from a connected client: the broker
+    sends a close frame with 1002 (protocol error) and closes once the client answered (or
+    at once); the end is logged once."""
+    b, eps = ws_broker
+    client_id = "ws-bad-frame-after-connect"
+    ws = _ws_client(eps["ws"], client_id)
+    try:
+        ws.sock.sendall(_masked(mqttraw.pingreq(), 0x83))
+        opcode, payload = ws.recv_frame()
+        assert (opcode, int.from_bytes(payload[:2], "big")) == (0x8, 1002), payload
+        try:
+            ws.send_frame(payload[:2], opcode=0x8)  # the client's side of the handshake
+        except OSError:
+            pass  # the broker did not wait for it
+        assert _close_frames_then_eof(ws) == []
+    finally:
+        ws.close()
+    deadline = time.monotonic() + WAIT
+    while not _end_lines(b, client_id) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    # A second line for the same end would follow the first at once; a client connected
+    # and logged later shows that none did.
+    _ws_client(eps["ws"], client_id + "-after").close()
+    assert b.wait_log(f"as {client_id}-after "), b.log()
+    assert len(_end_lines(b, client_id)) == 1, _end_lines(b, client_id)
+
+
 def _broker_closes(case, b, ep, client_id):
     """Makes the broker close `client_id`'s WebSocket for `case`; returns the old client."""
     version = 5

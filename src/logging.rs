@@ -70,6 +70,9 @@ pub fn reconfigure(logging: &Logging) {
             LogDest::Topic => Some(Target::Topic),
         })
         .collect();
+    if logging.destinations.contains(&LogDest::Syslog) {
+        open_syslog(logging.facility);
+    }
     logger.types.store(logging.types.bits(), Ordering::Relaxed);
     let sink = Sink {
         types: logging.types,
@@ -232,6 +235,16 @@ fn strftime(format: &str, time: libc::time_t) -> String {
         )
     };
     String::from_utf8_lossy(&buffer[..written]).into_owned()
+}
+
+/// Names the process and its facility for syslog as Mosquitto does: `culex[pid]`, and
+/// `log_facility` N as `local`N (default `daemon`).
+fn open_syslog(facility: Option<u8>) {
+    let facility = facility.map_or(libc::LOG_DAEMON, |n| {
+        libc::LOG_LOCAL0 + (libc::c_int::from(n) << 3)
+    });
+    // SAFETY: the ident is a static C string, as openlog requires (it keeps the pointer).
+    unsafe { libc::openlog(c"culex".as_ptr(), libc::LOG_PID, facility) };
 }
 
 fn syslog(level: log::Level, line: &str) {

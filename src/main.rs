@@ -10,6 +10,8 @@ mod cli;
 // Some of `Config`'s interface (plugins, admin listener) is read by modules still to come.
 #[allow(dead_code)]
 mod config;
+#[cfg(test)]
+mod effects;
 mod logging;
 mod persistence;
 mod process;

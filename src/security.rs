@@ -26,31 +26,52 @@ pub fn base_policy(config: &Config) -> Result<AccessPolicy, StartError> {
     let mut passwords: HashMap<PathBuf, Arc<PasswordFile>> = HashMap::new();
     let mut acls: HashMap<PathBuf, Arc<AclFile>> = HashMap::new();
     let mut listeners = Vec::with_capacity(config.listeners.len());
-    for (index, listener) in config.listeners.iter().enumerate() {
-        let security = &listener.security;
-        let password_path = security
-            .password_file
-            .clone()
-            .or_else(|| plugin_file(config, index, PluginKind::PasswordFile, "password_file"));
-        let acl_path = security
-            .acl_file
-            .clone()
-            .or_else(|| plugin_file(config, index, PluginKind::AclFile, "acl_file"));
-        let password_file = match password_path {
+    for plan in access_plan(config) {
+        let password_file = match plan.password_file {
             Some(path) => Some(cached(&mut passwords, path, PasswordFile::load)?),
             None => None,
         };
-        let acl_file = match acl_path {
+        let acl_file = match plan.acl_file {
             Some(path) => Some(cached(&mut acls, path, AclFile::load)?),
             None => None,
         };
         listeners.push(ListenerAccess {
-            allow_anonymous: security.allow_anonymous,
+            allow_anonymous: plan.allow_anonymous,
             password_file,
             acl_file,
         });
     }
     Ok(AccessPolicy::open(listeners))
+}
+
+/// A listener's access sources, before their files are read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenerAccessPlan {
+    /// Clients without a user name may connect.
+    pub allow_anonymous: bool,
+    /// The password file (option or password-file plugin).
+    pub password_file: Option<PathBuf>,
+    /// The ACL file (option or ACL-file plugin).
+    pub acl_file: Option<PathBuf>,
+}
+
+/// Per listener, what [`base_policy`] builds its access from.
+pub fn access_plan(config: &Config) -> Vec<ListenerAccessPlan> {
+    let plan = |(index, listener): (usize, &crate::config::Listener)| {
+        let security = &listener.security;
+        ListenerAccessPlan {
+            allow_anonymous: security.allow_anonymous,
+            password_file: security
+                .password_file
+                .clone()
+                .or_else(|| plugin_file(config, index, PluginKind::PasswordFile, "password_file")),
+            acl_file: security
+                .acl_file
+                .clone()
+                .or_else(|| plugin_file(config, index, PluginKind::AclFile, "acl_file")),
+        }
+    };
+    config.listeners.iter().enumerate().map(plan).collect()
 }
 
 /// The file a password-file or ACL-file plugin names for listener `index`.
@@ -107,20 +128,19 @@ impl Warned for AclFile {
 /// not configured (or configured without `plugin_opt_config_file`, which Mosquitto also
 /// runs as "no dynamic security", with a warning).
 pub fn dynsec_service(config: &Config) -> Result<Option<DynsecService>, StartError> {
-    let Some(plugin) = config.plugin(PluginKind::DynamicSecurity) else {
+    if config.plugin(PluginKind::DynamicSecurity).is_none() {
         return Ok(None);
-    };
-    let Some(file) = plugin.option("config_file") else {
+    }
+    let Some((path, init_file)) = dynsec_files(config) else {
         log::warn!("Warning: Dynamic security plugin has no plugin_opt_config_file defined. The plugin will not be activated.");
         return Ok(None);
     };
-    let path = PathBuf::from(file);
     let env_password =
         std::env::var_os("MOSQUITTO_DYNSEC_PASSWORD").map(|v| v.into_encoded_bytes());
-    let init_file = plugin.option("password_init_file").map(PathBuf::from);
     // Validated when the configuration was read.
-    let chosen = plugin
-        .option("password_format")
+    let chosen = config
+        .plugin(PluginKind::DynamicSecurity)
+        .and_then(|plugin| plugin.option("password_format"))
         .and_then(StoredForm::from_version);
     let options = BootstrapOptions {
         config_file: &path,
@@ -185,6 +205,14 @@ pub fn dynsec_service(config: &Config) -> Result<Option<DynsecService>, StartErr
         path,
         base: base_policy(config)?,
     }))
+}
+
+/// Dynamic security's `plugin_opt_config_file` and `plugin_opt_password_init_file`, when the
+/// module is configured with a config file.
+pub fn dynsec_files(config: &Config) -> Option<(PathBuf, Option<PathBuf>)> {
+    let plugin = config.plugin(PluginKind::DynamicSecurity)?;
+    let file = PathBuf::from(plugin.option("config_file")?);
+    Some((file, plugin.option("password_init_file").map(PathBuf::from)))
 }
 
 /// The policy the shards start with.

@@ -44,8 +44,20 @@ pub fn check_modules(config: &Config) -> Result<(), StartError> {
     Ok(())
 }
 
-/// The shards' settings for `config`.
+/// The shards' settings for `config`, with TLS configurations built and `http_dir`s resolved
+/// from the files as they are now (start and reload).
 pub fn shard_settings(config: &Config) -> Result<Settings, StartError> {
+    let mut settings = settings_plan(config)?;
+    for (listener, settings) in config.listeners.iter().zip(settings.listeners.iter_mut()) {
+        settings.tls = tls_config(listener)?;
+        settings.http_dir = http_dir(listener)?;
+    }
+    Ok(settings)
+}
+
+/// What [`shard_settings`] makes of `config` before any file is read: no TLS configuration
+/// yet (see [`tls_options`]) and `http_dir` as written.
+pub fn settings_plan(config: &Config) -> Result<Settings, StartError> {
     let limits = &config.limits;
     let mut listeners = Vec::with_capacity(config.listeners.len());
     for listener in &config.listeners {
@@ -72,12 +84,15 @@ pub fn shard_settings(config: &Config) -> Result<Settings, StartError> {
             auto_id_prefix: security.auto_id_prefix.clone(),
             use_username_as_clientid: listener.use_username_as_clientid,
             accept_protocol_versions: accept,
-            admin: listener.admin,
-            tls: tls_config(listener)?,
+            tls: None,
             certificate_username: certificate_username(listener),
             websockets: (listener.protocol == Protocol::WebSockets)
                 .then(|| listener.websockets_origins.clone()),
             http: listener.protocol == Protocol::HttpApi,
+            http_dir: listener
+                .http_dir
+                .clone()
+                .filter(|_| listener.protocol == Protocol::WebSockets),
         });
     }
     let persistence = config.persistence.enabled.then(|| PersistenceSettings {
@@ -99,8 +114,8 @@ pub fn shard_settings(config: &Config) -> Result<Settings, StartError> {
         persistent_client_expiration: config.persistence.client_expiration.map(|d| d.as_secs()),
         sys_interval: u64::from(config.sys_interval),
         connection_messages: config.logging.connection_messages,
-        tcp_nodelay: config.set_tcp_nodelay,
-        reason_strings: false,
+        reason_strings: config.reason_strings,
+        clientid_prefixes: config.clientid_prefixes.clone(),
         version_text: format!("culex version {}", env!("CARGO_PKG_VERSION")),
         persistence,
         listeners,
@@ -109,19 +124,8 @@ pub fn shard_settings(config: &Config) -> Result<Settings, StartError> {
 
 /// The rustls configuration of a TLS listener, read from its files now (start and reload).
 fn tls_config(listener: &Listener) -> Result<Option<Arc<rustls::ServerConfig>>, StartError> {
-    let Some(tls) = &listener.tls else {
+    let Some(options) = tls_options(listener) else {
         return Ok(None);
-    };
-    let options = TlsOptions {
-        certfile: tls.certfile.clone(),
-        keyfile: tls.keyfile.clone(),
-        cafile: tls.cafile.clone(),
-        capath: tls.capath.clone(),
-        crlfile: tls.crlfile.clone(),
-        require_certificate: tls.require_certificate,
-        min_tls13: tls.min_version == Some(TlsVersion::Tls13),
-        ciphers: tls.ciphers.clone(),
-        ciphers_tls13: tls.ciphers_tls13.clone(),
     };
     server_config(&options).map(Some).map_err(|why| StartError {
         message: format!(
@@ -132,6 +136,47 @@ fn tls_config(listener: &Listener) -> Result<Option<Arc<rustls::ServerConfig>>, 
         ),
         code: 3,
     })
+}
+
+/// What a TLS listener's configuration is built from.
+pub fn tls_options(listener: &Listener) -> Option<TlsOptions> {
+    let tls = listener.tls.as_ref()?;
+    Some(TlsOptions {
+        certfile: tls.certfile.clone(),
+        keyfile: tls.keyfile.clone(),
+        cafile: tls.cafile.clone(),
+        capath: tls.capath.clone(),
+        crlfile: tls.crlfile.clone(),
+        require_certificate: tls.require_certificate,
+        min_tls13: tls.min_version == Some(TlsVersion::Tls13),
+        ciphers: tls.ciphers.clone(),
+        ciphers_tls13: tls.ciphers_tls13.clone(),
+    })
+}
+
+/// The canonical `http_dir` of a websockets listener (read at start and on reload, while
+/// the process may still read it as root, as Mosquitto resolves it once at start). A
+/// directory that cannot be resolved stops start-up with Mosquitto's message.
+fn http_dir(listener: &Listener) -> Result<Option<std::path::PathBuf>, StartError> {
+    let Some(dir) = &listener.http_dir else {
+        return Ok(None);
+    };
+    if listener.protocol != Protocol::WebSockets {
+        return Ok(None);
+    }
+    match std::fs::canonicalize(dir) {
+        Ok(real) if real.is_dir() => Ok(Some(real)),
+        _ => Err(StartError {
+            message: format!(
+                "Error: Unable to open http dir \"{}\" ({}:{}, listener {}).",
+                dir.display(),
+                listener.file.display(),
+                listener.line,
+                listener.port
+            ),
+            code: 1,
+        }),
+    }
 }
 
 /// Which part of a client certificate names the user, if the listener says so.

@@ -39,6 +39,7 @@ pub mod shard;
 #[cfg(test)]
 mod sim;
 pub mod state;
+pub mod static_files;
 pub mod stats;
 pub mod sys;
 pub mod topics;

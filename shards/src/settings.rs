@@ -40,12 +40,13 @@ pub struct Settings {
     pub sys_interval: u64,
     /// Log connects and disconnects (`connection_messages`).
     pub connection_messages: bool,
-    /// Disable Nagle on client sockets (`set_tcp_nodelay`).
-    pub tcp_nodelay: bool,
     /// Add a Reason String saying what went wrong to the DISCONNECT a 5.0 client gets for
     /// a protocol error (`reason_strings`, a Culex option; off: the bare DISCONNECT
     /// Mosquitto sends).
     pub reason_strings: bool,
+    /// Only client ids starting with this prefix may connect (`clientid_prefixes`); others
+    /// get CONNACK "not authorised" (5 / 0x87), as in Mosquitto. `None`: any id.
+    pub clientid_prefixes: Option<String>,
     /// The version text published on `$SYS/broker/version`.
     pub version_text: String,
     /// Persistence settings, when `persistence true`.
@@ -94,8 +95,6 @@ pub struct ListenerSettings {
     pub use_username_as_clientid: bool,
     /// Protocol levels accepted (`accept_protocol_versions`), as a bit set of 3, 4, 5.
     pub accept_protocol_versions: u8,
-    /// This is the administrative listener (`admin_listener true`).
-    pub admin: bool,
     /// TLS, when `certfile` and `keyfile` are set (built from the files at start and on
     /// reload).
     pub tls: Option<Arc<rustls::ServerConfig>>,
@@ -106,6 +105,9 @@ pub struct ListenerSettings {
     pub websockets: Option<Vec<String>>,
     /// `protocol http_api`: serves `/metrics`, `/healthz` and `/readyz` instead of MQTT.
     pub http: bool,
+    /// `http_dir` of a websockets listener, canonical: plain HTTP GETs are served from it
+    /// ([`crate::static_files`]).
+    pub http_dir: Option<PathBuf>,
 }
 
 impl ListenerSettings {
@@ -125,11 +127,11 @@ impl ListenerSettings {
             auto_id_prefix: "auto-".to_string(),
             use_username_as_clientid: false,
             accept_protocol_versions: 0b111000,
-            admin: false,
             tls: None,
             certificate_username: None,
             websockets: None,
             http: false,
+            http_dir: None,
         }
     }
 
@@ -156,8 +158,8 @@ impl Default for Settings {
             persistent_client_expiration: None,
             sys_interval: 10,
             connection_messages: true,
-            tcp_nodelay: false,
             reason_strings: false,
+            clientid_prefixes: None,
             version_text: format!("culex version {}", env!("CARGO_PKG_VERSION")),
             persistence: None,
             listeners: Vec::new(),

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use super::error::{ConfigError, ConfigWarning};
 use super::resolve::{Draft, ListenerDraft, SecurityDraft, TlsDraft};
 use super::types::{
-    Bind, Config, Limits, Listener, LogTypes, Logging, Persistence, PluginScope, ProxyProtocol,
+    Bind, Config, Limits, Listener, LogTypes, Logging, Persistence, PluginScope, Protocol,
     Security, Tls,
 };
 
@@ -28,6 +28,7 @@ impl Config {
             plugins: Vec::new(),
             threads: 0,
             cpu_affinity: shards::cpu_affinity::Mode::Auto,
+            reason_strings: false,
             user: "mosquitto".to_string(),
             pid_file: None,
             sys_interval: 10,
@@ -187,18 +188,6 @@ impl Draft {
         if let Some(prefix) = auto_id_prefix_override {
             effective.auto_id_prefix = prefix;
         }
-        if listener.proxy_protocol == Some(ProxyProtocol::V2) {
-            if tls.use_subject_as_username == Some(true) {
-                return Err(error(
-                    "use_subject_as_username cannot be used with `enable_proxy_protocol 2`.",
-                ));
-            }
-            if tls.certfile.is_some() || tls.keyfile.is_some() {
-                return Err(error(
-                    "certfile and keyfile cannot be used with `enable_proxy_protocol 2`.",
-                ));
-            }
-        }
         let unused = tls_options_set(&tls);
         listener.tls = finish_tls(tls).map_err(error)?;
         if listener.tls.is_none() {
@@ -209,6 +198,23 @@ impl Draft {
                     format!(
                         "option \"{option}\" has no effect: listener {} has no certfile and \
                          keyfile, so it does not use TLS.",
+                        listener.port
+                    ),
+                ));
+            }
+        }
+        if listener.protocol != Protocol::WebSockets {
+            let websocket_options = [
+                ("http_dir", listener.http_dir.is_some()),
+                ("websockets_origin", !listener.websockets_origins.is_empty()),
+            ];
+            for (option, _) in websocket_options.iter().filter(|(_, set)| *set) {
+                self.config.warnings.push(ConfigWarning::at(
+                    &listener.file,
+                    listener.line,
+                    format!(
+                        "option \"{option}\" has no effect: listener {} is not a websockets \
+                         listener.",
                         listener.port
                     ),
                 ));

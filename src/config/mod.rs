@@ -13,7 +13,8 @@
 //!
 //! - [`raw`] knows the lexical rules (comment only at column 1, split on spaces only);
 //! - [`options`] lists every option name Mosquitto accepts and what Culex does with it
-//!   (implemented, ignored with a warning, or refused: bridges and TLS-PSK);
+//!   (implemented; accepted with a warning saying why it has no effect; or refused: bridges,
+//!   TLS-PSK, the PROXY protocol);
 //! - [`resolve`] applies each option in its scope (listener, default listener, global or
 //!   per-listener security, plugin);
 //! - [`finish`] applies defaults (local-only mode, `allow_anonymous`), checks TLS, and

@@ -6,18 +6,38 @@
 //! Culex a drop-in for existing configs. `resolve` consults it before dispatching an option,
 //! and the tests load every [`OptionSpec::example`].
 
-/// What Culex does with an option.
+/// What Culex does with an option. Every option has exactly one status, and none is accepted
+/// in silence without its effect: `docs/configuration.md` lists each with the test that shows
+/// its effect, and the config tests check that every `Implemented` option changes what the
+/// broker is told ([`crate::effects`]) while every warned one changes nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Class {
-    /// Parsed into typed fields of [`super::Config`].
+    /// Parsed into typed fields of [`super::Config`] and applied.
     Implemented,
-    /// Accepted and ignored, with a warning (Mosquitto-specific tuning or deprecated options).
-    Ignored,
+    /// Accepted and not read; a warning names it and gives the reason.
+    Ignored(&'static str),
+    /// Its value is checked as Mosquitto checks it, then not applied; a warning names it and
+    /// gives the reason.
+    Unapplied(&'static str),
+    /// Refused at start-up with the reason (accepting it would break or endanger traffic).
+    Refused(&'static str),
     /// A bridge option: refused at start-up (a silently dropped bridge would lose traffic).
     Bridge,
     /// A TLS-PSK option: refused at start-up (rustls has no PSK; the listener would otherwise
     /// open in plain text).
     Psk,
+}
+
+impl Class {
+    /// The warning for an accepted option Culex does not apply, if it is one.
+    pub fn warning(self, key: &str) -> Option<String> {
+        match self {
+            Class::Ignored(why) | Class::Unapplied(why) => {
+                Some(format!("option \"{key}\" has no effect in Culex: {why}."))
+            }
+            _ => None,
+        }
+    }
 }
 
 /// Where an option comes from.
@@ -42,7 +62,9 @@ pub struct OptionSpec {
     pub class: Class,
     /// Which broker accepts it.
     pub since: Since,
-    /// A config snippet whose last line uses the option with a valid value (tests load it).
+    /// A config snippet that uses the option with a valid value, on the last line whose key
+    /// it is, where it has an effect for an implemented option (tests load it with and
+    /// without that line).
     pub example: &'static str,
 }
 
@@ -57,6 +79,15 @@ pub fn lookup(key: &str) -> Option<&'static OptionSpec> {
     })
 }
 
+/// Why the proxy protocol options are refused.
+const NO_PROXY_PROTOCOL: &str = "the PROXY protocol is not supported, and a PROXY header \
+read as MQTT would fail every connection";
+/// The example of `plugin_load` and `plugin_use`: an ACL file plugin used by a listener.
+const ACL_PLUGIN_EXAMPLE: &str = "plugin_load acl /usr/lib/mosquitto_acl_file.so\n\
+plugin_opt_acl_file /etc/mosquitto/acl\nlistener 1883\nplugin_use acl";
+/// Why the OpenSSL engine options have no effect.
+const NO_ENGINES: &str = "Culex uses rustls, which has no OpenSSL engines";
+
 const fn spec(name: &'static str, class: Class, since: Since, example: &'static str) -> OptionSpec {
     OptionSpec {
         name,
@@ -67,7 +98,7 @@ const fn spec(name: &'static str, class: Class, since: Since, example: &'static 
     }
 }
 
-use Class::{Bridge, Ignored, Implemented, Psk};
+use Class::{Bridge, Ignored, Implemented, Psk, Refused, Unapplied};
 use Since::{Culex, Mosquitto20 as V20, Mosquitto21 as V21};
 
 /// A listener line for examples of listener options.
@@ -91,34 +122,10 @@ macro_rules! tls_listener {
 pub const OPTIONS: &[OptionSpec] = &[
     // Implemented: general and process.
     spec(
-        "check_retain_source",
-        Implemented,
-        V20,
-        "check_retain_source false",
-    ),
-    spec(
         "clientid_prefixes",
         Implemented,
         V20,
         "clientid_prefixes sensor-",
-    ),
-    spec(
-        "enable_control_api",
-        Implemented,
-        V21,
-        "enable_control_api true",
-    ),
-    spec(
-        "global_max_clients",
-        Implemented,
-        V21,
-        "global_max_clients 1000",
-    ),
-    spec(
-        "global_max_connections",
-        Implemented,
-        V21,
-        "global_max_connections 1000",
     ),
     spec(
         "include_dir",
@@ -130,7 +137,7 @@ pub const OPTIONS: &[OptionSpec] = &[
         "per_listener_settings",
         Implemented,
         V20,
-        "per_listener_settings true",
+        "per_listener_settings true\nlistener 1883\nallow_anonymous true\nlistener 1884",
     ),
     spec(
         "pid_file",
@@ -150,35 +157,23 @@ pub const OPTIONS: &[OptionSpec] = &[
         V20,
         "retain_available false",
     ),
-    spec(
-        "retain_expiry_interval",
-        Implemented,
-        V20,
-        "retain_expiry_interval 60",
-    ),
-    spec("set_tcp_nodelay", Implemented, V20, "set_tcp_nodelay true"),
-    spec("sys_interval", Implemented, V20, "sys_interval 10"),
+    spec("sys_interval", Implemented, V20, "sys_interval 60"),
     spec("threads", Implemented, Culex, "threads 4"),
     spec("cpu_affinity", Implemented, Culex, "cpu_affinity true"),
+    spec("reason_strings", Implemented, Culex, "reason_strings true"),
     spec(
         "upgrade_outgoing_qos",
         Implemented,
         V20,
         "upgrade_outgoing_qos true",
     ),
-    spec("user", Implemented, V20, "user mosquitto"),
+    spec("user", Implemented, V20, "user culex"),
     // Implemented: listeners.
     spec(
         "accept_protocol_versions",
         Implemented,
         V21,
         listener!("accept_protocol_versions 4,5"),
-    ),
-    spec(
-        "admin_listener",
-        Implemented,
-        Culex,
-        listener!("admin_listener true"),
     ),
     spec("bind_address", Implemented, V20, "bind_address 127.0.0.1"),
     spec(
@@ -188,16 +183,10 @@ pub const OPTIONS: &[OptionSpec] = &[
         listener!("bind_interface lo"),
     ),
     spec(
-        "enable_proxy_protocol",
-        Implemented,
-        V21,
-        listener!("enable_proxy_protocol 2"),
-    ),
-    spec(
         "http_dir",
         Implemented,
         V20,
-        listener!("http_dir /usr/share/mosquitto/dashboard"),
+        listener!("protocol websockets\nhttp_dir /usr/share/mosquitto/dashboard"),
     ),
     spec("listener", Implemented, V20, "listener 1883 127.0.0.1"),
     spec(
@@ -225,12 +214,6 @@ pub const OPTIONS: &[OptionSpec] = &[
         V20,
         listener!("max_topic_alias 20"),
     ),
-    spec(
-        "max_topic_alias_broker",
-        Implemented,
-        V21,
-        listener!("max_topic_alias_broker 20"),
-    ),
     spec("maximum_qos", Implemented, V20, listener!("maximum_qos 1")),
     spec(
         "mount_point",
@@ -244,12 +227,6 @@ pub const OPTIONS: &[OptionSpec] = &[
         Implemented,
         V20,
         listener!("protocol websockets"),
-    ),
-    spec(
-        "proxy_protocol_v2_require_tls",
-        Implemented,
-        V21,
-        listener!("proxy_protocol_v2_require_tls true"),
     ),
     spec(
         "socket_domain",
@@ -267,7 +244,7 @@ pub const OPTIONS: &[OptionSpec] = &[
         "websockets_origin",
         Implemented,
         V21,
-        listener!("websockets_origin https://example.com"),
+        listener!("protocol websockets\nwebsockets_origin https://example.com"),
     ),
     // Implemented: TLS.
     spec(
@@ -307,12 +284,6 @@ pub const OPTIONS: &[OptionSpec] = &[
         tls_listener!("crlfile /etc/tls/crl.pem"),
     ),
     spec(
-        "disable_client_cert_date_checks",
-        Implemented,
-        V21,
-        tls_listener!("disable_client_cert_date_checks true"),
-    ),
-    spec(
         "keyfile",
         Implemented,
         V20,
@@ -344,7 +315,12 @@ pub const OPTIONS: &[OptionSpec] = &[
     ),
     // Implemented: security and plugins.
     spec("acl_file", Implemented, V20, "acl_file /etc/mosquitto/acl"),
-    spec("allow_anonymous", Implemented, V20, "allow_anonymous true"),
+    spec(
+        "allow_anonymous",
+        Implemented,
+        V20,
+        "listener 1883\nallow_anonymous true",
+    ),
     spec(
         "allow_zero_length_clientid",
         Implemented,
@@ -362,20 +338,14 @@ pub const OPTIONS: &[OptionSpec] = &[
         "auth_plugin",
         Implemented,
         V20,
-        "auth_plugin /usr/lib/mosquitto_dynamic_security.so",
-    ),
-    spec(
-        "auth_plugin_deny_special_chars",
-        Implemented,
-        V20,
-        "plugin /usr/lib/mosquitto_acl_file.so\nauth_plugin_deny_special_chars true",
+        "auth_plugin /usr/lib/mosquitto_dynamic_security.so\nauth_opt_config_file /x.json",
     ),
     spec("auto_id_prefix", Implemented, V20, "auto_id_prefix node1-"),
     spec(
         "global_plugin",
         Implemented,
         V21,
-        "global_plugin /usr/lib/cedalo_mosquitto_ha.so",
+        "global_plugin /usr/lib/mosquitto_dynamic_security.so\nplugin_opt_config_file /x.json",
     ),
     spec(
         "password_file",
@@ -387,14 +357,9 @@ pub const OPTIONS: &[OptionSpec] = &[
         "plugin",
         Implemented,
         V20,
-        "plugin /usr/lib/mosquitto_dynamic_security.so",
+        "plugin /usr/lib/mosquitto_dynamic_security.so\nplugin_opt_config_file /x.json",
     ),
-    spec(
-        "plugin_load",
-        Implemented,
-        V21,
-        "plugin_load acl /usr/lib/mosquitto_acl_file.so",
-    ),
+    spec("plugin_load", Implemented, V21, ACL_PLUGIN_EXAMPLE),
     OptionSpec {
         name: "plugin_opt_",
         prefix: true,
@@ -402,37 +367,32 @@ pub const OPTIONS: &[OptionSpec] = &[
         since: V20,
         example: "plugin /usr/lib/mosquitto_dynamic_security.so\nplugin_opt_config_file /x.json",
     },
-    spec(
-        "plugin_use",
-        Implemented,
-        V21,
-        "plugin_load acl /usr/lib/mosquitto_acl_file.so\nlistener 1883\nplugin_use acl",
-    ),
+    spec("plugin_use", Implemented, V21, ACL_PLUGIN_EXAMPLE),
     // Implemented: persistence.
     spec(
         "autosave_interval",
         Implemented,
         V20,
-        "autosave_interval 900",
+        "persistence true\nautosave_interval 900",
     ),
     spec(
         "autosave_on_changes",
         Implemented,
         V20,
-        "autosave_on_changes true",
+        "persistence true\nautosave_on_changes true",
     ),
     spec("persistence", Implemented, V20, "persistence true"),
     spec(
         "persistence_file",
         Implemented,
         V20,
-        "persistence_file broker.db",
+        "persistence true\npersistence_file broker.db",
     ),
     spec(
         "persistence_location",
         Implemented,
         V20,
-        "persistence_location /var/lib/mosquitto/",
+        "persistence true\npersistence_location /var/lib/mosquitto/",
     ),
     spec(
         "persistent_client_expiration",
@@ -459,7 +419,12 @@ pub const OPTIONS: &[OptionSpec] = &[
         V20,
         "log_dest file /var/log/mosquitto/mosquitto.log",
     ),
-    spec("log_facility", Implemented, V20, "log_facility 3"),
+    spec(
+        "log_facility",
+        Implemented,
+        V20,
+        "log_dest syslog\nlog_facility 3",
+    ),
     spec("log_timestamp", Implemented, V20, "log_timestamp false"),
     spec(
         "log_timestamp_format",
@@ -506,56 +471,152 @@ pub const OPTIONS: &[OptionSpec] = &[
         V20,
         "message_size_limit 1000",
     ),
-    // Ignored with a warning.
+    // Checked as Mosquitto checks them, not applied, with a warning.
+    spec(
+        "admin_listener",
+        Unapplied("the cluster module that uses it is not in this build"),
+        Culex,
+        listener!("admin_listener true"),
+    ),
+    spec(
+        "auth_plugin_deny_special_chars",
+        Unapplied(
+            "it applies to Mosquitto's external authentication plugins, which Culex does not \
+             load",
+        ),
+        V20,
+        "plugin /usr/lib/mosquitto_acl_file.so\nauth_plugin_deny_special_chars true",
+    ),
+    spec(
+        "check_retain_source",
+        Unapplied(
+            "retained messages are delivered without checking again that their publisher \
+             may still publish them, as with `check_retain_source false`",
+        ),
+        V20,
+        "check_retain_source false",
+    ),
+    spec(
+        "disable_client_cert_date_checks",
+        Unapplied("expired or not yet valid client certificates are always refused"),
+        V21,
+        tls_listener!("disable_client_cert_date_checks true"),
+    ),
+    spec(
+        "enable_control_api",
+        Unapplied("the $CONTROL/broker/v1 API is not available"),
+        V21,
+        "enable_control_api true",
+    ),
+    spec(
+        "global_max_clients",
+        Unapplied("no broker-wide limit on clients is enforced"),
+        V21,
+        "global_max_clients 1000",
+    ),
+    spec(
+        "global_max_connections",
+        Unapplied(
+            "no broker-wide limit on connections is enforced (max_connections limits a \
+             listener)",
+        ),
+        V21,
+        "global_max_connections 1000",
+    ),
+    spec(
+        "max_topic_alias_broker",
+        Unapplied("Culex assigns no topic aliases to clients"),
+        V21,
+        listener!("max_topic_alias_broker 20"),
+    ),
+    spec(
+        "retain_expiry_interval",
+        Unapplied("retained messages expire only by their own message expiry interval"),
+        V20,
+        "retain_expiry_interval 60",
+    ),
+    spec(
+        "set_tcp_nodelay",
+        Unapplied("TCP_NODELAY is always set (Culex batches its writes itself)"),
+        V20,
+        "set_tcp_nodelay true",
+    ),
+    // Accepted, not read, with a warning.
     spec(
         "allow_duplicate_messages",
-        Ignored,
+        Ignored("deprecated since Mosquitto 2.0, which, like Culex, always sends duplicates"),
         V20,
         "allow_duplicate_messages true",
     ),
     spec(
         "dhparamfile",
-        Ignored,
+        Ignored("rustls uses ECDHE key exchange only, which needs no DH parameters"),
         V20,
         tls_listener!("dhparamfile /etc/tls/dh.pem"),
     ),
-    spec("memory_limit", Ignored, V20, "memory_limit 1000000"),
+    spec(
+        "memory_limit",
+        Ignored("no memory limit is enforced yet"),
+        V20,
+        "memory_limit 1000000",
+    ),
     spec(
         "packet_buffer_size",
-        Ignored,
+        Ignored("Culex sizes its packet buffers itself"),
         V21,
         "packet_buffer_size 4096",
     ),
-    spec("retry_interval", Ignored, V20, "retry_interval 20"),
+    spec(
+        "retry_interval",
+        Ignored(
+            "obsolete since Mosquitto 1.5: QoS 1/2 messages are retried on reconnection, as \
+             in Culex",
+        ),
+        V20,
+        "retry_interval 20",
+    ),
     spec(
         "tls_engine",
-        Ignored,
+        Ignored(NO_ENGINES),
         V20,
         tls_listener!("tls_engine pkcs11"),
     ),
     spec(
         "tls_engine_kpass_sha1",
-        Ignored,
+        Ignored(NO_ENGINES),
         V20,
         tls_listener!("tls_engine_kpass_sha1 da39a3ee5e6b4b0d3255bfef95601890afd80709"),
     ),
     spec(
         "tls_keyform",
-        Ignored,
+        Ignored(NO_ENGINES),
         V20,
         tls_listener!("tls_keyform engine"),
     ),
     spec(
         "websockets_headers_size",
-        Ignored,
+        Ignored("Culex reads upgrade requests of up to 16 KiB"),
         V20,
         "websockets_headers_size 1024",
     ),
     spec(
         "websockets_log_level",
-        Ignored,
+        Ignored("it sets libwebsockets' logging; Culex logs WebSocket failures itself"),
         V20,
         "websockets_log_level 255",
+    ),
+    // Refused: the PROXY protocol.
+    spec(
+        "enable_proxy_protocol",
+        Refused(NO_PROXY_PROTOCOL),
+        V21,
+        listener!("enable_proxy_protocol 2"),
+    ),
+    spec(
+        "proxy_protocol_v2_require_tls",
+        Refused(NO_PROXY_PROTOCOL),
+        V21,
+        listener!("proxy_protocol_v2_require_tls true"),
     ),
     // Refused: bridges.
     spec("address", Bridge, V20, "address 192.0.2.1:1883"),

@@ -1,7 +1,8 @@
 //! The resolve layer: walks the raw lines with Mosquitto's scoping rules and fills a [`Draft`].
 //!
 //! Called by [`super::load`]. For each line it looks the key up in [`super::options`]
-//! (unknown → error), refuses bridge and PSK options, warns about ignored ones, and applies
+//! (unknown → error), refuses bridge, PSK and PROXY protocol options, warns about the ones
+//! Culex does not apply (checking their value first where Mosquitto would), and applies
 //! implemented ones to the right place:
 //! - options after `listener <port> [address]` apply to that listener; each file starts with
 //!   no current listener (Mosquitto's `cur_listener` is local to each file), and an
@@ -24,7 +25,7 @@ use super::raw::{self, Args, RawLine};
 use super::source::Source;
 use super::types::{
     Bind, Config, Listener, LogDest, LogTypes, Plugin, PluginKind, PluginScope, Protocol,
-    ProtocolVersions, ProxyProtocol, SocketDomain, TlsVersion,
+    ProtocolVersions, SocketDomain, TlsVersion,
 };
 use super::values::{self, invalid, ValueResult};
 
@@ -174,14 +175,12 @@ fn listener_needs(key: &str) -> Option<Needs> {
         "admin_listener"
         | "cafile"
         | "disable_client_cert_date_checks"
-        | "enable_proxy_protocol"
         | "http_dir"
         | "listener_allow_anonymous"
         | "listener_auto_id_prefix"
         | "max_topic_alias"
         | "max_topic_alias_broker"
         | "mount_point"
-        | "proxy_protocol_v2_require_tls"
         | "tls_version"
         | "websockets_origin" => Needs::Listener,
         "accept_protocol_versions" => Needs::NonDefaultListener,
@@ -264,11 +263,16 @@ fn apply(draft: &mut Draft, scope: &mut Scope, at: At<'_>, line: &RawLine) -> Va
             "TLS-PSK is not supported: rustls has no PSK; refusing to open this listener in \
              plain text (option \"{key}\")."
         )),
-        Class::Ignored => {
-            draft.warn(
-                at,
-                format!("option \"{key}\" is not supported by Culex and is ignored."),
-            );
+        Class::Refused(why) => Err(format!(
+            "Option \"{key}\" is not supported by Culex: {why}."
+        )),
+        Class::Ignored(_) => {
+            draft.warn(at, spec.class.warning(key).unwrap_or_default());
+            Ok(())
+        }
+        Class::Unapplied(_) => {
+            implemented(draft, scope, at, key, args)?;
+            draft.warn(at, spec.class.warning(key).unwrap_or_default());
             Ok(())
         }
         Class::Implemented => implemented(draft, scope, at, key, args),
@@ -490,17 +494,6 @@ fn listener_option(
             listener.use_username_as_clientid = values::boolean(key, args)?
         }
         "admin_listener" => listener.admin = values::boolean(key, args)?,
-        "enable_proxy_protocol" => {
-            let (_, version) = values::integer(key, args)?;
-            listener.proxy_protocol = Some(match version {
-                1 => ProxyProtocol::V1,
-                2 => ProxyProtocol::V2,
-                _ => return Err("enable_proxy_protocol must be 1 or 2.".into()),
-            });
-        }
-        "proxy_protocol_v2_require_tls" => {
-            listener.proxy_protocol_v2_require_tls = values::boolean(key, args)?;
-        }
         "http_dir" => {
             if listener.http_dir.is_some() {
                 return Err(duplicate(key));
@@ -946,7 +939,12 @@ fn global_option(draft: &mut Draft, at: At<'_>, key: &str, args: &mut Args<'_>) 
         "set_tcp_nodelay" => config.set_tcp_nodelay = flag(args)?,
         "upgrade_outgoing_qos" => config.upgrade_outgoing_qos = flag(args)?,
         "clientid_prefixes" => {
-            config.clientid_prefixes = Some(values::string(key, args)?.to_string())
+            config.clientid_prefixes = Some(values::string(key, args)?.to_string());
+            draft.warn(
+                at,
+                "The 'clientid_prefixes' option is now deprecated and will be removed in a \
+                 future version.",
+            );
         }
         "user" => config.user = values::string(key, args)?.to_string(),
         "pid_file" => {
@@ -959,6 +957,7 @@ fn global_option(draft: &mut Draft, at: At<'_>, key: &str, args: &mut Args<'_>) 
         "global_max_connections" => config.global_max_connections = count_limit(key, args)?,
         "sys_interval" => config.sys_interval = narrow(key, values::ranged(key, args, 0, 65535)?)?,
         "threads" => config.threads = narrow(key, values::ranged(key, args, 0, THREADS_MAX)?)?,
+        "reason_strings" => config.reason_strings = values::boolean(key, args)?,
         "cpu_affinity" => {
             let value = values::word(key, args)?;
             config.cpu_affinity = shards::cpu_affinity::Mode::parse(value)

@@ -34,6 +34,9 @@ pub struct Config {
     /// `cpu_affinity auto|true|false` (Culex extension): pin shard threads to CPUs
     /// ([`shards::cpu_affinity::plan`]). Default `auto`.
     pub cpu_affinity: shards::cpu_affinity::Mode,
+    /// `reason_strings` (Culex extension): add a Reason String to the DISCONNECT a 5.0 client
+    /// gets for a protocol error. Default false (the bare DISCONNECT Mosquitto sends).
+    pub reason_strings: bool,
     /// `user`: account to drop privileges to when started as root. Default `mosquitto`.
     pub user: String,
     /// `pid_file`: where to write the process id. Default none.
@@ -41,10 +44,13 @@ pub struct Config {
     /// `sys_interval`: seconds between `$SYS` updates; 0 disables `$SYS`. Default 10.
     pub sys_interval: u16,
     /// `enable_control_api` (2.1): serve `$CONTROL/broker/v1`. Default false.
+    /// Checked, not applied: the config warns that it has no effect.
     pub enable_control_api: bool,
     /// `global_max_clients` (2.1): limit on sessions, connected or not. Default unlimited.
+    /// Checked, not applied: the config warns that it has no effect.
     pub global_max_clients: Option<u32>,
     /// `global_max_connections` (2.1): limit on network connections. Default unlimited.
+    /// Checked, not applied: the config warns that it has no effect.
     pub global_max_connections: Option<u32>,
     /// Persistence options.
     pub persistence: Persistence,
@@ -61,11 +67,14 @@ pub struct Config {
     pub retain_available: bool,
     /// `check_retain_source`: re-check the publisher's ACL when delivering a retained message.
     /// Default true.
+    /// Checked, not applied: the config warns that it has no effect.
     pub check_retain_source: bool,
     /// `retain_expiry_interval` (minutes in the file): period of the sweep that removes expired
     /// retained messages. Default none.
+    /// Checked, not applied: the config warns that it has no effect.
     pub retain_expiry_interval: Option<Duration>,
     /// `set_tcp_nodelay`: set `TCP_NODELAY` on client sockets. Default false.
+    /// Checked, not applied: the config warns that it has no effect.
     pub set_tcp_nodelay: bool,
     /// `clientid_prefixes` (deprecated in Mosquitto): only client ids starting with this prefix
     /// may connect. Default none.
@@ -132,6 +141,7 @@ pub struct Listener {
     /// `max_topic_alias`: topic aliases a v5 client may use towards the broker. Default 10.
     pub max_topic_alias: u16,
     /// `max_topic_alias_broker` (2.1): aliases the broker may use towards a client. Default none.
+    /// Checked, not applied: the config warns that it has no effect.
     pub max_topic_alias_broker: Option<u16>,
     /// `use_username_as_clientid`: replace the client id with the username. Default false.
     pub use_username_as_clientid: bool,
@@ -141,15 +151,11 @@ pub struct Listener {
     pub http_dir: Option<PathBuf>,
     /// `websockets_origin` (2.1, repeatable): allowed `Origin` headers. Default any.
     pub websockets_origins: Vec<String>,
-    /// `enable_proxy_protocol` (2.1): expect a PROXY protocol header. Default off.
-    pub proxy_protocol: Option<ProxyProtocol>,
-    /// `proxy_protocol_v2_require_tls` (2.1): refuse PROXY v2 connections without TLS info.
-    /// Default false.
-    pub proxy_protocol_v2_require_tls: bool,
     /// TLS settings; `Some` exactly when `certfile` and `keyfile` are both set.
     pub tls: Option<Tls>,
     /// `admin_listener` (Culex/Cedalo extension): the per-node administrative listener that
     /// stays open whatever the node's cluster role. Default false.
+    /// Checked, not applied yet: the config warns that it has no effect.
     pub admin: bool,
     /// Effective security options for this listener, after `per_listener_settings`,
     /// `listener_allow_anonymous` and `listener_auto_id_prefix` are applied.
@@ -179,8 +185,6 @@ impl Listener {
             accept_protocol_versions: ProtocolVersions::ALL,
             http_dir: None,
             websockets_origins: Vec::new(),
-            proxy_protocol: None,
-            proxy_protocol_v2_require_tls: false,
             tls: None,
             admin: false,
             security: Security::default(),
@@ -237,15 +241,6 @@ pub enum SocketDomain {
     Ipv4,
     /// `ipv6`.
     Ipv6,
-}
-
-/// `enable_proxy_protocol` version.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ProxyProtocol {
-    /// PROXY protocol v1 (text).
-    V1,
-    /// PROXY protocol v2 (binary).
-    V2,
 }
 
 /// The MQTT protocol versions a listener accepts (`accept_protocol_versions 3,4,5`).
@@ -305,6 +300,7 @@ pub struct Tls {
     /// `ciphers_tls1.3`: TLS 1.3 cipher suites. Default: the library's.
     pub ciphers_tls13: Option<String>,
     /// `disable_client_cert_date_checks` (2.1): accept expired client certificates. Default false.
+    /// Checked, not applied: the config warns that it has no effect.
     pub disable_client_cert_date_checks: bool,
 }
 
@@ -360,6 +356,7 @@ pub struct Plugin {
     pub options: Vec<(String, String)>,
     /// `auth_plugin_deny_special_chars`: refuse usernames/client ids with `+` or `#`.
     /// Default true.
+    /// Checked, not applied: the config warns that it has no effect.
     pub deny_special_chars: bool,
     /// Which listeners the plugin applies to.
     pub scope: PluginScope,

@@ -102,7 +102,8 @@ class Broker:
         # the config and write persistence files here.
         os.chmod(self.dir, 0o777)
         for name, content in (extra_files or {}).items():
-            p = self.dir / name
+            p = self.dir / name  # may name a subdirectory ("www/index.html")
+            p.parent.mkdir(parents=True, exist_ok=True)
             p.write_text(content) if isinstance(content, str) else p.write_bytes(content)
             os.chmod(p, 0o644)
         self.conf_path = self.dir / "mosquitto.conf"

@@ -8,8 +8,10 @@ as user names and certificates re-read on SIGHUP for wss listeners, the
 upgrade answer (subprotocols `mqtt` and `mqttv3.1`, any path, MQTT packets
 split across or packed into frames, ping/pong, close) seen from a raw
 socket, bad upgrade requests and forbidden frames that must not hurt the
-broker, stalled upgrades, and `websockets_origin`. Called by: pytest, once
-per broker kind.
+broker, stalled upgrades, `websockets_origin`, the close handshake (a client's
+close frame echoed, a close frame before the broker closes, one log line per
+end) and `http_dir` (static files over plain HTTP on the same listener).
+Called by: pytest, once per broker kind.
 
 MQTT.js must be installed in tests/interop/js (`npm ci --no-audit
 --no-fund` there; tests/run-all does it). Missing node or MQTT.js fails
@@ -748,3 +750,250 @@ def test_websockets_origin_with_mqttjs(start_broker, broker_kind):
         good.close()
         bad.close()
     assert b.alive()
+
+
+# --------------------------------------------------------------------------
+# 10. Closing: the close handshake, and one log line per connection
+# --------------------------------------------------------------------------
+
+
+def _ws_client(ep, client_id, version=4, **kw) -> RawWs:
+    ws = RawWs(ep)
+    ws.upgrade()
+    ws.version = version
+    ws.send_frame(mqttraw.connect(client_id, version=version, **kw))
+    p = ws.recv_mqtt()
+    assert p["type"] == "CONNACK" and p["reason_code"] == 0, p
+    return ws
+
+
+def _end_lines(b, client_id) -> list[str]:
+    """The broker's log lines that end `client_id`'s connection."""
+    return [line for line in b.log().splitlines()
+            if f"Client {client_id} " in line
+            and (" disconnected" in line or " closed its connection" in line)]
+
+
+def _close_frames_then_eof(ws, timeout=WAIT) -> list:
+    """Every frame the server sends until it closes the socket."""
+    frames = []
+    while True:
+        frame = ws.recv_frame(timeout=timeout)
+        if frame is None:
+            return frames
+        frames.append(frame)
+
+
+CLIENT_CLOSES = {
+    "no-status": b"",
+    "1000": (1000).to_bytes(2, "big"),
+    "4000-with-reason": (4000).to_bytes(2, "big") + b"bye",
+}
+
+
+@pytest.mark.parametrize("case", sorted(CLIENT_CLOSES))
+def test_client_close_frame_is_echoed_and_logged_once(ws_broker, case):
+    """RFC 6455 5.5.1: a close frame is answered with a close frame; both brokers echo the
+    status and reason (an empty close frame, "no status", is what browsers report as 1005).
+    The connection's end is logged once, as any connection the client closed."""
+    b, eps = ws_broker
+    client_id = f"ws-client-close-{case}"
+    ws = _ws_client(eps["ws"], client_id)
+    try:
+        ws.send_frame(CLIENT_CLOSES[case], opcode=0x8)
+        frames = _close_frames_then_eof(ws)
+    finally:
+        ws.close()
+    assert frames == [(0x8, CLIENT_CLOSES[case])], frames
+    end = f"Client {client_id} closed its connection."
+    assert b.wait_log(end), b.log()
+    assert _end_lines(b, client_id) == [line for line in b.log().splitlines()
+                                       if line.endswith(end)], b.log()
+    assert len(_end_lines(b, client_id)) == 1, _end_lines(b, client_id)
+
+
+def test_disconnect_and_close_frame_in_one_write_is_a_clean_disconnect(ws_broker):
+    """MQTT.js `end()` sends DISCONNECT and a close frame back to back: the DISCONNECT
+    still counts (no will, "disconnected." logged once), whatever the close frame does."""
+    b, eps = ws_broker
+    client_id = "ws-disconnect-then-close"
+    topic = "ws/close/will"
+    with mqttraw.RawClient(b.host, b.port) as watcher:
+        assert watcher.connect("ws-will-watcher")["reason_code"] == 0
+        watcher.subscribe(1, [(topic, 0)])
+        ws = _ws_client(eps["ws"], client_id, will={"topic": topic, "payload": b"will"})
+        try:
+            disconnect = mqttraw.disconnect()
+            mask = os.urandom(4)
+            close = bytes([0x88, 0x80]) + mask  # masked, empty close frame
+            frame = bytes([0x82, 0x80 | len(disconnect)]) + mask + bytes(
+                x ^ mask[i % 4] for i, x in enumerate(disconnect))
+            ws.sock.sendall(frame + close)
+            frames = _close_frames_then_eof(ws)
+        finally:
+            ws.close()
+        assert all(opcode == 0x8 for opcode, _ in frames), frames
+        assert b.wait_log(f"Client {client_id} disconnected."), b.log()
+        # The will would have been sent before the marker published now.
+        watcher.publish(topic, b"marker")
+        got = watcher.expect("PUBLISH")
+        assert got["payload"] == b"marker", got
+    assert _end_lines(b, client_id) == [
+        line for line in b.log().splitlines() if line.endswith(f"Client {client_id} disconnected.")
+    ], b.log()
+    assert len(_end_lines(b, client_id)) == 1, _end_lines(b, client_id)
+
+
+def test_bad_frame_after_connect_ends_the_client_with_one_log_line(ws_broker):
+    """A frame RFC 6455 forbids (an unknown opcode) from a connected client: the broker
+    sends a close frame with 1002 (protocol error) and closes once the client answered (or
+    at once); the end is logged once."""
+    b, eps = ws_broker
+    client_id = "ws-bad-frame-after-connect"
+    ws = _ws_client(eps["ws"], client_id)
+    try:
+        ws.sock.sendall(_masked(mqttraw.pingreq(), 0x83))
+        opcode, payload = ws.recv_frame()
+        assert (opcode, int.from_bytes(payload[:2], "big")) == (0x8, 1002), payload
+        try:
+            ws.send_frame(payload[:2], opcode=0x8)  # the client's side of the handshake
+        except OSError:
+            pass  # the broker did not wait for it
+        assert _close_frames_then_eof(ws) == []
+    finally:
+        ws.close()
+    deadline = time.monotonic() + WAIT
+    while not _end_lines(b, client_id) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    # A second line for the same end would follow the first at once; a client connected
+    # and logged later shows that none did.
+    _ws_client(eps["ws"], client_id + "-after").close()
+    assert b.wait_log(f"as {client_id}-after "), b.log()
+    assert len(_end_lines(b, client_id)) == 1, _end_lines(b, client_id)
+
+
+def _broker_closes(case, b, ep, client_id):
+    """Makes the broker close `client_id`'s WebSocket for `case`; returns the old client."""
+    version = 5
+    ws = _ws_client(ep, client_id, version)
+    if case == "disconnect":
+        ws.send_frame(mqttraw.disconnect(version=version))
+    elif case == "protocol-error":
+        ws.send_frame(mqttraw.connect("second-connect", version=version))
+    elif case == "takeover":
+        _ws_client(ep, client_id, version).close()
+    elif case == "shutdown":
+        b.proc.send_signal(signal.SIGTERM)
+    return ws
+
+
+@pytest.mark.parametrize("case", ["disconnect", "protocol-error", "takeover", "shutdown"])
+def test_broker_close_sends_a_close_frame_first(start_broker, broker_kind, case):
+    """When the broker ends a WebSocket connection (after a DISCONNECT, on a protocol error,
+    a takeover or shutdown), Culex sends a close frame (1000) before closing the socket, as
+    RFC 6455 7.1.2 describes, so browsers report a clean close instead of 1006."""
+    b, eps = start_listeners(start_broker, broker_kind, ["ws"], lambda p: ws_listener(p["ws"]),
+                             {})
+    ws = _broker_closes(case, b, eps["ws"], f"ws-broker-close-{case}")
+    try:
+        frames = _close_frames_then_eof(ws)
+    finally:
+        ws.close()
+    closes = [payload for opcode, payload in frames if opcode == 0x8]
+    if broker_kind == "mosquitto":
+        # Deviation: Mosquitto 2.0.11 closes the socket without a close frame (its clients
+        # see 1006, "abnormal closure"); RFC 6455 7.1.2 asks for the closing handshake.
+        assert closes == [], f"Mosquitto now sends a close frame ({closes}): update this test"
+    else:
+        assert closes == [(1000).to_bytes(2, "big")], frames
+        assert frames[-1][0] == 0x8, "nothing after the close frame"
+
+
+# --------------------------------------------------------------------------
+# 11. http_dir: static files over plain HTTP on the websockets listener
+# --------------------------------------------------------------------------
+
+BIG = bytes(range(256)) * 1024 + b"end"  # 256 KiB + 3: several reads and writes
+WWW = {
+    "www/index.html": "<h1>culex test page</h1>\n",
+    "www/sub/style.css": "body { color: black }\n",
+    "www/big.bin": BIG,
+}
+
+
+def _http_get(ep, path, tls_ca=None):
+    """(status, headers, body) of one GET; the connection must end after it."""
+    import http.client
+    if tls_ca is None:
+        conn = http.client.HTTPConnection(ep.host, ep.port, timeout=WAIT)
+    else:
+        conn = http.client.HTTPSConnection(ep.host, ep.port, timeout=WAIT,
+                                           context=context(tls_ca))
+    try:
+        conn.request("GET", path)
+        response = conn.getresponse()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("scheme", ["ws", "wss"])
+def test_http_dir_serves_files_beside_mqtt(start_broker, broker_kind, pki, scheme):
+    """`http_dir` on a websockets listener: files come back over plain HTTP GET (`/` is
+    index.html, a directory without its slash redirects), a missing file is 404, `..` never
+    leaves the directory (the config file next to it stays out of reach, however the dots
+    are written), a symbolic link out of it is refused (403), and MQTT over WebSocket keeps
+    working on the same listener."""
+    build = ws_listener if scheme == "ws" else wss_listener
+    b, eps = start_listeners(start_broker, broker_kind, [scheme],
+                             lambda p: build(p[scheme], "http_dir {dir}/www"),
+                             {**pki.files(), **WWW})
+    (b.dir / "www" / "escape.conf").symlink_to(b.dir / "mosquitto.conf")
+    ep, ca = eps[scheme], (pki.ca.cert if scheme == "wss" else None)
+    got = {path: _http_get(ep, path, ca) for path in [
+        "/", "/index.html", "/index.html?v=2", "/sub/style.css", "/big.bin", "/missing.html",
+        "/../mosquitto.conf", "/sub/../../mosquitto.conf", "/%2e%2e/mosquitto.conf",
+        "/escape.conf", "/sub"]}
+    status = {path: answer[0] for path, answer in got.items()}
+    assert status == {
+        "/": 200, "/index.html": 200, "/index.html?v=2": 200, "/sub/style.css": 200,
+        "/big.bin": 200, "/missing.html": 404, "/../mosquitto.conf": 404,
+        "/sub/../../mosquitto.conf": 404, "/%2e%2e/mosquitto.conf": 404,
+        "/escape.conf": 403, "/sub": 302}, status
+    for path in ("/", "/index.html", "/index.html?v=2"):
+        assert got[path][2] == WWW["www/index.html"].encode(), got[path]
+    assert got["/sub/style.css"][2] == WWW["www/sub/style.css"].encode()
+    assert got["/big.bin"][2] == BIG
+    assert got["/sub"][1].get("location") == "/sub/", got["/sub"]
+    assert all(b"listener" not in body for _, _, body in got.values())
+    if broker_kind == "culex":
+        # Mosquitto 2.0.11 sends no Content-Type; browsers need one for module scripts.
+        assert got["/"][1].get("content-type") == "text/html; charset=utf-8", got["/"]
+        assert got["/sub/style.css"][1].get("content-type") == "text/css; charset=utf-8"
+    # MQTT over WebSocket on the same listener, with a plain TCP client on the other side.
+    p = paho_ws(ep, f"http-dir-{scheme}", "5", "/mqtt", ca)
+    try:
+        p.connect()
+        assert p.subscribe("httpdir/t", 1) == [1]
+        with mqttraw.RawClient(b.host, b.port) as raw:
+            assert raw.connect(f"http-dir-tcp-{scheme}")["reason_code"] == 0
+            raw.publish("httpdir/t", b"beside files", qos=1, packet_id=1)
+            raw.expect("PUBACK", packet_id=1)
+        m = p.get()
+        assert (m.topic, m.payload) == ("httpdir/t", b"beside files")
+    finally:
+        p.close()
+
+
+def test_http_dir_that_does_not_exist_stops_start_up(broker_kind):
+    """Both brokers refuse to start with an `http_dir` that is not there, naming it."""
+    import tempfile
+    from conftest import broker_binary, free_port
+    with tempfile.TemporaryDirectory() as tmp:
+        conf = Path(tmp) / "mosquitto.conf"
+        conf.write_text(f"listener {free_port()} 127.0.0.1\nprotocol websockets\n"
+                        f"http_dir {tmp}/nowhere\n")
+        run = subprocess.run([broker_binary(broker_kind), "-c", str(conf)], capture_output=True,
+                             text=True, timeout=10)
+    assert run.returncode != 0
+    assert f'Unable to open http dir "{tmp}/nowhere"' in run.stdout + run.stderr, run

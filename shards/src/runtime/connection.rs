@@ -12,10 +12,12 @@ use super::io::{recv_into, shutdown, would_block};
 use super::shard_main::{ConnIo, ShardCtx};
 use crate::connection::{CloseReason, ConnId};
 use crate::limits::{PACKET_SIZE_MAX, READ_BUFFER_SIZE, READ_CHUNK_MIN, READ_TURN_BYTES_MAX};
+use crate::mqtt::reason;
 use crate::mqtt::{self, Protocol};
 use crate::shard::{Accepted, ConnectRequest, Flow};
 use crate::stats::bump;
-use crate::transport::Layers;
+use crate::transport::websocket::WsError;
+use crate::transport::{Layers, TransportError};
 use bytes::BytesMut;
 use monoio::net::TcpStream;
 use std::cell::RefCell;
@@ -162,10 +164,14 @@ async fn read_loop(
                 let unwrapped = unwrap(ctx, io, id, &buf, &mut partial);
                 buf.clear();
                 give_back(ctx, buf, &mut BytesMut::new());
-                if !unwrapped {
-                    return false;
+                // The MQTT bytes that came before a close frame or a bad frame are still
+                // handled: a DISCONNECT and a close frame in one read is a clean disconnect.
+                let flow = handle_bytes(ctx, id, protocol, max, &mut partial);
+                if let Err(error) = unwrapped {
+                    transport_ended(ctx, id, &error);
+                    return closing(ctx, id);
                 }
-                handle_bytes(ctx, id, protocol, max, &mut partial)
+                flow
             } else {
                 let flow = handle_bytes(ctx, id, protocol, max, &mut buf);
                 give_back(ctx, buf, &mut partial);
@@ -191,9 +197,15 @@ async fn read_loop(
 }
 
 /// Passes wire bytes through the connection's TLS/WebSocket layers into `mqtt`; bytes the
-/// layers answer (records, pongs, close frames) are queued for the flusher. False when the
-/// transport failed or the peer closed it.
-fn unwrap(ctx: &ShardCtx, io: &ConnIo, id: ConnId, wire: &[u8], mqtt: &mut BytesMut) -> bool {
+/// layers answer (records, pongs, close frames) are queued for the flusher. An error means
+/// the transport failed or the peer closed it: see [`transport_ended`].
+fn unwrap(
+    ctx: &ShardCtx,
+    io: &ConnIo,
+    id: ConnId,
+    wire: &[u8],
+    mqtt: &mut BytesMut,
+) -> Result<(), TransportError> {
     let mut reply = BytesMut::new();
     let result = match io.layers.borrow_mut().as_mut() {
         Some(layers) => layers.ingest(wire, mqtt, &mut reply),
@@ -205,12 +217,30 @@ fn unwrap(ctx: &ShardCtx, io: &ConnIo, id: ConnId, wire: &[u8], mqtt: &mut Bytes
             conn.wake_writer();
         }
     }
-    if let Err(error) = &result {
-        if let Some(conn) = ctx.shard.borrow().conn(id) {
-            log::info!("Client {} disconnected: {error}.", conn.client_id);
+    result
+}
+
+/// The transport of `id` failed or its peer closed it: the connection closes, so the
+/// flusher still writes what the layers answered (the close frame echoing the peer's, the
+/// TLS alert) before the socket is shut down, and the end is logged once. Nothing to do
+/// when the broker was already closing it (a DISCONNECT came in the same read).
+fn transport_ended(ctx: &ShardCtx, id: ConnId, error: &TransportError) {
+    let mut shard = ctx.shard.borrow_mut();
+    let log_it = shard.settings.connection_messages;
+    let Some(conn) = shard.conn_mut(id).filter(|conn| conn.closing.is_none()) else {
+        return;
+    };
+    match error {
+        // The peer closed the WebSocket: logged like any connection the client closed.
+        TransportError::WebSocket(WsError::Closed) => conn.close(CloseReason::SocketClosed),
+        _ => {
+            if log_it {
+                log::info!("Client {} disconnected: {error}.", conn.client_id);
+            }
+            // Logged here with its cause; this reason adds no second line when it ends.
+            conn.close(CloseReason::ProtocolViolation(reason::MALFORMED_PACKET));
         }
     }
-    result.is_ok()
 }
 
 /// At end of stream: true if the broker had already decided to close (its last packet,

@@ -11,9 +11,10 @@ use crate::limits::{CONNECT_TIMEOUT_S, PACKET_SIZE_MAX};
 use crate::mesh::{Handoff, ShardMsg};
 use crate::mqtt::{self, ByteStr, Connect, DecodeError, Packet, Protocol};
 use crate::shard::Accepted;
+use crate::static_files::FileRequest;
 use crate::stats::bump;
-use crate::transport::websocket::WebSocket;
-use crate::transport::Layers;
+use crate::transport::websocket::{WebSocket, WsError};
+use crate::transport::{Layers, TransportError};
 use bytes::{Buf, BytesMut};
 use monoio::net::{TcpListener, TcpStream, UnixListener};
 use std::net::SocketAddr;
@@ -107,10 +108,14 @@ fn layers_for(ctx: &ShardCtx, listener: usize) -> Result<Option<Box<Layers>>, St
         .settings
         .max_packet_size
         .map_or(PACKET_SIZE_MAX, |max| max as usize);
-    let ws = settings
-        .websockets
-        .clone()
-        .map(|origins| WebSocket::new(origins, frame_max));
+    let ws = settings.websockets.clone().map(|origins| {
+        let ws = WebSocket::new(origins, frame_max);
+        if settings.http_dir.is_some() {
+            ws.serving_files()
+        } else {
+            ws
+        }
+    });
     Layers::new(settings.tls.clone(), ws)
         .map(|layers| Some(Box::new(layers)))
         .map_err(|e| e.to_string())
@@ -134,8 +139,13 @@ async fn handshake(ctx: Rc<ShardCtx>, stream: TcpStream, listener: usize, peer: 
             .await
         {
             Ok(Ok(connect)) => connect,
-            Ok(Err(Some(error))) => return refuse_decode(&stream, &mut layers, peer, &error).await,
-            Ok(Err(None)) => return,
+            Ok(Err(NoConnect::Decode(error))) => {
+                return refuse_decode(&stream, &mut layers, peer, &error).await
+            }
+            Ok(Err(NoConnect::File(request))) => {
+                return super::files::serve(&ctx, &stream, &mut layers, listener, &request).await
+            }
+            Ok(Err(NoConnect::Closed)) => return,
             Err(_) => {
                 log::info!("Client <unknown> [{peer}] disconnected: no CONNECT within {CONNECT_TIMEOUT_S} s.");
                 return;
@@ -209,14 +219,23 @@ pub fn adopt(ctx: Rc<ShardCtx>, handoff: Handoff) {
     }
 }
 
+/// Why a new connection brought no CONNECT.
+enum NoConnect {
+    /// The socket closed, or a transport handshake failed (logged).
+    Closed,
+    /// The first packet could not be decoded or was not CONNECT.
+    Decode(DecodeError),
+    /// A plain HTTP request for the listener's `http_dir`.
+    File(FileRequest),
+}
+
 /// Reads until one CONNECT is decoded, running the transport handshakes on the way.
-/// `Err(None)` is a closed socket or a failed transport handshake.
 async fn read_connect(
     ctx: &ShardCtx,
     stream: &TcpStream,
     layers: &mut Option<Box<Layers>>,
     buf: &mut BytesMut,
-) -> Result<Box<Connect>, Option<DecodeError>> {
+) -> Result<Box<Connect>, NoConnect> {
     let max = ctx
         .shard
         .borrow()
@@ -227,11 +246,14 @@ async fn read_connect(
     loop {
         match mqtt::decode(buf, None, max) {
             Ok(Some(Packet::Connect(connect))) => return Ok(connect),
-            Ok(Some(_)) => return Err(Some(DecodeError::NotConnect)),
+            Ok(Some(_)) => return Err(NoConnect::Decode(DecodeError::NotConnect)),
             Ok(None) => {}
-            Err(error) => return Err(Some(error)),
+            Err(error) => return Err(NoConnect::Decode(error)),
         }
-        stream.readable(false).await.map_err(|_| None)?;
+        stream
+            .readable(false)
+            .await
+            .map_err(|_| NoConnect::Closed)?;
         let target = if layers.is_some() {
             &mut wire
         } else {
@@ -239,22 +261,28 @@ async fn read_connect(
         };
         target.reserve(4096);
         match recv_into(stream.as_raw_fd(), target) {
-            Ok(0) => return Err(None),
+            Ok(0) => return Err(NoConnect::Closed),
             Ok(read) => bump(&ctx.shard.borrow().my_stats().bytes_received, read as u64),
             Err(error) if would_block(&error) => continue,
-            Err(_) => return Err(None),
+            Err(_) => return Err(NoConnect::Closed),
         }
         if let Some(layers) = layers.as_mut() {
             let mut reply = BytesMut::new();
             let result = layers.ingest(&wire, buf, &mut reply);
             wire.clear();
             send_all(stream, &mut reply).await;
-            if let Err(error) = result {
-                log::info!(
-                    "Client <unknown> [{}] disconnected: {error}.",
-                    peer_of(stream)
-                );
-                return Err(None);
+            match result {
+                Ok(()) => {}
+                Err(TransportError::WebSocket(WsError::PlainHttp(request))) => {
+                    return Err(NoConnect::File(request))
+                }
+                Err(error) => {
+                    log::info!(
+                        "Client <unknown> [{}] disconnected: {error}.",
+                        peer_of(stream)
+                    );
+                    return Err(NoConnect::Closed);
+                }
             }
         }
     }

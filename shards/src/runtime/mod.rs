@@ -15,6 +15,7 @@
 //! Called by the `culex` binary (`start`, then `BrokerHandle` methods from the main thread).
 
 mod connection;
+mod files;
 mod flush;
 mod handshake;
 mod http;

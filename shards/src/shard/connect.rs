@@ -122,6 +122,13 @@ impl Shard {
             who: format!("Client {client_id} [{}]", accepted.peer),
             ..no
         };
+        // `clientid_prefixes`: checked on the id in use (an assigned one too) before any
+        // credential, with Mosquitto's codes.
+        let prefix = self.settings.clientid_prefixes.as_deref().unwrap_or("");
+        if !client_id.as_bytes().starts_with(prefix.as_bytes()) {
+            let why = "not authorised";
+            return Err(no.with(reason::NOT_AUTHORIZED, reason::v3::NOT_AUTHORIZED, why));
+        }
         let listener = &self.settings.listeners[accepted.listener];
         if listener.certificate_username.is_some() && accepted.certificate_username.is_none() {
             // Mosquitto: a certificate identity listener without a certificate is a bad

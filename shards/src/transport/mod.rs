@@ -137,6 +137,18 @@ impl Layers {
         }
     }
 
+    /// Passes bytes that are not MQTT (a plain HTTP response on a websockets listener)
+    /// through TLS only, when there is TLS.
+    pub fn wrap_plain(&mut self, bytes: &[u8], wire: &mut BytesMut) {
+        match self.tls.as_mut() {
+            Some(tls) => {
+                let _ = tls.writer().write_all(bytes);
+                write_records(tls, wire);
+            }
+            None => wire.extend_from_slice(bytes),
+        }
+    }
+
     /// What the peer should receive when the broker closes: a WebSocket close frame and a
     /// TLS close_notify.
     pub fn close(&mut self, wire: &mut BytesMut) {

@@ -5,6 +5,7 @@
 //! MQTT byte stream and MQTT bytes into binary frames. Pure: bytes in, bytes out; the
 //! runtime moves them. Called by [`super::Layers`].
 
+use crate::static_files::{self, FileRequest};
 use base64::Engine as _;
 use bytes::{Buf, BufMut, BytesMut};
 use sha1::{Digest, Sha1};
@@ -30,6 +31,9 @@ pub enum WsError {
     TooLarge,
     /// Occurs when the client closed the WebSocket (a close frame was queued in answer).
     Closed,
+    /// Occurs when the listener serves files (`http_dir`) and the request is a plain HTTP
+    /// GET or HEAD rather than an upgrade: the runtime answers it from the directory.
+    PlainHttp(FileRequest),
 }
 
 enum State {
@@ -48,6 +52,8 @@ pub struct WebSocket {
     frame_max: usize,
     /// A data frame without FIN started a message whose continuations are due.
     fragmented: bool,
+    /// Plain HTTP requests are for the listener's `http_dir` (see [`WsError::PlainHttp`]).
+    serves_files: bool,
 }
 
 /// Why an upgrade with another `Sec-WebSocket-Version` is refused.
@@ -62,7 +68,15 @@ impl WebSocket {
             origins,
             frame_max,
             fragmented: false,
+            serves_files: false,
         }
+    }
+
+    /// The same WebSocket on a listener with `http_dir`: a request that is not an upgrade
+    /// is handed to the runtime as [`WsError::PlainHttp`] (GET, HEAD) or answered 405.
+    pub fn serving_files(mut self) -> WebSocket {
+        self.serves_files = true;
+        self
     }
 
     /// True once the upgrade completed.
@@ -117,6 +131,21 @@ impl WebSocket {
             Ok(httparse::Status::Partial) if request.len() < REQUEST_MAX => return Ok(None),
             _ => return Err(bad_request(reply, "malformed or oversized upgrade request")),
         };
+        if self.serves_files && !has_token(&parsed, "upgrade", "websocket") {
+            let outcome = match parsed.method {
+                Some(method @ ("GET" | "HEAD")) => WsError::PlainHttp(FileRequest {
+                    head_only: method == "HEAD",
+                    target: parsed.path.unwrap_or("/").to_string(),
+                }),
+                _ => {
+                    let answer = static_files::Answer::Status(405);
+                    reply.put_slice(&static_files::other_response(&answer, false));
+                    WsError::BadRequest("method not allowed")
+                }
+            };
+            self.state = State::Closed;
+            return Err(outcome);
+        }
         let answer = upgrade_answer(&parsed, &self.origins);
         let answer = match answer {
             Ok(answer) => answer,
@@ -181,8 +210,12 @@ impl WebSocket {
                     ..
                 }) => write_frame(reply, 0xA, &payload),
                 Some(Frame { opcode: 0xA, .. }) => {}
-                Some(Frame { opcode: 0x8, .. }) => {
-                    write_frame(reply, 0x8, &1000u16.to_be_bytes());
+                Some(Frame {
+                    opcode: 0x8,
+                    payload,
+                    ..
+                }) => {
+                    write_frame(reply, 0x8, &close_answer(&payload));
                     self.state = State::Closed;
                     return Err(WsError::Closed);
                 }
@@ -194,6 +227,30 @@ impl WebSocket {
     fn fail(&mut self, reply: &mut BytesMut, code: u16, why: &'static str) -> WsError {
         self.close(code, reply);
         WsError::Protocol(why)
+    }
+}
+
+/// The payload of the close frame that answers a peer's close frame `payload`: the same
+/// status code and reason (RFC 6455 §5.5.1 "typically echos the status code"; Mosquitto's
+/// libwebsockets echoes both, and an empty close, "no status", with an empty one), or 1002
+/// for a payload that is not a status code a peer may send and 1007 for a reason that is not
+/// UTF-8 (§7.4, §8.1).
+fn close_answer(payload: &[u8]) -> Vec<u8> {
+    let Some((code, reason)) = payload.split_first_chunk::<2>() else {
+        return if payload.is_empty() {
+            Vec::new()
+        } else {
+            1002u16.to_be_bytes().to_vec()
+        };
+    };
+    let code = u16::from_be_bytes(*code);
+    let sendable = matches!(code, 1000..=1003 | 1007..=1011 | 3000..=4999);
+    if !sendable {
+        1002u16.to_be_bytes().to_vec()
+    } else if std::str::from_utf8(reason).is_err() {
+        1007u16.to_be_bytes().to_vec()
+    } else {
+        payload.to_vec()
     }
 }
 
@@ -217,14 +274,7 @@ fn upgrade_answer(
             .find(|h| h.name.eq_ignore_ascii_case(name))
             .map(|h| String::from_utf8_lossy(h.value))
     };
-    let has_token = |name: &str, token: &str| {
-        header(name).is_some_and(|value| {
-            value
-                .split(',')
-                .any(|t| t.trim().eq_ignore_ascii_case(token))
-        })
-    };
-    if !has_token("upgrade", "websocket") || !has_token("connection", "upgrade") {
+    if !has_token(request, "upgrade", "websocket") || !has_token(request, "connection", "upgrade") {
         return Err(WsError::BadRequest("not a WebSocket upgrade"));
     }
     if header("sec-websocket-version").as_deref().map(str::trim) != Some("13") {
@@ -266,6 +316,19 @@ fn upgrade_answer(
     }
     answer.push_str("\r\n");
     Ok(answer)
+}
+
+/// True when header `name` lists `token` (case-insensitive, comma-separated).
+fn has_token(request: &httparse::Request<'_, '_>, name: &str, token: &str) -> bool {
+    request
+        .headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case(name))
+        .any(|h| {
+            String::from_utf8_lossy(h.value)
+                .split(',')
+                .any(|t| t.trim().eq_ignore_ascii_case(token))
+        })
 }
 
 /// One decoded frame.
@@ -468,6 +531,62 @@ Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nSec-
             ws.ingest(&masked(0x2, b"\x00"), &mut mqtt, &mut reply),
             Err(WsError::Protocol("data frame inside a fragmented message"))
         );
+    }
+
+    #[test]
+    fn a_close_frame_is_answered_with_its_own_status_and_reason() {
+        let cases: [(&[u8], &[u8]); 5] = [
+            (b"", b""),
+            (b"\x03\xe8", b"\x03\xe8"),
+            (b"\x0f\xa0bye", b"\x0f\xa0bye"),
+            (b"\x03\xed", b"\x03\xea"),     // 1005 may not be sent: 1002
+            (b"\x03\xe8\xff", b"\x03\xef"), // reason not UTF-8: 1007
+        ];
+        for (sent, answered) in cases {
+            let mut ws = WebSocket::new(Vec::new(), 1024);
+            let (mut mqtt, mut reply) = (BytesMut::new(), BytesMut::new());
+            ws.ingest(UPGRADE, &mut mqtt, &mut reply).expect("upgrade");
+            reply.clear();
+            assert_eq!(
+                ws.ingest(&masked(0x8, sent), &mut mqtt, &mut reply),
+                Err(WsError::Closed)
+            );
+            let mut expected = vec![0x88, answered.len() as u8];
+            expected.extend_from_slice(answered);
+            assert_eq!(&reply[..], &expected[..], "close {sent:?}");
+            let mut after = BytesMut::new();
+            ws.close(1000, &mut after);
+            assert!(after.is_empty(), "one close frame only");
+        }
+    }
+
+    #[test]
+    fn with_http_dir_plain_requests_go_to_the_files_and_upgrades_still_open() {
+        let (mut mqtt, mut reply) = (BytesMut::new(), BytesMut::new());
+        let mut ws = WebSocket::new(Vec::new(), 1024).serving_files();
+        let get = b"GET /index.html?x=1 HTTP/1.1\r\nHost: x\r\n\r\n";
+        assert_eq!(
+            ws.ingest(get, &mut mqtt, &mut reply),
+            Err(WsError::PlainHttp(FileRequest {
+                head_only: false,
+                target: "/index.html?x=1".to_string()
+            }))
+        );
+        assert!(reply.is_empty());
+        let mut ws = WebSocket::new(Vec::new(), 1024).serving_files();
+        let post = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n";
+        assert!(ws.ingest(post, &mut mqtt, &mut reply).is_err());
+        assert!(reply.starts_with(b"HTTP/1.1 405 "));
+        let mut ws = WebSocket::new(Vec::new(), 1024).serving_files();
+        reply.clear();
+        ws.ingest(UPGRADE, &mut mqtt, &mut reply).expect("upgrade");
+        assert!(ws.is_open() && reply.starts_with(b"HTTP/1.1 101 "));
+        let mut plain = WebSocket::new(Vec::new(), 1024);
+        reply.clear();
+        assert!(matches!(
+            plain.ingest(get, &mut mqtt, &mut reply),
+            Err(WsError::BadRequest(_))
+        ));
     }
 
     #[test]

@@ -86,6 +86,15 @@ MOSQUITTO_DEVIATIONS: dict[str, Deviation] = {
         reason="the client asked not to receive packets that large",
         mosquitto=("open", ["SUBACK"]),
     ),
+    "message-size-limit-ack-code": Deviation(
+        spec_text="[5.0] 3.4.2.1 / 3.5.2.1: PUBACK and PUBREC carry one of their listed "
+                  "reason codes; 0x97 (quota exceeded) is the one for an administrative "
+                  "limit such as message_size_limit",
+        mosquitto_text="answers a PUBLISH over message_size_limit with reason 0x95 (packet "
+                       "too large), which is not a PUBACK or PUBREC reason code",
+        reason="a client may treat an unlisted reason code as a protocol error",
+        mosquitto=0x95,
+    ),
     "takeover-disconnect": Deviation(
         spec_text="[5.0] 3.1.4-3: when a client id already connected connects again, the "
                   "server sends DISCONNECT 0x8E (session taken over) to the existing client "

@@ -1094,6 +1094,26 @@ def sc_packet_ids_taken_when_queued(run):
 
 
 @scenario
+def sc_message_size_limit_acknowledged(run):
+    """A QoS 1/2 PUBLISH over message_size_limit is dropped but acknowledged, so the
+    client's in-flight slot is freed: PUBACK/PUBREC (5.0 with a failure code)."""
+    b = run.broker(["message_size_limit 10"])
+    s = connected(run, "S", "msl-s", 5, broker=b)
+    sub(s, "msl/#", 2)
+    for v in (4, 5):
+        p = connected(run, f"P{v}", f"msl-p{v}", v, broker=b)
+        for qos, ack in ((1, "PUBACK"), (2, "PUBREC")):
+            p.publish(f"msl/{v}", b"x" * 11, qos=qos, packet_id=qos)
+            with run.unrecorded():
+                got = p.expect(ack, packet_id=qos)
+            if v == 5:
+                run.per_kind("message-size-limit-ack-code", got["reason_code"], 0x97)
+            else:
+                run.note(f"P{v}", ack)
+    run.nothing(s, 0.3)
+
+
+@scenario
 def sc_ping(run):
     c = connected(run, "A", "ping")
     c.send(m.pingreq())

@@ -156,7 +156,10 @@ impl Shard {
                 conn.client_id,
                 publish.payload.len()
             );
-            return reason::PACKET_TOO_LARGE;
+            // Mosquitto answers 0x95 (Packet too large), which is not a reason code
+            // PUBACK or PUBREC may carry (§3.4.2.1): clients may refuse it. 0x97 (Quota
+            // exceeded: an administrative limit) is the valid code that says the same.
+            return reason::QUOTA_EXCEEDED;
         }
         if !self.conn_allows(conn, Action::Publish, publish.topic.as_str()) {
             log::debug!(

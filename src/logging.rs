@@ -7,9 +7,9 @@
 //! that writes. A line costs one lock and one write: logging is never on the publish path.
 
 use crate::config::{LogDest, LogTypes, Logging};
-use shards::mesh::{Control, Mesh, ShardMsg};
 use shards::message::Message;
 use shards::mqtt::{ByteStr, Bytes, QoS};
+use shards::runtime::{Control, Inboxes, RuntimeMsg};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::PathBuf;
@@ -36,7 +36,7 @@ enum Target {
 struct Logger {
     sink: Mutex<Option<Sink>>,
     /// Where `log_dest topic` lines go once the shards run.
-    topic: OnceLock<Arc<Mesh>>,
+    topic: OnceLock<Arc<Inboxes>>,
     /// The `log_type` set, readable without the lock so disabled lines cost nothing.
     types: AtomicU16,
 }
@@ -62,12 +62,12 @@ pub fn reconfigure(logging: &Logging) {
     let targets = logging
         .destinations
         .iter()
-        .filter_map(|dest| match dest {
-            LogDest::Stderr => Some(Target::Stderr),
-            LogDest::Stdout { .. } => Some(Target::Stdout),
-            LogDest::Syslog => Some(Target::Syslog),
-            LogDest::File(path) => Some(Target::File(open_log(path))),
-            LogDest::Topic => Some(Target::Topic),
+        .map(|dest| match dest {
+            LogDest::Stderr => Target::Stderr,
+            LogDest::Stdout { .. } => Target::Stdout,
+            LogDest::Syslog => Target::Syslog,
+            LogDest::File(path) => Target::File(open_log(path)),
+            LogDest::Topic => Target::Topic,
         })
         .collect();
     if logging.destinations.contains(&LogDest::Syslog) {
@@ -152,8 +152,8 @@ impl log::Log for Logger {
                 }
                 Target::Syslog => syslog(record.level(), line.trim_end()),
                 Target::Topic => {
-                    if let Some(mesh) = self.topic.get() {
-                        publish_line(mesh, class(record), line.trim_end());
+                    if let Some(inboxes) = self.topic.get() {
+                        publish_line(inboxes, class(record), line.trim_end());
                     }
                 }
                 Target::File(Some(file)) => {
@@ -171,16 +171,16 @@ impl log::Log for Logger {
 }
 
 /// Starts publishing `log_dest topic` lines through shard 0 (called once the shards run).
-pub fn publish_to(mesh: Arc<Mesh>) {
+pub fn publish_to(inboxes: Arc<Inboxes>) {
     if let Some(logger) = LOGGER.get() {
-        let _ = logger.topic.set(mesh);
+        let _ = logger.topic.set(inboxes);
     }
 }
 
 /// Publishes one line on Mosquitto's `$SYS/broker/log/{E,W,N,I,M/subscribe,...}` topic.
 /// Best effort: a full control ring drops the line rather than block a shard. Debug lines
 /// are never published (as in Mosquitto).
-fn publish_line(mesh: &Mesh, class: LogTypes, line: &str) {
+fn publish_line(inboxes: &Inboxes, class: LogTypes, line: &str) {
     let suffix = match class {
         c if c == LogTypes::ERROR => "E",
         c if c == LogTypes::WARNING => "W",
@@ -197,7 +197,7 @@ fn publish_line(mesh: &Mesh, class: LogTypes, line: &str) {
         QoS::AtMostOnce,
         false,
     );
-    mesh.try_send_external(0, ShardMsg::Control(Control::Publish(Box::new(message))));
+    inboxes.try_send(0, RuntimeMsg::Control(Control::Publish(Box::new(message))));
 }
 
 /// `<epoch>: `, a strftime rendering, or nothing.
@@ -219,6 +219,7 @@ fn strftime(format: &str, time: libc::time_t) -> String {
     let Ok(format) = std::ffi::CString::new(format) else {
         return time.to_string();
     };
+    // SAFETY: an all-zero `tm` is a valid value of a plain C struct.
     let mut tm: libc::tm = unsafe { std::mem::zeroed() };
     let mut buffer = [0u8; 256];
     // SAFETY: localtime_r writes into our `tm`; strftime writes at most buffer.len() bytes

@@ -173,10 +173,10 @@ fn run(cli: &cli::Cli, config: Config) -> Result<(), settings::StartError> {
         cpus,
     })
     .map_err(start_error(1))?;
-    logging::publish_to(broker.mesh());
+    logging::publish_to(broker.inboxes());
     if let (Some(service), Some(requests)) = (dynsec, requests) {
         service
-            .spawn(broker.mesh(), requests)
+            .spawn(broker.inboxes(), requests)
             .map_err(start_error(1))?;
     }
     log::info!(

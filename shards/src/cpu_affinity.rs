@@ -81,6 +81,7 @@ pub fn pin_current_thread(cpu: usize) -> io::Result<()> {
     }
     // SAFETY: an all-zero cpu_set_t is a valid empty set; `cpu` is below its capacity.
     let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `set` is a valid cpu_set_t and `cpu` is below its capacity (checked above).
     unsafe { libc::CPU_SET(cpu, &mut set) };
     // SAFETY: `set` is a valid cpu_set_t of the size passed; pid 0 is this thread.
     let result =

@@ -15,8 +15,7 @@ use sha2::{Digest as _, Sha512};
 
 use crate::dynsec::password::{fill_random, PasswordHash, RandomError};
 
-/// Entries kept before the cache is cleared.
-pub const CREDENTIAL_CACHE_ENTRIES_MAX: usize = 4_096;
+pub use crate::limits::CREDENTIAL_CACHE_ENTRIES_MAX;
 
 /// Verified credentials of one shard. Owned `&mut` by the shard; survives reloads of the
 /// password file.
@@ -111,5 +110,3 @@ impl CredentialCache {
         true
     }
 }
-
-const _: () = assert!(CREDENTIAL_CACHE_ENTRIES_MAX > 0);

@@ -29,8 +29,7 @@ pub struct View<'a> {
     pub version: &'a str,
 }
 
-/// Largest request accepted.
-pub const REQUEST_MAX: usize = 8 * 1024;
+pub use crate::limits::HTTP_REQUEST_MAX as REQUEST_MAX;
 
 /// The answer to `request` (a complete HTTP/1.x request head), or `None` while it is
 /// incomplete.

@@ -4,8 +4,55 @@
 //! Configurable limits (`max_inflight_messages`, `max_queued_messages`, ...) live in
 //! [`crate::settings::Settings`]; the constants here are the ones no user needs to tune.
 
-/// Most shards (cores) one broker runs. Shard sets are `u64` bit masks.
+/// Most shards (cores) one broker runs. Shard sets are `u64` bit masks (a shard's bit in
+/// the mask `InterestTable::shards_matching` returns) and shard ids are `u8`.
 pub const SHARDS_MAX: usize = 64;
+
+/// Listeners whose connections are counted separately (later ones share the last slot).
+pub const LISTENERS_MAX: usize = 32;
+
+/// Topics a shard's route cache remembers before it starts over.
+pub const ROUTE_CACHE_ENTRIES_MAX: usize = 8192;
+
+/// Verified credentials a shard remembers before the cache is cleared.
+pub const CREDENTIAL_CACHE_ENTRIES_MAX: usize = 4_096;
+
+/// Largest HTTP request (`protocol http_api`, `http_dir`) accepted, in bytes.
+pub const HTTP_REQUEST_MAX: usize = 8 * 1024;
+
+/// Bytes of a static file (`http_dir`) read per step.
+pub const STATIC_FILE_CHUNK: usize = 64 * 1024;
+
+/// How long an HTTP exchange may take, in seconds.
+pub const HTTP_REQUEST_TIMEOUT_S: u64 = 5;
+
+/// How long a static-file reader may refuse bytes before it is dropped, in seconds.
+pub const STATIC_FILE_WRITE_STALL_S: u64 = 10;
+
+/// How long a connection the broker is closing may take to accept its last bytes, in
+/// milliseconds.
+pub const CLOSE_FLUSH_TIMEOUT_MS: u64 = 2_000;
+
+/// How long a refused client may take to accept its CONNACK during the handshake, in
+/// milliseconds.
+pub const HANDSHAKE_WRITE_TIMEOUT_MS: u64 = 2_000;
+
+/// Pause after a failed `accept` (out of file descriptors, say) before the next one, in
+/// milliseconds.
+pub const ACCEPT_RETRY_MS: u64 = 10;
+
+/// How often a task waiting for its shard to be uncongested looks again, in milliseconds.
+pub const CONGESTION_RECHECK_MS: u64 = 20;
+
+/// Longest park of a shard's mesh task while it has overflowed messages to flush, in
+/// milliseconds: a lost wake-up then costs a millisecond, never a stall.
+pub const OVERFLOW_RECHECK_MS: u64 = 1;
+
+/// How long shutdown waits for every connection to flush and close, in seconds.
+pub const SHUTDOWN_DRAIN_S: u64 = 5;
+
+/// How long the main thread waits for each shard's part of a snapshot, in seconds.
+pub const SNAPSHOT_REPLY_TIMEOUT_S: u64 = 30;
 
 /// Capacity of one cross-core ring (per source → target pair), in messages.
 pub const MESH_RING_CAPACITY: usize = 2048;
@@ -13,6 +60,10 @@ pub const MESH_RING_CAPACITY: usize = 2048;
 /// Capacity of one shard's output ring (durable changes on their way to the replication
 /// core), in changes. Beyond it they wait in the shard's overflow and its readers pause.
 pub const OUTPUT_RING_CAPACITY: usize = 8192;
+
+/// Runtime messages that may wait for one shard before best-effort traffic (log lines on
+/// `$SYS/broker/log/#`) is dropped rather than queued.
+pub const RUNTIME_INBOX_BEST_EFFORT_MAX: usize = 4096;
 
 /// Most mesh messages a shard handles before yielding to its other tasks.
 pub const MESH_DRAIN_BUDGET: usize = 1024;
@@ -76,7 +127,10 @@ pub const TOPIC_ALIAS_DEFAULT_MAX: u16 = 10;
 /// Interval of the shard housekeeping tick (keep alive, expiry, wills), in milliseconds.
 pub const TICK_MS: u64 = 250;
 
-const _: () = assert!(SHARDS_MAX <= 64, "shard sets are u64 masks");
+const _: () = assert!(SHARDS_MAX <= u64::BITS as usize, "shard sets are u64 masks");
+const _: () = assert!(SHARDS_MAX <= u8::MAX as usize + 1, "shard ids are u8");
+const _: () = assert!(CREDENTIAL_CACHE_ENTRIES_MAX > 0);
+const _: () = assert!(OVERFLOW_RECHECK_MS < CONGESTION_RECHECK_MS);
 const _: () = assert!(READ_CHUNK_MIN < READ_BUFFER_SIZE);
 const _: () = assert!(READ_TURN_BYTES_MAX >= READ_BUFFER_SIZE);
 const _: () = assert!(MESH_DRAIN_BUDGET <= MESH_RING_CAPACITY);

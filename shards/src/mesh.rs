@@ -1,8 +1,9 @@
 //! The cross-core mesh: every message one shard sends another, and the bounded rings they
 //! travel on.
 //!
-//! Owns [`ShardMsg`] (the complete vocabulary between cores), one bounded lock-free ring per
-//! (source, target) pair, and the wake-up protocol. Placement: one [`Mesh`] per process,
+//! Owns [`ShardMsg`] (the complete vocabulary between shard states), one bounded lock-free
+//! ring per (source, target) pair, and the wake-up protocol. Runtime cargo (socket
+//! hand-offs, commands from other threads) travels in `runtime::inbox`, not here. Placement: one [`Mesh`] per process,
 //! shared by `Arc`; each shard holds a [`MeshPort`], its own view for sending and receiving.
 //!
 //! Batching and syscalls: a send is a push onto a ring. The target is woken (a cross-thread
@@ -22,7 +23,6 @@ use crate::state::store::InterestChange;
 use crate::state::store::SharedKey;
 use crossbeam_queue::ArrayQueue;
 use std::collections::VecDeque;
-use std::os::fd::OwnedFd;
 use std::sync::atomic::{fence, AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -53,8 +53,6 @@ pub enum ShardMsg {
     /// From the owner to every other shard: the retained message of a topic, in the owner's
     /// order.
     RetainApply(Box<(crate::mqtt::ByteStr, Option<Message>)>),
-    /// A connection whose client id lives on the target shard, with its CONNECT.
-    Handoff(Box<Handoff>),
     /// Disconnect these clients (their rights changed).
     Kick(Arc<[crate::dynsec::Kick]>),
     /// Answer with `BarrierPassed` once everything `source` sent before is applied.
@@ -69,8 +67,6 @@ pub enum ShardMsg {
         /// The barrier id.
         barrier: u64,
     },
-    /// Process control from the main thread.
-    Control(Control),
 }
 
 /// A retained message on its way to the owner of its topic.
@@ -83,40 +79,6 @@ pub struct RetainRequest {
     pub source: ShardId,
     /// Set when the source waits for `RetainDone` to acknowledge the publish.
     pub token: Option<u64>,
-}
-
-/// A connection moving to the shard that owns its client id.
-pub struct Handoff {
-    /// The socket.
-    pub fd: OwnedFd,
-    /// Everything the runtime knows about the connection so far.
-    pub accepted: crate::shard::Accepted,
-    /// The decoded CONNECT and its authentication result.
-    pub connect: crate::shard::ConnectRequest,
-    /// Bytes read after CONNECT.
-    pub leftover: bytes::BytesMut,
-    /// TLS/WebSocket state (`None`: plain TCP).
-    pub layers: Option<Box<crate::transport::Layers>>,
-}
-
-/// Commands from the main thread.
-pub enum Control {
-    /// Close every connection and stop (SIGTERM/SIGINT).
-    Shutdown,
-    /// Take a snapshot of this shard's durable state and send it back.
-    Snapshot(std::sync::mpsc::Sender<crate::persist::ShardSnapshot>),
-    /// New settings (and access rules, unless a service owns them) after a reload.
-    Reload(
-        Arc<crate::settings::Settings>,
-        Option<Arc<crate::access::AccessPolicy>>,
-    ),
-    /// New access rules (dynamic security changed).
-    Access(Arc<crate::access::AccessPolicy>),
-    /// Publish this message as the broker (a control response, a log line).
-    Publish(Box<Message>),
-    /// Disconnect these clients here and on every other shard, after what this shard
-    /// published before (so a response reaches a client before its kick).
-    Kick(Arc<[crate::dynsec::Kick]>),
 }
 
 struct Inbox {
@@ -137,7 +99,7 @@ pub struct Mesh {
 impl Mesh {
     /// A mesh for `shards` shards.
     pub fn new(shards: usize) -> Arc<Mesh> {
-        assert!(shards >= 1 && shards <= crate::limits::SHARDS_MAX);
+        assert!((1..=crate::limits::SHARDS_MAX).contains(&shards));
         let rings = (0..shards * shards)
             .map(|_| ArrayQueue::new(MESH_RING_CAPACITY))
             .collect();
@@ -179,34 +141,6 @@ impl Mesh {
         if inbox.parked.swap(false, Ordering::AcqRel) {
             inbox.waker.wake();
         }
-    }
-
-    /// Sends a message from outside the shards' own traffic without waiting: false when the
-    /// target's control ring is full (the message is dropped). For best-effort traffic
-    /// such as log lines published on `$SYS/broker/log/#`.
-    pub fn try_send_external(&self, target: ShardId, msg: ShardMsg) -> bool {
-        let sent = self.ring(target, target).push(msg).is_ok();
-        if sent {
-            self.wake(target);
-        }
-        sent
-    }
-
-    /// Sends a message from outside any shard (the main thread). Retries while the ring is
-    /// full; control messages are rare and small.
-    pub fn send_external(&self, target: ShardId, mut msg: ShardMsg) {
-        // Control messages use the target's own ring slot (source == target), which shards
-        // never use between themselves.
-        loop {
-            match self.ring(target, target).push(msg) {
-                Ok(()) => break,
-                Err(back) => {
-                    msg = back;
-                    std::thread::sleep(std::time::Duration::from_millis(1));
-                }
-            }
-        }
-        self.wake(target);
     }
 }
 

@@ -26,8 +26,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-/// Bytes read from a file per step.
-pub const CHUNK: usize = 64 * 1024;
+pub use crate::limits::STATIC_FILE_CHUNK as CHUNK;
 
 /// A plain HTTP request on a listener that serves files.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -112,8 +112,7 @@ pub fn totals(shards: &[ShardStats]) -> Totals {
     totals
 }
 
-/// Listeners whose connections are counted separately (later ones share the last slot).
-pub const LISTENERS_MAX: usize = 32;
+pub use crate::limits::LISTENERS_MAX;
 
 /// Upper bounds of the latency buckets, in microseconds (the last bucket is unbounded).
 pub const LATENCY_BUCKETS_US: [u64; 11] = [

@@ -11,9 +11,9 @@
 use super::{handle_request, store, AclSnapshot, DynsecState, RequestContext};
 use crate::access::AccessPolicy;
 use crate::control::{ControlRequest, ServiceMsg, DYNSEC_RESPONSE_TOPIC};
-use crate::mesh::{Control, Mesh, ShardMsg};
 use crate::message::Message;
 use crate::mqtt::{ByteStr, Bytes, QoS};
+use crate::runtime::{Control, Inboxes, RuntimeMsg};
 use std::path::PathBuf;
 use std::sync::mpsc::Receiver;
 use std::sync::Arc;
@@ -33,41 +33,41 @@ impl DynsecService {
     /// Starts the service thread; it ends when every request sender is gone.
     pub fn spawn(
         self,
-        mesh: Arc<Mesh>,
+        inboxes: Arc<Inboxes>,
         requests: Receiver<ServiceMsg>,
     ) -> std::io::Result<JoinHandle<()>> {
         std::thread::Builder::new()
             .name("culex-dynsec".to_string())
-            .spawn(move || self.run(&mesh, &requests))
+            .spawn(move || self.run(&inboxes, &requests))
     }
 
-    fn run(mut self, mesh: &Mesh, requests: &Receiver<ServiceMsg>) {
+    fn run(mut self, inboxes: &Inboxes, requests: &Receiver<ServiceMsg>) {
         while let Ok(message) = requests.recv() {
             match message {
-                ServiceMsg::Request(request) => self.serve(mesh, request),
+                ServiceMsg::Request(request) => self.serve(inboxes, request),
                 ServiceMsg::Rebase(base) => {
                     self.base = *base;
-                    self.publish_policy(mesh);
+                    self.publish_policy(inboxes);
                 }
             }
         }
     }
 
     /// Hands every shard the policy built from `base` and the current state.
-    fn publish_policy(&self, mesh: &Mesh) {
+    fn publish_policy(&self, inboxes: &Inboxes) {
         let policy = Arc::new(
             self.base
                 .with_dynsec(Arc::new(AclSnapshot::build(&self.state))),
         );
-        for shard in 0..mesh.shards() {
-            mesh.send_external(
+        for shard in 0..inboxes.shards() {
+            inboxes.send(
                 shard as u8,
-                ShardMsg::Control(Control::Access(policy.clone())),
+                RuntimeMsg::Control(Control::Access(policy.clone())),
             );
         }
     }
 
-    fn serve(&mut self, mesh: &Mesh, request: ControlRequest) {
+    fn serve(&mut self, inboxes: &Inboxes, request: ControlRequest) {
         let context = RequestContext {
             client_id: request.client_id.as_bytes(),
             username: request.username.as_ref().map(|name| name.as_bytes()),
@@ -85,7 +85,7 @@ impl DynsecService {
                     self.path.display()
                 );
             }
-            self.publish_policy(mesh);
+            self.publish_policy(inboxes);
         }
         if let Some(response) = outcome.response {
             let message = Message::new(
@@ -94,14 +94,14 @@ impl DynsecService {
                 QoS::AtMostOnce,
                 false,
             );
-            mesh.send_external(
+            inboxes.send(
                 request.shard,
-                ShardMsg::Control(Control::Publish(Box::new(message))),
+                RuntimeMsg::Control(Control::Publish(Box::new(message))),
             );
         }
         if !outcome.kicks.is_empty() {
             let kicks: Arc<[super::Kick]> = outcome.kicks.into();
-            mesh.send_external(request.shard, ShardMsg::Control(Control::Kick(kicks)));
+            inboxes.send(request.shard, RuntimeMsg::Control(Control::Kick(kicks)));
         }
     }
 }

@@ -26,7 +26,8 @@ use std::rc::Rc;
 use std::time::Duration;
 
 /// How long a connection the broker is closing may take to accept its last bytes.
-pub const CLOSE_FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
+pub const CLOSE_FLUSH_TIMEOUT: Duration =
+    Duration::from_millis(crate::limits::CLOSE_FLUSH_TIMEOUT_MS);
 
 /// Opens the connection in the shard and spawns its task.
 pub fn serve(

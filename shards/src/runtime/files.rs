@@ -17,7 +17,7 @@ use std::os::fd::AsRawFd;
 use std::time::Duration;
 
 /// How long the socket may refuse bytes before the response is abandoned.
-const WRITE_STALL: Duration = Duration::from_secs(10);
+const WRITE_STALL: Duration = Duration::from_secs(crate::limits::STATIC_FILE_WRITE_STALL_S);
 
 /// Serves `request` from listener `listener`'s directory and closes the connection.
 pub async fn serve(

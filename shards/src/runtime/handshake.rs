@@ -5,10 +5,10 @@
 //! client id's home shard.
 
 use super::connection::serve;
+use super::inbox::{Handoff, RuntimeMsg};
 use super::io::{recv_into, send, would_block};
 use super::shard_main::ShardCtx;
 use crate::limits::{CONNECT_TIMEOUT_S, PACKET_SIZE_MAX};
-use crate::mesh::{Handoff, ShardMsg};
 use crate::mqtt::{self, ByteStr, Connect, DecodeError, Packet, Protocol};
 use crate::shard::Accepted;
 use crate::static_files::FileRequest;
@@ -59,7 +59,7 @@ pub async fn accept_loop(ctx: Rc<ShardCtx>, listener: usize, socket: Listening) 
             Ok(accepted) => accepted,
             Err(error) => {
                 log::warn!("Warning: accept failed: {error}");
-                monoio::time::sleep(Duration::from_millis(10)).await;
+                monoio::time::sleep(Duration::from_millis(crate::limits::ACCEPT_RETRY_MS)).await;
                 continue;
             }
         };
@@ -163,7 +163,7 @@ async fn handshake(ctx: Rc<ShardCtx>, stream: TcpStream, listener: usize, peer: 
         Ok(admitted) => admitted,
         Err(refusal) => {
             log::info!("{}", refusal.log);
-            if let Some(packet) = refusal.connack {
+            if let Some(packet) = refusal.connack.map(crate::mqtt::Packet::ConnAck) {
                 write_now(&stream, &mut layers, &packet, refusal.protocol).await;
             }
             return;
@@ -183,10 +183,8 @@ async fn handshake(ctx: Rc<ShardCtx>, stream: TcpStream, listener: usize, peer: 
         leftover: buf,
         layers,
     };
-    ctx.shard
-        .borrow_mut()
-        .mesh
-        .send(home, ShardMsg::Handoff(Box::new(handoff)));
+    ctx.inboxes
+        .send(home, RuntimeMsg::Handoff(Box::new(handoff)));
 }
 
 /// The user name a verified client certificate gives, when the listener uses one.
@@ -294,6 +292,10 @@ fn peer_of(stream: &TcpStream) -> String {
         .map_or_else(|_| "unknown".to_string(), |peer| peer.to_string())
 }
 
+/// How long a refused client may take to accept its CONNACK.
+const HANDSHAKE_WRITE_TIMEOUT: Duration =
+    Duration::from_millis(crate::limits::HANDSHAKE_WRITE_TIMEOUT_MS);
+
 /// Writes all of `bytes`, waiting for the socket as needed (handshake-sized writes only;
 /// the caller's overall deadline bounds the wait).
 async fn send_all(stream: &TcpStream, bytes: &mut BytesMut) {
@@ -302,7 +304,7 @@ async fn send_all(stream: &TcpStream, bytes: &mut BytesMut) {
             Ok(sent) => bytes.advance(sent),
             Err(error) if would_block(&error) => {
                 let writable =
-                    monoio::time::timeout(Duration::from_secs(2), stream.writable(false)).await;
+                    monoio::time::timeout(HANDSHAKE_WRITE_TIMEOUT, stream.writable(false)).await;
                 if !matches!(writable, Ok(Ok(()))) {
                     return;
                 }

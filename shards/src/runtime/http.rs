@@ -11,7 +11,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 /// How long a client may take to send its request.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(crate::limits::HTTP_REQUEST_TIMEOUT_S);
 
 /// Answers one request on `stream`.
 pub async fn serve_http(ctx: Rc<ShardCtx>, stream: TcpStream) {

@@ -19,6 +19,7 @@ mod files;
 mod flush;
 mod handshake;
 mod http;
+pub mod inbox;
 mod io;
 mod shard_main;
 mod sync;
@@ -27,11 +28,12 @@ pub use crate::persist::Restore;
 
 use crate::access::AccessPolicy;
 use crate::control::ServiceMsg;
-use crate::mesh::{Control, Mesh, ShardMsg};
+use crate::mesh::Mesh;
 use crate::persist::ShardSnapshot;
 use crate::settings::Settings;
 use crate::shard::Now;
 use crate::stats::ShardStats;
+pub use inbox::{Control, Handoff, Inboxes, RuntimeMsg};
 use std::net::TcpListener;
 use std::os::unix::net::UnixListener;
 use std::sync::{mpsc, Arc, OnceLock};
@@ -79,6 +81,7 @@ pub struct Launch {
 /// The running broker, as the main thread sees it.
 pub struct BrokerHandle {
     mesh: Arc<Mesh>,
+    inboxes: Arc<Inboxes>,
     threads: Vec<JoinHandle<()>>,
     /// Counters of every shard.
     pub stats: Arc<[ShardStats]>,
@@ -89,6 +92,7 @@ pub fn start(launch: Launch) -> std::io::Result<BrokerHandle> {
     let shards = launch.sockets.len();
     assert_eq!(launch.restore.len(), shards);
     let mesh = Mesh::new(shards);
+    let inboxes = Inboxes::new(shards);
     let stats: Arc<[ShardStats]> = (0..shards).map(|_| ShardStats::default()).collect();
     let (ready_tx, ready_rx) = mpsc::channel::<std::io::Result<()>>();
     let mut threads = Vec::with_capacity(shards);
@@ -96,6 +100,7 @@ pub fn start(launch: Launch) -> std::io::Result<BrokerHandle> {
         let context = shard_main::ThreadContext {
             id: id as u8,
             mesh: mesh.clone(),
+            inboxes: inboxes.clone(),
             settings: launch.settings.clone(),
             access: launch.access.clone(),
             control: launch.control.clone(),
@@ -120,6 +125,7 @@ pub fn start(launch: Launch) -> std::io::Result<BrokerHandle> {
     }
     Ok(BrokerHandle {
         mesh,
+        inboxes,
         threads,
         stats,
     })
@@ -131,23 +137,25 @@ impl BrokerHandle {
         self.mesh.shards()
     }
 
-    /// The mesh, for services that send shards messages (the dynamic-security service).
-    pub fn mesh(&self) -> Arc<Mesh> {
-        self.mesh.clone()
+    /// The shards' runtime inboxes, for services that send them commands (the
+    /// dynamic-security service, the log publisher).
+    pub fn inboxes(&self) -> Arc<Inboxes> {
+        self.inboxes.clone()
     }
 
     /// Asks every shard for its durable state and waits for all of them (bounded).
     pub fn snapshot(&self) -> std::io::Result<Vec<ShardSnapshot>> {
         let (tx, rx) = mpsc::channel();
         for shard in 0..self.mesh.shards() {
-            self.mesh.send_external(
+            self.inboxes.send(
                 shard as u8,
-                ShardMsg::Control(Control::Snapshot(tx.clone())),
+                RuntimeMsg::Control(Control::Snapshot(tx.clone())),
             );
         }
         let mut parts = Vec::with_capacity(self.mesh.shards());
         for _ in 0..self.mesh.shards() {
-            let part = rx.recv_timeout(Duration::from_secs(30)).map_err(|_| {
+            let wait = Duration::from_secs(crate::limits::SNAPSHOT_REPLY_TIMEOUT_S);
+            let part = rx.recv_timeout(wait).map_err(|_| {
                 std::io::Error::other("a shard did not answer the snapshot request")
             })?;
             parts.push(part);
@@ -161,16 +169,15 @@ impl BrokerHandle {
     pub fn reload(&self, settings: Arc<Settings>, access: Option<Arc<AccessPolicy>>) {
         for shard in 0..self.mesh.shards() {
             let control = Control::Reload(settings.clone(), access.clone());
-            self.mesh
-                .send_external(shard as u8, ShardMsg::Control(control));
+            self.inboxes.send(shard as u8, RuntimeMsg::Control(control));
         }
     }
 
     /// Closes every connection, stops the shards and waits for their threads.
     pub fn shutdown(self) {
         for shard in 0..self.mesh.shards() {
-            self.mesh
-                .send_external(shard as u8, ShardMsg::Control(Control::Shutdown));
+            self.inboxes
+                .send(shard as u8, RuntimeMsg::Control(Control::Shutdown));
         }
         for thread in self.threads {
             let _ = thread.join();

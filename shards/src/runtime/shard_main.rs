@@ -1,6 +1,7 @@
 //! One shard thread: builds its monoio runtime, restores its state, and runs the accept,
 //! mesh and tick tasks until shutdown.
 
+use super::inbox::{Control, Inboxes, RuntimeMsg};
 use super::sync::{yield_now, Notify};
 use super::{flush, handshake};
 use super::{Driver, ListenSocket};
@@ -8,7 +9,7 @@ use crate::access::AccessPolicy;
 use crate::connection::ConnId;
 use crate::control::ServiceMsg;
 use crate::limits::{MESH_DRAIN_BUDGET, READ_BUFFER_SIZE, TICK_MS};
-use crate::mesh::{Control, Mesh, MeshPort, ShardMsg};
+use crate::mesh::{Mesh, MeshPort};
 use crate::persist;
 use crate::settings::Settings;
 use crate::shard::Shard;
@@ -26,6 +27,7 @@ use std::time::Duration;
 pub struct ThreadContext {
     pub id: u8,
     pub mesh: Arc<Mesh>,
+    pub inboxes: Arc<Inboxes>,
     pub settings: Arc<Settings>,
     pub access: Arc<AccessPolicy>,
     pub control: Option<mpsc::Sender<ServiceMsg>>,
@@ -37,12 +39,17 @@ pub struct ThreadContext {
     pub cpu: Option<usize>,
 }
 
+/// One slot of [`ShardCtx::streams`]: the connection that holds it and its socket.
+pub type StreamSlot = Option<(ConnId, Rc<ConnIo>)>;
+
 /// Per-shard runtime state shared by its tasks (single thread, so `Rc` and `RefCell`).
 pub struct ShardCtx {
     /// The shard state.
     pub shard: RefCell<Shard>,
     /// Receive side of the mesh.
     pub mesh: Arc<Mesh>,
+    /// Every shard's runtime inbox (this shard drains its own; hand-offs go to others').
+    pub inboxes: Arc<Inboxes>,
     /// This shard's id.
     pub id: u8,
     /// The shared read buffer connections read into when they have no partial packet.
@@ -54,7 +61,7 @@ pub struct ShardCtx {
     /// Woken after each flusher pass (a closing connection waits for its last bytes).
     pub connection_flushed: Notify,
     /// The socket (and transport) of each open connection, by connection slot.
-    pub streams: RefCell<Vec<Option<(ConnId, Rc<ConnIo>)>>>,
+    pub streams: RefCell<Vec<StreamSlot>>,
     /// Connections alive on this shard (including ones still reading CONNECT).
     pub live: Cell<usize>,
     /// Set when shutdown starts.
@@ -198,6 +205,7 @@ async fn shard_main(context: ThreadContext, ready: mpsc::Sender<std::io::Result<
     let ctx = Rc::new(ShardCtx {
         shard: RefCell::new(shard),
         mesh: context.mesh,
+        inboxes: context.inboxes,
         id: context.id,
         read_buf: RefCell::new(BytesMut::with_capacity(READ_BUFFER_SIZE)),
         uncongested: Notify::default(),
@@ -237,10 +245,10 @@ async fn shard_main(context: ThreadContext, ready: mpsc::Sender<std::io::Result<
     drop(accepting);
 }
 
-/// Drains the mesh, runs handoffs and control commands; returns after shutdown completed.
+/// Drains the mesh and the runtime inbox (hand-offs, commands); returns after shutdown
+/// completed.
 async fn mesh_loop(ctx: Rc<ShardCtx>) {
     let receiver = MeshPort::new(ctx.mesh.clone(), ctx.id);
-    let mut for_runtime: Vec<ShardMsg> = Vec::new();
     loop {
         // While a consumer of this shard is backlogged, deliveries from other shards wait
         // too, so their readers feel the backpressure through the full ring (bounded:
@@ -251,19 +259,23 @@ async fn mesh_loop(ctx: Rc<ShardCtx>) {
             let mut shard = ctx.shard.borrow_mut();
             shard.now = super::now();
             receiver.drain(MESH_DRAIN_BUDGET, |msg| {
-                if let Some(msg) = shard.on_mesh(msg) {
-                    for_runtime.push(msg);
-                }
+                shard.on_mesh(msg);
                 !shard.flush.backlogged()
             })
         };
         super::flush::flush_early(&ctx);
-        for msg in for_runtime.drain(..) {
+        let mut commands = 0;
+        while let Some(msg) = ctx.inboxes.pop(ctx.id) {
+            commands += 1;
             if run_control(&ctx, msg) {
                 finish_shutdown(&ctx).await;
                 return;
             }
+            if commands == MESH_DRAIN_BUDGET {
+                break;
+            }
         }
+        let handled = handled + commands;
         let flushed = ctx.shard.borrow_mut().mesh.flush_overflow();
         if flushed {
             ctx.uncongested.notify_all();
@@ -276,7 +288,9 @@ async fn mesh_loop(ctx: Rc<ShardCtx>) {
             // the park is also bounded: the readers of this shard wait for that flush, so
             // a lost wake-up must cost a millisecond, never a stall.
             let parked = std::future::poll_fn(|cx| {
-                if receiver.poll_parked(cx).is_ready() || ctx.shard.borrow().mesh.can_flush() {
+                let mesh = receiver.poll_parked(cx).is_ready();
+                let inbox = ctx.inboxes.poll_parked(ctx.id, cx).is_ready();
+                if mesh || inbox || ctx.shard.borrow().mesh.can_flush() {
                     std::task::Poll::Ready(())
                 } else {
                     std::task::Poll::Pending
@@ -292,21 +306,21 @@ async fn mesh_loop(ctx: Rc<ShardCtx>) {
 }
 
 /// How often a task waiting for the shard to be uncongested looks again.
-const CONGESTION_RECHECK: Duration = Duration::from_millis(20);
+const CONGESTION_RECHECK: Duration = Duration::from_millis(crate::limits::CONGESTION_RECHECK_MS);
 
 /// Longest park of the mesh task while this shard has overflowed messages to flush.
-const OVERFLOW_RECHECK: Duration = Duration::from_millis(1);
+const OVERFLOW_RECHECK: Duration = Duration::from_millis(crate::limits::OVERFLOW_RECHECK_MS);
 
 /// Runs one runtime message; true when it was Shutdown.
-fn run_control(ctx: &Rc<ShardCtx>, msg: ShardMsg) -> bool {
+fn run_control(ctx: &Rc<ShardCtx>, msg: RuntimeMsg) -> bool {
     match msg {
-        ShardMsg::Handoff(handoff) => handshake::adopt(ctx.clone(), *handoff),
-        ShardMsg::Control(Control::Shutdown) => {
+        RuntimeMsg::Handoff(handoff) => handshake::adopt(ctx.clone(), *handoff),
+        RuntimeMsg::Control(Control::Shutdown) => {
             ctx.stopping.set(true);
             ctx.shard.borrow_mut().shutdown();
             return true;
         }
-        ShardMsg::Control(Control::Snapshot(reply)) => {
+        RuntimeMsg::Control(Control::Snapshot(reply)) => {
             let shard = ctx.shard.borrow();
             let snapshot = persist::ShardSnapshot {
                 shard: shard.id,
@@ -314,27 +328,28 @@ fn run_control(ctx: &Rc<ShardCtx>, msg: ShardMsg) -> bool {
             };
             let _ = reply.send(snapshot);
         }
-        ShardMsg::Control(Control::Access(access)) => ctx.shard.borrow_mut().set_access(access),
-        ShardMsg::Control(Control::Publish(message)) => {
+        RuntimeMsg::Control(Control::Access(access)) => ctx.shard.borrow_mut().set_access(access),
+        RuntimeMsg::Control(Control::Publish(message)) => {
             let mut shard = ctx.shard.borrow_mut();
             shard.now = super::now();
             shard.publish_message(*message, None);
             // Before anything sent after it (a kick must not overtake its response).
             shard.end_turn();
         }
-        ShardMsg::Control(Control::Kick(kicks)) => {
+        RuntimeMsg::Control(Control::Kick(kicks)) => {
             let mut shard = ctx.shard.borrow_mut();
             shard.kick(&kicks);
-            shard.mesh.broadcast(|| ShardMsg::Kick(kicks.clone()));
+            shard
+                .mesh
+                .broadcast(|| crate::mesh::ShardMsg::Kick(kicks.clone()));
         }
-        ShardMsg::Control(Control::Reload(settings, access)) => {
+        RuntimeMsg::Control(Control::Reload(settings, access)) => {
             let mut shard = ctx.shard.borrow_mut();
             shard.reload(settings);
             if let Some(access) = access {
                 shard.set_access(access);
             }
         }
-        _ => {}
     }
     false
 }
@@ -342,7 +357,8 @@ fn run_control(ctx: &Rc<ShardCtx>, msg: ShardMsg) -> bool {
 /// Waits (bounded) for every connection to flush and close.
 async fn finish_shutdown(ctx: &Rc<ShardCtx>) {
     let wait = ctx.connection_ended.wait_until(|| ctx.live.get() == 0);
-    let _ = monoio::time::timeout(Duration::from_secs(5), wait).await;
+    let drain = Duration::from_secs(crate::limits::SHUTDOWN_DRAIN_S);
+    let _ = monoio::time::timeout(drain, wait).await;
 }
 
 /// Housekeeping every `TICK_MS`, and `$SYS` on shard 0. The first `$SYS` values (and the

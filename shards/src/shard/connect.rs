@@ -54,7 +54,7 @@ pub struct ConnectRequest {
 #[derive(Debug)]
 pub struct Refusal {
     /// CONNACK with the failure code, or `None` to close silently.
-    pub connack: Option<Packet>,
+    pub connack: Option<Box<ConnAck>>,
     /// Protocol to encode the CONNACK with.
     pub protocol: Protocol,
     /// Log line (Mosquitto's wording).
@@ -602,7 +602,7 @@ fn refuse(protocol: Protocol, code: u8, log: &str) -> Refusal {
         properties: Default::default(),
     };
     Refusal {
-        connack: Some(Packet::ConnAck(Box::new(connack))),
+        connack: Some(Box::new(connack)),
         protocol,
         log: log.to_string(),
     }

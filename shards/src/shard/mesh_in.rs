@@ -1,12 +1,13 @@
 //! Messages from other shards that the shard state handles (deliveries, interest, retained
-//! updates). Handoffs and control messages are the runtime's and never reach here.
+//! updates, kicks, barriers): the whole of `ShardMsg`. Runtime messages (hand-offs,
+//! commands) travel in `runtime::inbox` and never reach here.
 
 use super::Shard;
 use crate::mesh::ShardMsg;
 
 impl Shard {
-    /// Handles one mesh message. Returns it back if it is for the runtime.
-    pub fn on_mesh(&mut self, msg: ShardMsg) -> Option<ShardMsg> {
+    /// Handles one mesh message.
+    pub fn on_mesh(&mut self, msg: ShardMsg) {
         match msg {
             ShardMsg::Deliver(batch) => {
                 for message in &batch.messages {
@@ -23,8 +24,6 @@ impl Shard {
                 self.mesh.send(source, ShardMsg::BarrierPassed { barrier });
             }
             ShardMsg::BarrierPassed { barrier } => self.barrier_passed(barrier),
-            other @ (ShardMsg::Handoff(_) | ShardMsg::Control(_)) => return Some(other),
         }
-        None
     }
 }

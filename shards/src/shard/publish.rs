@@ -313,7 +313,8 @@ impl Shard {
     }
 }
 
-/// Which acknowledgement to send.
+/// Which acknowledgement to send (the variants are MQTT's packet names).
+#[allow(clippy::enum_variant_names)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum AckKind {
     PubAck,

@@ -14,8 +14,7 @@ use crate::mqtt::ByteStr;
 use crate::state::{SessionKey, Subscription};
 use rustc_hash::FxHashMap;
 
-/// Most topics remembered.
-pub const ENTRIES_MAX: usize = 8192;
+use crate::limits::ROUTE_CACHE_ENTRIES_MAX as ENTRIES_MAX;
 
 /// One local match: session, position in the index's order, subscription.
 pub type LocalMatch = (SessionKey, u32, Subscription);

@@ -33,6 +33,11 @@ const FILTERS: &[&str] = &[
     "$share/h/r/+",
 ];
 
+/// One of `list`, for the life of the program.
+fn pick_str(rng: &mut Rng, list: &[&'static str]) -> &'static str {
+    list[rng.below(list.len())]
+}
+
 /// One simulated client.
 struct Client {
     id: &'static str,
@@ -147,7 +152,7 @@ impl Client {
             properties.session_expiry_interval = Some(expiry).filter(|e| *e != 0);
         }
         let will = rng.chance(25).then(|| Will {
-            topic: ByteStr::from_static(*rng.pick(TOPICS)),
+            topic: ByteStr::from_static(pick_str(rng, TOPICS)),
             payload: Bytes::from_static(b"will"),
             qos: *rng.pick(&[QoS::AtMostOnce, QoS::AtLeastOnce, QoS::ExactlyOnce]),
             retain: rng.chance(20),
@@ -182,7 +187,7 @@ impl Client {
         id: ConnId,
     ) -> Result<(), String> {
         let v5 = self.protocol.is_v5();
-        let filter = *rng.pick(FILTERS);
+        let filter = pick_str(rng, FILTERS);
         let shared = filter.starts_with("$share/");
         let options = SubscriptionOptions {
             qos: *rng.pick(&[QoS::AtMostOnce, QoS::AtLeastOnce, QoS::ExactlyOnce]),
@@ -213,7 +218,7 @@ impl Client {
         let unsubscribe = Unsubscribe {
             packet_id: self.packet_id(),
             properties: Default::default(),
-            filters: vec![ByteStr::from_static(*rng.pick(FILTERS))],
+            filters: vec![ByteStr::from_static(pick_str(rng, FILTERS))],
         };
         let _ = node.handle(shard, id, Packet::Unsubscribe(unsubscribe));
         Ok(())
@@ -231,7 +236,8 @@ impl Client {
         let payload: &'static [u8] = if retain && rng.chance(25) {
             b""
         } else {
-            *rng.pick(&[&b"p"[..], b"payload", b"a longer payload of bytes"])
+            const PAYLOADS: [&[u8]; 3] = [b"p", b"payload", b"a longer payload of bytes"];
+            PAYLOADS[rng.below(PAYLOADS.len())]
         };
         let mut properties = PublishProperties::default();
         if self.protocol.is_v5() {
@@ -247,7 +253,7 @@ impl Client {
             dup: false,
             qos,
             retain,
-            topic: ByteStr::from_static(*rng.pick(TOPICS)),
+            topic: ByteStr::from_static(pick_str(rng, TOPICS)),
             packet_id: (qos != QoS::AtMostOnce).then(|| self.packet_id()),
             properties: properties.into(),
             payload: Bytes::from_static(payload),

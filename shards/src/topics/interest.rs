@@ -13,12 +13,7 @@
 
 use super::trie::SubscriptionTrie;
 
-/// Most shards a node can run: a shard's bit in the `u64` mask that
-/// [`InterestTable::shards_matching`] returns.
-pub const SHARDS_MAX: usize = 64;
-
-const _: () = assert!(SHARDS_MAX <= u64::BITS as usize);
-const _: () = assert!(SHARDS_MAX <= u8::MAX as usize + 1);
+pub use crate::limits::SHARDS_MAX;
 
 /// For every topic filter, the shards holding at least one subscription to it, each with a
 /// count of those subscriptions.

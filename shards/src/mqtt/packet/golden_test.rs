@@ -566,7 +566,7 @@ fn ping_disconnect_and_auth() {
         golden(
             protocol,
             &h("E0 00"),
-            Packet::Disconnect(Box::new(Disconnect::default())),
+            Packet::Disconnect(Box::default()),
         );
     }
     they_write(mqttbytes_ng::v4::Packet::PingReq, &h("C0 00"));
@@ -596,7 +596,7 @@ fn ping_disconnect_and_auth() {
     golden(
         Protocol::V5,
         &h("F0 00"),
-        Packet::Auth(Box::new(Auth::default())),
+        Packet::Auth(Box::default()),
     );
     let continue_auth = Auth {
         reason_code: 0x18,
@@ -646,7 +646,7 @@ fn version_specific_fields_are_left_out_for_311() {
         .encode(Protocol::V311, &mut out)
         .unwrap();
     assert_eq!(&out[..], &h("E0 00")[..]);
-    let auth = Packet::Auth(Box::new(Auth::default()));
+    let auth = Packet::Auth(Box::default());
     assert!(matches!(
         auth.encode(Protocol::V311, &mut out),
         Err(crate::mqtt::EncodeError::Invalid(_))

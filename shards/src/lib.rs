@@ -30,6 +30,7 @@ pub mod limits;
 pub mod mesh;
 pub mod message;
 pub mod mqtt;
+pub mod packet_log;
 pub mod persist;
 pub mod runtime;
 pub mod session;

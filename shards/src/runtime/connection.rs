@@ -277,6 +277,9 @@ fn handle_bytes(
         }
         match mqtt::decode(buf, Some(protocol), max) {
             Ok(Some(packet)) => {
+                if crate::packet_log::enabled() {
+                    log_received(&shard, id, &packet);
+                }
                 if shard.handle(id, packet) == Flow::Close {
                     break Flow::Close;
                 }
@@ -294,4 +297,13 @@ fn handle_bytes(
     // Acknowledgements may have drained the queue that held the readers back.
     ctx.wake_if_unblocked();
     flow
+}
+
+/// Mosquitto's `Received <TYPE> from <client>` debug line for a decoded packet (PUBLISH is
+/// logged by the shard once admitted, with its resolved and mounted topic).
+#[cold]
+fn log_received(shard: &crate::shard::Shard, id: ConnId, packet: &mqtt::Packet) {
+    if let Some(conn) = shard.conn(id) {
+        crate::packet_log::emit(crate::packet_log::received(conn.client_id.as_str(), packet));
+    }
 }

@@ -275,11 +275,16 @@ fn handle_bytes(
             // The rest stays in `buf` until the shard reads again (`read_loop`).
             break Flow::Continue;
         }
-        match mqtt::decode(buf, Some(protocol), max) {
+        let decoded = mqtt::decode(buf, Some(protocol), max);
+        if crate::packet_log::enabled() {
+            // Logged from the decoder's result in place: a reference to the moved-out
+            // packet would cost the publish path a copy of it even with the lines off.
+            if let Ok(Some(packet)) = &decoded {
+                log_received(&shard, id, packet);
+            }
+        }
+        match decoded {
             Ok(Some(packet)) => {
-                if crate::packet_log::enabled() {
-                    log_received(&shard, id, &packet);
-                }
                 if shard.handle(id, packet) == Flow::Close {
                     break Flow::Close;
                 }

@@ -179,14 +179,16 @@ fn run(cli: &cli::Cli, config: Config) -> Result<(), settings::StartError> {
             .spawn(broker.inboxes(), requests)
             .map_err(start_error(1))?;
     }
+    // Signals are handled before the line says so: a SIGHUP or SIGTERM sent once a
+    // supervisor (or a test) saw "running" reloads or stops, never kills (as Mosquitto).
+    let signals = install_signals()?;
     log::info!(
         "culex version {VERSION} running ({shards} shard{})",
         if shards == 1 { "" } else { "s" }
     );
-    serve_signals(cli, config, broker, control)
+    serve_signals(cli, config, broker, control, signals)
 }
 
-/// The main thread's loop: signals and autosave.
 /// The CPU each shard thread is pinned to (`cpu_affinity`), logged once.
 fn shard_cpus(mode: cpu_affinity::Mode, shards: usize) -> Vec<Option<usize>> {
     let allowed = match cpu_affinity::allowed_cpus() {
@@ -206,12 +208,8 @@ fn shard_cpus(mode: cpu_affinity::Mode, shards: usize) -> Vec<Option<usize>> {
     cpus
 }
 
-fn serve_signals(
-    cli: &cli::Cli,
-    mut config: Config,
-    broker: BrokerHandle,
-    control: Option<mpsc::Sender<ServiceMsg>>,
-) -> Result<(), settings::StartError> {
+/// Takes over SIGINT, SIGTERM, SIGHUP and SIGUSR1: from here on they arrive on the channel.
+fn install_signals() -> Result<mpsc::Receiver<i32>, settings::StartError> {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
     let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP, SIGUSR1])
         .map_err(|error| settings::StartError {
@@ -232,6 +230,18 @@ fn serve_signals(
             message: format!("Error: {error}."),
             code: 1,
         })?;
+    Ok(rx)
+}
+
+/// The main thread's loop: signals and autosave.
+fn serve_signals(
+    cli: &cli::Cli,
+    mut config: Config,
+    broker: BrokerHandle,
+    control: Option<mpsc::Sender<ServiceMsg>>,
+    rx: mpsc::Receiver<i32>,
+) -> Result<(), settings::StartError> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
     let mut next_save = autosave_deadline(&config);
     let mut saved_changes = durable_changes(&broker);
     loop {

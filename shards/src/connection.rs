@@ -128,6 +128,9 @@ impl Connection {
     /// would exceed it goes without its Reason String and User Properties, and if it is
     /// still too large it is not sent at all and the connection is closed.
     pub fn send(&mut self, packet: &Packet) {
+        if crate::packet_log::enabled() {
+            crate::packet_log::emit(crate::packet_log::sending(self.client_id.as_str(), packet));
+        }
         let start = self.out.len();
         if let Err(error) = packet.encode(self.protocol, &mut self.out) {
             log::error!(
@@ -175,6 +178,9 @@ impl Connection {
     /// Returns the bytes written, or `None` if it would exceed the client's Maximum Packet
     /// Size ([MQTT-3.1.2-25]) and was not sent.
     pub fn send_publish(&mut self, publish: &PublishEncode<'_>) -> Option<usize> {
+        if crate::packet_log::enabled() {
+            self.log_sending_publish(publish);
+        }
         let mounted;
         let publish = if self.mount_len > 0 {
             // Every topic this client is sent matched one of its mounted filters, so it
@@ -203,6 +209,18 @@ impl Connection {
             self.flush.backlogged.set(self.flush.backlogged.get() + 1);
         }
         Some(written)
+    }
+
+    /// `Sending PUBLISH to ...` with the topic as the broker holds it (mount point
+    /// included, as Mosquitto logs it).
+    #[cold]
+    fn log_sending_publish(&self, publish: &PublishEncode<'_>) {
+        use crate::packet_log::{publish_line, PublishFacts, PublishVerb};
+        let facts = PublishFacts::sending(publish);
+        log::debug!(
+            "{}",
+            publish_line(PublishVerb::Sending, self.client_id.as_str(), &facts)
+        );
     }
 
     /// Stops counting this connection as backlogged: its buffer was written, it turned out

@@ -31,6 +31,7 @@ pub mod limits;
 pub mod mesh;
 pub mod message;
 pub mod mqtt;
+pub mod packet_log;
 pub mod persist;
 pub mod placement;
 pub mod runtime;

@@ -306,7 +306,15 @@ fn handle_bytes(
             // The rest stays in `buf` until the shard reads again (`read_loop`).
             break Flow::Continue;
         }
-        match mqtt::decode(buf, Some(protocol), max) {
+        let decoded = mqtt::decode(buf, Some(protocol), max);
+        if crate::packet_log::enabled() {
+            // Logged from the decoder's result in place: a reference to the moved-out
+            // packet would cost the publish path a copy of it even with the lines off.
+            if let Ok(Some(packet)) = &decoded {
+                log_received(&shard, id, packet);
+            }
+        }
+        match decoded {
             Ok(Some(packet)) => {
                 if shard.handle(id, packet) == Flow::Close {
                     break Flow::Close;
@@ -325,4 +333,13 @@ fn handle_bytes(
     // Acknowledgements may have drained the queue that held the readers back.
     ctx.wake_if_unblocked();
     flow
+}
+
+/// Mosquitto's `Received <TYPE> from <client>` debug line for a decoded packet (PUBLISH is
+/// logged by the shard once admitted, with its resolved and mounted topic).
+#[cold]
+fn log_received(shard: &crate::shard::Shard, id: ConnId, packet: &mqtt::Packet) {
+    if let Some(conn) = shard.conn(id) {
+        crate::packet_log::emit(crate::packet_log::received(conn.client_id.as_str(), packet));
+    }
 }

@@ -162,8 +162,12 @@ async fn handshake(ctx: Rc<ShardCtx>, stream: TcpStream, listener: usize, peer: 
     let (request, home) = match admitted {
         Ok(admitted) => admitted,
         Err(refusal) => {
+            let connack = refusal.connack.map(crate::mqtt::Packet::ConnAck);
+            if let (true, Some(packet)) = (crate::packet_log::enabled(), &connack) {
+                log_refusal(peer, packet);
+            }
             log::info!("{}", refusal.log);
-            if let Some(packet) = refusal.connack.map(crate::mqtt::Packet::ConnAck) {
+            if let Some(packet) = connack {
                 write_now(&stream, &mut layers, &packet, refusal.protocol).await;
             }
             return;
@@ -329,7 +333,20 @@ async fn refuse_decode(
             reason_code: crate::mqtt::reason::v3::UNACCEPTABLE_PROTOCOL_VERSION,
             properties: Default::default(),
         }));
+        if crate::packet_log::enabled() {
+            log_refusal(peer, &connack);
+        }
         write_now(stream, layers, &connack, Protocol::V311).await;
+    }
+}
+
+/// `Sending CONNACK to <address> (0, <code>)`: a refused client has no id yet.
+fn log_refusal(peer: SocketAddr, packet: &Packet) {
+    if let Packet::ConnAck(connack) = packet {
+        log::debug!(
+            "{}",
+            crate::packet_log::connack_refused(peer.ip(), connack.reason_code)
+        );
     }
 }
 

@@ -362,8 +362,8 @@ impl Shard {
         });
         let id = self.insert_connection(&accepted, &request, key, has_will);
         let session_present = resumed.is_some() && protocol != Protocol::V31;
-        self.send_connack(id, &request, session_present);
         self.log_connected(id, &request);
+        self.send_connack(id, &request, session_present);
         if resumed.is_some() {
             self.resume_outbound(key);
         }
@@ -526,6 +526,8 @@ impl Shard {
         }
     }
 
+    /// `New client connected ...` and, at debug level, the will: before the CONNACK, in
+    /// Mosquitto's order.
     fn log_connected(&self, id: ConnId, request: &ConnectRequest) {
         if !self.settings.connection_messages {
             return;
@@ -545,6 +547,13 @@ impl Shard {
             connect.keep_alive,
             user
         );
+        if crate::packet_log::enabled() {
+            let listener = &self.settings.listeners[conn.listener];
+            let mount = listener.mount_point.as_deref().unwrap_or("");
+            for line in crate::packet_log::will_lines(connect.will.as_ref(), mount) {
+                crate::packet_log::emit(line);
+            }
+        }
     }
 }
 

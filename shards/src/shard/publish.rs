@@ -12,6 +12,7 @@ use crate::limits::SHARDS_MAX;
 use crate::mesh::{ShardId, ShardMsg};
 use crate::message::Message;
 use crate::mqtt::{reason, Ack, AckProperties, Packet, PacketId, Publish, QoS};
+use crate::packet_log::{publish_line, PublishFacts, PublishVerb};
 use crate::state::{Delta, SessionDelta, SessionKey};
 use crate::stats::bump;
 
@@ -80,6 +81,9 @@ impl Shard {
             };
             if session.inbound_qos2.contains(&packet_id.get()) {
                 // A resend of a message already delivered: acknowledge again, deliver once.
+                if crate::packet_log::enabled() {
+                    self.log_publish(id, PublishVerb::Received, &publish);
+                }
                 self.send_ack(id, ack(packet_id, reason::SUCCESS), AckKind::PubRec);
                 return Flow::Continue;
             }
@@ -118,7 +122,7 @@ impl Shard {
                 (None, _) => {}
             }
         } else {
-            self.refuse_publish(id, qos, packet_id, verdict, v5);
+            self.refuse_publish(id, qos, packet_id, verdict);
         }
         Flow::Continue
     }
@@ -150,26 +154,40 @@ impl Shard {
             return reason::UNSPECIFIED_ERROR;
         };
         let limit = self.settings.message_size_limit;
-        if limit != 0 && publish.payload.len() > limit {
-            log::debug!(
-                "Dropped too large PUBLISH from {} ({} bytes).",
-                conn.client_id,
-                publish.payload.len()
-            );
-            // Mosquitto answers 0x95 (Packet too large), which is not a reason code
-            // PUBACK or PUBREC may carry (§3.4.2.1): clients may refuse it. 0x97 (Quota
+        let verdict = if limit != 0 && publish.payload.len() > limit {
+            // Mosquitto answers 0x95 (Packet too large), which is not a reason code PUBACK
+            // or PUBREC may carry (§3.4.2.1): 5.0 clients may refuse it. 0x97 (Quota
             // exceeded: an administrative limit) is the valid code that says the same.
-            return reason::QUOTA_EXCEEDED;
+            // 3.1.1 acknowledgements carry no code; 0x95 keeps Mosquitto's log line.
+            if conn.protocol.is_v5() {
+                reason::QUOTA_EXCEEDED
+            } else {
+                reason::PACKET_TOO_LARGE
+            }
+        } else if !self.conn_allows(conn, Action::Publish, publish.topic.as_str()) {
+            reason::NOT_AUTHORIZED
+        } else {
+            reason::SUCCESS
+        };
+        if crate::packet_log::enabled() {
+            let verb = match verdict {
+                reason::SUCCESS => PublishVerb::Received,
+                reason::PACKET_TOO_LARGE | reason::QUOTA_EXCEEDED => PublishVerb::TooLarge,
+                _ => PublishVerb::Denied,
+            };
+            self.log_publish(id, verb, publish);
         }
-        if !self.conn_allows(conn, Action::Publish, publish.topic.as_str()) {
-            log::debug!(
-                "Denied PUBLISH from {} to '{}'.",
-                conn.client_id,
-                publish.topic
-            );
-            return reason::NOT_AUTHORIZED;
-        }
-        reason::SUCCESS
+        verdict
+    }
+
+    /// Mosquitto's debug line for an inbound PUBLISH: received, denied or too large.
+    #[cold]
+    fn log_publish(&self, id: ConnId, verb: PublishVerb, publish: &Publish) {
+        let Some(conn) = self.conn(id) else { return };
+        let listener = &self.settings.listeners[conn.listener];
+        let mount = listener.mount_point.as_deref().unwrap_or("");
+        let facts = PublishFacts::received(publish, mount);
+        log::debug!("{}", publish_line(verb, conn.client_id.as_str(), &facts));
     }
 
     fn message_from(&self, id: ConnId, publish: Publish) -> Message {
@@ -222,18 +240,13 @@ impl Shard {
     }
 
     /// Answers a refused message: 5.0 clients get the reason, 3.1.1 clients a plain
-    /// acknowledgement (they have no way to hear a refusal; Mosquitto does the same).
-    fn refuse_publish(
-        &mut self,
-        id: ConnId,
-        qos: QoS,
-        packet_id: Option<PacketId>,
-        code: u8,
-        v5: bool,
-    ) {
+    /// acknowledgement (they have no way to hear a refusal; Mosquitto does the same: the
+    /// encoder leaves the reason code out for them).
+    fn refuse_publish(&mut self, id: ConnId, qos: QoS, packet_id: Option<PacketId>, code: u8) {
         bump(&self.my_stats().publish_dropped, 1);
         let Some(packet_id) = packet_id else { return };
-        let code = if v5 { code } else { reason::SUCCESS };
+        // A 3.1.1 acknowledgement carries no reason code on the wire; it is kept for the
+        // debug line, which names it as Mosquitto's does.
         let kind = if qos == QoS::ExactlyOnce {
             AckKind::PubRec
         } else {

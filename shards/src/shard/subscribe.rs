@@ -63,6 +63,18 @@ impl Shard {
                 );
             }
             let filter = self.mounted_filter(listener, &filter, shared);
+            let max_qos =
+                QoS::from_u8(self.settings.listeners[listener].max_qos).unwrap_or(QoS::ExactlyOnce);
+            let options = SubscriptionOptions {
+                qos: options.qos.min(max_qos),
+                ..options
+            };
+            if crate::packet_log::enabled() {
+                log::debug!(
+                    "{}",
+                    crate::packet_log::subscribe_filter(&filter, options.qos)
+                );
+            }
             if !self.may(Action::Subscribe, id, &filter) {
                 codes.push(if v5 {
                     reason::NOT_AUTHORIZED
@@ -71,12 +83,6 @@ impl Shard {
                 });
                 continue;
             }
-            let max_qos =
-                QoS::from_u8(self.settings.listeners[listener].max_qos).unwrap_or(QoS::ExactlyOnce);
-            let options = SubscriptionOptions {
-                qos: options.qos.min(max_qos),
-                ..options
-            };
             let is_new = self
                 .store
                 .get(key)
@@ -165,6 +171,13 @@ impl Shard {
                 Ok(Parsed::Shared { .. })
             );
             let filter = self.mounted_filter(listener, &filter, shared);
+            // Both lines whether or not the rules allow it, as Mosquitto logs them.
+            if crate::packet_log::enabled() {
+                log::debug!("{}", crate::packet_log::unsubscribe_filter(&filter));
+            }
+            if let Some(conn) = self.conn(id) {
+                log::info!(target: "unsubscribe", "{} {}", conn.client_id, filter);
+            }
             if !self.may(Action::Unsubscribe, id, &filter) {
                 // Refused: the subscription stays (5.0 says why; 3.1.1 has no codes).
                 codes.push(reason::NOT_AUTHORIZED);
@@ -174,9 +187,6 @@ impl Shard {
                 .store
                 .get(key)
                 .is_some_and(|s| s.subscriptions.contains_key(&filter));
-            if let Some(conn) = self.conn(id) {
-                log::info!(target: "unsubscribe", "{} {}", conn.client_id, filter);
-            }
             if existed {
                 self.apply(Delta::Update {
                     key,

@@ -140,7 +140,7 @@ fn run(cli: &cli::Cli, config: Config) -> Result<(), settings::StartError> {
     let shards = config
         .worker_threads(cores)
         .clamp(1, shards::limits::SHARDS_MAX);
-    let sockets = sockets::bind_all(&settings, shards).map_err(start_error(1))?;
+    let bound = sockets::bind_all(&settings, shards).map_err(start_error(1))?;
     let cpus = shard_cpus(config.cpu_affinity, shards);
     if let Some(path) = &config.pid_file {
         process::write_pid_file(path).map_err(start_error(1))?;
@@ -165,7 +165,7 @@ fn run(cli: &cli::Cli, config: Config) -> Result<(), settings::StartError> {
         settings: settings.clone(),
         access,
         control: control.clone(),
-        sockets,
+        sockets: bound.shards,
         restore,
         driver,
         cpus,
@@ -181,7 +181,7 @@ fn run(cli: &cli::Cli, config: Config) -> Result<(), settings::StartError> {
         "culex version {VERSION} running ({shards} shard{})",
         if shards == 1 { "" } else { "s" }
     );
-    serve_signals(cli, config, broker, control)
+    serve_signals(cli, config, broker, control, bound.guard)
 }
 
 /// The main thread's loop: signals and autosave.
@@ -209,6 +209,7 @@ fn serve_signals(
     mut config: Config,
     broker: BrokerHandle,
     control: Option<mpsc::Sender<ServiceMsg>>,
+    listening: sockets::ListenGuard,
 ) -> Result<(), settings::StartError> {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
     let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP, SIGUSR1])
@@ -254,6 +255,9 @@ fn serve_signals(
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
         }
     }
+    // No new clients from here on, and the ports are free again at once (a restart right
+    // after exit binds them), whatever the shards' io_uring instances still hold.
+    listening.close();
     let final_state = config.persistence.enabled.then(|| broker.snapshot());
     broker.shutdown();
     if let Some(Ok(parts)) = final_state {

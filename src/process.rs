@@ -19,6 +19,21 @@ pub fn write_pid_file(path: &Path) -> io::Result<()> {
     std::fs::write(path, format!("{}\n", std::process::id()))
 }
 
+/// The operating system's text for `error` (strerror, as Mosquitto prints it), without
+/// std's ` (os error N)` suffix; other errors as they display.
+pub fn os_text(error: &io::Error) -> String {
+    match error.raw_os_error() {
+        Some(code) => {
+            let text = io::Error::from_raw_os_error(code).to_string();
+            match text.rfind(" (os error ") {
+                Some(end) => text[..end].to_string(),
+                None => text,
+            }
+        }
+        None => error.to_string(),
+    }
+}
+
 /// When running as root, switches to `user` (falling back to `nobody` if it does not exist,
 /// as Mosquitto does). `root` keeps root.
 pub fn drop_privileges(user: &str) -> io::Result<()> {
@@ -58,4 +73,16 @@ fn lookup(user: &str) -> Option<(libc::uid_t, libc::gid_t)> {
     // SAFETY: non-null pointer from getpwnam.
     let entry = unsafe { &*entry };
     Some((entry.pw_uid, entry.pw_gid))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn os_text_is_strerror_without_the_code() {
+        let error = io::Error::from_raw_os_error(libc::EADDRINUSE);
+        assert_eq!(os_text(&error), "Address already in use");
+        assert_eq!(os_text(&io::Error::other("no listener")), "no listener");
+    }
 }

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import re
 import signal
+import socket
 import time
 import subprocess
 import tempfile
 from pathlib import Path
+
+import pytest
 
 import mqttraw as m
 from conftest import broker_binary, free_port
@@ -88,3 +91,89 @@ def test_log_dest_topic_publishes_log_lines_on_sys(start_broker, broker_kind):
                 break
     assert any(t == "$SYS/broker/log/N" and b"New client connected" in p and b"log-visitor" in p
                for t, p in seen), seen
+
+
+# --------------------------------------------------------------------------
+# Restarting at once, and a port that is taken
+# --------------------------------------------------------------------------
+
+
+class Run:
+    """One broker process started from `conf` with stdout/stderr in its own file."""
+
+    def __init__(self, kind: str, conf: Path, out: Path, args=()):
+        self.out = out
+        with open(out, "wb") as f:
+            self.proc = subprocess.Popen([broker_binary(kind), "-c", str(conf), *args],
+                                         stdout=f, stderr=subprocess.STDOUT,
+                                         stdin=subprocess.DEVNULL)
+
+    def text(self) -> str:
+        return self.out.read_text(errors="replace")
+
+    def serves(self, port: int, timeout=10.0) -> bool:
+        """Its own log says it runs and a CONNECT gets a CONNACK (a listen socket left by
+        a previous process would take the TCP connection but never answer)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            if re.search(r"version \S+ running", self.text()):
+                try:
+                    c = m.RawClient("127.0.0.1", port, 4, timeout=2)
+                    ok = c.connect("restart-probe")["reason_code"] == 0
+                    c.close()
+                    if ok:
+                        return True
+                except (OSError, AssertionError):
+                    pass
+            time.sleep(0.02)
+        return False
+
+    def stop(self, sig) -> int:
+        self.proc.send_signal(sig)
+        return self.proc.wait(timeout=10)
+
+
+RESTART_CYCLES = 20
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
+def test_immediate_restart_on_the_same_port_every_time(broker_kind, tmp_path, sig):
+    """A supervisor restarts a broker the moment the old one has exited: every start must
+    get the port, after a clean stop and after SIGKILL alike."""
+    port = free_port()
+    conf = tmp_path / "restart.conf"
+    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\n")
+    run = Run(broker_kind, conf, tmp_path / "run-0.log")
+    try:
+        assert run.serves(port), run.text()
+        for cycle in range(1, RESTART_CYCLES + 1):
+            run.stop(sig)
+            run = Run(broker_kind, conf, tmp_path / f"run-{cycle}.log")
+            assert run.serves(port), f"start {cycle} after {sig.name}:\n{run.text()}"
+    finally:
+        if run.proc.poll() is None:
+            run.stop(signal.SIGKILL)
+
+
+def test_port_taken_by_a_live_process_fails_at_once_naming_it(broker_kind, tmp_path):
+    """Another program listening on the port: exit code 1 and `Address already in use`,
+    as Mosquitto; Culex also names the address and port, and does not wait for the port
+    (only a socket left by an exited process is waited for)."""
+    holder = socket.socket()
+    holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    holder.bind(("127.0.0.1", 0))
+    holder.listen()
+    port = holder.getsockname()[1]
+    conf = tmp_path / "taken.conf"
+    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\n")
+    try:
+        r = subprocess.run([broker_binary(broker_kind), "-c", str(conf)], capture_output=True,
+                           text=True, timeout=10)
+    finally:
+        holder.close()
+    assert r.returncode == 1, (r.returncode, r.stderr)
+    assert "Error: Address already in use" in r.stderr, r.stderr
+    if broker_kind == "culex":
+        assert f"Error: Address already in use: cannot listen on 127.0.0.1 port {port}." \
+            in r.stderr, r.stderr
+        assert "Waiting for the closing listen socket" not in r.stderr, r.stderr

@@ -2,9 +2,10 @@
 //!
 //! This binary is wiring only: parse the command line and the configuration (exit code 3
 //! on any error, as Mosquitto), set up logging, bind the listen sockets, drop privileges,
-//! restore the persistence file, start one shard per core (`shards::runtime`), then serve
-//! signals until asked to stop: SIGINT/SIGTERM drain and exit, SIGHUP reloads what can be
-//! reloaded, SIGUSR1 saves the state file.
+//! write the pid file and open the log files (as `user`, like Mosquitto 2.0), restore the
+//! persistence file, start one shard per core (`shards::runtime`), then serve signals until
+//! asked to stop: SIGINT/SIGTERM drain and exit, SIGHUP reloads what can be reloaded,
+//! SIGUSR1 saves the state file. Every start-up failure is reported on stderr too.
 
 mod cli;
 // Some of `Config`'s interface (plugins, admin listener) is read by modules still to come.
@@ -73,16 +74,44 @@ fn main() -> ExitCode {
         Err(code) => return ExitCode::from(code),
     };
     if cli.test_config {
-        eprintln!("{}: Configuration file is valid.", epoch());
-        return ExitCode::SUCCESS;
+        return match check_start(&config) {
+            Ok(()) => {
+                eprintln!("{}: Configuration file is valid.", epoch());
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                logging::start_failure(&error.message);
+                ExitCode::from(cli::EXIT_USAGE)
+            }
+        };
     }
+    let user = config.user.clone();
     match run(&cli, config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            log::error!("{}", error.message);
+            // The log file gets the failure too, opened as `user` as in a start that
+            // succeeds (never created by root, which would lock the broker out of it).
+            if process::drop_privileges(&user).is_ok() {
+                logging::open_files();
+            }
+            logging::start_failure(&error.message);
             ExitCode::from(error.code)
         }
     }
+}
+
+/// `--test-config`: reads every file the start reads before it accepts clients, in the
+/// start's order and with its privileges (TLS files before dropping them to `user`,
+/// password, ACL and dynamic-security files after), so that a configuration it calls
+/// valid does not then fail to start on them. Writes nothing.
+fn check_start(config: &Config) -> Result<(), settings::StartError> {
+    settings::shard_settings(config)?;
+    process::drop_privileges(&config.user).map_err(|error| settings::StartError {
+        message: format!("Error: {}.", process::os_text(&error)),
+        code: cli::EXIT_USAGE,
+    })?;
+    security::base_policy(config)?;
+    security::check_dynsec(config)
 }
 
 fn epoch() -> u64 {
@@ -111,7 +140,7 @@ fn load_config(cli: &cli::Cli) -> Result<Config, u8> {
         log::warn!("{warning}");
     }
     if let Err(error) = settings::check_modules(&config) {
-        log::error!("{}", error.message);
+        logging::start_failure(&error.message);
         return Err(error.code);
     }
     Ok(config)
@@ -120,7 +149,7 @@ fn load_config(cli: &cli::Cli) -> Result<Config, u8> {
 fn run(cli: &cli::Cli, config: Config) -> Result<(), settings::StartError> {
     let start_error = |code: u8| {
         move |error: std::io::Error| settings::StartError {
-            message: format!("Error: {error}."),
+            message: format!("Error: {}.", process::os_text(&error)),
             code,
         }
     };
@@ -142,10 +171,13 @@ fn run(cli: &cli::Cli, config: Config) -> Result<(), settings::StartError> {
         .clamp(1, shards::limits::SHARDS_MAX);
     let bound = sockets::bind_all(&settings, shards).map_err(start_error(1))?;
     let cpus = shard_cpus(config.cpu_affinity, shards);
-    if let Some(path) = &config.pid_file {
-        process::write_pid_file(path).map_err(start_error(1))?;
-    }
     process::drop_privileges(&config.user).map_err(start_error(1))?;
+    // Removed again when `run` returns, at exit or on a later start-up failure.
+    let _pid_file = match &config.pid_file {
+        Some(path) => Some(process::PidFile::write(path).map_err(|e| pid_file_error(path, &e))?),
+        None => None,
+    };
+    logging::open_files();
     let restore = persistence::restore(settings.persistence.as_ref(), shards);
     let dynsec = security::dynsec_service(&config)?;
     let access = security::initial_policy(&config, dynsec.as_ref())?;
@@ -184,7 +216,18 @@ fn run(cli: &cli::Cli, config: Config) -> Result<(), settings::StartError> {
     serve_signals(cli, config, broker, control, bound.guard)
 }
 
-/// The main thread's loop: signals and autosave.
+/// Mosquitto's words for a pid file that cannot be written, then which file and why.
+fn pid_file_error(path: &std::path::Path, error: &std::io::Error) -> settings::StartError {
+    settings::StartError {
+        message: format!(
+            "Error: Unable to write pid file.\nError: cannot write {}: {}.",
+            path.display(),
+            process::os_text(error)
+        ),
+        code: 1,
+    }
+}
+
 /// The CPU each shard thread is pinned to (`cpu_affinity`), logged once.
 fn shard_cpus(mode: cpu_affinity::Mode, shards: usize) -> Vec<Option<usize>> {
     let allowed = match cpu_affinity::allowed_cpus() {
@@ -204,6 +247,7 @@ fn shard_cpus(mode: cpu_affinity::Mode, shards: usize) -> Vec<Option<usize>> {
     cpus
 }
 
+/// The main thread's loop: signals and autosave.
 fn serve_signals(
     cli: &cli::Cli,
     mut config: Config,

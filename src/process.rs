@@ -1,9 +1,13 @@
 //! Process-level duties Mosquitto users rely on: the pid file, `-d` daemonising, and
 //! dropping root privileges to `user` after the listen sockets are bound.
+//!
+//! Called by `main` at start-up. As in Mosquitto 2.0, the pid file (and the log file,
+//! `logging::open_files`) are written after privileges were dropped, so they belong to
+//! `user` and can be rewritten (log reopened on SIGHUP, pid file removed at exit) by it.
 
 use std::ffi::CString;
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Detaches from the terminal (`-d`). Must run before any thread is started.
 pub fn daemonize() -> io::Result<()> {
@@ -14,9 +18,26 @@ pub fn daemonize() -> io::Result<()> {
     Ok(())
 }
 
-/// Writes the process id to `path` (Mosquitto writes it whether or not `-d` is given).
-pub fn write_pid_file(path: &Path) -> io::Result<()> {
-    std::fs::write(path, format!("{}\n", std::process::id()))
+/// The pid file: written at start (Mosquitto writes it whether or not `-d` is given) and
+/// removed when dropped, at exit, as Mosquitto removes it.
+pub struct PidFile {
+    path: PathBuf,
+}
+
+impl PidFile {
+    /// Writes the process id to `path`.
+    pub fn write(path: &Path) -> io::Result<PidFile> {
+        std::fs::write(path, format!("{}\n", std::process::id()))?;
+        Ok(PidFile {
+            path: path.to_path_buf(),
+        })
+    }
+}
+
+impl Drop for PidFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
 }
 
 /// The operating system's text for `error` (strerror, as Mosquitto prints it), without
@@ -84,5 +105,21 @@ mod tests {
         let error = io::Error::from_raw_os_error(libc::EADDRINUSE);
         assert_eq!(os_text(&error), "Address already in use");
         assert_eq!(os_text(&io::Error::other("no listener")), "no listener");
+    }
+
+    #[test]
+    fn the_pid_file_holds_the_pid_and_goes_with_the_guard() {
+        let dir = std::env::temp_dir().join(format!("culex-pid-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("culex.pid");
+        let guard = PidFile::write(&path).expect("write");
+        let text = std::fs::read_to_string(&path).expect("read");
+        assert_eq!(text.trim(), std::process::id().to_string());
+        drop(guard);
+        assert!(!path.exists());
+        let missing = dir.join("no-such-dir").join("culex.pid");
+        let error = PidFile::write(&missing).err().expect("no directory");
+        assert_eq!(os_text(&error), "No such file or directory");
+        std::fs::remove_dir_all(&dir).expect("cleanup");
     }
 }

@@ -74,6 +74,17 @@ def test_unknown_config_option_exits_3(broker_kind):
     assert "bogus_option" in out and f"{conf}:3" in out, out
 
 
+def test_help_ends_with_where_the_documentation_is(broker_kind):
+    """`-h` ends, as Mosquitto's does, with where to read more: the project's repository
+    (README.md and docs/) for Culex."""
+    r = subprocess.run([broker_binary(broker_kind), "-h"], capture_output=True, text=True,
+                       timeout=10)
+    assert r.returncode == 3, (r.returncode, r.stdout, r.stderr)
+    last = [line for line in (r.stdout + r.stderr).splitlines() if line.strip()][-1]
+    url = {"culex": "https://github.com/culex-mqtt/culex", "mosquitto": "https://mosquitto.org/"}
+    assert last == f"See {url[broker_kind]} for more information.", r.stdout
+
+
 def test_log_dest_topic_publishes_log_lines_on_sys(start_broker, broker_kind):
     """`log_dest topic`: log lines arrive on `$SYS/broker/log/<level>` (connection lines
     at notice level, `N`), as Mosquitto publishes them."""

@@ -6,7 +6,9 @@ reconfigures a service (Debian's mosquitto package starts one on port 1883).
 The script runs for real in a copy of the checkout's test layout with one probe test,
 under stub `systemctl` (reports the mosquitto service active), `cargo` (the Rust build is
 not what this checks), `sudo`/`apt-get`, and a `python3` that records its arguments
-before running the real one. Needs network or a local wheel source for pip, as run-all.
+before running the real one. So that no network is needed, the packages this pytest runs
+with are put on PYTHONPATH: the new environment finds them there and pip has nothing to
+download (installing into `.venv/` was checked by hand on Debian 12's own Python).
 
 Called by: pytest (not per broker kind).
 """
@@ -18,6 +20,10 @@ import shutil
 import stat
 import subprocess
 from pathlib import Path
+
+import paho.mqtt
+import prometheus_client
+import pytest
 
 from conftest import REPO, require_tool
 
@@ -53,9 +59,11 @@ def test_run_all_uses_a_venv_in_the_checkout_and_leaves_services_alone(tmp_path)
     stub(bin_dir, "sudo", calls, "exit 0")
     stub(bin_dir, "apt-get", calls, "exit 0")
     stub(bin_dir, "python3", calls, f'exec "{python3}" "$@"')
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME")}
+    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONHOME")}
     env["PATH"] = f"{bin_dir}:{env.get('PATH', '')}"
+    site = {str(Path(module.__file__).resolve().parents[depth])
+            for module, depth in ((pytest, 1), (paho.mqtt, 2), (prometheus_client, 1))}
+    env["PYTHONPATH"] = os.pathsep.join(sorted(site))
     r = subprocess.run([str(checkout / "tests" / "run-all")], cwd=tmp_path, env=env,
                        capture_output=True, text=True, timeout=600)
     log = calls.read_text() if calls.exists() else ""

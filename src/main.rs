@@ -147,14 +147,18 @@ fn load_config(cli: &cli::Cli) -> Result<Config, u8> {
 }
 
 fn run(cli: &cli::Cli, config: Config) -> Result<(), settings::StartError> {
-    let start_error = |code: u8| {
+    // Every failure says what failed: `Error: <what>: <why>.`, exit code 1.
+    let start_error = |what: &'static str| {
         move |error: std::io::Error| settings::StartError {
-            message: format!("Error: {}.", process::os_text(&error)),
-            code,
+            message: match what {
+                "" => format!("Error: {}.", process::os_text(&error)),
+                what => format!("Error: {what}: {}.", process::os_text(&error)),
+            },
+            code: 1,
         }
     };
     if config.daemon {
-        process::daemonize().map_err(start_error(1))?;
+        process::daemonize().map_err(start_error("cannot run in the background"))?;
     }
     log::info!("culex version {VERSION} starting");
     match &config.config_file {
@@ -169,9 +173,10 @@ fn run(cli: &cli::Cli, config: Config) -> Result<(), settings::StartError> {
     let shards = config
         .worker_threads(cores)
         .clamp(1, shards::limits::SHARDS_MAX);
-    let bound = sockets::bind_all(&settings, shards).map_err(start_error(1))?;
+    // Its errors name the address and port (and drop_privileges's the user).
+    let bound = sockets::bind_all(&settings, shards).map_err(start_error(""))?;
     let cpus = shard_cpus(config.cpu_affinity, shards);
-    process::drop_privileges(&config.user).map_err(start_error(1))?;
+    process::drop_privileges(&config.user).map_err(start_error(""))?;
     // Removed again when `run` returns, at exit or on a later start-up failure.
     let _pid_file = match &config.pid_file {
         Some(path) => Some(process::PidFile::write(path).map_err(|e| pid_file_error(path, &e))?),
@@ -202,12 +207,12 @@ fn run(cli: &cli::Cli, config: Config) -> Result<(), settings::StartError> {
         driver,
         cpus,
     })
-    .map_err(start_error(1))?;
+    .map_err(start_error("cannot start the shard threads"))?;
     logging::publish_to(broker.mesh());
     if let (Some(service), Some(requests)) = (dynsec, requests) {
         service
             .spawn(broker.mesh(), requests)
-            .map_err(start_error(1))?;
+            .map_err(start_error("cannot start the dynamic security service"))?;
     }
     log::info!(
         "culex version {VERSION} running ({shards} shard{})",

@@ -66,18 +66,35 @@ pub fn drop_privileges(user: &str) -> io::Result<()> {
         Some(ids) => ids,
         None => {
             log::warn!("Warning: Unable to drop privileges to '{user}' because this user does not exist. Trying 'nobody' instead.");
-            lookup("nobody").ok_or_else(|| io::Error::other("user 'nobody' does not exist"))?
+            lookup("nobody").ok_or_else(|| {
+                io::Error::other(format!(
+                    "cannot drop privileges to '{user}' or 'nobody': no such user"
+                ))
+            })?
         }
+    };
+    let failed = |step: &str| {
+        let error = io::Error::last_os_error();
+        io::Error::new(
+            error.kind(),
+            format!(
+                "cannot drop privileges to '{user}': setting the {step} failed: {}",
+                os_text(&error)
+            ),
+        )
     };
     // SAFETY: plain syscalls with values from getpwnam; order: groups, gid, then uid.
     unsafe {
         if libc::setgroups(0, std::ptr::null()) != 0
             && io::Error::last_os_error().raw_os_error() != Some(libc::EPERM)
         {
-            return Err(io::Error::last_os_error());
+            return Err(failed("groups"));
         }
-        if libc::setgid(target.1) != 0 || libc::setuid(target.0) != 0 {
-            return Err(io::Error::last_os_error());
+        if libc::setgid(target.1) != 0 {
+            return Err(failed("gid"));
+        }
+        if libc::setuid(target.0) != 0 {
+            return Err(failed("uid"));
         }
     }
     Ok(())

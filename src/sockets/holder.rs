@@ -187,12 +187,14 @@ mod tests {
     }
 
     fn table(rows: &[(String, &str, u32, u64)]) -> String {
-        let mut text = String::from(
-            "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n",
-        );
+        let mut text = String::from(concat!(
+            "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt",
+            "   uid  timeout inode\n"
+        ));
         for (i, (local, state, uid, inode)) in rows.iter().enumerate() {
             text.push_str(&format!(
-                "   {i}: {local} 00000000:0000 {state} 00000000:00000000 00:00000000 00000000 {uid:>5}        0 {inode} 1 0000000000000000 100 0 0 10 0\n"
+                "   {i}: {local} 00000000:0000 {state} 00000000:00000000 00:00000000 \
+                 00000000 {uid:>5}        0 {inode} 1 0000000000000000 100 0 0 10 0\n"
             ));
         }
         text

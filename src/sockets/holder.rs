@@ -273,5 +273,9 @@ mod tests {
             .expect("socket");
         bound.bind(&address.into()).expect("bind again");
         assert!(!live_listener(address));
+        // The IPv6 table too, where this machine has IPv6.
+        if let Ok(listener) = std::net::TcpListener::bind("[::1]:0") {
+            assert!(live_listener(listener.local_addr().expect("address")));
+        }
     }
 }

@@ -15,6 +15,9 @@ use crate::config::Overrides;
 
 /// Exit code for `-h` and every command-line error (Mosquitto's `MOSQ_ERR_INVAL`).
 pub const EXIT_USAGE: u8 = 3;
+/// Where the documentation is (README.md and docs/), named at the end of the usage text as
+/// Mosquitto names its web site.
+pub const DOCS_URL: &str = "https://github.com/culex-mqtt/culex";
 /// Most `-p` options Mosquitto accepts (`CMD_PORT_LIMIT`).
 pub const PORTS_MAX: usize = 10;
 
@@ -186,7 +189,8 @@ pub fn usage() -> String {
          \x20--test-config : test the config file and exit (0 if valid, 3 if not).\n\
          \x20--tls-keylog : log TLS connection keys to a file, for debugging with e.g.\n\
          \x20     wireshark. Do not use on a production server.\n\
-         \x20--version : print the version and exit.\n",
+         \x20--version : print the version and exit.\n\n\
+         See {DOCS_URL} for more information.\n",
         version = env!("CARGO_PKG_VERSION")
     )
 }
@@ -299,6 +303,7 @@ mod tests {
             })
         );
         assert!(usage().contains("Usage: culex [-c config_file]"));
+        assert!(usage().ends_with(&format!("\n\nSee {DOCS_URL} for more information.\n")));
     }
 
     #[test]

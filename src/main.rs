@@ -2,9 +2,10 @@
 //!
 //! This binary is wiring only: parse the command line and the configuration (exit code 3
 //! on any error, as Mosquitto), set up logging, bind the listen sockets, drop privileges,
-//! restore the persistence file, start one shard per core (`shards::runtime`), then serve
-//! signals until asked to stop: SIGINT/SIGTERM drain and exit, SIGHUP reloads what can be
-//! reloaded, SIGUSR1 saves the state file.
+//! write the pid file and open the log files (as `user`, like Mosquitto 2.0), restore the
+//! persistence file, start one shard per core (`shards::runtime`), then serve signals until
+//! asked to stop: SIGINT/SIGTERM drain and exit, SIGHUP reloads what can be reloaded,
+//! SIGUSR1 saves the state file. Every start-up failure is reported on stderr too.
 
 mod cli;
 // Some of `Config`'s interface (plugins, admin listener) is read by modules still to come.
@@ -75,16 +76,44 @@ fn main() -> ExitCode {
         Err(code) => return ExitCode::from(code),
     };
     if cli.test_config {
-        eprintln!("{}: Configuration file is valid.", epoch());
-        return ExitCode::SUCCESS;
+        return match check_start(&config) {
+            Ok(()) => {
+                eprintln!("{}: Configuration file is valid.", epoch());
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                logging::start_failure(&error.message);
+                ExitCode::from(cli::EXIT_USAGE)
+            }
+        };
     }
+    let user = config.user.clone();
     match run(&cli, config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            log::error!("{}", error.message);
+            // The log file gets the failure too, opened as `user` as in a start that
+            // succeeds (never created by root, which would lock the broker out of it).
+            if process::drop_privileges(&user).is_ok() {
+                logging::open_files();
+            }
+            logging::start_failure(&error.message);
             ExitCode::from(error.code)
         }
     }
+}
+
+/// `--test-config`: reads every file the start reads before it accepts clients, in the
+/// start's order and with its privileges (TLS files before dropping them to `user`,
+/// password, ACL and dynamic-security files after), so that a configuration it calls
+/// valid does not then fail to start on them. Writes nothing.
+fn check_start(config: &Config) -> Result<(), settings::StartError> {
+    settings::shard_settings(config)?;
+    process::drop_privileges(&config.user).map_err(|error| settings::StartError {
+        message: format!("Error: {}.", process::os_text(&error)),
+        code: cli::EXIT_USAGE,
+    })?;
+    security::base_policy(config)?;
+    security::check_dynsec(config)
 }
 
 fn epoch() -> u64 {
@@ -113,21 +142,25 @@ fn load_config(cli: &cli::Cli) -> Result<Config, u8> {
         log::warn!("{warning}");
     }
     if let Err(error) = settings::check_modules(&config) {
-        log::error!("{}", error.message);
+        logging::start_failure(&error.message);
         return Err(error.code);
     }
     Ok(config)
 }
 
 fn run(cli: &cli::Cli, config: Config) -> Result<(), settings::StartError> {
-    let start_error = |code: u8| {
+    // Every failure says what failed: `Error: <what>: <why>.`, exit code 1.
+    let start_error = |what: &'static str| {
         move |error: std::io::Error| settings::StartError {
-            message: format!("Error: {error}."),
-            code,
+            message: match what {
+                "" => format!("Error: {}.", process::os_text(&error)),
+                what => format!("Error: {what}: {}.", process::os_text(&error)),
+            },
+            code: 1,
         }
     };
     if config.daemon {
-        process::daemonize().map_err(start_error(1))?;
+        process::daemonize().map_err(start_error("cannot run in the background"))?;
     }
     log::info!("culex version {VERSION} starting");
     match &config.config_file {
@@ -142,12 +175,16 @@ fn run(cli: &cli::Cli, config: Config) -> Result<(), settings::StartError> {
     let shards = config
         .worker_threads(cores)
         .clamp(1, shards::limits::SHARDS_MAX);
-    let sockets = sockets::bind_all(&settings, shards).map_err(start_error(1))?;
+    // Its errors name the address and port (and drop_privileges's the user).
+    let bound = sockets::bind_all(&settings, shards).map_err(start_error(""))?;
     let cpus = shard_cpus(config.cpu_affinity, shards);
-    if let Some(path) = &config.pid_file {
-        process::write_pid_file(path).map_err(start_error(1))?;
-    }
-    process::drop_privileges(&config.user).map_err(start_error(1))?;
+    process::drop_privileges(&config.user).map_err(start_error(""))?;
+    // Removed again when `run` returns, at exit or on a later start-up failure.
+    let _pid_file = match &config.pid_file {
+        Some(path) => Some(process::PidFile::write(path).map_err(|e| pid_file_error(path, &e))?),
+        None => None,
+    };
+    logging::open_files();
     let restore = persistence::restore(settings.persistence.as_ref(), shards);
     let dynsec = security::dynsec_service(&config)?;
     let access = security::initial_policy(&config, dynsec.as_ref())?;
@@ -167,17 +204,17 @@ fn run(cli: &cli::Cli, config: Config) -> Result<(), settings::StartError> {
         settings: settings.clone(),
         access,
         control: control.clone(),
-        sockets,
+        sockets: bound.shards,
         restore,
         driver,
         cpus,
     })
-    .map_err(start_error(1))?;
+    .map_err(start_error("cannot start the shard threads"))?;
     logging::publish_to(broker.inboxes());
     if let (Some(service), Some(requests)) = (dynsec, requests) {
         service
             .spawn(broker.inboxes(), requests)
-            .map_err(start_error(1))?;
+            .map_err(start_error("cannot start the dynamic security service"))?;
     }
     // Signals are handled before the line says so: a SIGHUP or SIGTERM sent once a
     // supervisor (or a test) saw "running" reloads or stops, never kills (as Mosquitto).
@@ -186,7 +223,19 @@ fn run(cli: &cli::Cli, config: Config) -> Result<(), settings::StartError> {
         "culex version {VERSION} running ({shards} shard{})",
         if shards == 1 { "" } else { "s" }
     );
-    serve_signals(cli, config, broker, control, signals)
+    serve_signals(cli, config, broker, control, signals, bound.guard)
+}
+
+/// Mosquitto's words for a pid file that cannot be written, then which file and why.
+fn pid_file_error(path: &std::path::Path, error: &std::io::Error) -> settings::StartError {
+    settings::StartError {
+        message: format!(
+            "Error: Unable to write pid file.\nError: cannot write {}: {}.",
+            path.display(),
+            process::os_text(error)
+        ),
+        code: 1,
+    }
 }
 
 /// The CPU each shard thread is pinned to (`cpu_affinity`), logged once.
@@ -208,6 +257,7 @@ fn shard_cpus(mode: cpu_affinity::Mode, shards: usize) -> Vec<Option<usize>> {
     cpus
 }
 
+/// The main thread's loop: signals and autosave.
 /// Takes over SIGINT, SIGTERM, SIGHUP and SIGUSR1: from here on they arrive on the channel.
 fn install_signals() -> Result<mpsc::Receiver<i32>, settings::StartError> {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
@@ -240,6 +290,7 @@ fn serve_signals(
     broker: BrokerHandle,
     control: Option<mpsc::Sender<ServiceMsg>>,
     rx: mpsc::Receiver<i32>,
+    listening: sockets::ListenGuard,
 ) -> Result<(), settings::StartError> {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
     let mut next_save = autosave_deadline(&config);
@@ -266,6 +317,9 @@ fn serve_signals(
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
         }
     }
+    // No new clients from here on, and the ports are free again at once (a restart right
+    // after exit binds them), whatever the shards' io_uring instances still hold.
+    listening.close();
     let final_state = config.persistence.enabled.then(|| broker.snapshot());
     broker.shutdown();
     if let Some(Ok(parts)) = final_state {

@@ -10,7 +10,11 @@ use crate::config::{Config, PluginKind};
 use crate::settings::StartError;
 use shards::access::{AccessPolicy, ListenerAccess};
 use shards::authfile::{AclFile, FileError, PasswordFile};
-use shards::dynsec::bootstrap::{bootstrap_if_missing, Bootstrap, BootstrapOptions};
+use shards::dynsec::bootstrap::{
+    bootstrap_if_missing, init_file_password, password_file_path, Bootstrap, BootstrapError,
+    BootstrapOptions, ENV_PASSWORD_VARIABLE,
+};
+use shards::dynsec::limits::ENV_PASSWORD_BYTES_MIN;
 use shards::dynsec::password::{PasswordPolicy, StoredForm};
 use shards::dynsec::service::DynsecService;
 use shards::dynsec::{store, AclSnapshot};
@@ -213,6 +217,73 @@ pub fn dynsec_files(config: &Config) -> Option<(PathBuf, Option<PathBuf>)> {
     let plugin = config.plugin(PluginKind::DynamicSecurity)?;
     let file = PathBuf::from(plugin.option("config_file")?);
     Some((file, plugin.option("password_init_file").map(PathBuf::from)))
+}
+
+/// `--test-config`'s view of [`dynsec_service`]: fails where the start would, with the
+/// same message, without writing anything. An existing file must load; a missing one must
+/// be creatable (its directory writable, the initial password available).
+pub fn check_dynsec(config: &Config) -> Result<(), StartError> {
+    let Some(plugin) = config.plugin(PluginKind::DynamicSecurity) else {
+        return Ok(());
+    };
+    let Some(file) = plugin.option("config_file") else {
+        return Ok(());
+    };
+    let path = PathBuf::from(file);
+    let fail = |message: String| StartError { message, code: 3 };
+    match std::fs::symlink_metadata(&path) {
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+        // The start loads whatever is there (or fails to).
+        _ => {
+            return store::load_file(&path).map(|_| ()).map_err(|e| {
+                fail(format!(
+                    "Error: dynamic security: cannot load {}: {e}.",
+                    path.display()
+                ))
+            })
+        }
+    }
+    let init_file = plugin.option("password_init_file").map(PathBuf::from);
+    let env_password = std::env::var_os(ENV_PASSWORD_VARIABLE);
+    // What the start would write first: the generated passwords, or the file itself.
+    let first_written = match (&init_file, &env_password) {
+        (Some(init), _) => {
+            let content = std::fs::read(init)
+                .map_err(|e| BootstrapError::InitFileUnreadable(init.clone(), e));
+            match content {
+                Ok(content) if init_file_password(&content).is_none() => {
+                    Err(BootstrapError::InitFileEmpty(init.clone()))
+                }
+                Ok(_) => Ok(path.clone()),
+                Err(error) => Err(error),
+            }
+        }
+        (None, Some(value)) if value.len() < ENV_PASSWORD_BYTES_MIN => {
+            Err(BootstrapError::EnvPasswordTooShort)
+        }
+        (None, Some(_)) => Ok(path.clone()),
+        (None, None) => Ok(password_file_path(&path)),
+    };
+    let writable = first_written.and_then(|file| {
+        let directory = match file.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        directory_writable(&directory).map_err(|e| BootstrapError::Write(file, e))
+    });
+    writable.map_err(|e| fail(format!("Error: dynamic security: {e}")))
+}
+
+/// Whether this process may create files in `directory` (access(2) with W_OK and X_OK).
+fn directory_writable(directory: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let name = std::ffi::CString::new(directory.as_os_str().as_bytes())
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
+    // SAFETY: access(2) on a valid C string.
+    if unsafe { libc::access(name.as_ptr(), libc::W_OK | libc::X_OK) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// The policy the shards start with.

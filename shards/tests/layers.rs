@@ -20,26 +20,62 @@ const RULES: &[(&str, &[&str])] = &[
     (
         "state",
         &[
-            "shard", "mesh", "runtime", "persist", "settings", "access", "dynsec",
-            "connection", "transport", "stats", "control", "sys", "http",
+            "shard",
+            "mesh",
+            "runtime",
+            "persist",
+            "settings",
+            "access",
+            "dynsec",
+            "connection",
+            "transport",
+            "stats",
+            "control",
+            "sys",
+            "http",
         ],
     ),
     // The codec knows nothing of the broker.
     (
         "mqtt",
         &[
-            "shard", "mesh", "runtime", "persist", "settings", "state", "topics", "message",
-            "access", "dynsec", "connection", "transport",
+            "shard",
+            "mesh",
+            "runtime",
+            "persist",
+            "settings",
+            "state",
+            "topics",
+            "message",
+            "access",
+            "dynsec",
+            "connection",
+            "transport",
         ],
     ),
     // The topic index: pure matching.
     (
         "topics",
-        &["shard", "mesh", "runtime", "persist", "settings", "state", "access", "dynsec"],
+        &[
+            "shard", "mesh", "runtime", "persist", "settings", "state", "access", "dynsec",
+        ],
     ),
-    ("message.rs", &["shard", "mesh", "runtime", "persist", "state", "settings"]),
+    (
+        "message.rs",
+        &["shard", "mesh", "runtime", "persist", "state", "settings"],
+    ),
     // The rings carry shard-level messages only: no sockets, files or settings.
-    ("mesh.rs", &["runtime", "shard", "persist", "settings", "transport", "access"]),
+    (
+        "mesh.rs",
+        &[
+            "runtime",
+            "shard",
+            "persist",
+            "settings",
+            "transport",
+            "access",
+        ],
+    ),
     // Protocol logic: no I/O, no runtime, no files.
     ("shard", &["runtime", "persist", "transport"]),
     // The state file: records in, records out; no shard, no runtime.
@@ -144,14 +180,21 @@ fn every_layer_keeps_its_import_rules() {
             problems.push(format!("{}: {breach} outside runtime/", file.display()));
         }
     }
-    assert!(problems.is_empty(), "layer rules broken:\n{}", problems.join("\n"));
+    assert!(
+        problems.is_empty(),
+        "layer rules broken:\n{}",
+        problems.join("\n")
+    );
 }
 
 #[test]
 fn the_checker_sees_a_violating_import() {
     let bad = "use crate::{mqtt::Packet, shard::Shard};\nfn f() { crate::runtime::now(); }\n";
     let found = breaches(bad, &["shard", "runtime"], false);
-    assert_eq!(found, vec!["line 1: crate::shard", "line 2: crate::runtime"]);
+    assert_eq!(
+        found,
+        vec!["line 1: crate::shard", "line 2: crate::runtime"]
+    );
     let monoio = "async fn f() { monoio::time::sleep(d).await }";
     assert_eq!(breaches(monoio, &[], false), vec!["line 1: monoio"]);
     assert!(breaches("// use crate::shard::Shard;", &["shard"], false).is_empty());

@@ -57,6 +57,8 @@ pub async fn accept_loop(ctx: Rc<ShardCtx>, listener: usize, socket: Listening) 
     loop {
         let (stream, peer) = match socket.accept().await {
             Ok(accepted) => accepted,
+            // The main thread shut the listen socket down: the broker is stopping.
+            Err(error) if error.raw_os_error() == Some(libc::EINVAL) => return,
             Err(error) => {
                 log::warn!("Warning: accept failed: {error}");
                 monoio::time::sleep(Duration::from_millis(crate::limits::ACCEPT_RETRY_MS)).await;

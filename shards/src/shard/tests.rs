@@ -6,8 +6,8 @@ use crate::access::{AccessPolicy, ListenerAccess};
 use crate::connection::ConnId;
 use crate::mesh::{Mesh, MeshPort};
 use crate::mqtt::{
-    self, reason, Ack, ByteStr, Bytes, Connect, ConnectProperties, Packet, PacketId,
-    Protocol, Publish, QoS, Subscribe, SubscribeProperties, SubscriptionOptions, Unsubscribe,
+    self, reason, Ack, ByteStr, Bytes, Connect, ConnectProperties, Packet, PacketId, Protocol,
+    Publish, QoS, Subscribe, SubscribeProperties, SubscriptionOptions, Unsubscribe,
     UnsubscribeProperties, Will,
 };
 use crate::settings::{ListenerSettings, Settings};
@@ -723,11 +723,7 @@ fn will_is_published_on_socket_loss_but_not_after_disconnect() {
         "bye",
         None,
     ));
-    world.send(
-        d,
-        polite,
-        Packet::Disconnect(Box::default()),
-    );
+    world.send(d, polite, Packet::Disconnect(Box::default()));
     world.close(d, polite);
     assert!(
         payloads(&world.take(s, watcher)).is_empty(),

@@ -563,11 +563,7 @@ fn ping_disconnect_and_auth() {
     for protocol in [Protocol::V31, Protocol::V311, Protocol::V5] {
         golden(protocol, &h("C0 00"), Packet::PingReq);
         golden(protocol, &h("D0 00"), Packet::PingResp);
-        golden(
-            protocol,
-            &h("E0 00"),
-            Packet::Disconnect(Box::default()),
-        );
+        golden(protocol, &h("E0 00"), Packet::Disconnect(Box::default()));
     }
     they_write(mqttbytes_ng::v4::Packet::PingReq, &h("C0 00"));
     they_write(mqttbytes_ng::v4::Packet::PingResp, &h("D0 00"));
@@ -593,11 +589,7 @@ fn ping_disconnect_and_auth() {
         &h("E0 07 00 05 11 00 00 00 00"),
         Packet::Disconnect(Box::new(expiry)),
     );
-    golden(
-        Protocol::V5,
-        &h("F0 00"),
-        Packet::Auth(Box::default()),
-    );
+    golden(Protocol::V5, &h("F0 00"), Packet::Auth(Box::default()));
     let continue_auth = Auth {
         reason_code: 0x18,
         properties: AuthProperties {

@@ -14,7 +14,7 @@
 //!   engine ─► tracker (loss, duplicates) + procstat (CPU, RSS) ─► report (JSON, table)
 //! ```
 //!
-//! Performance is what this tool measures; tests never assert it (DEVELOPERS.md).
+//! Performance is what this tool measures; tests never assert it (CONTRIBUTING.md).
 
 mod broker;
 mod certs;

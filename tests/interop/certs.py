@@ -6,7 +6,7 @@ Owns: `Pki` (a directory of CAs generated for one test session), `Ca.issue`
 `openssl ca -startdate/-enddate`), the session fixture `pki`, and
 `start_listeners` (a broker of one kind with listeners on fresh ports beside
 the fixture's plain one). Nothing here is committed key material: every key
-is generated at test time into pytest's temp directory (DEVELOPERS.md).
+is generated at test time into pytest's temp directory (CONTRIBUTING.md).
 
 Keys are EC P-256 (fast to generate, ECDSA suites in rustls and OpenSSL).
 Server certificates carry SAN DNS:localhost and IP:127.0.0.1, so clients

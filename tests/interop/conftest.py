@@ -7,7 +7,7 @@ end. Called by: every test in tests/interop.
 
 Culex is found at $CULEX_BIN, default <repo>/target/debug/culex. When a
 needed binary or tool is missing the test FAILS if CI=true, else it skips
-(DEVELOPERS.md: a test that needs a tool must fail in CI).
+(CONTRIBUTING.md: a test that needs a tool must fail in CI).
 """
 
 from __future__ import annotations

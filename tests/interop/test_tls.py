@@ -648,7 +648,7 @@ def test_cipher_rustls_cannot_provide_stops_startup(broker_kind, pki, tmp_path, 
 
 
 def test_cipher_error_names_the_option_line(broker_kind, pki, tmp_path):
-    """Like every bad config line (DEVELOPERS.md): file and line of the option,
+    """Like every bad config line: file and line of the option,
     here line 4, not the line of its `listener`."""
     if broker_kind == "mosquitto":
         pytest.skip(RUSTLS_LACKS)

@@ -118,7 +118,7 @@ pub const DEVIATIONS: &[Deviation] = &[
         culex: "Every field is checked before anything is applied: a failing modifyClient or \
                 modifyGroup changes nothing and kicks nobody (Mosquitto 2.0.15+). Unknown \
                 groups/clients in `groups`/`clients` are still skipped as in 2.0.11.",
-        reason: "DEVELOPERS.md: a bad control command changes nothing; spec §17.",
+        reason: "a bad control command changes nothing (CONTRIBUTING.md); spec §17.",
         edits: &[
             edit(Target::Response(197), DEV1_TEXTNAME_2_0_11, DEV1_TEXTNAME_CULEX),
             edit(Target::Response(200), DEV1_TEXTNAME_2_0_11, DEV1_TEXTNAME_CULEX),

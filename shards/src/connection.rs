@@ -23,6 +23,23 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::task::Waker;
 
+/// The order connections were opened in, across every shard: each connection takes the
+/// next number when it opens. Read by whoever must tell connections that existed at some
+/// moment from later ones (a dynamic-security kick applies only to the connections opened
+/// before the change that caused it). One atomic add per connection, none per message.
+static OPENED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+/// Takes the next connection order number (see [`opened_so_far`]).
+pub fn next_opened() -> u64 {
+    OPENED.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+}
+
+/// The order number the next connection to open will take: every connection opened
+/// before this call has a smaller one.
+pub fn opened_so_far() -> u64 {
+    OPENED.load(std::sync::atomic::Ordering::SeqCst)
+}
+
 /// A connection's slot and generation: a stale id (slot reused) never matches.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct ConnId {
@@ -115,6 +132,8 @@ pub struct Connection {
     pub closing: Option<CloseReason>,
     /// Publish the will when the connection ends (cleared by a normal DISCONNECT).
     pub will_on_close: bool,
+    /// When it opened, in the order of every connection ([`next_opened`]).
+    pub opened: u64,
     /// Its last publish and receive ACL decisions.
     pub acl_memo: AclMemo,
 }

@@ -54,7 +54,7 @@ pub enum ShardMsg {
     /// order.
     RetainApply(Box<(crate::mqtt::ByteStr, Option<Message>)>),
     /// Disconnect these clients (their rights changed).
-    Kick(Arc<[crate::dynsec::Kick]>),
+    Kick(Arc<crate::dynsec::Kicks>),
     /// Answer with `BarrierPassed` once everything `source` sent before is applied.
     Barrier {
         /// The shard waiting.

@@ -51,7 +51,7 @@ mod topic;
 pub mod validate;
 
 pub use acl::{AclDecision, AclEvent, AclSnapshot, AclSubject, AuthResult, ClientIdentity};
-pub use control::{handle_request, ControlOutcome, Kick, RequestContext};
+pub use control::{handle_request, ControlOutcome, Kick, Kicks, RequestContext};
 pub use model::DynsecState;
 
 #[cfg(test)]

@@ -72,6 +72,10 @@ impl DynsecService {
             client_id: request.client_id.as_bytes(),
             username: request.username.as_ref().map(|name| name.as_bytes()),
         };
+        // The kicks are for the connections opened before this change: a client that
+        // (re)connects once it saw the response is not kicked by a kick that reaches its
+        // shard after it connected.
+        let opened_before = crate::connection::opened_so_far();
         let outcome = handle_request(&mut self.state, &request.payload, &context);
         for line in &outcome.audit {
             log::info!("{line}");
@@ -100,7 +104,10 @@ impl DynsecService {
             );
         }
         if !outcome.kicks.is_empty() {
-            let kicks: Arc<[super::Kick]> = outcome.kicks.into();
+            let kicks = Arc::new(super::Kicks {
+                who: outcome.kicks,
+                opened_before,
+            });
             inboxes.send(request.shard, RuntimeMsg::Control(Control::Kick(kicks)));
         }
     }

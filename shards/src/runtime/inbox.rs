@@ -9,7 +9,7 @@
 //! reaches a client before the kick that follows it).
 
 use crate::access::AccessPolicy;
-use crate::dynsec::Kick;
+use crate::dynsec::Kicks;
 use crate::limits::RUNTIME_INBOX_BEST_EFFORT_MAX;
 use crate::mesh::ShardId;
 use crate::message::Message;
@@ -57,7 +57,7 @@ pub enum Control {
     Publish(Box<Message>),
     /// Disconnect these clients here and on every other shard, after what this shard
     /// published before (so a response reaches a client before its kick).
-    Kick(Arc<[Kick]>),
+    Kick(Arc<Kicks>),
 }
 
 struct Inbox {

@@ -473,6 +473,7 @@ impl Shard {
             queue_stalled: false,
             closing: None,
             will_on_close: will,
+            opened: crate::connection::next_opened(),
             acl_memo: Default::default(),
         });
         self.set_online(key, Some(id));

@@ -370,18 +370,21 @@ impl Shard {
         }
     }
 
-    /// Disconnects the clients named by `kicks` (their rights changed): 5.0 clients get
-    /// DISCONNECT 0x98 (Administrative action) first, and no will is published
-    /// (`dynsec.md` §10).
-    pub fn kick(&mut self, kicks: &[crate::dynsec::Kick]) {
+    /// Disconnects the clients named by `kicks` (their rights changed) that connected
+    /// before the change: 5.0 clients get DISCONNECT 0x98 (Administrative action) first,
+    /// and no will is published (`dynsec.md` §10).
+    pub fn kick(&mut self, kicks: &crate::dynsec::Kicks) {
         use crate::dynsec::Kick;
         for (_, conn) in self.conns.iter_mut() {
+            if conn.opened >= kicks.opened_before {
+                continue;
+            }
             let name = conn
                 .username
                 .as_ref()
                 .map(|n| n.as_bytes())
                 .filter(|n| !n.is_empty());
-            let hit = kicks.iter().any(|kick| match kick {
+            let hit = kicks.who.iter().any(|kick| match kick {
                 Kick::Anonymous => name.is_none(),
                 Kick::Username(user) => name == Some(&user[..]),
             });

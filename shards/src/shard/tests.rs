@@ -1352,3 +1352,33 @@ fn a_connack_over_the_clients_maximum_packet_size_refuses_the_connection() {
         "only the second client has a session"
     );
 }
+
+#[test]
+fn a_kick_spares_connections_opened_after_the_change_that_caused_it() {
+    // The dynamic-security service decides kicks after a rights change; a client that saw
+    // the response and reconnected before the kick reached its shard keeps its new
+    // connection (Mosquitto kicks synchronously, so a reconnect never meets an old kick).
+    let mut world = World::new(1);
+    let mut before = connect(Protocol::V5, "before", true);
+    before.username = Some(ByteStr::from_static("u"));
+    let (s, old, _) = world.connect(before);
+    let kicks = crate::dynsec::Kicks {
+        who: vec![crate::dynsec::Kick::Username(b"u".to_vec())],
+        opened_before: crate::connection::opened_so_far(),
+    };
+    let mut after = connect(Protocol::V5, "after", true);
+    after.username = Some(ByteStr::from_static("u"));
+    let (_, new, _) = world.connect(after);
+    world.shards[s].kick(&kicks);
+    assert!(matches!(
+        world.take(s, old)[..],
+        [Packet::Disconnect(ref d)] if d.reason_code == reason::ADMINISTRATIVE_ACTION
+    ));
+    assert!(
+        world.take(s, new).is_empty(),
+        "the later connection is not kicked"
+    );
+    assert!(world.shards[s]
+        .conn(new)
+        .is_some_and(|c| c.closing.is_none()));
+}

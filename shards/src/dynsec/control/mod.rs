@@ -50,6 +50,18 @@ pub enum Kick {
     Anonymous,
 }
 
+/// Kicks decided by one request, for the connections opened before it was served.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Kicks {
+    /// Whom to disconnect.
+    pub who: Vec<Kick>,
+    /// Only connections with an order number below this one
+    /// (`crate::connection::opened_so_far` when the change was made): a client that
+    /// connects after it saw the response is not kicked by a message that reaches its
+    /// shard later.
+    pub opened_before: u64,
+}
+
 /// Everything the caller must do after a request (see the module doc for the order).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ControlOutcome {

@@ -13,6 +13,7 @@ mod cli;
 mod config;
 #[cfg(test)]
 mod effects;
+mod emission;
 mod logging;
 mod persistence;
 mod process;
@@ -200,6 +201,9 @@ fn run(cli: &cli::Cli, config: Config) -> Result<(), settings::StartError> {
     } else {
         Driver::Auto
     };
+    let output = emission::start(shards)
+        .map_err(start_error("cannot start the emission consumer"))?
+        .unwrap_or_default();
     let broker = runtime::start(Launch {
         settings: settings.clone(),
         access,
@@ -208,6 +212,7 @@ fn run(cli: &cli::Cli, config: Config) -> Result<(), settings::StartError> {
         restore,
         driver,
         cpus,
+        output,
     })
     .map_err(start_error("cannot start the shard threads"))?;
     logging::publish_to(broker.inboxes());

@@ -76,6 +76,9 @@ pub struct Launch {
     /// The CPU of each shard thread, by shard ([`crate::cpu_affinity::plan`]); shorter
     /// (or empty) leaves the rest unpinned.
     pub cpus: Vec<Option<usize>>,
+    /// The output ring of each shard, by shard, when a consumer of the durable changes is
+    /// attached from the start (`state::port`); empty: none.
+    pub output: Vec<Arc<crate::state::port::OutputRing>>,
 }
 
 /// The running broker, as the main thread sees it.
@@ -109,6 +112,7 @@ pub fn start(launch: Launch) -> std::io::Result<BrokerHandle> {
             restore,
             driver: launch.driver,
             cpu: launch.cpus.get(id).copied().flatten(),
+            output: launch.output.get(id).cloned(),
         };
         let ready = ready_tx.clone();
         let thread = std::thread::Builder::new()

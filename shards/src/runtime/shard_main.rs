@@ -37,6 +37,8 @@ pub struct ThreadContext {
     pub driver: Driver,
     /// The CPU to pin this thread to ([`crate::cpu_affinity::plan`]); `None`: not pinned.
     pub cpu: Option<usize>,
+    /// This shard's output ring, when a consumer is attached from the start.
+    pub output: Option<Arc<crate::state::port::OutputRing>>,
 }
 
 /// One slot of [`ShardCtx::streams`]: the connection that holds it and its socket.
@@ -197,6 +199,9 @@ async fn shard_main(context: ThreadContext, ready: mpsc::Sender<std::io::Result<
     let port = MeshPort::new(context.mesh.clone(), context.id);
     let mut shard = Shard::new(port, context.settings, context.access, context.stats);
     shard.control = context.control;
+    if let Some(ring) = context.output {
+        shard.output.attach(ring);
+    }
     shard.now = super::now();
     if let Err(error) = shard.apply_records(context.restore.records) {
         // `persist::verify` applied the same records before the shards started.

@@ -95,6 +95,22 @@ MOSQUITTO_DEVIATIONS: dict[str, Deviation] = {
         reason="a client may treat an unlisted reason code as a protocol error",
         mosquitto=0x95,
     ),
+    "will-delay-beyond-session-end": Deviation(
+        spec_text="[5.0] 3.1.3.2.2 (MQTT-3.1.3-9): the server delays the will until the Will "
+                  "Delay Interval has passed or the session ends, whichever happens first; "
+                  "with Session Expiry 0 the session ends with the connection",
+        mosquitto_text="waits the full will delay even though the session has ended",
+        reason="the will is late by the delay, for a session that no longer exists",
+        mosquitto="after delay",
+    ),
+    "will-dropped-on-clean-start": Deviation(
+        spec_text="[5.0] 3.1.3.2.2 (MQTT-3.1.3-9), 3.1.2.4: a Clean Start reconnect ends "
+                  "the old session, and a delayed will goes out when its session ends",
+        mosquitto_text="discards the pending will when the client reconnects with Clean "
+                       "Start, so it is never published",
+        reason="subscribers never learn that the client went away uncleanly",
+        mosquitto=None,
+    ),
     "takeover-disconnect": Deviation(
         spec_text="[5.0] 3.1.4-3: when a client id already connected connects again, the "
                   "server sends DISCONNECT 0x8E (session taken over) to the existing client "

@@ -929,6 +929,39 @@ def sc_will_delay(run):
     w.disconnect()
 
 
+@scenario
+def sc_will_delay_when_the_session_ends(run):
+    """The will waits for its delay or for the end of the session, whichever comes first
+    [MQTT-3.1.3-9]: with Session Expiry 0 the session ends with the connection, so the will
+    goes at once; a Clean Start reconnect ends the old session, so its pending will goes
+    then. Mosquitto 2.0.11 waits the delay in the first case and drops the will in the
+    second."""
+    s = connected(run, "S", "wde-s", 5)
+    sub(s, "wde/#", 0)
+    will = {"topic": "wde/a", "payload": b"a", "properties": {"will_delay_interval": 2}}
+    w = connected(run, "W", "wde-w", 5, will=will)   # session expiry 0
+    w.close()
+    t0 = time.monotonic()
+    with run.unrecorded():
+        got = s.expect("PUBLISH", timeout=5)
+    waited = time.monotonic() - t0
+    run.per_kind("will-delay-beyond-session-end", "at once" if waited < 1.5 else "after delay",
+                 "at once")
+    assert got["topic"] == "wde/a"
+    will = {"topic": "wde/b", "payload": b"b", "properties": {"will_delay_interval": 5}}
+    w = connected(run, "W2", "wde-w2", 5, will=will, properties={"session_expiry_interval": 60})
+    w.close()
+    time.sleep(0.3)
+    w = connected(run, "W3", "wde-w2", 5, clean=True)
+    with run.unrecorded():
+        try:
+            got = s.recv_packet(1.5)
+        except m.Closed:
+            got = None
+    run.per_kind("will-dropped-on-clean-start", got and got["topic"], "wde/b")
+    w.disconnect()
+
+
 # ==========================================================================
 # Offline queueing and redelivery
 # ==========================================================================

@@ -66,6 +66,8 @@ pub struct WorkloadArgs {
     pub settle_timeout: Option<Duration>,
     /// --tls
     pub tls: bool,
+    /// --persistent
+    pub persistent: bool,
     /// --cafile, --cert, --key, --tls-server-name, --tls-version, --tls-resume
     pub tls_options: TlsOptions,
     /// --username/--password, or --dynsec-clients (run).
@@ -94,6 +96,7 @@ impl WorkloadArgs {
         if self.tls {
             w.tls = Some(self.tls_options.clone());
         }
+        w.persistent = self.persistent;
         if let Some(credentials) = &self.credentials {
             w.credentials = credentials.clone();
         }
@@ -318,6 +321,8 @@ WORKLOAD OPTIONS:
   --connect-concurrency N  handshakes in flight per thread (default 64)
   --source-addrs N       bind clients to 127.0.0.1..N (default 8; 1 = let the kernel pick)
   --settle-timeout SECS  longest wait for connects, acks and final deliveries (default 30)
+  --persistent           every client keeps a session (3.1.1 clean session false, 5.0
+                         session expiry 3600): the broker keeps their state durable
   --tls                  connect with TLS (rustls, ring); run needs --cafile
   --cafile PATH          CA certificates (PEM) that signed the broker's certificate
   --cert PATH --key PATH client certificate and key (PEM)
@@ -373,7 +378,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> 
 }
 
 /// Flags that take no value (`on` sees them with the value "true").
-const SWITCHES: [&str; 3] = ["--tls", "--tls-resume", "--dynsec"];
+const SWITCHES: [&str; 4] = ["--tls", "--tls-resume", "--dynsec", "--persistent"];
 
 /// Walks `--flag value` pairs (and the value-less [`SWITCHES`]), handing each to `on`,
 /// which returns false for flags it does not know.
@@ -436,6 +441,7 @@ fn workload_flag(w: &mut WorkloadArgs, name: &str, value: &str) -> Result<bool, 
         }
         "--settle-timeout" => w.settle_timeout = Some(parse_duration(value)?),
         "--tls" => w.tls = switch(name, value)?,
+        "--persistent" => w.persistent = switch(name, value)?,
         "--cafile" => w.tls_options.cafile = Some(PathBuf::from(value)),
         "--cert" => w.tls_options.cert = Some(PathBuf::from(value)),
         "--key" => w.tls_options.key = Some(PathBuf::from(value)),

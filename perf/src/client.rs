@@ -97,10 +97,12 @@ pub struct Login<'a> {
     pub client_id: &'a str,
     /// Username and password, when the broker wants them.
     pub credentials: Option<(&'a str, &'a str)>,
+    /// Keep a session (clean session false; 5.0: session expiry one hour).
+    pub persistent: bool,
 }
 
-/// Runs the TLS handshake when `tls` is given, then sends CONNECT (clean session) and
-/// waits for a successful CONNACK.
+/// Runs the TLS handshake when `tls` is given, then sends CONNECT (a clean session, or a
+/// kept one when `login.persistent`) and waits for a successful CONNACK.
 pub async fn handshake(
     mut stream: TcpStream,
     login: &Login<'_>,
@@ -137,9 +139,12 @@ pub async fn handshake(
     };
     let connect = Connect {
         protocol,
-        clean_start: true,
+        clean_start: !login.persistent,
         keep_alive: KEEP_ALIVE_S,
-        properties: ConnectProperties::default(),
+        properties: ConnectProperties {
+            session_expiry_interval: (login.persistent && protocol.is_v5()).then_some(3600),
+            ..ConnectProperties::default()
+        },
         client_id: mqtt::ByteStr::copy_from_str(login.client_id),
         will: None,
         username: login

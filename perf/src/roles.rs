@@ -209,6 +209,7 @@ async fn open(ctx: &Ctx, index: usize) -> Result<(Reader, Writer, ConnAck), Stri
         protocol: workload.protocol,
         client_id: &client_id,
         credentials: credentials.as_ref().map(|(u, p)| (u.as_str(), p.as_str())),
+        persistent: workload.persistent,
     };
     let attempt = async {
         let stream = client::connect(workload.broker, source)

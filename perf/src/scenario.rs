@@ -164,6 +164,8 @@ pub struct Workload {
     pub settle_timeout: Duration,
     /// TLS (`--tls` and its options); `None` = plain TCP.
     pub tls: Option<TlsOptions>,
+    /// Clients keep their sessions (`--persistent`).
+    pub persistent: bool,
     /// How the clients log in.
     pub credentials: Credentials,
 }
@@ -236,6 +238,7 @@ impl Workload {
             broker_name: "broker".to_string(),
             settle_timeout: Duration::from_secs(30),
             tls: None,
+            persistent: false,
             credentials: Credentials::Anonymous,
         }
     }

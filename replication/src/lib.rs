@@ -21,3 +21,9 @@
 
 pub mod control;
 pub mod log;
+pub mod machine;
+pub mod network;
+pub mod proposal;
+pub mod snapshot_file;
+pub mod types;
+pub mod wire;

@@ -46,6 +46,11 @@ def test_run_all_uses_a_venv_in_the_checkout_and_leaves_services_alone(tmp_path)
     interop.mkdir(parents=True)
     shutil.copy(REPO / "tests" / "run-all", checkout / "tests" / "run-all")
     shutil.copy(REPO / "tests" / "interop" / "requirements.txt", interop / "requirements.txt")
+    # The container test is not what this checks: a stand-in that only records its call.
+    docker_test = checkout / "tests" / "docker" / "run"
+    docker_test.parent.mkdir(parents=True)
+    docker_test.write_text(f'#!/bin/sh\necho "tests/docker/run $*" >> "{tmp_path / "calls.log"}"\n')
+    docker_test.chmod(0o755)
     probe_out = tmp_path / "pytest-prefix"
     (interop / "test_probe.py").write_text(
         "import os, sys\n\n\ndef test_probe():\n"
@@ -74,3 +79,4 @@ def test_run_all_uses_a_venv_in_the_checkout_and_leaves_services_alone(tmp_path)
     venv = checkout / ".venv"
     assert probe_out.read_text() == str(venv), "pytest did not run from the checkout's .venv"
     assert "-m venv" in log, log
+    assert "tests/docker/run" in log, "the container test is part of the run"

@@ -1,0 +1,270 @@
+//! The state machine: what committed entries do on this node.
+//!
+//! Placement: one per node, on the replication core's thread, shared (`Rc`) between
+//! openraft, which applies committed entries and builds and installs snapshots, and the core,
+//! which carries out what applying asks for ([`Effect`]s: a new dynamic-security document, a
+//! response to publish, clients to kick, the cluster deleted). Applying itself is pure
+//! bookkeeping and never fails on data: an entry that does not decode is logged and skipped
+//! (it was written by a newer version; the leader refuses to propose such entries).
+//!
+//! Snapshots are the image of the machine ([`Image`], rkyv) at an applied log id; the
+//! current one is also kept in the HA data directory, so a restarted node starts from it.
+
+// rkyv derives resolver and archived types of their own, which carry no docs.
+#![allow(missing_docs)]
+
+use crate::proposal::{ClusterOp, KickList, Proposal, Reply};
+use crate::types::{
+    EntryPayload, LogId, NodeId, Snapshot, SnapshotMeta, StoredMembership, TypeConfig,
+};
+use futures_util::TryStreamExt;
+use openraft::storage::{EntryResponder, RaftStateMachine};
+use openraft::{OptionalSend, RaftSnapshotBuilder};
+use rkyv::{Archive, Deserialize, Serialize};
+use shards::state::Record;
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::io;
+use std::path::PathBuf;
+use std::rc::Rc;
+
+/// What applying an entry asks the node to do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    /// The dynamic-security document changed: load it (and save it) on this node.
+    Dynsec(Vec<u8>),
+    /// Records for the shards (sessions, retained messages), in order.
+    Records(Vec<Record>),
+    /// Disconnect these clients on this node.
+    Kick(KickList),
+    /// Publish this response (this node's client asked).
+    Reply(Reply),
+    /// The cluster was deleted: leave it, keep the data, run standalone.
+    ClusterDeleted,
+    /// A snapshot replaced the whole state (the node's shards are rebuilt from it).
+    Installed,
+}
+
+/// The replicated state a snapshot holds.
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+pub struct Image {
+    /// The dynamic-security document, once one was committed.
+    pub dynsec: Option<Vec<u8>>,
+    /// The durable state of the shards (Full Sync), as records.
+    pub records: Vec<Record>,
+}
+
+/// The machine's state.
+#[derive(Debug, Default)]
+struct State {
+    me: NodeId,
+    last_applied: Option<LogId>,
+    membership: StoredMembership,
+    image: Image,
+    current: Option<(SnapshotMeta, Vec<u8>)>,
+    effects: VecDeque<Effect>,
+    snapshot_file: Option<PathBuf>,
+}
+
+/// The state machine handle (cheap to clone: every clone is the same machine).
+#[derive(Clone, Debug, Default)]
+pub struct Machine {
+    state: Rc<RefCell<State>>,
+}
+
+impl Machine {
+    /// The machine of node `me`, starting from the snapshot saved in `snapshot_file` when
+    /// there is one (a damaged file is logged and ignored: the log and the leader rebuild
+    /// the state).
+    pub fn open(me: NodeId, snapshot_file: Option<PathBuf>) -> Machine {
+        let mut state = State {
+            me,
+            snapshot_file: snapshot_file.clone(),
+            ..State::default()
+        };
+        if let Some(path) = &snapshot_file {
+            match crate::snapshot_file::load(path) {
+                Ok(Some((meta, data))) => match decode_image(&data) {
+                    Some(image) => {
+                        state.last_applied = meta.last_log_id;
+                        state.membership = meta.last_membership.clone();
+                        state.image = image;
+                        state.current = Some((meta, data));
+                    }
+                    None => log::error!("Error: HA snapshot {} is damaged.", path.display()),
+                },
+                Ok(None) => {}
+                Err(error) => log::error!("Error: HA snapshot {}: {error}.", path.display()),
+            }
+        }
+        Machine {
+            state: Rc::new(RefCell::new(state)),
+        }
+    }
+
+    /// Takes what applying asked for since the last call.
+    pub fn take_effects(&self) -> Vec<Effect> {
+        self.state.borrow_mut().effects.drain(..).collect()
+    }
+
+    /// The last applied log id.
+    pub fn last_applied(&self) -> Option<LogId> {
+        self.state.borrow().last_applied
+    }
+
+    /// The committed dynamic-security document, if one was committed.
+    pub fn dynsec(&self) -> Option<Vec<u8>> {
+        self.state.borrow().image.dynsec.clone()
+    }
+
+    /// Replaces the shard records the next snapshot holds (Full Sync: the shards' state at
+    /// the last applied entry).
+    pub fn set_records(&self, records: Vec<Record>) {
+        self.state.borrow_mut().image.records = records;
+    }
+
+    fn apply_one(&self, log_id: LogId, payload: &EntryPayload) {
+        let mut state = self.state.borrow_mut();
+        state.last_applied = Some(log_id);
+        match payload {
+            EntryPayload::Blank => {}
+            EntryPayload::Membership(membership) => {
+                state.membership = StoredMembership::new(Some(log_id), membership.clone());
+            }
+            EntryPayload::Normal(payload) => {
+                let Some(proposal) = Proposal::decode(payload) else {
+                    log::error!("Error: HA log entry {log_id} holds no proposal; skipped.");
+                    return;
+                };
+                apply_proposal(&mut state, proposal);
+            }
+        }
+    }
+}
+
+fn apply_proposal(state: &mut State, proposal: Proposal) {
+    let mut records = Vec::new();
+    for record in proposal.records {
+        match record {
+            Record::Dynsec { document } => {
+                state.image.dynsec = Some(document.clone());
+                state.effects.push_back(Effect::Dynsec(document));
+            }
+            other => records.push(other),
+        }
+    }
+    if !records.is_empty() {
+        state.effects.push_back(Effect::Records(records));
+    }
+    if let Some(kicks) = proposal.kicks {
+        state.effects.push_back(Effect::Kick(kicks));
+    }
+    if let Some(reply) = proposal.reply {
+        if reply.node == state.me {
+            state.effects.push_back(Effect::Reply(reply));
+        }
+    }
+    if let Some(ClusterOp::Delete) = proposal.cluster {
+        state.effects.push_back(Effect::ClusterDeleted);
+    }
+}
+
+fn encode_image(image: &Image) -> Vec<u8> {
+    match rkyv::to_bytes::<rkyv::rancor::Error>(image) {
+        Ok(bytes) => bytes.into_vec(),
+        Err(error) => unreachable!("archiving plain owned data cannot fail: {error}"),
+    }
+}
+
+fn decode_image(data: &[u8]) -> Option<Image> {
+    let aligned = shards::state::frame::aligned(data);
+    rkyv::from_bytes::<Image, rkyv::rancor::Error>(&aligned).ok()
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for Machine {
+    type SnapshotData = Vec<u8>;
+
+    async fn build_snapshot(&mut self) -> Result<Snapshot, io::Error> {
+        let mut state = self.state.borrow_mut();
+        let data = encode_image(&state.image);
+        let meta = SnapshotMeta {
+            last_log_id: state.last_applied,
+            last_membership: state.membership.clone(),
+        };
+        if let Some(path) = &state.snapshot_file {
+            crate::snapshot_file::save(path, &meta, &data)?;
+        }
+        state.current = Some((meta.clone(), data.clone()));
+        Ok(Snapshot {
+            meta,
+            snapshot: data,
+        })
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for Machine {
+    type SnapshotData = Vec<u8>;
+    type SnapshotBuilder = Self;
+
+    async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), io::Error> {
+        let state = self.state.borrow();
+        Ok((state.last_applied, state.membership.clone()))
+    }
+
+    async fn apply<Strm>(&mut self, mut entries: Strm) -> Result<(), io::Error>
+    where
+        Strm: futures_util::Stream<Item = Result<EntryResponder<TypeConfig>, io::Error>>
+            + Unpin
+            + OptionalSend,
+    {
+        while let Some((entry, responder)) = entries.try_next().await? {
+            self.apply_one(entry.log_id, &entry.payload);
+            if let Some(responder) = responder {
+                responder.send(());
+            }
+        }
+        Ok(())
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        self.clone()
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta,
+        snapshot: Vec<u8>,
+    ) -> Result<(), io::Error> {
+        let Some(image) = decode_image(&snapshot) else {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "damaged snapshot",
+            ));
+        };
+        let mut state = self.state.borrow_mut();
+        if let Some(path) = &state.snapshot_file {
+            crate::snapshot_file::save(path, meta, &snapshot)?;
+        }
+        state.last_applied = meta.last_log_id;
+        state.membership = meta.last_membership.clone();
+        if let Some(document) = &image.dynsec {
+            state.effects.push_back(Effect::Dynsec(document.clone()));
+        }
+        state.image = image;
+        state.current = Some((meta.clone(), snapshot));
+        state.effects.push_back(Effect::Installed);
+        Ok(())
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, io::Error> {
+        Ok(self
+            .state
+            .borrow()
+            .current
+            .as_ref()
+            .map(|(meta, data)| Snapshot {
+                meta: meta.clone(),
+                snapshot: data.clone(),
+            }))
+    }
+}

@@ -1,0 +1,466 @@
+//! The cluster link: TCP between the `address:port` pairs of the cluster's nodes, carrying
+//! the frames of `wire.rs`.
+//!
+//! Client side ([`Network`], [`Peer`]): openraft asks for one [`Peer`] per target node; a
+//! peer keeps one connection (opened lazily, with a Hello naming the cluster and this node)
+//! for AppendEntries, votes and leadership transfer, one request at a time, each bounded
+//! by openraft's RPC timeout. A snapshot travels on a connection of its own, so heartbeats
+//! never wait behind it. A failed connection is dropped and reopened by the next call.
+//!
+//! Server side ([`serve`]): accepts on this node's cluster address; the first frame must be
+//! a Hello from a node the cluster knows (`Gate`), else the connection is closed. Each
+//! frame is answered in order; a frame that fails validation closes the link and is never
+//! acted on. Requests forwarded by followers go to the core through a channel.
+
+use crate::types::{NodeId, Raft, Snapshot, TypeConfig, Vote};
+use crate::wire::{self, Forwarded, Msg, WireError};
+use futures_channel::{mpsc, oneshot};
+use monoio::io::{AsyncReadRentExt, AsyncWriteRentExt};
+use monoio::net::{TcpListener, TcpStream};
+use openraft::errors::{NetworkError, RPCError, ReplicationClosed, StreamingError, Unreachable};
+use openraft::network::{RPCOption, RaftNetworkFactory, RaftNetworkV2};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse,
+};
+use openraft::raft::{TransferLeaderRequest, TransferLeaderResponse};
+use openraft::{BasicNode, OptionalSend};
+use std::cell::RefCell;
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::rc::Rc;
+use std::time::Duration;
+
+/// How long opening a connection to a peer may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// How long a snapshot may take to arrive and be installed.
+const SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Who may talk to this node: the cluster's name and its nodes. Placement: one per node,
+/// shared by the core (which updates it) and the server (which reads it).
+#[derive(Debug, Default)]
+pub struct Gate {
+    /// The cluster's name (`None`: standalone, every caller is refused).
+    pub cluster: Option<String>,
+    /// The nodes that may connect.
+    pub members: BTreeSet<NodeId>,
+}
+
+/// A request a peer forwarded, with where the answer goes.
+pub type ForwardedRequest = (Forwarded, oneshot::Sender<Option<Vec<u8>>>);
+
+/// openraft's factory of [`Peer`]s.
+#[derive(Clone)]
+pub struct Network {
+    me: NodeId,
+    gate: Rc<RefCell<Gate>>,
+}
+
+impl Network {
+    /// The network of node `me`.
+    pub fn new(me: NodeId, gate: Rc<RefCell<Gate>>) -> Network {
+        Network { me, gate }
+    }
+}
+
+impl RaftNetworkFactory<TypeConfig> for Network {
+    type Network = Peer;
+
+    async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> Peer {
+        Peer {
+            me: self.me,
+            target,
+            addr: node.addr.clone(),
+            gate: self.gate.clone(),
+            conn: None,
+        }
+    }
+}
+
+/// The link to one other node.
+pub struct Peer {
+    me: NodeId,
+    target: NodeId,
+    addr: String,
+    gate: Rc<RefCell<Gate>>,
+    conn: Option<TcpStream>,
+}
+
+/// A link failure, as openraft wants it.
+#[derive(Debug)]
+struct LinkError(String);
+
+impl std::fmt::Display for LinkError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for LinkError {}
+
+fn unreachable_error(why: String) -> RPCError<TypeConfig> {
+    RPCError::Unreachable(Unreachable::new(&LinkError(why)))
+}
+
+fn network_error(why: String) -> RPCError<TypeConfig> {
+    RPCError::Network(NetworkError::new(&LinkError(why)))
+}
+
+impl Peer {
+    fn hello(&self) -> Msg {
+        Msg::Hello {
+            cluster: self.gate.borrow().cluster.clone().unwrap_or_default(),
+            from: self.me,
+            proof: Vec::new(),
+        }
+    }
+
+    /// Opens a connection to the peer and introduces this node.
+    async fn open(&self) -> Result<TcpStream, String> {
+        let connect = TcpStream::connect(self.addr.as_str());
+        let stream = match monoio::time::timeout(CONNECT_TIMEOUT, connect).await {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(error)) => {
+                return Err(format!("node {} at {}: {error}", self.target, self.addr))
+            }
+            Err(_) => {
+                return Err(format!(
+                    "node {} at {}: connect timed out",
+                    self.target, self.addr
+                ))
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let mut stream = stream;
+        send(&mut stream, &self.hello())
+            .await
+            .map_err(|e| format!("node {}: {e}", self.target))?;
+        Ok(stream)
+    }
+
+    /// Sends `msg` and reads the answer on the peer's connection, within `ttl`.
+    async fn call(&mut self, msg: &Msg, ttl: Duration) -> Result<Msg, RPCError<TypeConfig>> {
+        if self.conn.is_none() {
+            self.conn = Some(self.open().await.map_err(unreachable_error)?);
+        }
+        let Some(stream) = self.conn.as_mut() else {
+            return Err(unreachable_error(format!(
+                "node {}: no connection",
+                self.target
+            )));
+        };
+        let exchange = async {
+            send(stream, msg).await?;
+            receive(stream).await
+        };
+        match monoio::time::timeout(ttl, exchange).await {
+            Ok(Ok(Msg::Refused { reason })) => {
+                self.conn = None;
+                Err(unreachable_error(format!(
+                    "node {} refused: {reason}",
+                    self.target
+                )))
+            }
+            Ok(Ok(reply)) => Ok(reply),
+            Ok(Err(error)) => {
+                self.conn = None;
+                Err(network_error(format!("node {}: {error}", self.target)))
+            }
+            Err(_) => {
+                self.conn = None;
+                Err(network_error(format!("node {}: timed out", self.target)))
+            }
+        }
+    }
+}
+
+impl RaftNetworkV2<TypeConfig> for Peer {
+    type SnapshotData = Vec<u8>;
+
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
+        match self
+            .call(&Msg::Append((&rpc).into()), option.hard_ttl())
+            .await?
+        {
+            Msg::AppendReply(reply) => Ok((&reply).into()),
+            other => Err(self.unexpected(&other)),
+        }
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
+        match self
+            .call(&Msg::Vote((&rpc).into()), option.hard_ttl())
+            .await?
+        {
+            Msg::VoteReply(reply) => Ok(reply.to_response()),
+            other => Err(self.unexpected(&other)),
+        }
+    }
+
+    async fn full_snapshot(
+        &mut self,
+        vote: Vote,
+        snapshot: Snapshot,
+        cancel: impl Future<Output = ReplicationClosed> + OptionalSend + 'static,
+        _option: RPCOption,
+    ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
+        let msg = Msg::Snapshot {
+            vote: (&vote).into(),
+            meta: (&snapshot.meta).into(),
+            data: snapshot.snapshot,
+        };
+        let target = self.target;
+        let mut stream = self
+            .open()
+            .await
+            .map_err(|why| StreamingError::Unreachable(Unreachable::new(&LinkError(why))))?;
+        let exchange = async {
+            send(&mut stream, &msg).await?;
+            receive(&mut stream).await
+        };
+        let timed = monoio::time::timeout(SNAPSHOT_TIMEOUT, exchange);
+        let outcome = futures_util::future::select(Box::pin(timed), Box::pin(cancel)).await;
+        let reply = match outcome {
+            futures_util::future::Either::Left((Ok(Ok(reply)), _)) => reply,
+            futures_util::future::Either::Left((Ok(Err(error)), _)) => {
+                let why = format!("snapshot to node {target}: {error}");
+                return Err(StreamingError::Network(NetworkError::new(&LinkError(why))));
+            }
+            futures_util::future::Either::Left((Err(_), _)) => {
+                let why = format!("snapshot to node {target} timed out");
+                return Err(StreamingError::Network(NetworkError::new(&LinkError(why))));
+            }
+            futures_util::future::Either::Right((closed, _)) => {
+                return Err(StreamingError::Closed(closed))
+            }
+        };
+        match reply {
+            Msg::SnapshotReply { vote } => Ok(SnapshotResponse { vote: vote.into() }),
+            other => {
+                let why = format!("snapshot to node {target}: unexpected {other:?}");
+                Err(StreamingError::Network(NetworkError::new(&LinkError(why))))
+            }
+        }
+    }
+
+    async fn transfer_leader(
+        &mut self,
+        req: TransferLeaderRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<TransferLeaderResponse<TypeConfig>, RPCError<TypeConfig>> {
+        let msg = Msg::TransferLeader {
+            from_leader: req.from_leader().into(),
+            to: *req.to_node_id(),
+            last_log_id: wire::log_id_opt(req.last_log_id()),
+        };
+        match self.call(&msg, option.hard_ttl()).await? {
+            Msg::TransferLeaderReply { refused: None } => Ok(Ok(())),
+            Msg::TransferLeaderReply { refused: Some(why) } => Err(network_error(format!(
+                "node {} refused leadership: {why}",
+                self.target
+            ))),
+            other => Err(self.unexpected(&other)),
+        }
+    }
+}
+
+impl Peer {
+    fn unexpected(&mut self, msg: &Msg) -> RPCError<TypeConfig> {
+        self.conn = None;
+        network_error(format!("node {}: unexpected answer {msg:?}", self.target))
+    }
+}
+
+/// Writes one framed message.
+pub async fn send(stream: &mut TcpStream, msg: &Msg) -> Result<(), WireError> {
+    let framed = wire::encode(msg);
+    let (result, _) = stream.write_all(framed).await;
+    result.map(|_| ()).map_err(WireError::Io)
+}
+
+/// Reads one framed message, with every check of `wire::decode`.
+pub async fn receive(stream: &mut TcpStream) -> Result<Msg, WireError> {
+    let header = vec![0u8; shards::state::frame::HEADER_LEN];
+    let (result, header) = stream.read_exact(header).await;
+    result.map_err(WireError::Io)?;
+    let len = wire::body_len(&header)?;
+    let mut framed = header;
+    framed.resize(shards::state::frame::HEADER_LEN + len, 0);
+    let body = framed.split_off(shards::state::frame::HEADER_LEN);
+    let (result, body) = stream.read_exact(body).await;
+    result.map_err(WireError::Io)?;
+    framed.extend_from_slice(&body);
+    wire::decode(&framed)
+}
+
+/// Accepts cluster connections on `listener` and answers their frames until the core
+/// drops the returned task. Forwarded control requests go to `forwarded`.
+pub async fn serve(
+    listener: TcpListener,
+    raft: Raft,
+    gate: Rc<RefCell<Gate>>,
+    forwarded: mpsc::UnboundedSender<ForwardedRequest>,
+) {
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                log::warn!("Warning: HA: accept on the cluster port failed: {error}.");
+                monoio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let raft = raft.clone();
+        let gate = gate.clone();
+        let forwarded = forwarded.clone();
+        monoio::spawn(async move {
+            if let Err(error) = answer(stream, raft, gate, forwarded).await {
+                log::info!("HA: link from {peer} closed: {error}.");
+            }
+        });
+    }
+}
+
+/// One incoming connection: the Hello, then one answer per frame.
+async fn answer(
+    mut stream: TcpStream,
+    raft: Raft,
+    gate: Rc<RefCell<Gate>>,
+    forwarded: mpsc::UnboundedSender<ForwardedRequest>,
+) -> Result<(), WireError> {
+    let from = match receive(&mut stream).await? {
+        Msg::Hello { cluster, from, .. } => {
+            let refusal = {
+                let gate = gate.borrow();
+                match &gate.cluster {
+                    None => Some("this node is not in a cluster".to_string()),
+                    Some(name) if *name != cluster => Some(format!(
+                        "this node is in cluster \"{name}\", not \"{cluster}\""
+                    )),
+                    Some(_) if !gate.members.contains(&from) => {
+                        Some(format!("node {from} is not a member of this cluster"))
+                    }
+                    Some(_) => None,
+                }
+            };
+            if let Some(reason) = refusal {
+                log::warn!("Warning: HA: refused a link from node {from}: {reason}.");
+                send(&mut stream, &Msg::Refused { reason }).await?;
+                return Ok(());
+            }
+            from
+        }
+        _ => return Err(WireError::Invalid("the first frame is not a Hello")),
+    };
+    loop {
+        let msg = receive(&mut stream).await?;
+        let reply = dispatch(msg, &raft, from, &forwarded).await?;
+        send(&mut stream, &reply).await?;
+    }
+}
+
+/// The answer to one request.
+async fn dispatch(
+    msg: Msg,
+    raft: &Raft,
+    from: NodeId,
+    forwarded: &mpsc::UnboundedSender<ForwardedRequest>,
+) -> Result<Msg, WireError> {
+    let fatal = |error: &dyn std::fmt::Display| Msg::Refused {
+        reason: error.to_string(),
+    };
+    Ok(match msg {
+        Msg::Append(request) => match raft.append_entries(request.to_request()?).await {
+            Ok(reply) => Msg::AppendReply((&reply).into()),
+            Err(error) => fatal(&error),
+        },
+        Msg::Vote(request) => match raft.vote(request.to_request()).await {
+            Ok(reply) => Msg::VoteReply((&reply).into()),
+            Err(error) => fatal(&error),
+        },
+        Msg::Snapshot { vote, meta, data } => {
+            let snapshot = Snapshot {
+                meta: meta.to_meta()?,
+                snapshot: data,
+            };
+            match raft.install_full_snapshot(vote.into(), snapshot).await {
+                Ok(reply) => Msg::SnapshotReply {
+                    vote: (&reply.vote).into(),
+                },
+                Err(error) => fatal(&error),
+            }
+        }
+        Msg::TransferLeader {
+            from_leader,
+            to,
+            last_log_id,
+        } => {
+            let request = TransferLeaderRequest::new(
+                from_leader.into(),
+                to,
+                last_log_id.map(crate::types::LogId::from),
+            );
+            match raft.handle_transfer_leader(request).await {
+                Ok(Ok(())) => Msg::TransferLeaderReply { refused: None },
+                Ok(Err(refused)) => Msg::TransferLeaderReply {
+                    refused: Some(refused.to_string()),
+                },
+                Err(error) => fatal(&error),
+            }
+        }
+        Msg::Forward(request) => {
+            if request.origin != from {
+                return Err(WireError::Invalid("a node forwarded for another"));
+            }
+            let (reply, answer) = oneshot::channel();
+            if forwarded.unbounded_send((request, reply)).is_err() {
+                return Ok(Msg::Refused {
+                    reason: "the replication core stopped".to_string(),
+                });
+            }
+            Msg::ForwardReply {
+                response: answer.await.unwrap_or(None),
+            }
+        }
+        Msg::Hello { .. }
+        | Msg::AppendReply(_)
+        | Msg::VoteReply(_)
+        | Msg::SnapshotReply { .. }
+        | Msg::TransferLeaderReply { .. }
+        | Msg::ForwardReply { .. }
+        | Msg::Refused { .. } => return Err(WireError::Invalid("a reply sent as a request")),
+    })
+}
+
+/// Sends a forwarded request to `addr` (the leader's cluster address) and returns its
+/// answer.
+pub async fn forward(
+    me: NodeId,
+    gate: &Rc<RefCell<Gate>>,
+    leader: NodeId,
+    addr: &str,
+    request: Forwarded,
+    ttl: Duration,
+) -> Result<Option<Vec<u8>>, String> {
+    let mut peer = Peer {
+        me,
+        target: leader,
+        addr: addr.to_string(),
+        gate: gate.clone(),
+        conn: None,
+    };
+    match peer.call(&Msg::Forward(request), ttl).await {
+        Ok(Msg::ForwardReply { response }) => Ok(response),
+        Ok(other) => Err(format!("unexpected answer {other:?}")),
+        Err(error) => Err(error.to_string()),
+    }
+}

@@ -1,0 +1,515 @@
+//! The cluster link's wire form: every message between two nodes as an rkyv archive in a
+//! frame with magic, version, length and CRC-32 (`shards::state::frame`), and the mirrors of
+//! openraft's RPC types those messages carry (openraft has no rkyv support; its fields are
+//! public, so each type has a mirror here and one conversion each way).
+//!
+//! A frame that fails any check (magic, version, length, checksum, archive validation, a
+//! value no valid message holds) is an error: the link that carried it is closed and the
+//! frame is never acted on. Variants and fields are only ever appended; the version is
+//! bumped with them.
+
+// rkyv derives resolver and archived types of their own, which carry no docs.
+#![allow(missing_docs)]
+
+use crate::types::{
+    Entry, EntryPayload, LogId, Membership, NodeId, Payload, SnapshotMeta, StoredMembership, Vote,
+};
+use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, VoteRequest, VoteResponse};
+use openraft::BasicNode;
+use rkyv::{Archive, Deserialize, Serialize};
+use shards::state::frame::{self, FrameError};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Magic of a cluster link frame.
+pub const LINK_MAGIC: [u8; 8] = *b"CULEXRL\0";
+
+/// The layout version of [`Msg`].
+pub const LINK_VERSION: u32 = 1;
+
+/// Largest frame body accepted, in bytes (a snapshot travels in one frame).
+pub const FRAME_BODY_MAX: usize = 1 << 30;
+
+/// One message on a cluster link.
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub enum Msg {
+    /// The first frame on a connection: who is calling, for which cluster, with the
+    /// cluster secret's proof when one is configured.
+    Hello {
+        /// Cluster name.
+        cluster: String,
+        /// The caller's node id.
+        from: u64,
+        /// HMAC-less proof of the shared secret: SHA-256 of secret ‖ cluster ‖ from, or
+        /// empty without a secret.
+        proof: Vec<u8>,
+    },
+    /// Raft AppendEntries.
+    Append(WAppendRequest),
+    /// Its answer.
+    AppendReply(WAppendResponse),
+    /// Raft RequestVote.
+    Vote(WVoteRequest),
+    /// Its answer.
+    VoteReply(WVoteResponse),
+    /// A whole snapshot.
+    Snapshot {
+        /// The sender's vote.
+        vote: WVote,
+        /// What it covers.
+        meta: WSnapshotMeta,
+        /// Its bytes.
+        data: Vec<u8>,
+    },
+    /// Its answer: the receiver's vote.
+    SnapshotReply {
+        /// The receiver's vote.
+        vote: WVote,
+    },
+    /// Leadership transfer: the receiver should start an election now.
+    TransferLeader {
+        /// The leader's vote.
+        from_leader: WVote,
+        /// The node that is to lead.
+        to: u64,
+        /// The leader's last log id.
+        last_log_id: Option<WLogId>,
+    },
+    /// Its answer: empty when accepted, else why not.
+    TransferLeaderReply {
+        /// Why it was refused, if it was.
+        refused: Option<String>,
+    },
+    /// A control request forwarded by a follower to the leader (a dynamic-security change
+    /// or a cluster command the leader must run).
+    Forward(Forwarded),
+    /// The answer to a forwarded request: the response to publish (the leader publishes
+    /// nothing itself for forwarded requests).
+    ForwardReply {
+        /// The response (JSON), or `None` when it comes back through the log instead.
+        response: Option<Vec<u8>>,
+    },
+    /// The receiver refuses the request: why.
+    Refused {
+        /// The reason, for the caller's log.
+        reason: String,
+    },
+}
+
+/// A control request on its way to the leader.
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct Forwarded {
+    /// The API topic it was published to.
+    pub topic: String,
+    /// The request (JSON).
+    pub payload: Vec<u8>,
+    /// The asker's client id and user name (the dynamic-security API checks them).
+    pub client_id: String,
+    /// User name of the asker.
+    pub username: Option<String>,
+    /// The node whose client asked.
+    pub origin: u64,
+    /// The shard of that node the request came in on.
+    pub shard: u8,
+}
+
+/// [`LogId`] on the wire.
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WLogId {
+    /// Term of the leader that wrote it.
+    pub term: u64,
+    /// That leader's node id.
+    pub node: u64,
+    /// Log index.
+    pub index: u64,
+}
+
+/// [`Vote`] on the wire.
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WVote {
+    /// Term.
+    pub term: u64,
+    /// The node voted for (the leader when committed).
+    pub node: u64,
+    /// Granted by a quorum.
+    pub committed: bool,
+}
+
+/// A log entry on the wire.
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct WEntry {
+    /// Its log id.
+    pub log_id: WLogId,
+    /// Its payload.
+    pub payload: WPayload,
+}
+
+/// An entry's payload on the wire.
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub enum WPayload {
+    /// A new leader's blank entry.
+    Blank,
+    /// A proposal (its archived bytes).
+    Normal(Vec<u8>),
+    /// A membership change.
+    Membership(WMembership),
+}
+
+/// A membership on the wire.
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct WMembership {
+    /// The voter sets (two during a joint change).
+    pub configs: Vec<Vec<u64>>,
+    /// Every node (voters and learners) with its cluster address.
+    pub nodes: Vec<(u64, String)>,
+}
+
+/// AppendEntries on the wire.
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct WAppendRequest {
+    /// The leader's vote.
+    pub vote: WVote,
+    /// The entry before the first one sent.
+    pub prev_log_id: Option<WLogId>,
+    /// The entries.
+    pub entries: Vec<WEntry>,
+    /// The leader's commit index.
+    pub leader_commit: Option<WLogId>,
+}
+
+/// AppendEntries' answer on the wire.
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub enum WAppendResponse {
+    /// Accepted.
+    Success,
+    /// Accepted up to a log id.
+    PartialSuccess(Option<WLogId>),
+    /// The previous entry does not match.
+    Conflict,
+    /// The receiver has a higher vote.
+    HigherVote(WVote),
+}
+
+/// RequestVote on the wire.
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct WVoteRequest {
+    /// The candidate's vote.
+    pub vote: WVote,
+    /// The candidate's last log id.
+    pub last_log_id: Option<WLogId>,
+    /// The election follows a leadership transfer (voters need not wait for the old
+    /// leader's lease to run out).
+    pub leadership_transfer: bool,
+}
+
+/// RequestVote's answer on the wire.
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct WVoteResponse {
+    /// The voter's vote.
+    pub vote: WVote,
+    /// Whether it granted the vote.
+    pub granted: bool,
+    /// The voter's last log id.
+    pub last_log_id: Option<WLogId>,
+}
+
+/// A snapshot's meta on the wire.
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct WSnapshotMeta {
+    /// The last entry it covers.
+    pub last_log_id: Option<WLogId>,
+    /// The log id of the membership it holds.
+    pub membership_log_id: Option<WLogId>,
+    /// That membership.
+    pub membership: WMembership,
+}
+
+/// Why a frame was refused.
+#[derive(Debug)]
+pub enum WireError {
+    /// Occurs when the framing fails a check (magic, version, length, checksum).
+    Frame(FrameError),
+    /// Occurs when a frame is larger than [`FRAME_BODY_MAX`].
+    TooLarge(u64),
+    /// Occurs when the body is not a valid archive of a message, or holds values no valid
+    /// message has.
+    Invalid(&'static str),
+    /// Occurs when the connection fails or ends.
+    Io(std::io::Error),
+}
+
+impl std::fmt::Display for WireError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WireError::Frame(error) => write!(f, "frame refused: {error}"),
+            WireError::TooLarge(len) => write!(f, "frame of {len} bytes refused"),
+            WireError::Invalid(why) => write!(f, "invalid message: {why}"),
+            WireError::Io(error) => write!(f, "{error}"),
+        }
+    }
+}
+
+impl std::error::Error for WireError {}
+
+/// Frames `msg`.
+pub fn encode(msg: &Msg) -> Vec<u8> {
+    let body = match rkyv::to_bytes::<rkyv::rancor::Error>(msg) {
+        Ok(body) => body,
+        Err(error) => unreachable!("archiving plain owned data cannot fail: {error}"),
+    };
+    frame::seal(&LINK_MAGIC, LINK_VERSION, &body)
+}
+
+/// The body length a frame header announces (the header is [`frame::HEADER_LEN`] bytes).
+pub fn body_len(header: &[u8]) -> Result<usize, WireError> {
+    if header.len() < frame::HEADER_LEN || header[..8] != LINK_MAGIC {
+        return Err(WireError::Frame(FrameError::WrongMagic));
+    }
+    let mut length = [0u8; 8];
+    length.copy_from_slice(&header[16..24]);
+    let length = u64::from_le_bytes(length);
+    if length > FRAME_BODY_MAX as u64 {
+        return Err(WireError::TooLarge(length));
+    }
+    Ok(length as usize)
+}
+
+/// Reads one framed message (header and body), with every check.
+pub fn decode(framed: &[u8]) -> Result<Msg, WireError> {
+    let (version, body) = frame::open(&LINK_MAGIC, framed).map_err(WireError::Frame)?;
+    if version != LINK_VERSION {
+        return Err(WireError::Frame(FrameError::UnsupportedVersion(version)));
+    }
+    rkyv::from_bytes::<Msg, rkyv::rancor::Error>(&frame::aligned(body))
+        .map_err(|_| WireError::Invalid("not an archived message"))
+}
+
+impl From<&LogId> for WLogId {
+    fn from(log_id: &LogId) -> WLogId {
+        WLogId {
+            term: log_id.leader_id.term,
+            node: log_id.leader_id.node_id,
+            index: log_id.index,
+        }
+    }
+}
+
+impl From<WLogId> for LogId {
+    fn from(w: WLogId) -> LogId {
+        LogId::new(
+            openraft::impls::leader_id_adv::LeaderId {
+                term: w.term,
+                node_id: w.node,
+            },
+            w.index,
+        )
+    }
+}
+
+impl From<&Vote> for WVote {
+    fn from(vote: &Vote) -> WVote {
+        WVote {
+            term: vote.leader_id.term,
+            node: vote.leader_id.node_id,
+            committed: vote.committed,
+        }
+    }
+}
+
+impl From<WVote> for Vote {
+    fn from(w: WVote) -> Vote {
+        if w.committed {
+            Vote::new_committed(w.term, w.node)
+        } else {
+            Vote::new(w.term, w.node)
+        }
+    }
+}
+
+/// The wire form of an optional log id.
+pub fn log_id_opt(log_id: Option<&LogId>) -> Option<WLogId> {
+    log_id.map(WLogId::from)
+}
+
+impl From<&Membership> for WMembership {
+    fn from(membership: &Membership) -> WMembership {
+        WMembership {
+            configs: membership
+                .get_joint_config()
+                .iter()
+                .map(|set| set.iter().copied().collect())
+                .collect(),
+            nodes: membership
+                .nodes()
+                .map(|(id, node)| (*id, node.addr.clone()))
+                .collect(),
+        }
+    }
+}
+
+impl WMembership {
+    /// The membership this describes; an error for one no valid membership has (a voter
+    /// without an address, no voter set).
+    pub fn to_membership(&self) -> Result<Membership, WireError> {
+        let configs: Vec<BTreeSet<NodeId>> = self
+            .configs
+            .iter()
+            .map(|set| set.iter().copied().collect())
+            .collect();
+        let nodes: BTreeMap<NodeId, BasicNode> = self
+            .nodes
+            .iter()
+            .map(|(id, addr)| (*id, BasicNode { addr: addr.clone() }))
+            .collect();
+        Membership::new(configs, nodes).map_err(|_| WireError::Invalid("membership"))
+    }
+}
+
+impl From<&Entry> for WEntry {
+    fn from(entry: &Entry) -> WEntry {
+        let payload = match &entry.payload {
+            EntryPayload::Blank => WPayload::Blank,
+            EntryPayload::Normal(payload) => WPayload::Normal(payload.0.to_vec()),
+            EntryPayload::Membership(membership) => WPayload::Membership(membership.into()),
+        };
+        WEntry {
+            log_id: (&entry.log_id).into(),
+            payload,
+        }
+    }
+}
+
+impl WEntry {
+    /// The entry this describes.
+    pub fn to_entry(&self) -> Result<Entry, WireError> {
+        let payload = match &self.payload {
+            WPayload::Blank => EntryPayload::Blank,
+            WPayload::Normal(bytes) => {
+                EntryPayload::Normal(Payload(bytes::Bytes::copy_from_slice(bytes)))
+            }
+            WPayload::Membership(membership) => {
+                EntryPayload::Membership(membership.to_membership()?)
+            }
+        };
+        Ok(Entry {
+            log_id: self.log_id.into(),
+            payload,
+        })
+    }
+}
+
+impl From<&AppendEntriesRequest<crate::types::TypeConfig>> for WAppendRequest {
+    fn from(rpc: &AppendEntriesRequest<crate::types::TypeConfig>) -> WAppendRequest {
+        WAppendRequest {
+            vote: (&rpc.vote).into(),
+            prev_log_id: log_id_opt(rpc.prev_log_id.as_ref()),
+            entries: rpc.entries.iter().map(WEntry::from).collect(),
+            leader_commit: log_id_opt(rpc.leader_commit.as_ref()),
+        }
+    }
+}
+
+impl WAppendRequest {
+    /// The request this describes.
+    pub fn to_request(&self) -> Result<AppendEntriesRequest<crate::types::TypeConfig>, WireError> {
+        let entries = self
+            .entries
+            .iter()
+            .map(WEntry::to_entry)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(AppendEntriesRequest {
+            vote: self.vote.into(),
+            prev_log_id: self.prev_log_id.map(LogId::from),
+            entries,
+            leader_commit: self.leader_commit.map(LogId::from),
+        })
+    }
+}
+
+impl From<&AppendEntriesResponse<crate::types::TypeConfig>> for WAppendResponse {
+    fn from(response: &AppendEntriesResponse<crate::types::TypeConfig>) -> WAppendResponse {
+        match response {
+            AppendEntriesResponse::Success => WAppendResponse::Success,
+            AppendEntriesResponse::PartialSuccess(log_id) => {
+                WAppendResponse::PartialSuccess(log_id_opt(log_id.as_ref()))
+            }
+            AppendEntriesResponse::Conflict => WAppendResponse::Conflict,
+            AppendEntriesResponse::HigherVote(vote) => WAppendResponse::HigherVote(vote.into()),
+        }
+    }
+}
+
+impl From<&WAppendResponse> for AppendEntriesResponse<crate::types::TypeConfig> {
+    fn from(w: &WAppendResponse) -> AppendEntriesResponse<crate::types::TypeConfig> {
+        match w {
+            WAppendResponse::Success => AppendEntriesResponse::Success,
+            WAppendResponse::PartialSuccess(log_id) => {
+                AppendEntriesResponse::PartialSuccess(log_id.map(LogId::from))
+            }
+            WAppendResponse::Conflict => AppendEntriesResponse::Conflict,
+            WAppendResponse::HigherVote(vote) => AppendEntriesResponse::HigherVote((*vote).into()),
+        }
+    }
+}
+
+impl From<&VoteRequest<crate::types::TypeConfig>> for WVoteRequest {
+    fn from(rpc: &VoteRequest<crate::types::TypeConfig>) -> WVoteRequest {
+        WVoteRequest {
+            vote: (&rpc.vote).into(),
+            last_log_id: log_id_opt(rpc.last_log_id.as_ref()),
+            leadership_transfer: rpc.leadership_transfer,
+        }
+    }
+}
+
+impl WVoteRequest {
+    /// The request this describes.
+    pub fn to_request(&self) -> VoteRequest<crate::types::TypeConfig> {
+        let mut request = VoteRequest::new(self.vote.into(), self.last_log_id.map(LogId::from));
+        request.leadership_transfer = self.leadership_transfer;
+        request
+    }
+}
+
+impl From<&VoteResponse<crate::types::TypeConfig>> for WVoteResponse {
+    fn from(response: &VoteResponse<crate::types::TypeConfig>) -> WVoteResponse {
+        WVoteResponse {
+            vote: (&response.vote).into(),
+            granted: response.vote_granted,
+            last_log_id: log_id_opt(response.last_log_id.as_ref()),
+        }
+    }
+}
+
+impl WVoteResponse {
+    /// The response this describes.
+    pub fn to_response(&self) -> VoteResponse<crate::types::TypeConfig> {
+        VoteResponse::new(
+            Vote::from(self.vote),
+            self.last_log_id.map(LogId::from),
+            self.granted,
+        )
+    }
+}
+
+impl From<&SnapshotMeta> for WSnapshotMeta {
+    fn from(meta: &SnapshotMeta) -> WSnapshotMeta {
+        WSnapshotMeta {
+            last_log_id: log_id_opt(meta.last_log_id.as_ref()),
+            membership_log_id: log_id_opt(meta.last_membership.log_id().as_ref()),
+            membership: meta.last_membership.membership().into(),
+        }
+    }
+}
+
+impl WSnapshotMeta {
+    /// The meta this describes.
+    pub fn to_meta(&self) -> Result<SnapshotMeta, WireError> {
+        Ok(SnapshotMeta {
+            last_log_id: self.last_log_id.map(LogId::from),
+            last_membership: StoredMembership::new(
+                self.membership_log_id.map(LogId::from),
+                self.membership.to_membership()?,
+            ),
+        })
+    }
+}

@@ -213,6 +213,7 @@ fn run(cli: &cli::Cli, config: Config) -> Result<(), settings::StartError> {
         driver,
         cpus,
         output,
+        cluster: None,
     })
     .map_err(start_error("cannot start the shard threads"))?;
     logging::publish_to(broker.inboxes());

@@ -27,6 +27,8 @@ pub struct View<'a> {
     pub ready: bool,
     /// The version line (`culex version X`).
     pub version: &'a str,
+    /// The cluster's figures, when the HA module is loaded.
+    pub cluster: Option<crate::cluster_status::Reading>,
 }
 
 pub use crate::limits::HTTP_REQUEST_MAX as REQUEST_MAX;
@@ -101,6 +103,9 @@ pub fn metrics(view: &View<'_>) -> String {
     );
     listener_connections(&mut out, view);
     batch_latency(&mut out, view.stats);
+    if let Some(cluster) = &view.cluster {
+        crate::cluster_status::metrics(&mut out, cluster);
+    }
     out
 }
 
@@ -198,6 +203,7 @@ mod tests {
             uptime_s: 42,
             ready,
             version: "culex version 0.1.0",
+            cluster: None,
         }
     }
 

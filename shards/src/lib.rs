@@ -19,6 +19,7 @@ pub mod access;
 pub mod acl_memo;
 pub mod atomic_file;
 pub mod authfile;
+pub mod cluster_status;
 pub mod connection;
 pub mod control;
 pub mod cpu_affinity;

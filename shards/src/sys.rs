@@ -30,6 +30,7 @@ pub struct SysPublisher {
     heap_maximum: u64,
     loads_published: bool,
     published: HashMap<&'static str, String>,
+    cluster_published: HashMap<String, String>,
     loads: HashMap<&'static str, Load>,
     load_topics: HashMap<(&'static str, &'static str), ByteStr>,
 }
@@ -57,6 +58,7 @@ impl SysPublisher {
         self.next_s = (now / interval + 1) * interval;
         let snapshot = Snapshot::take(&shard.stats);
         self.publish_values(shard, &snapshot, now);
+        self.publish_cluster(shard);
         self.publish_loads(shard, &snapshot.totals, now);
         self.previous = snapshot.totals;
         self.last_s = now;
@@ -91,6 +93,19 @@ impl SysPublisher {
             if self.published.get(topic) != Some(&value) {
                 self.published.insert(topic, value.clone());
                 publish(shard, ByteStr::from_static(topic), value);
+            }
+        }
+    }
+
+    /// `$SYS/broker/cluster/...`, when the HA module is loaded: the values that changed.
+    fn publish_cluster(&mut self, shard: &mut Shard) {
+        let Some(status) = shard.cluster.as_ref() else {
+            return;
+        };
+        for (topic, value) in crate::cluster_status::sys_values(&status.read()) {
+            if self.cluster_published.get(&topic) != Some(&value) {
+                self.cluster_published.insert(topic.clone(), value.clone());
+                publish(shard, ByteStr::from(topic), value);
             }
         }
     }

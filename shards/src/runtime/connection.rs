@@ -38,7 +38,9 @@ pub fn serve(
     request: ConnectRequest,
     leftover: BytesMut,
 ) {
-    if ctx.stopping.get() {
+    // A connection handed over from a shard that admitted it just before its listener
+    // closed is dropped here.
+    if ctx.stopping.get() || ctx.shard.borrow().listener_closed(accepted.listener) {
         return;
     }
     let protocol = request.connect.protocol;

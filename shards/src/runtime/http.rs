@@ -52,12 +52,17 @@ async fn exchange(ctx: &ShardCtx, stream: &TcpStream) {
 
 fn answer(ctx: &ShardCtx, request: &[u8]) -> Option<Vec<u8>> {
     let shard = ctx.shard.borrow();
+    let cluster = shard.cluster.as_ref().map(|status| status.read());
+    // A cluster node is ready when it serves clients: the leader in Full Sync, every
+    // member in Dynamic-Security Sync, a node outside a cluster always.
+    let serving = cluster.as_ref().is_none_or(|cluster| cluster.serving);
     let view = View {
         stats: &shard.stats,
         listeners: &shard.settings.listeners,
         uptime_s: super::now().mono_ms / 1000,
-        ready: !ctx.stopping.get(),
+        ready: !ctx.stopping.get() && serving,
         version: &shard.settings.version_text,
+        cluster,
     };
     respond(request, &view)
 }

@@ -58,6 +58,13 @@ pub enum Control {
     /// Disconnect these clients here and on every other shard, after what this shard
     /// published before (so a response reaches a client before its kick).
     Kick(Arc<Kicks>),
+    /// Serve clients on these newly bound sockets (listener index, socket): a cluster
+    /// node became the leader.
+    Listen(Vec<(usize, super::ListenSocket)>),
+    /// Stop serving clients on these listeners and disconnect theirs: a cluster node
+    /// stopped leading. The sockets are shut down by their owner, which ends their accept
+    /// loops.
+    CloseListeners(Arc<[usize]>),
 }
 
 struct Inbox {

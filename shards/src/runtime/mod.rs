@@ -79,6 +79,8 @@ pub struct Launch {
     /// The output ring of each shard, by shard, when a consumer of the durable changes is
     /// attached from the start (`state::port`); empty: none.
     pub output: Vec<Arc<crate::state::port::OutputRing>>,
+    /// The cluster's figures when the HA module is loaded (`/readyz`, `/metrics`, `$SYS`).
+    pub cluster: Option<Arc<crate::cluster_status::ClusterStatus>>,
 }
 
 /// The running broker, as the main thread sees it.
@@ -113,6 +115,7 @@ pub fn start(launch: Launch) -> std::io::Result<BrokerHandle> {
             driver: launch.driver,
             cpu: launch.cpus.get(id).copied().flatten(),
             output: launch.output.get(id).cloned(),
+            cluster: launch.cluster.clone(),
         };
         let ready = ready_tx.clone();
         let thread = std::thread::Builder::new()

@@ -39,6 +39,8 @@ pub struct ThreadContext {
     pub cpu: Option<usize>,
     /// This shard's output ring, when a consumer is attached from the start.
     pub output: Option<Arc<crate::state::port::OutputRing>>,
+    /// The cluster's figures, when the HA module is loaded.
+    pub cluster: Option<Arc<crate::cluster_status::ClusterStatus>>,
 }
 
 /// One slot of [`ShardCtx::streams`]: the connection that holds it and its socket.
@@ -199,6 +201,7 @@ async fn shard_main(context: ThreadContext, ready: mpsc::Sender<std::io::Result<
     let port = MeshPort::new(context.mesh.clone(), context.id);
     let mut shard = Shard::new(port, context.settings, context.access, context.stats);
     shard.control = context.control;
+    shard.cluster = context.cluster;
     if let Some(ring) = context.output {
         shard.output.attach(ring);
     }
@@ -220,8 +223,21 @@ async fn shard_main(context: ThreadContext, ready: mpsc::Sender<std::io::Result<
         live: Cell::new(0),
         stopping: Cell::new(false),
     });
-    let mut accepting = Vec::new();
-    for (listener, socket) in context.sockets {
+    if let Err(error) = listen(&ctx, context.sockets) {
+        let _ = ready.send(Err(error));
+        return;
+    }
+    monoio::spawn(tick_loop(ctx.clone()));
+    monoio::spawn(flush::flush_loop(ctx.clone()));
+    let mesh_task = monoio::spawn(mesh_loop(ctx.clone()));
+    let _ = ready.send(Ok(()));
+    mesh_task.await;
+}
+
+/// Starts an accept loop on each socket. A loop ends when its socket is shut down (at
+/// exit, or when a cluster node stops serving clients).
+fn listen(ctx: &Rc<ShardCtx>, sockets: Vec<(usize, ListenSocket)>) -> std::io::Result<()> {
+    for (listener, socket) in sockets {
         let socket = match socket {
             ListenSocket::Tcp(socket) => {
                 monoio::net::TcpListener::from_std(socket).map(handshake::Listening::Tcp)
@@ -229,25 +245,10 @@ async fn shard_main(context: ThreadContext, ready: mpsc::Sender<std::io::Result<
             ListenSocket::Unix(socket) => {
                 monoio::net::UnixListener::from_std(socket).map(handshake::Listening::Unix)
             }
-        };
-        match socket {
-            Ok(socket) => accepting.push(monoio::spawn(handshake::accept_loop(
-                ctx.clone(),
-                listener,
-                socket,
-            ))),
-            Err(error) => {
-                let _ = ready.send(Err(error));
-                return;
-            }
-        }
+        }?;
+        monoio::spawn(handshake::accept_loop(ctx.clone(), listener, socket));
     }
-    monoio::spawn(tick_loop(ctx.clone()));
-    monoio::spawn(flush::flush_loop(ctx.clone()));
-    let mesh_task = monoio::spawn(mesh_loop(ctx.clone()));
-    let _ = ready.send(Ok(()));
-    mesh_task.await;
-    drop(accepting);
+    Ok(())
 }
 
 /// Drains the mesh and the runtime inbox (hand-offs, commands); returns after shutdown
@@ -347,6 +348,18 @@ fn run_control(ctx: &Rc<ShardCtx>, msg: RuntimeMsg) -> bool {
             shard
                 .mesh
                 .broadcast(|| crate::mesh::ShardMsg::Kick(kicks.clone()));
+        }
+        RuntimeMsg::Control(Control::Listen(sockets)) => {
+            let listeners: Vec<usize> = sockets.iter().map(|(listener, _)| *listener).collect();
+            ctx.shard.borrow_mut().open_listeners(&listeners);
+            if let Err(error) = listen(ctx, sockets) {
+                log::error!("Error: shard {}: cannot listen: {error}.", ctx.id);
+            }
+        }
+        RuntimeMsg::Control(Control::CloseListeners(listeners)) => {
+            let mut shard = ctx.shard.borrow_mut();
+            shard.close_listeners(&listeners);
+            shard.end_turn();
         }
         RuntimeMsg::Control(Control::Reload(settings, access)) => {
             let mut shard = ctx.shard.borrow_mut();

@@ -84,6 +84,15 @@ impl Shard {
                 accepted.peer
             ),
         };
+        if self.listener_closed(accepted.listener) {
+            // The cluster closed this node's client listeners (it stopped leading) while
+            // the CONNECT was on its way.
+            return Err(no.with(
+                reason::SERVER_UNAVAILABLE,
+                reason::v3::SERVER_UNAVAILABLE,
+                "listener closed (this node does not serve clients now)",
+            ));
+        }
         if !listener.accepts_level(connect.protocol.level()) {
             let why = "protocol version not accepted on this listener";
             return Err(no.with(

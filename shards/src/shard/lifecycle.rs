@@ -404,6 +404,46 @@ impl Shard {
     }
 }
 
+impl Shard {
+    /// True when listener `listener` is closed to clients ([`Shard::close_listeners`]).
+    pub fn listener_closed(&self, listener: usize) -> bool {
+        self.closed_listeners.contains(&listener)
+    }
+
+    /// Stops serving clients on `listeners`: every connection that came in through one is
+    /// closed (5.0: DISCONNECT "server shutting down"), without its will, since the
+    /// session is the cluster's, not this node's; CONNECTs still on their way are refused.
+    /// Called when a cluster node stops leading (the sockets themselves are shut down by
+    /// their owner).
+    pub fn close_listeners(&mut self, listeners: &[usize]) {
+        for listener in listeners {
+            if !self.closed_listeners.contains(listener) {
+                self.closed_listeners.push(*listener);
+            }
+        }
+        for (_, conn) in self.conns.iter_mut() {
+            if !listeners.contains(&conn.listener) || conn.closing.is_some() {
+                continue;
+            }
+            if conn.protocol.is_v5() {
+                let disconnect = Disconnect {
+                    reason_code: reason::SERVER_SHUTTING_DOWN,
+                    ..Default::default()
+                };
+                conn.send(&Packet::Disconnect(Box::new(disconnect)));
+            }
+            conn.will_on_close = false;
+            conn.close(CloseReason::Administrative);
+        }
+    }
+
+    /// Serves clients on `listeners` again (their sockets were bound anew).
+    pub fn open_listeners(&mut self, listeners: &[usize]) {
+        self.closed_listeners
+            .retain(|listener| !listeners.contains(listener));
+    }
+}
+
 /// Mosquitto's disconnect log lines.
 fn log_disconnect(client_id: &str, reason: CloseReason) {
     match reason {

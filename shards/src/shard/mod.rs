@@ -95,6 +95,8 @@ pub struct Shard {
     auth_cache: AuthCaches,
     /// Where `$CONTROL/...` requests go.
     pub control: ControlPort,
+    /// The cluster's figures, when the HA module is loaded (read by `$SYS` and HTTP).
+    pub cluster: Option<Arc<crate::cluster_status::ClusterStatus>>,
     /// Sessions living here and their subscription index.
     pub store: SessionStore,
     /// Where durable changes go when a consumer (replication) is attached.
@@ -128,6 +130,9 @@ pub struct Shard {
     shared_matches: Vec<SharedKey>,
     /// Set once shutdown began: no new connections are accepted.
     pub shutting_down: bool,
+    /// Listeners (by index) whose clients this node does not serve now: a cluster node
+    /// that is not the leader in Full Sync. CONNECTs on them are refused.
+    closed_listeners: Vec<usize>,
     /// Connections with bytes to write, for the runtime's flusher.
     pub flush: std::rc::Rc<crate::connection::FlushQueue>,
     /// Interest changes broadcast so far (a SUBSCRIBE that caused one waits for a barrier).
@@ -157,6 +162,7 @@ impl Shard {
             access_epoch: 1,
             auth_cache: AuthCaches::new().expect("the OS random source works at start-up"),
             control: None,
+            cluster: None,
             store: SessionStore::default(),
             output: Default::default(),
             conns: Slab::new(),
@@ -174,6 +180,7 @@ impl Shard {
             routes_generation: 0,
             shared_matches: Vec::new(),
             shutting_down: false,
+            closed_listeners: Vec::new(),
             flush: std::rc::Rc::default(),
             interest_broadcasts: 0,
             barriers: Vec::new(),

@@ -38,15 +38,17 @@ impl World {
         let mesh = Mesh::new(count);
         let stats: Arc<[ShardStats]> = (0..count).map(|_| ShardStats::default()).collect();
         let settings = Arc::new(settings);
+        let listeners = settings.listeners.len().max(1);
         let shards = (0..count)
             .map(|id| {
+                let open = (0..listeners).map(|_| ListenerAccess {
+                    allow_anonymous: true,
+                    ..Default::default()
+                });
                 Shard::new(
                     MeshPort::new(mesh.clone(), id as u8),
                     settings.clone(),
-                    Arc::new(AccessPolicy::open(vec![ListenerAccess {
-                        allow_anonymous: true,
-                        ..Default::default()
-                    }])),
+                    Arc::new(AccessPolicy::open(open.collect())),
                     stats.clone(),
                 )
             })
@@ -80,8 +82,13 @@ impl World {
 
     /// Connects through admission on shard 0 and opening on the home shard.
     fn connect(&mut self, connect: Connect) -> (usize, ConnId, Vec<Packet>) {
+        self.connect_on(0, connect)
+    }
+
+    /// [`World::connect`] through listener `listener`.
+    fn connect_on(&mut self, listener: usize, connect: Connect) -> (usize, ConnId, Vec<Packet>) {
         let accepted = Accepted {
-            listener: 0,
+            listener,
             peer: "127.0.0.1:40000".parse().expect("peer"),
             certificate_username: None,
         };
@@ -1381,4 +1388,56 @@ fn a_kick_spares_connections_opened_after_the_change_that_caused_it() {
     assert!(world.shards[s]
         .conn(new)
         .is_some_and(|c| c.closing.is_none()));
+}
+
+#[test]
+fn closing_a_listener_disconnects_its_clients_without_wills_and_refuses_new_ones() {
+    // A cluster node that stops leading closes its client listeners; the admin listener
+    // (here listener 1) keeps its clients.
+    let mut settings = settings();
+    settings.listeners.push(ListenerSettings::plain(
+        "127.0.0.1:1885".parse().expect("address"),
+    ));
+    let mut world = World::with(2, settings);
+    let (s, admin, _) = world.connect_on(1, connect(Protocol::V5, "admin", true));
+    world.send(s, admin, subscribe(1, "wills/#", QoS::AtMostOnce));
+    world.take(s, admin);
+    let (c, client, _) = world.connect(with_will(
+        connect(Protocol::V5, "client", true),
+        "wills/client",
+        "gone",
+        None,
+    ));
+    for shard in &mut world.shards {
+        shard.close_listeners(&[0]);
+    }
+    world.pump();
+    assert!(matches!(
+        world.take(c, client)[..],
+        [Packet::Disconnect(ref d)] if d.reason_code == reason::SERVER_SHUTTING_DOWN
+    ));
+    world.close(c, client);
+    assert!(
+        world.take(s, admin).is_empty(),
+        "no will: the session is the cluster's"
+    );
+    assert!(world.shards[s]
+        .conn(admin)
+        .is_some_and(|c| c.closing.is_none()));
+    let accepted = Accepted {
+        listener: 0,
+        peer: "127.0.0.1:40000".parse().expect("peer"),
+        certificate_username: None,
+    };
+    let refusal = world.shards[0]
+        .admit(&accepted, Box::new(connect(Protocol::V5, "late", true)))
+        .expect_err("refused while closed");
+    assert!(refusal
+        .connack
+        .is_some_and(|c| c.reason_code == reason::SERVER_UNAVAILABLE));
+    for shard in &mut world.shards {
+        shard.open_listeners(&[0]);
+    }
+    let (_, _, out) = world.connect(connect(Protocol::V5, "again", true));
+    assert!(matches!(&out[..], [Packet::ConnAck(c)] if c.reason_code == 0));
 }

@@ -33,6 +33,7 @@ pub fn of(config: &Config) -> String {
         retain_available: _,
         clientid_prefixes: _,
         reason_strings: _,
+        enable_control_api: _,
         // Read by `main` itself.
         threads,
         cpu_affinity,
@@ -43,7 +44,6 @@ pub fn of(config: &Config) -> String {
         // Read by `logging::install`.
         logging,
         // Warned about (options.rs: Class::Unapplied), applied nowhere.
-        enable_control_api: _,
         global_max_clients: _,
         global_max_connections: _,
         check_retain_source: _,

@@ -13,7 +13,7 @@
 // rkyv derives resolver and archived types of their own, which carry no docs.
 #![allow(missing_docs)]
 
-use crate::proposal::{ClusterOp, KickList, Proposal, Reply};
+use crate::proposal::{ClusterOp, ClusterSettings, KickList, Proposal, Reply};
 use crate::types::{
     EntryPayload, LogId, NodeId, Snapshot, SnapshotMeta, StoredMembership, TypeConfig,
 };
@@ -22,7 +22,11 @@ use openraft::storage::{EntryResponder, RaftStateMachine};
 use openraft::{OptionalSend, RaftSnapshotBuilder};
 use rkyv::{Archive, Deserialize, Serialize};
 use shards::state::Record;
+use futures_channel::mpsc::UnboundedSender;
+use shards::cluster_status::ClusterStatus;
 use std::cell::RefCell;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::collections::VecDeque;
 use std::io;
 use std::path::PathBuf;
@@ -41,6 +45,8 @@ pub enum Effect {
     Reply(Reply),
     /// The cluster was deleted: leave it, keep the data, run standalone.
     ClusterDeleted,
+    /// The cluster's settings (a joined node learns its sync mode).
+    Settings(ClusterSettings),
     /// A snapshot replaced the whole state (the node's shards are rebuilt from it).
     Installed,
 }
@@ -52,6 +58,8 @@ pub struct Image {
     pub dynsec: Option<Vec<u8>>,
     /// The durable state of the shards (Full Sync), as records.
     pub records: Vec<Record>,
+    /// The cluster's settings, once its first leader proposed them.
+    pub settings: Option<ClusterSettings>,
 }
 
 /// The machine's state.
@@ -64,6 +72,8 @@ struct State {
     current: Option<(SnapshotMeta, Vec<u8>)>,
     effects: VecDeque<Effect>,
     snapshot_file: Option<PathBuf>,
+    doorbell: Option<UnboundedSender<()>>,
+    status: Option<Arc<ClusterStatus>>,
 }
 
 /// The state machine handle (cheap to clone: every clone is the same machine).
@@ -75,11 +85,19 @@ pub struct Machine {
 impl Machine {
     /// The machine of node `me`, starting from the snapshot saved in `snapshot_file` when
     /// there is one (a damaged file is logged and ignored: the log and the leader rebuild
-    /// the state).
-    pub fn open(me: NodeId, snapshot_file: Option<PathBuf>) -> Machine {
+    /// the state). `doorbell` is rung whenever applying queued effects; `status` counts
+    /// the snapshots built and installed.
+    pub fn open(
+        me: NodeId,
+        snapshot_file: Option<PathBuf>,
+        doorbell: UnboundedSender<()>,
+        status: Arc<ClusterStatus>,
+    ) -> Machine {
         let mut state = State {
             me,
             snapshot_file: snapshot_file.clone(),
+            doorbell: Some(doorbell),
+            status: Some(status),
             ..State::default()
         };
         if let Some(path) = &snapshot_file {
@@ -115,6 +133,17 @@ impl Machine {
     /// The committed dynamic-security document, if one was committed.
     pub fn dynsec(&self) -> Option<Vec<u8>> {
         self.state.borrow().image.dynsec.clone()
+    }
+
+    /// The committed cluster settings, once proposed.
+    pub fn settings(&self) -> Option<ClusterSettings> {
+        self.state.borrow().image.settings.clone()
+    }
+
+    fn ring(state: &State) {
+        if let Some(doorbell) = &state.doorbell {
+            let _ = doorbell.unbounded_send(());
+        }
     }
 
     /// Replaces the shard records the next snapshot holds (Full Sync: the shards' state at
@@ -156,17 +185,27 @@ fn apply_proposal(state: &mut State, proposal: Proposal) {
     if !records.is_empty() {
         state.effects.push_back(Effect::Records(records));
     }
-    if let Some(kicks) = proposal.kicks {
-        state.effects.push_back(Effect::Kick(kicks));
-    }
+    // The response before the kicks, as the standalone service sends them.
     if let Some(reply) = proposal.reply {
         if reply.node == state.me {
             state.effects.push_back(Effect::Reply(reply));
         }
     }
-    if let Some(ClusterOp::Delete) = proposal.cluster {
-        state.effects.push_back(Effect::ClusterDeleted);
+    if let Some(kicks) = proposal.kicks {
+        state.effects.push_back(Effect::Kick(kicks));
     }
+    match proposal.cluster {
+        Some(ClusterOp::Delete) => state.effects.push_back(Effect::ClusterDeleted),
+        Some(ClusterOp::Settings(settings)) => {
+            state.image.settings = Some(settings.clone());
+            state.effects.push_back(Effect::Settings(settings));
+        }
+        None => {}
+    }
+}
+
+fn display_log_id(log_id: Option<&LogId>) -> String {
+    log_id.map_or_else(|| "the start".to_string(), |id| format!("index {}", id.index))
 }
 
 fn encode_image(image: &Image) -> Vec<u8> {
@@ -194,6 +233,15 @@ impl RaftSnapshotBuilder<TypeConfig> for Machine {
         if let Some(path) = &state.snapshot_file {
             crate::snapshot_file::save(path, &meta, &data)?;
         }
+        if let Some(status) = &state.status {
+            status.snapshots_built.fetch_add(1, Ordering::Relaxed);
+        }
+        log::info!(
+            "HA: node {} built a snapshot up to {} ({} bytes).",
+            state.me,
+            display_log_id(meta.last_log_id.as_ref()),
+            data.len()
+        );
         state.current = Some((meta.clone(), data.clone()));
         Ok(Snapshot {
             meta,
@@ -223,6 +271,7 @@ impl RaftStateMachine<TypeConfig> for Machine {
                 responder.send(());
             }
         }
+        Machine::ring(&self.state.borrow());
         Ok(())
     }
 
@@ -250,9 +299,22 @@ impl RaftStateMachine<TypeConfig> for Machine {
         if let Some(document) = &image.dynsec {
             state.effects.push_back(Effect::Dynsec(document.clone()));
         }
+        if let Some(settings) = &image.settings {
+            state.effects.push_back(Effect::Settings(settings.clone()));
+        }
+        if let Some(status) = &state.status {
+            status.snapshots_installed.fetch_add(1, Ordering::Relaxed);
+        }
+        log::info!(
+            "HA: node {} installed a snapshot up to {} ({} bytes).",
+            state.me,
+            display_log_id(meta.last_log_id.as_ref()),
+            snapshot.len()
+        );
         state.image = image;
         state.current = Some((meta.clone(), snapshot));
         state.effects.push_back(Effect::Installed);
+        Machine::ring(&state);
         Ok(())
     }
 

@@ -27,7 +27,10 @@ use openraft::{BasicNode, OptionalSend};
 use std::cell::RefCell;
 use std::collections::BTreeSet;
 use std::future::Future;
+use shards::cluster_status::ClusterStatus;
 use std::rc::Rc;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// How long opening a connection to a peer may take.
@@ -54,12 +57,13 @@ pub type ForwardedRequest = (Forwarded, oneshot::Sender<Option<Vec<u8>>>);
 pub struct Network {
     me: NodeId,
     gate: Rc<RefCell<Gate>>,
+    status: Arc<ClusterStatus>,
 }
 
 impl Network {
-    /// The network of node `me`.
-    pub fn new(me: NodeId, gate: Rc<RefCell<Gate>>) -> Network {
-        Network { me, gate }
+    /// The network of node `me`; `status` counts the snapshots sent.
+    pub fn new(me: NodeId, gate: Rc<RefCell<Gate>>, status: Arc<ClusterStatus>) -> Network {
+        Network { me, gate, status }
     }
 }
 
@@ -73,6 +77,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
             addr: node.addr.clone(),
             gate: self.gate.clone(),
             conn: None,
+            status: Some(self.status.clone()),
         }
     }
 }
@@ -84,6 +89,7 @@ pub struct Peer {
     addr: String,
     gate: Rc<RefCell<Gate>>,
     conn: Option<TcpStream>,
+    status: Option<Arc<ClusterStatus>>,
 }
 
 /// A link failure, as openraft wants it.
@@ -212,6 +218,7 @@ impl RaftNetworkV2<TypeConfig> for Peer {
         cancel: impl Future<Output = ReplicationClosed> + OptionalSend + 'static,
         _option: RPCOption,
     ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
+        let msg_meta_index = snapshot.meta.last_log_id.map(|id| id.index);
         let msg = Msg::Snapshot {
             vote: (&vote).into(),
             meta: (&snapshot.meta).into(),
@@ -243,7 +250,17 @@ impl RaftNetworkV2<TypeConfig> for Peer {
             }
         };
         match reply {
-            Msg::SnapshotReply { vote } => Ok(SnapshotResponse { vote: vote.into() }),
+            Msg::SnapshotReply { vote } => {
+                if let Some(status) = &self.status {
+                    status.snapshots_sent.fetch_add(1, Ordering::Relaxed);
+                }
+                log::info!(
+                    "HA: node {} sent a snapshot up to {} to node {target}.",
+                    self.me,
+                    snapshot_index(&msg_meta_index)
+                );
+                Ok(SnapshotResponse { vote: vote.into() })
+            }
             other => {
                 let why = format!("snapshot to node {target}: unexpected {other:?}");
                 Err(StreamingError::Network(NetworkError::new(&LinkError(why))))
@@ -279,6 +296,10 @@ impl Peer {
     }
 }
 
+fn snapshot_index(index: &Option<u64>) -> String {
+    index.map_or_else(|| "the start".to_string(), |index| format!("index {index}"))
+}
+
 /// Writes one framed message.
 pub async fn send(stream: &mut TcpStream, msg: &Msg) -> Result<(), WireError> {
     let framed = wire::encode(msg);
@@ -301,16 +322,25 @@ pub async fn receive(stream: &mut TcpStream) -> Result<Msg, WireError> {
     wire::decode(&framed)
 }
 
-/// Accepts cluster connections on `listener` and answers their frames until the core
-/// drops the returned task. Forwarded control requests go to `forwarded`.
+/// Accepts cluster connections on `listener` and answers their frames until `stop`
+/// fires (or its sender is dropped); the listener is closed then. Forwarded control
+/// requests go to `forwarded`.
 pub async fn serve(
     listener: TcpListener,
     raft: Raft,
     gate: Rc<RefCell<Gate>>,
     forwarded: mpsc::UnboundedSender<ForwardedRequest>,
+    mut stop: oneshot::Receiver<()>,
 ) {
     loop {
-        let (stream, peer) = match listener.accept().await {
+        let accepted = {
+            let accept = std::pin::pin!(listener.accept());
+            match futures_util::future::select(accept, &mut stop).await {
+                futures_util::future::Either::Left((accepted, _)) => accepted,
+                futures_util::future::Either::Right(_) => return,
+            }
+        };
+        let (stream, peer) = match accepted {
             Ok(accepted) => accepted,
             Err(error) => {
                 log::warn!("Warning: HA: accept on the cluster port failed: {error}.");
@@ -363,6 +393,21 @@ async fn answer(
     };
     loop {
         let msg = receive(&mut stream).await?;
+        // A node that left the cluster (or whose peer was removed) answers nothing more.
+        let refusal = {
+            let gate = gate.borrow();
+            if gate.cluster.is_none() {
+                Some("this node left the cluster".to_string())
+            } else if !gate.members.contains(&from) {
+                Some(format!("node {from} is not a member of this cluster"))
+            } else {
+                None
+            }
+        };
+        if let Some(reason) = refusal {
+            send(&mut stream, &Msg::Refused { reason }).await?;
+            return Ok(());
+        }
         let reply = dispatch(msg, &raft, from, &forwarded).await?;
         send(&mut stream, &reply).await?;
     }
@@ -457,6 +502,7 @@ pub async fn forward(
         addr: addr.to_string(),
         gate: gate.clone(),
         conn: None,
+        status: None,
     };
     match peer.call(&Msg::Forward(request), ttl).await {
         Ok(Msg::ForwardReply { response }) => Ok(response),

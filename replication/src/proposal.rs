@@ -29,6 +29,18 @@ pub struct Proposal {
 pub enum ClusterOp {
     /// `deleteCluster`: every node leaves the cluster and runs standalone with its data.
     Delete,
+    /// The cluster's settings, proposed by its first leader: the nodes that joined learn
+    /// the sync mode from it.
+    Settings(ClusterSettings),
+}
+
+/// What every member must know about the cluster.
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct ClusterSettings {
+    /// `clustername`.
+    pub name: String,
+    /// `syncmode` (`"full"` or `"dynsec"`).
+    pub sync: String,
 }
 
 /// Clients to disconnect because a dynamic-security change took their rights.

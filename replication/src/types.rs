@@ -29,12 +29,14 @@ impl fmt::Display for Payload {
 
 openraft::declare_raft_types!(
     /// Culex's Raft types: node ids are `u64`, a node is its cluster address, entries carry
-    /// [`Payload`]s, and the runtime is monoio.
+    /// [`Payload`]s, and the runtime is monoio. Leader ids are standard Raft's (one leader
+    /// per term; a log id is term and index).
     pub TypeConfig:
         D = Payload,
         R = (),
         NodeId = NodeId,
         Node = openraft::BasicNode,
+        LeaderId = openraft::impls::leader_id_std::LeaderId<u64, NodeId>,
         AsyncRuntime = openraft_rt_monoio::MonoioRuntime,
 );
 

@@ -117,8 +117,6 @@ pub struct Forwarded {
 pub struct WLogId {
     /// Term of the leader that wrote it.
     pub term: u64,
-    /// That leader's node id.
-    pub node: u64,
     /// Log index.
     pub index: u64,
 }
@@ -287,7 +285,6 @@ impl From<&LogId> for WLogId {
     fn from(log_id: &LogId) -> WLogId {
         WLogId {
             term: log_id.leader_id.term,
-            node: log_id.leader_id.node_id,
             index: log_id.index,
         }
     }
@@ -296,10 +293,7 @@ impl From<&LogId> for WLogId {
 impl From<WLogId> for LogId {
     fn from(w: WLogId) -> LogId {
         LogId::new(
-            openraft::impls::leader_id_adv::LeaderId {
-                term: w.term,
-                node_id: w.node,
-            },
+            openraft::vote::leader_id_std::CommittedLeaderId::new(w.term),
             w.index,
         )
     }
@@ -309,7 +303,7 @@ impl From<&Vote> for WVote {
     fn from(vote: &Vote) -> WVote {
         WVote {
             term: vote.leader_id.term,
-            node: vote.leader_id.node_id,
+            node: vote.leader_id.voted_for,
             committed: vote.committed,
         }
     }

@@ -17,9 +17,45 @@ pub const DYNSEC_TOPIC: &str = "$CONTROL/dynamic-security/v1";
 /// Response topic of the dynamic-security API.
 pub const DYNSEC_RESPONSE_TOPIC: &str = "$CONTROL/dynamic-security/v1/response";
 
+/// Request topic of the cluster control API.
+pub const HA_TOPIC: &str = "$CONTROL/cedalo/ha/v1";
+
+/// Response topic of the cluster control API.
+pub const HA_RESPONSE_TOPIC: &str = "$CONTROL/cedalo/ha/v1/response";
+
+/// Which API a request is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ControlTopic {
+    /// `$CONTROL/dynamic-security/v1`.
+    Dynsec,
+    /// `$CONTROL/cedalo/ha/v1`.
+    Ha,
+}
+
+impl ControlTopic {
+    /// The API a publish topic is the request topic of, if any.
+    pub fn of(topic: &str) -> Option<ControlTopic> {
+        match topic {
+            DYNSEC_TOPIC => Some(ControlTopic::Dynsec),
+            HA_TOPIC => Some(ControlTopic::Ha),
+            _ => None,
+        }
+    }
+
+    /// Where its responses go.
+    pub fn response_topic(self) -> &'static str {
+        match self {
+            ControlTopic::Dynsec => DYNSEC_RESPONSE_TOPIC,
+            ControlTopic::Ha => HA_RESPONSE_TOPIC,
+        }
+    }
+}
+
 /// One control publish.
 #[derive(Debug)]
 pub struct ControlRequest {
+    /// Which API.
+    pub topic: ControlTopic,
     /// The request payload (JSON).
     pub payload: Bytes,
     /// Client id of the publisher.

@@ -44,6 +44,9 @@ pub struct Settings {
     /// a protocol error (`reason_strings`, a Culex option; off: the bare DISCONNECT
     /// Mosquitto sends).
     pub reason_strings: bool,
+    /// The cluster control API (`$CONTROL/cedalo/ha/v1`) is served: `enable_control_api
+    /// true` or the HA module.
+    pub control_api: bool,
     /// Only client ids starting with this prefix may connect (`clientid_prefixes`); others
     /// get CONNACK "not authorised" (5 / 0x87), as in Mosquitto. `None`: any id.
     pub clientid_prefixes: Option<String>,
@@ -75,6 +78,9 @@ pub struct ListenerSettings {
     pub unix_path: Option<std::path::PathBuf>,
     /// `bind_interface`: the network interface the sockets are bound to (SO_BINDTODEVICE).
     pub bind_device: Option<String>,
+    /// `admin_listener true`: a cluster node keeps this listener open whatever its role
+    /// (the control API is reached here); the other client listeners follow leadership.
+    pub admin: bool,
     /// Port as written (for log lines).
     pub port: u16,
     /// Most simultaneous connections on this listener (`max_connections`, `None` = no limit).
@@ -132,6 +138,7 @@ impl ListenerSettings {
             websockets: None,
             http: false,
             http_dir: None,
+            admin: false,
         }
     }
 
@@ -159,6 +166,7 @@ impl Default for Settings {
             sys_interval: 10,
             connection_messages: true,
             reason_strings: false,
+            control_api: false,
             clientid_prefixes: None,
             version_text: format!("culex version {}", env!("CARGO_PKG_VERSION")),
             persistence: None,

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use super::error::{ConfigError, ConfigWarning};
 use super::resolve::{Draft, ListenerDraft, SecurityDraft, TlsDraft};
 use super::types::{
-    Bind, Config, Limits, Listener, LogTypes, Logging, Persistence, PluginScope, Protocol,
-    Security, Tls,
+    Bind, Config, Limits, Listener, LogTypes, Logging, Persistence, Plugin, PluginKind,
+    PluginScope, Protocol, Security, Tls,
 };
 
 /// The port of Mosquitto's default and local-only listeners.
@@ -87,8 +87,43 @@ impl Config {
         if let Some(location) = &overrides.persistence_location {
             self.persistence.location = Some(location.clone());
         }
+        self.dynsec_with_ha();
+    }
+
+    /// The HA module brings dynamic security with it: without a dynamic-security plugin
+    /// line, one is added (scope global) whose file is `dynamic-security.json` in the
+    /// persistence location. An explicit plugin line wins.
+    fn dynsec_with_ha(&mut self) {
+        if self.plugin(PluginKind::DynamicSecurity).is_some() {
+            return;
+        }
+        let Some(ha) = self.plugin(PluginKind::HighAvailability) else {
+            return;
+        };
+        let directory = self.persistence.location.clone().unwrap_or_default();
+        let file = directory.join(HA_DYNSEC_FILE);
+        let plugin = Plugin {
+            kind: PluginKind::DynamicSecurity,
+            path: ha.path.clone(),
+            name: None,
+            options: vec![("config_file".to_string(), file.display().to_string())],
+            deny_special_chars: ha.deny_special_chars,
+            scope: PluginScope::Global,
+            file: ha.file.clone(),
+            line: ha.line,
+        };
+        self.plugins.push(plugin);
+    }
+
+    /// The cluster control API (`$CONTROL/cedalo/ha/v1`) and the replication core run:
+    /// the HA module is loaded, or `enable_control_api true`.
+    pub fn control_api(&self) -> bool {
+        self.enable_control_api || self.plugin(PluginKind::HighAvailability).is_some()
     }
 }
+
+/// The dynamic-security file the HA module uses in the persistence location.
+pub const HA_DYNSEC_FILE: &str = "dynamic-security.json";
 
 /// What the command line and environment change in a loaded config.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

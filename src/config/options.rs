@@ -128,6 +128,12 @@ pub const OPTIONS: &[OptionSpec] = &[
         "clientid_prefixes sensor-",
     ),
     spec(
+        "enable_control_api",
+        Implemented,
+        V21,
+        "enable_control_api true",
+    ),
+    spec(
         "include_dir",
         Implemented,
         V20,
@@ -174,6 +180,12 @@ pub const OPTIONS: &[OptionSpec] = &[
         Implemented,
         V21,
         listener!("accept_protocol_versions 4,5"),
+    ),
+    spec(
+        "admin_listener",
+        Implemented,
+        Culex,
+        listener!("admin_listener true"),
     ),
     spec("bind_address", Implemented, V20, "bind_address 127.0.0.1"),
     spec(
@@ -473,12 +485,6 @@ pub const OPTIONS: &[OptionSpec] = &[
     ),
     // Checked as Mosquitto checks them, not applied, with a warning.
     spec(
-        "admin_listener",
-        Unapplied("the cluster module that uses it is not in this build"),
-        Culex,
-        listener!("admin_listener true"),
-    ),
-    spec(
         "auth_plugin_deny_special_chars",
         Unapplied(
             "it applies to Mosquitto's external authentication plugins, which Culex does not \
@@ -501,12 +507,6 @@ pub const OPTIONS: &[OptionSpec] = &[
         Unapplied("expired or not yet valid client certificates are always refused"),
         V21,
         tls_listener!("disable_client_cert_date_checks true"),
-    ),
-    spec(
-        "enable_control_api",
-        Unapplied("the $CONTROL/broker/v1 API is not available"),
-        V21,
-        "enable_control_api true",
     ),
     spec(
         "global_max_clients",

@@ -102,17 +102,12 @@ impl Drop for TempDir {
 fn seed_cluster_node_config_loads_unchanged() {
     let path = manifest_dir().join("config/cluster-node.conf");
     let config = load(&path).expect("the seed config loads");
-    // Options of the cluster and of Mosquitto 2.1 that this build does not apply yet.
+    // Culex always sets TCP_NODELAY.
     let warned: Vec<String> = warnings(&config)
         .iter()
         .filter_map(|w| w.split('"').nth(1).map(str::to_string))
         .collect();
-    assert_eq!(
-        warned,
-        ["enable_control_api", "admin_listener", "set_tcp_nodelay"],
-        "{:?}",
-        warnings(&config)
-    );
+    assert_eq!(warned, ["set_tcp_nodelay"], "{:?}", warnings(&config));
     assert!(!config.local_only);
     assert_eq!(config.listeners.len(), 2);
     let (public, admin) = (listener(&config, 1883), listener(&config, 1885));
@@ -134,6 +129,44 @@ fn seed_cluster_node_config_loads_unchanged() {
     assert_eq!(config.limits.max_keepalive, 1800);
     assert_eq!(config.limits.max_packet_size, Some(100_000_000));
     assert!(config.set_tcp_nodelay);
+    // The HA module brings dynamic security, its file in the persistence location, and
+    // the control API; the admin listener is marked for the shards.
+    let mut config = config;
+    config.apply_overrides(&Overrides {
+        persistence_location: Some(PathBuf::from("/mosquitto/data")),
+        ..Overrides::default()
+    });
+    let dynsec = config
+        .plugin(PluginKind::DynamicSecurity)
+        .expect("dynamic security comes with the HA module");
+    assert_eq!(
+        dynsec.option("config_file"),
+        Some("/mosquitto/data/dynamic-security.json")
+    );
+    assert!(config.control_api());
+    let settings = crate::settings::settings_plan(&config).expect("settings");
+    assert!(settings.control_api);
+    let admin: Vec<bool> = settings.listeners.iter().map(|l| l.admin).collect();
+    assert_eq!(admin, [false, true]);
+}
+
+/// An explicit dynamic-security plugin line wins over the one the HA module brings.
+#[test]
+fn explicit_dynsec_plugin_wins_over_the_ha_default() {
+    let mut config = parse(
+        "global_plugin /usr/lib/cedalo_mosquitto_ha.so\n\
+         plugin /usr/lib/mosquitto_dynamic_security.so\n\
+         plugin_opt_config_file /etc/ds.json\nlistener 1883\n",
+    )
+    .expect("parses");
+    config.apply_overrides(&Overrides::default());
+    let files: Vec<_> = config
+        .plugins
+        .iter()
+        .filter(|p| p.kind == PluginKind::DynamicSecurity)
+        .map(|p| p.option("config_file"))
+        .collect();
+    assert_eq!(files, [Some("/etc/ds.json")]);
 }
 
 /// Every file shipped in `config/` loads without error.

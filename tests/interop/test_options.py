@@ -478,11 +478,11 @@ def test_listener_auto_id_prefix(start_broker, broker_kind):
 # --------------------------------------------------------------------------
 
 WARNED = ["check_retain_source false", "set_tcp_nodelay true", "retain_expiry_interval 60",
-          "enable_control_api true", "global_max_clients 10", "global_max_connections 10",
+          "global_max_clients 10", "global_max_connections 10",
           "memory_limit 1000000", "allow_duplicate_messages true", "retry_interval 20",
           "packet_buffer_size 4096", "websockets_headers_size 1024",
           "websockets_log_level 255", "dhparamfile /etc/dh.pem", "tls_engine pkcs11",
-          "tls_keyform engine", "tls_engine_kpass_sha1 da39a3ee", "admin_listener true",
+          "tls_keyform engine", "tls_engine_kpass_sha1 da39a3ee",
           "max_topic_alias_broker 5", "disable_client_cert_date_checks true"]
 
 

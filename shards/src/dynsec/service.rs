@@ -14,7 +14,8 @@ use crate::control::{ControlRequest, ServiceMsg, DYNSEC_RESPONSE_TOPIC};
 use crate::message::Message;
 use crate::mqtt::{ByteStr, Bytes, QoS};
 use crate::runtime::{Control, Inboxes, RuntimeMsg};
-use std::path::PathBuf;
+use crate::mesh::ShardId;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -55,16 +56,7 @@ impl DynsecService {
 
     /// Hands every shard the policy built from `base` and the current state.
     fn publish_policy(&self, inboxes: &Inboxes) {
-        let policy = Arc::new(
-            self.base
-                .with_dynsec(Arc::new(AclSnapshot::build(&self.state))),
-        );
-        for shard in 0..inboxes.shards() {
-            inboxes.send(
-                shard as u8,
-                RuntimeMsg::Control(Control::Access(policy.clone())),
-            );
-        }
+        publish_policy(&self.base, &self.state, inboxes);
     }
 
     fn serve(&mut self, inboxes: &Inboxes, request: ControlRequest) {
@@ -81,34 +73,58 @@ impl DynsecService {
             log::info!("{line}");
         }
         if outcome.changed {
-            if let Err(error) =
-                crate::atomic_file::save_atomic(&self.path, &store::serialise(&self.state))
-            {
-                log::error!(
-                    "Error: dynamic security: cannot save {}: {error}.",
-                    self.path.display()
-                );
-            }
+            save(&self.path, &self.state);
             self.publish_policy(inboxes);
         }
         if let Some(response) = outcome.response {
-            let message = Message::new(
-                ByteStr::from_static(DYNSEC_RESPONSE_TOPIC),
-                Bytes::from(response),
-                QoS::AtMostOnce,
-                false,
-            );
-            inboxes.send(
-                request.shard,
-                RuntimeMsg::Control(Control::Publish(Box::new(message))),
-            );
+            respond(inboxes, request.shard, DYNSEC_RESPONSE_TOPIC, response);
         }
-        if !outcome.kicks.is_empty() {
-            let kicks = Arc::new(super::Kicks {
-                who: outcome.kicks,
-                opened_before,
-            });
-            inboxes.send(request.shard, RuntimeMsg::Control(Control::Kick(kicks)));
-        }
+        kick(inboxes, request.shard, outcome.kicks, opened_before);
     }
+}
+
+/// Saves the state to `path` crash-safely; a failure is logged (the state in memory
+/// stays the one in force).
+pub fn save(path: &Path, state: &DynsecState) {
+    if let Err(error) = crate::atomic_file::save_atomic(path, &store::serialise(state)) {
+        log::error!(
+            "Error: dynamic security: cannot save {}: {error}.",
+            path.display()
+        );
+    }
+}
+
+/// Hands every shard the access policy built from `base` and `state`.
+pub fn publish_policy(base: &AccessPolicy, state: &DynsecState, inboxes: &Inboxes) {
+    let policy = Arc::new(base.with_dynsec(Arc::new(AclSnapshot::build(state))));
+    for shard in 0..inboxes.shards() {
+        inboxes.send(
+            shard as u8,
+            RuntimeMsg::Control(Control::Access(policy.clone())),
+        );
+    }
+}
+
+/// Asks shard `shard` to publish a control response on `topic` (QoS 0, not retained).
+pub fn respond(inboxes: &Inboxes, shard: ShardId, topic: &'static str, response: Vec<u8>) {
+    let message = Message::new(
+        ByteStr::from_static(topic),
+        Bytes::from(response),
+        QoS::AtMostOnce,
+        false,
+    );
+    inboxes.send(
+        shard,
+        RuntimeMsg::Control(Control::Publish(Box::new(message))),
+    );
+}
+
+/// Asks shard `shard` to disconnect `who` (connections opened before `opened_before`)
+/// there and on every other shard, after what it published before.
+pub fn kick(inboxes: &Inboxes, shard: ShardId, who: Vec<super::Kick>, opened_before: u64) {
+    if who.is_empty() {
+        return;
+    }
+    let kicks = Arc::new(super::Kicks { who, opened_before });
+    inboxes.send(shard, RuntimeMsg::Control(Control::Kick(kicks)));
 }

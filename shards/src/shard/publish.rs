@@ -129,12 +129,16 @@ impl Shard {
 
     /// Hands a control publish to the thread that owns its topic, if one does.
     fn control_request(&mut self, id: ConnId, publish: &Publish) {
+        use crate::control::ControlTopic;
         let Some(port) = &self.control else { return };
-        if publish.topic.as_str() != crate::control::DYNSEC_TOPIC {
-            return;
-        }
+        let topic = match ControlTopic::of(publish.topic.as_str()) {
+            Some(ControlTopic::Ha) if !self.settings.control_api => return,
+            Some(topic) => topic,
+            None => return,
+        };
         let Some(conn) = self.conn(id) else { return };
         let request = crate::control::ControlRequest {
+            topic,
             payload: publish.payload.clone(),
             client_id: conn.client_id.clone(),
             username: conn.username.clone(),
@@ -144,7 +148,7 @@ impl Shard {
             .send(crate::control::ServiceMsg::Request(request))
             .is_err()
         {
-            log::error!("Error: the dynamic-security service stopped; request dropped.");
+            log::error!("Error: the control service stopped; request dropped.");
         }
     }
 

@@ -1,5 +1,6 @@
 //! The command line, as Mosquitto's: `culex [-c file] [-d] [-p port]... [-v] [-q]
-//! [--test-config] [-h]`.
+//! [--test-config] [-h]`, plus `culex ha ...` (the cluster control client, `crate::ha`),
+//! whose arguments are handed over untouched.
 //!
 //! Pure: [`parse`] turns arguments into a [`Command`] or a [`CliError`] whose text matches
 //! Mosquitto 2.0.11's (checked by hand against Debian's `/usr/sbin/mosquitto`: `-h` prints
@@ -30,6 +31,8 @@ pub enum Command {
     Help,
     /// `--version`: print the version and exit 0.
     Version,
+    /// `culex ha ...`: the cluster control client, with the arguments after `ha`.
+    Ha(Vec<OsString>),
 }
 
 /// The options of a broker run.
@@ -131,7 +134,10 @@ where
     I: IntoIterator<Item = OsString>,
 {
     let mut cli = Cli::default();
-    let mut args = args.into_iter();
+    let mut args = args.into_iter().peekable();
+    if args.peek().is_some_and(|first| first == "ha") {
+        return Ok(Command::Ha(args.skip(1).collect()));
+    }
     while let Some(arg) = args.next() {
         let flag = arg.to_string_lossy().into_owned();
         let mut value = || {
@@ -176,7 +182,8 @@ pub fn usage() -> String {
         "culex version {version}\n\n\
          culex is an MQTT v5.0/v3.1.1/v3.1 broker that reads mosquitto.conf.\n\n\
          Usage: culex [-c config_file] [-d] [-h] [-p port] [-q] [-v] [--test-config]\n\
-         \x20            [--tls-keylog file]\n\n\
+         \x20            [--tls-keylog file]\n\
+         \x20      culex ha COMMAND [options]   (cluster control, see culex ha --help)\n\n\
          \x20-c : specify the broker config file.\n\
          \x20-d : put the broker into the background after starting.\n\
          \x20-h : display this help.\n\
@@ -303,7 +310,29 @@ mod tests {
             })
         );
         assert!(usage().contains("Usage: culex [-c config_file]"));
+        assert!(usage().contains("culex ha COMMAND [options]"));
         assert!(usage().ends_with(&format!("\n\nSee {DOCS_URL} for more information.\n")));
+    }
+
+    #[test]
+    fn ha_takes_the_rest_of_the_line() {
+        assert_eq!(
+            run(&["ha", "status", "-h", "10.0.0.1", "--bogus"]),
+            Ok(Command::Ha(
+                ["status", "-h", "10.0.0.1", "--bogus"]
+                    .iter()
+                    .map(OsString::from)
+                    .collect()
+            ))
+        );
+        assert_eq!(run(&["ha"]), Ok(Command::Ha(Vec::new())));
+        // Only as the first argument.
+        assert_eq!(
+            run(&["-v", "ha"]),
+            Err(CliError::UnknownOption {
+                option: "ha".into()
+            })
+        );
     }
 
     #[test]

@@ -14,6 +14,7 @@ mod config;
 #[cfg(test)]
 mod effects;
 mod emission;
+mod ha;
 mod logging;
 mod persistence;
 mod process;
@@ -64,6 +65,7 @@ fn main() -> ExitCode {
             println!("culex {VERSION}");
             return ExitCode::SUCCESS;
         }
+        Ok(Command::Ha(args)) => return ha::main(args),
         Err(err) => {
             eprintln!("{err}");
             if err.shows_usage() {

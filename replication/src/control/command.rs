@@ -341,10 +341,20 @@ fn node_list(f: &Fields<'_>) -> Result<Vec<NodeSpec>, String> {
 }
 
 /// `host:port`, with an IPv6 literal in brackets (`[fd00::1]:7000`).
-pub(super) fn endpoint_text(address: &str, port: u16) -> String {
+pub fn endpoint_text(address: &str, port: u16) -> String {
     if address.contains(':') {
         format!("[{address}]:{port}")
     } else {
         format!("{address}:{port}")
     }
+}
+
+/// The address and port of an [`endpoint_text`], brackets removed.
+pub fn split_endpoint(text: &str) -> Option<(String, u16)> {
+    let (host, port) = text.rsplit_once(':')?;
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    Some((host.to_string(), port.parse().ok()?))
 }

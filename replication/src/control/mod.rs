@@ -35,7 +35,9 @@ mod response;
 #[cfg(test)]
 mod tests;
 
-pub use command::{Command, NodeSpec, SyncMode, CLUSTER_NODES_MIN, COMMAND_NAMES};
+pub use command::{
+    endpoint_text, split_endpoint, Command, NodeSpec, SyncMode, CLUSTER_NODES_MIN, COMMAND_NAMES,
+};
 pub use response::{
     not_leader, render, ClusterInfo, ClusterNode, ClusterState, Data, NodeInfo, NodeRole, Outcome,
     Response, ADDRESS_IN_USE, ALREADY_IN_CLUSTER, LEAVE_NOT_THIS_NODE, NODE_ID_IN_USE,

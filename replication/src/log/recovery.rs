@@ -57,7 +57,7 @@ pub(crate) struct ZeroRange {
 }
 
 impl Truncation {
-    fn encode(&self) -> [u8; TRUNCATION_BODY_BYTES] {
+    pub(crate) fn encode(&self) -> [u8; TRUNCATION_BODY_BYTES] {
         let mut body = [0u8; TRUNCATION_BODY_BYTES];
         body[0] = u8::from(self.keep_through.is_some());
         body[1..9].copy_from_slice(&self.keep_through.unwrap_or(0).to_le_bytes());

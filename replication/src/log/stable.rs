@@ -58,7 +58,7 @@ impl Stable {
     /// Opens (creating `dir` if needed) and reads the records; a damaged record is a
     /// [`CorruptLog`] error naming its file.
     pub fn open(dir: &Path) -> io::Result<Stable> {
-        fs::create_dir_all(dir)?;
+        super::wal::create_directory(dir)?;
         let vote_path = dir.join(VOTE_FILE);
         let vote = match load(&vote_path, StableKind::Vote)? {
             Some(body) => Some(decode_vote(&body).map_err(|e| refused(&vote_path, e))?),

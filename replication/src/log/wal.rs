@@ -87,7 +87,7 @@ impl Wal {
     /// another process holds the directory.
     pub fn open(dir: &Path, options: WalOptions) -> io::Result<Wal> {
         check_options(&options)?;
-        fs::create_dir_all(dir)?;
+        create_directory(dir)?;
         let lock = lock_directory(dir)?;
         let purged = stable::load_entry_id(&dir.join(recovery::PURGED_FILE), stable::PURGED)?;
         recovery::finish_truncation(dir)?;
@@ -277,13 +277,22 @@ impl Wal {
         let mut term = self.last.or(self.purged).map_or(0, |id| id.term);
         for (index, entry) in (self.next_index()..).zip(entries) {
             if entry.index != index {
-                return Err(format!("entry index {} where {index} was expected", entry.index));
+                return Err(format!(
+                    "entry index {} where {index} was expected",
+                    entry.index
+                ));
             }
             if entry.term < term {
-                return Err(format!("entry {index} has term {} after term {term}", entry.term));
+                return Err(format!(
+                    "entry {index} has term {} after term {term}",
+                    entry.term
+                ));
             }
             if entry.payload.len() > PAYLOAD_BYTES_MAX {
-                return Err(format!("entry {index} has {} payload bytes", entry.payload.len()));
+                return Err(format!(
+                    "entry {index} has {} payload bytes",
+                    entry.payload.len()
+                ));
             }
             term = entry.term;
         }
@@ -491,6 +500,16 @@ impl Wal {
         Ok(())
     }
 
+    /// The segments' layout (first index, path, record offsets, end), for tests that damage
+    /// the files as a crash or the medium would.
+    #[cfg(test)]
+    pub(crate) fn layout(&self) -> Vec<(u64, PathBuf, Vec<u64>, u64)> {
+        let layout = self.segments.iter();
+        layout
+            .map(|s| (s.first_index, s.path.clone(), s.offsets.clone(), s.end))
+            .collect()
+    }
+
     /// The relations between the fields, checked after every change (O(segments)).
     fn check_invariants(&self) {
         if let Some(last) = self.last {
@@ -595,6 +614,18 @@ fn check_options(options: &WalOptions) -> io::Result<()> {
         ));
     }
     Ok(())
+}
+
+/// Creates `dir` if it does not exist, durably (its parent synced).
+pub(crate) fn create_directory(dir: &Path) -> io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    fs::create_dir_all(dir)?;
+    match dir.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => segment::sync_directory(parent),
+        _ => Ok(()),
+    }
 }
 
 /// Takes the exclusive lock of `dir`, refusing when another process holds it.

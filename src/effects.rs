@@ -71,14 +71,13 @@ pub fn of(config: &Config) -> String {
         facility,
     } = logging;
     let logs = (destinations, types, timestamp, timestamp_format, facility);
-    let modules = settings::check_modules(config).map_err(|e| e.message);
     let shards = settings::settings_plan(config).map_err(|e| e.message);
     let tls: Vec<_> = config.listeners.iter().map(settings::tls_options).collect();
     let access = security::access_plan(config);
     let dynsec = security::dynsec_files(config);
     let process = (threads, cpu_affinity, user, pid_file, daemon);
     format!(
-        "modules {modules:?}\nshards {shards:?}\ntls {tls:?}\naccess {access:?}\n\
+        "shards {shards:?}\ntls {tls:?}\naccess {access:?}\n\
          dynsec {dynsec:?}\nprocess {process:?}\nautosave {autosave:?}\nlogging {logs:?}\n"
     )
 }

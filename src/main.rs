@@ -8,6 +8,7 @@
 //! SIGUSR1 saves the state file. Every start-up failure is reported on stderr too.
 
 mod cli;
+mod cluster;
 // Some of `Config`'s interface (plugins, admin listener) is read by modules still to come.
 #[allow(dead_code)]
 mod config;
@@ -144,10 +145,6 @@ fn load_config(cli: &cli::Cli) -> Result<Config, u8> {
     for warning in &config.warnings {
         log::warn!("{warning}");
     }
-    if let Err(error) = settings::check_modules(&config) {
-        logging::start_failure(&error.message);
-        return Err(error.code);
-    }
     Ok(config)
 }
 
@@ -178,8 +175,22 @@ fn run(cli: &cli::Cli, config: Config) -> Result<(), settings::StartError> {
     let shards = config
         .worker_threads(cores)
         .clamp(1, shards::limits::SHARDS_MAX);
-    // Its errors name the address and port (and drop_privileges's the user).
-    let bound = sockets::bind_all(&settings, shards).map_err(start_error(""))?;
+    // Its errors name the address and port (and drop_privileges's the user). A cluster
+    // node binds its client listeners when it serves clients (the replication core
+    // decides); the admin, HTTP and Unix-socket listeners stay open whatever its role.
+    let ha = config.control_api();
+    let bound = if ha {
+        let listeners = &settings.listeners;
+        sockets::bind_selected(
+            &settings,
+            shards,
+            |index| !cluster::follows_leadership(&listeners[index]),
+            sockets::OrphanWait::Wait,
+        )
+    } else {
+        sockets::bind_all(&settings, shards)
+    }
+    .map_err(start_error(""))?;
     let cpus = shard_cpus(config.cpu_affinity, shards);
     process::drop_privileges(&config.user).map_err(start_error(""))?;
     // Removed again when `run` returns, at exit or on a later start-up failure.
@@ -191,13 +202,13 @@ fn run(cli: &cli::Cli, config: Config) -> Result<(), settings::StartError> {
     let restore = persistence::restore(settings.persistence.as_ref(), shards);
     let dynsec = security::dynsec_service(&config)?;
     let access = security::initial_policy(&config, dynsec.as_ref())?;
-    let (control, requests) = match dynsec {
-        Some(_) => {
-            let (sender, receiver) = mpsc::channel();
-            (Some(sender), Some(receiver))
-        }
-        None => (None, None),
+    let (control, requests) = if dynsec.is_some() || ha {
+        let (sender, receiver) = mpsc::channel();
+        (Some(sender), Some(receiver))
+    } else {
+        (None, None)
     };
+    let cluster_status = ha.then(|| Arc::new(shards::cluster_status::ClusterStatus::default()));
     let driver = if std::env::var_os("CULEX_EPOLL").is_some() {
         Driver::Epoll
     } else {
@@ -215,14 +226,42 @@ fn run(cli: &cli::Cli, config: Config) -> Result<(), settings::StartError> {
         driver,
         cpus,
         output,
-        cluster: None,
+        cluster: cluster_status.clone(),
     })
     .map_err(start_error("cannot start the shard threads"))?;
     logging::publish_to(broker.inboxes());
-    if let (Some(service), Some(requests)) = (dynsec, requests) {
-        service
-            .spawn(broker.inboxes(), requests)
-            .map_err(start_error("cannot start the dynamic security service"))?;
+    let client_sockets = cluster::SharedGuard::default();
+    match (cluster_status, dynsec, requests) {
+        (Some(status), dynsec, Some(requests)) => {
+            cluster::note_license();
+            let data_dir = cluster::data_dir(config.persistence.location.as_deref());
+            log::info!("HA: data directory {}.", data_dir.display());
+            let listeners = cluster::ClientSockets::new(
+                settings.clone(),
+                shards,
+                broker.inboxes(),
+                client_sockets.clone(),
+            );
+            replication::core::spawn(replication::core::Setup {
+                data_dir,
+                dynsec: dynsec.map(|service| replication::core::Dynsec {
+                    state: service.state,
+                    path: service.path,
+                    base: service.base,
+                }),
+                inboxes: broker.inboxes(),
+                requests,
+                listeners: Box::new(listeners),
+                status,
+            })
+            .map_err(start_error("cannot start the replication core"))?;
+        }
+        (None, Some(service), Some(requests)) => {
+            service
+                .spawn(broker.inboxes(), requests)
+                .map_err(start_error("cannot start the dynamic security service"))?;
+        }
+        _ => {}
     }
     // Signals are handled before the line says so: a SIGHUP or SIGTERM sent once a
     // supervisor (or a test) saw "running" reloads or stops, never kills (as Mosquitto).
@@ -231,7 +270,14 @@ fn run(cli: &cli::Cli, config: Config) -> Result<(), settings::StartError> {
         "culex version {VERSION} running ({shards} shard{})",
         if shards == 1 { "" } else { "s" }
     );
-    serve_signals(cli, config, broker, control, signals, bound.guard)
+    serve_signals(
+        cli,
+        config,
+        broker,
+        control,
+        signals,
+        (bound.guard, client_sockets),
+    )
 }
 
 /// Mosquitto's words for a pid file that cannot be written, then which file and why.
@@ -298,7 +344,7 @@ fn serve_signals(
     broker: BrokerHandle,
     control: Option<mpsc::Sender<ServiceMsg>>,
     rx: mpsc::Receiver<i32>,
-    listening: sockets::ListenGuard,
+    listening: (sockets::ListenGuard, cluster::SharedGuard),
 ) -> Result<(), settings::StartError> {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
     let mut next_save = autosave_deadline(&config);
@@ -327,7 +373,11 @@ fn serve_signals(
     }
     // No new clients from here on, and the ports are free again at once (a restart right
     // after exit binds them), whatever the shards' io_uring instances still hold.
+    let (listening, client_sockets) = listening;
     listening.close();
+    if let Some(guard) = client_sockets.lock().ok().and_then(|mut guard| guard.take()) {
+        guard.close();
+    }
     let final_state = config.persistence.enabled.then(|| broker.snapshot());
     broker.shutdown();
     if let Some(Ok(parts)) = final_state {

@@ -1,9 +1,8 @@
-//! Turns the parsed [`Config`] into the shards' [`Settings`], and refuses at start-up what
-//! this build cannot serve yet, naming the module that is missing.
+//! Turns the parsed [`Config`] into the shards' [`Settings`].
 //!
 //! Called by `main` at start and on SIGHUP.
 
-use crate::config::{Bind, Config, Listener, PluginKind, Protocol, SocketDomain, TlsVersion};
+use crate::config::{Bind, Config, Listener, Protocol, SocketDomain, TlsVersion};
 use shards::settings::{ListenerSettings, PersistenceSettings, Settings};
 use shards::transport::tls::{server_config, CertificateUsername, TlsOptions};
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -16,32 +15,6 @@ pub struct StartError {
     pub message: String,
     /// Exit code.
     pub code: u8,
-}
-
-impl StartError {
-    fn config(message: String) -> StartError {
-        StartError { message, code: 3 }
-    }
-}
-
-/// Checks that every configured module is available in this build.
-pub fn check_modules(config: &Config) -> Result<(), StartError> {
-    for plugin in &config.plugins {
-        let missing = match plugin.kind {
-            PluginKind::DynamicSecurity => None,
-            PluginKind::HighAvailability => Some("high availability"),
-            PluginKind::PasswordFile | PluginKind::AclFile => None,
-        };
-        if let Some(module) = missing {
-            return Err(StartError::config(format!(
-                "Error: {}:{}: plugin {} needs the {module} module, which this build of Culex does not include yet.",
-                plugin.file.display(),
-                plugin.line,
-                plugin.path.display()
-            )));
-        }
-    }
-    Ok(())
 }
 
 /// The shards' settings for `config`, with TLS configurations built and `http_dir`s resolved

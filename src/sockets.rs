@@ -79,11 +79,40 @@ impl Drop for ListenGuard {
 /// address family is unavailable (IPv6 disabled) are skipped with a warning, as Mosquitto
 /// does; a port in use is an error naming the address and port.
 pub fn bind_all(settings: &Settings, shards: usize) -> io::Result<Bound> {
+    let bound = bind_selected(settings, shards, |_| true, OrphanWait::Wait)?;
+    if bound.shards.first().is_none_or(Vec::is_empty) {
+        return Err(io::Error::new(
+            io::ErrorKind::AddrNotAvailable,
+            "no listen socket could be opened",
+        ));
+    }
+    Ok(bound)
+}
+
+/// Whether a bind waits for sockets an exited process left behind ([`ORPHAN_WAIT`]).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum OrphanWait {
+    /// Wait (start-up).
+    Wait,
+    /// Fail at once (a thread that must not block, which tries again later).
+    Fail,
+}
+
+/// [`bind_all`] for the listeners `select` picks (by index).
+pub fn bind_selected(
+    settings: &Settings,
+    shards: usize,
+    select: impl Fn(usize) -> bool,
+    wait: OrphanWait,
+) -> io::Result<Bound> {
     let mut result: ShardSockets = (0..shards).map(|_| Vec::new()).collect();
     let mut guard = ListenGuard {
         sockets: Vec::new(),
     };
     for (index, listener) in settings.listeners.iter().enumerate() {
+        if !select(index) {
+            continue;
+        }
         if let Some(path) = &listener.unix_path {
             log::info!("Opening unix listen socket on path {}.", path.display());
             let socket = unix_socket(path)?;
@@ -94,7 +123,11 @@ pub fn bind_all(settings: &Settings, shards: usize) -> io::Result<Bound> {
         }
         let mut bound_any = false;
         for address in &listener.addresses {
-            match probe_until_free(*address, listener) {
+            let probed = match wait {
+                OrphanWait::Wait => probe_until_free(*address, listener),
+                OrphanWait::Fail => probe(*address, listener),
+            };
+            match probed {
                 Ok(()) => {}
                 Err(error) if family_unavailable(&error) => {
                     log::warn!("Warning: cannot open listen socket on {address}: {error}.");
@@ -118,12 +151,6 @@ pub fn bind_all(settings: &Settings, shards: usize) -> io::Result<Bound> {
                 listener.port
             );
         }
-    }
-    if result.first().is_none_or(Vec::is_empty) {
-        return Err(io::Error::new(
-            io::ErrorKind::AddrNotAvailable,
-            "no listen socket could be opened",
-        ));
     }
     Ok(Bound {
         shards: result,

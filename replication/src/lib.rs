@@ -20,10 +20,12 @@
 #![deny(missing_docs)]
 
 pub mod control;
+pub mod core;
 pub mod log;
 pub mod machine;
 pub mod network;
 pub mod proposal;
 pub mod snapshot_file;
+pub mod store;
 pub mod types;
 pub mod wire;

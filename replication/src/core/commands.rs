@@ -607,7 +607,7 @@ pub(super) fn promote_learners(core: &Shared) {
         let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
         let last = metrics.last_log_index.unwrap_or(0);
         let replication = metrics.replication.clone().unwrap_or_default();
-        membership
+        let learner = membership
             .nodes()
             .map(|(id, _)| *id)
             .filter(|id| !voters.contains(id))
@@ -616,8 +616,8 @@ pub(super) fn promote_learners(core: &Shared) {
                     .get(id)
                     .and_then(|matched| matched.as_ref())
                     .is_some_and(|matched| last.saturating_sub(matched.index) <= CAUGHT_UP_LAG)
-            })
-            .map(|id| (id, node.raft.clone()))
+            });
+        learner.map(|id| (id, node.raft.clone()))
     };
     let Some((id, raft)) = candidate else {
         return;

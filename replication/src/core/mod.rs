@@ -75,8 +75,9 @@ pub trait ClientListeners {
 pub struct Setup {
     /// The HA data directory (`CEDALO_HA_DATA_DIR`).
     pub data_dir: PathBuf,
-    /// The node's dynamic-security state and file.
-    pub dynsec: Dynsec,
+    /// The node's dynamic-security state and file (`None`: dynamic security is off, and
+    /// its requests are ignored as Mosquitto ignores them without the plugin).
+    pub dynsec: Option<Dynsec>,
     /// The shards' runtime inboxes.
     pub inboxes: Arc<Inboxes>,
     /// Control requests from the shards.
@@ -123,7 +124,7 @@ pub fn spawn(setup: Setup) -> io::Result<JoinHandle<()>> {
 
 struct Parts {
     data_dir: PathBuf,
-    dynsec: Dynsec,
+    dynsec: Option<Dynsec>,
     inboxes: Arc<Inboxes>,
     listeners: Box<dyn ClientListeners + Send>,
     status: Arc<ClusterStatus>,
@@ -145,7 +146,7 @@ pub(crate) struct Core {
     listeners_open: Option<bool>,
     /// A failed open or close was logged (not repeated every tick).
     listeners_error: bool,
-    dynsec: Dynsec,
+    dynsec: Option<Dynsec>,
     member: Option<Member>,
     forwarded: mpsc::UnboundedSender<ForwardedRequest>,
     doorbell: mpsc::UnboundedSender<()>,
@@ -316,7 +317,9 @@ async fn serve(core: &Shared, input: Input) {
         Input::Service(ServiceMsg::Rebase(base)) => {
             let mut core = core.borrow_mut();
             let inboxes = core.inboxes.clone();
-            core.dynsec.rebase(&inboxes, *base);
+            if let Some(dynsec) = core.dynsec.as_mut() {
+                dynsec.rebase(&inboxes, *base);
+            }
         }
         Input::Service(ServiceMsg::Request(request)) => {
             let me = my_id(core).unwrap_or(0);
@@ -372,6 +375,9 @@ fn my_id(core: &Shared) -> Option<NodeId> {
 async fn dynsec_request(core: &Shared, payload: &[u8], asker: &Asker) -> Option<Vec<u8>> {
     let route = {
         let core = core.borrow();
+        if core.dynsec.is_none() {
+            return None;
+        }
         match &core.member {
             None => Route::Here,
             Some(Member { node: None, .. }) => Route::Unavailable,
@@ -388,7 +394,9 @@ async fn dynsec_request(core: &Shared, payload: &[u8], asker: &Asker) -> Option<
         Route::Here => {
             let mut core = core.borrow_mut();
             let inboxes = core.inboxes.clone();
-            core.dynsec.serve_here(&inboxes, payload, asker);
+            if let Some(dynsec) = core.dynsec.as_mut() {
+                dynsec.serve_here(&inboxes, payload, asker);
+            }
             None
         }
         Route::Unavailable => Some(refusal(
@@ -437,7 +445,10 @@ async fn dynsec_on_leader(core: &Shared, payload: &[u8], asker: &Asker) -> Optio
         Ok(Err(_)) | Err(_) => return Some(refusal(payload, crate::control::NO_LEADER)),
     }
     drain_effects(core);
-    let evaluated = core.borrow().dynsec.evaluate(payload, asker);
+    let evaluated = match core.borrow().dynsec.as_ref() {
+        Some(dynsec) => dynsec.evaluate(payload, asker),
+        None => return None,
+    };
     match evaluated {
         Evaluated::Unchanged(response) => response,
         Evaluated::Change(proposal) => {
@@ -482,7 +493,11 @@ fn drain_effects(core: &Shared) {
         let mut guard = core.borrow_mut();
         let inboxes = guard.inboxes.clone();
         match effect {
-            Effect::Dynsec(document) => guard.dynsec.install(&inboxes, &document),
+            Effect::Dynsec(document) => {
+                if let Some(dynsec) = guard.dynsec.as_mut() {
+                    dynsec.install(&inboxes, &document);
+                }
+            }
             Effect::Reply(reply) => {
                 let topic = match ControlTopic::of(reply.topic.trim_end_matches("/response")) {
                     Some(topic) => topic.response_topic(),
@@ -688,7 +703,8 @@ fn maybe_seed(core: &Shared) {
         if !view.leader || view.committed_term != Some(view.term) || view.applied_index < view.committed_index {
             return;
         }
-        if node.machine.settings().is_some() && node.machine.dynsec().is_some() {
+        let document_needed = core.dynsec.is_some() && node.machine.dynsec().is_none();
+        if node.machine.settings().is_some() && !document_needed {
             return;
         }
         if !member.sync_known {
@@ -696,10 +712,10 @@ fn maybe_seed(core: &Shared) {
             // cannot seed them; the creating node (or its successor) will.
             return;
         }
-        let mut proposal = core.dynsec.seed_proposal();
-        if node.machine.dynsec().is_some() {
-            proposal.records.clear();
-        }
+        let mut proposal = match core.dynsec.as_ref() {
+            Some(dynsec) if document_needed => dynsec.seed_proposal(),
+            _ => crate::proposal::Proposal::default(),
+        };
         if node.machine.settings().is_none() {
             proposal.cluster = Some(crate::proposal::ClusterOp::Settings(
                 crate::proposal::ClusterSettings {

@@ -154,14 +154,14 @@ impl RaftNode {
 /// What the listeners' rule needs, from `metrics`.
 pub fn view(metrics: &Metrics) -> RaftView {
     let since_quorum_ack = metrics.last_quorum_acked.as_ref().map(|acked| {
-        let now = <openraft_rt_monoio::MonoioInstant as openraft::Instant>::now();
+        let now = <openraft::alias::InstantOf<crate::types::TypeConfig> as openraft::Instant>::now();
         now - **acked
     });
     RaftView {
         leader: metrics.state == ServerState::Leader && metrics.current_leader == Some(metrics.id),
         term: metrics.current_term,
-        committed_term: metrics.committed.map(|id| id.leader_id.term),
-        committed_index: metrics.committed.map(|id| id.index),
+        committed_term: metrics.local_committed.map(|id| id.leader_id.term),
+        committed_index: metrics.local_committed.map(|id| id.index),
         applied_index: metrics.last_applied.map(|id| id.index),
         since_quorum_ack,
     }
@@ -170,7 +170,7 @@ pub fn view(metrics: &Metrics) -> RaftView {
 /// Time since the leader last heard from `node` (`None`: never, or not the leader).
 pub fn since_heard(metrics: &Metrics, node: NodeId) -> Option<Duration> {
     let heard = metrics.heartbeat.as_ref()?.get(&node)?.as_ref()?;
-    let now = <openraft_rt_monoio::MonoioInstant as openraft::Instant>::now();
+    let now = <openraft::alias::InstantOf<crate::types::TypeConfig> as openraft::Instant>::now();
     Some(now - **heard)
 }
 

@@ -76,7 +76,7 @@ pub fn reading(metrics: &Metrics, serving: bool, elections: u64) -> Reading {
         leader: metrics.current_leader.unwrap_or(0),
         term: metrics.current_term,
         last_log_index: last,
-        commit_index: index(metrics.committed.map(|id| id.index)),
+        commit_index: index(metrics.local_committed.map(|id| id.index)),
         applied_index: index(metrics.last_applied.map(|id| id.index)),
         elections,
         peers,
@@ -137,7 +137,7 @@ pub fn cluster_info(file: &ClusterFile, metrics: &Metrics) -> ClusterInfo {
         state: ClusterState::from_counts(reachable_voters, voters.len(), reachable_nodes, nodes.len()),
         leader: metrics.current_leader.and_then(|id| u16::try_from(id).ok()),
         term: metrics.current_term,
-        commit_index: index(metrics.committed.map(|id| id.index)),
+        commit_index: index(metrics.local_committed.map(|id| id.index)),
         nodes,
     }
 }

@@ -2,10 +2,10 @@
 //! was accepted.
 //!
 //! Owns the per-connection protocol state that is *not* durable (keep alive, topic aliases
-//! in both directions, the client's limits, the outbound byte buffer). The durable part lives in the
-//! [`crate::state::Session`] the connection is attached to. Placement: in the shard's
-//! connection slab; the runtime's reader task and the shard's flusher refer to it by
-//! [`ConnId`].
+//! in both directions, the client's limits, the outbound byte buffer). The durable part
+//! lives in the [`crate::state::Session`] the connection is attached to. Placement: in the
+//! shard's connection slab; the runtime's reader task and the shard's flusher refer to it
+//! by [`ConnId`].
 //!
 //! Writing: encoding a packet appends to [`Connection::out`] and, the first time after a
 //! flush, puts the connection on the shard's [`FlushQueue`]. The runtime's one flusher task

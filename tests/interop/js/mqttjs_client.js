@@ -46,7 +46,9 @@ for (const name of ['ca', 'cert', 'key']) {
 }
 if (opts.ca) connectOptions.rejectUnauthorized = true
 if (opts.headers) connectOptions.wsOptions = { headers: opts.headers }
-if (opts.topicAliasMaximum) connectOptions.properties = { topicAliasMaximum: opts.topicAliasMaximum }
+if (opts.topicAliasMaximum) {
+  connectOptions.properties = { topicAliasMaximum: opts.topicAliasMaximum }
+}
 
 const client = mqtt.connect(opts.url, connectOptions)
 

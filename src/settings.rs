@@ -53,6 +53,7 @@ pub fn settings_plan(config: &Config) -> Result<Settings, StartError> {
             mount_point: listener.mount_point.clone(),
             max_qos: listener.max_qos,
             max_topic_alias: listener.max_topic_alias,
+            max_topic_alias_broker: listener.max_topic_alias_broker,
             allow_anonymous: security.allow_anonymous,
             allow_zero_length_clientid: security.allow_zero_length_clientid,
             auto_id_prefix: security.auto_id_prefix.clone(),

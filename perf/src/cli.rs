@@ -56,6 +56,10 @@ pub struct WorkloadArgs {
     pub batch: Option<usize>,
     /// --topics
     pub topics: Option<usize>,
+    /// --topic-len
+    pub topic_len: Option<usize>,
+    /// --topic-alias-max
+    pub topic_alias_max: Option<u16>,
     /// --connect-rate
     pub connect_rate: Option<f64>,
     /// --connect-concurrency
@@ -87,6 +91,7 @@ impl WorkloadArgs {
         }
         set!(protocol, qos, clients, payload, sizes, duration, warmup, window, threads, batch);
         set!(topics, connect_concurrency, source_addrs, settle_timeout);
+        set!(topic_len, topic_alias_max);
         if let Some(rate) = self.rate {
             w.rate = (rate > 0.0).then_some(rate);
         }
@@ -108,6 +113,9 @@ impl WorkloadArgs {
     /// Checks the options that go together once all are read; `tls_anywhere` says whether
     /// some connection will use TLS.
     fn finish(&mut self, tls_anywhere: bool) -> Result<(), String> {
+        if self.topic_alias_max.is_some_and(|max| max > 0) && self.protocol != Some(Protocol::V5) {
+            return Err("--topic-alias-max needs --protocol 5".to_string());
+        }
         match (self.username.take(), self.password.take()) {
             (Some(username), Some(password)) => {
                 if self.credentials.is_some() {
@@ -317,6 +325,9 @@ WORKLOAD OPTIONS:
   --batch N              most PUBLISH packets per write (default 64; a write also
                          stops once it holds 64 KiB)
   --topics K             retained topics (default 10000)
+  --topic-len BYTES      pad every topic to about BYTES bytes (default: no padding)
+  --topic-alias-max N    subscribers announce Topic Alias Maximum N (needs --protocol 5)
+                         and resolve the broker's topic aliases (default 0: none)
   --connect-rate N       connection attempts per second, total (default: unlimited)
   --connect-concurrency N  handshakes in flight per thread (default 64)
   --source-addrs N       bind clients to 127.0.0.1..N (default 8; 1 = let the kernel pick)
@@ -434,6 +445,12 @@ fn workload_flag(w: &mut WorkloadArgs, name: &str, value: &str) -> Result<bool, 
         "--threads" => w.threads = Some(positive(name, value)?),
         "--batch" => w.batch = Some(positive(name, value)?),
         "--topics" => w.topics = Some(positive(name, value)?),
+        "--topic-len" => w.topic_len = Some(number_usize(name, value)?),
+        "--topic-alias-max" => {
+            let max = number_usize(name, value)?;
+            w.topic_alias_max =
+                Some(u16::try_from(max).map_err(|_| format!("{name} must be at most 65535"))?);
+        }
         "--connect-rate" => w.connect_rate = Some(number(name, value)?),
         "--connect-concurrency" => w.connect_concurrency = Some(positive(name, value)?),
         "--source-addrs" => {
@@ -811,6 +828,12 @@ fn positive(name: &str, value: &str) -> Result<usize, String> {
     }
 }
 
+fn number_usize(name: &str, value: &str) -> Result<usize, String> {
+    value
+        .parse::<usize>()
+        .map_err(|_| format!("{name} wants an integer >= 0, not {value:?}"))
+}
+
 fn number(name: &str, value: &str) -> Result<f64, String> {
     match value.parse::<f64>() {
         Ok(n) if n >= 0.0 && n.is_finite() => Ok(n),
@@ -865,6 +888,23 @@ mod tests {
         let plot = parse(args("plot --svg o.svg a.jsonl b.jsonl"));
         assert!(matches!(plot, Ok(Command::Plot(p)) if p.inputs.len() == 2));
         assert!(parse(args("plot a.jsonl")).is_err());
+    }
+
+    #[test]
+    fn long_topics_and_topic_aliases() {
+        let Ok(Command::Run(r)) = parse(args(
+            "run --scenario fanin --protocol 5 --topic-len 100 --topic-alias-max 10",
+        )) else {
+            panic!("run did not parse");
+        };
+        let w = r.workload.workload(Scenario::Fanin, r.broker);
+        assert_eq!((w.topic_len, w.topic_alias_max), (100, 10));
+        assert!(parse(args("run --scenario fanin --topic-alias-max 10")).is_err());
+        assert!(parse(args(
+            "run --scenario fanin --protocol 5 --topic-alias-max 70000"
+        ))
+        .is_err());
+        assert!(parse(args("run --scenario fanin --topic-alias-max 0")).is_ok());
     }
 
     #[test]

@@ -99,6 +99,8 @@ pub struct Login<'a> {
     pub credentials: Option<(&'a str, &'a str)>,
     /// Keep a session (clean session false; 5.0: session expiry one hour).
     pub persistent: bool,
+    /// Topic Alias Maximum to announce (5.0; 0 = none).
+    pub topic_alias_max: u16,
 }
 
 /// Runs the TLS handshake when `tls` is given, then sends CONNECT (a clean session, or a
@@ -124,6 +126,7 @@ pub async fn handshake(
         buf: BytesMut::with_capacity(READ_CHUNK),
         protocol,
         cancel: cancel.clone(),
+        bytes_read: 0,
         tls: session.clone().map(|session| ReadTls {
             session,
             raw: Vec::with_capacity(READ_CHUNK),
@@ -143,6 +146,7 @@ pub async fn handshake(
         keep_alive: KEEP_ALIVE_S,
         properties: ConnectProperties {
             session_expiry_interval: (login.persistent && protocol.is_v5()).then_some(3600),
+            topic_alias_maximum: Some(login.topic_alias_max).filter(|max| *max > 0),
             ..ConnectProperties::default()
         },
         client_id: mqtt::ByteStr::copy_from_str(login.client_id),
@@ -215,6 +219,8 @@ pub struct Reader {
     buf: BytesMut,
     protocol: Protocol,
     cancel: CancelHandle,
+    /// MQTT bytes received so far (after TLS).
+    bytes_read: u64,
     tls: Option<ReadTls>,
 }
 
@@ -247,7 +253,10 @@ impl Reader {
         self.buf = slice.into_inner();
         match result {
             Ok(0) => Ok(false),
-            Ok(_) => Ok(true),
+            Ok(n) => {
+                self.bytes_read += n as u64;
+                Ok(true)
+            }
             Err(error) if error.raw_os_error() == Some(libc::ECANCELED) => Ok(false),
             Err(error) if error.kind() == std::io::ErrorKind::ConnectionReset => Ok(false),
             Err(error) => Err(format!("read failed: {error}")),
@@ -273,7 +282,13 @@ impl Reader {
         }
         let before = self.buf.len();
         let open = tls::open(&mut tls.session.borrow_mut(), &tls.raw, &mut self.buf)?;
+        self.bytes_read += (self.buf.len() - before) as u64;
         Ok(open || self.buf.len() > before)
+    }
+
+    /// MQTT bytes received since the last call (after TLS, so the same with and without).
+    pub fn take_bytes_read(&mut self) -> u64 {
+        std::mem::take(&mut self.bytes_read)
     }
 
     /// The next packet, reading as needed; `None` when the connection ended.

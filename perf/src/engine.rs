@@ -51,6 +51,8 @@ pub struct Counters {
     pub sent: AtomicU64,
     /// PUBLISH packets received by subscribers.
     pub received: AtomicU64,
+    /// MQTT bytes subscribers received (every packet, after TLS).
+    pub received_bytes: AtomicU64,
     /// Publishers done after Stop; retained subscribers that have every message.
     pub finished: AtomicU64,
     /// Clients that failed.
@@ -119,7 +121,7 @@ pub fn run(workload: &Workload) -> RunResult {
         workload.clients,
         workload.topics,
         threads,
-        &prefix,
+        &padded(&prefix, workload.topic_len),
     );
     let shared = Arc::new(Shared {
         phase: AtomicU8::new(Phase::Connect as u8),
@@ -199,6 +201,16 @@ pub fn run(workload: &Workload) -> RunResult {
     result
 }
 
+/// `prefix` with a level of `x` after it, so that the topics the plans build on it
+/// (`<prefix>/in/<n>` and the like, up to 8 more bytes) are about `topic_len` bytes.
+fn padded(prefix: &str, topic_len: usize) -> String {
+    let pad = topic_len.saturating_sub(prefix.len() + 1 + 8);
+    if pad == 0 {
+        return prefix.to_string();
+    }
+    format!("{prefix}/{}", "x".repeat(pad))
+}
+
 /// How long the clients of `plan` may take to connect.
 fn connect_deadline(workload: &Workload, plan: &Plan) -> Duration {
     let by_rate = workload
@@ -229,6 +241,7 @@ struct Clock {
     broker: Option<Duration>,
     sent: u64,
     received: u64,
+    received_bytes: u64,
 }
 
 impl Clock {
@@ -239,6 +252,7 @@ impl Clock {
             broker: pid.and_then(procstat::process_cpu),
             sent: shared.sum(|c| &c.sent),
             received: shared.sum(|c| &c.received),
+            received_bytes: shared.sum(|c| &c.received_bytes),
         }
     }
 }
@@ -256,6 +270,7 @@ fn measure_flow(workload: &Workload, shared: &Shared, plan: &Plan, result: &mut 
     result.measured_s = window;
     result.sent = end.sent - start.sent;
     result.received = end.received - start.received;
+    result.received_bytes = end.received_bytes - start.received_bytes;
     result.sent_per_s = result.sent as f64 / window;
     result.received_per_s = result.received as f64 / window;
     result.harness_cpu_s = Some((end.harness - start.harness).as_secs_f64());

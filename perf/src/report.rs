@@ -81,6 +81,12 @@ pub struct RunResult {
     pub sent: u64,
     /// PUBLISH received by subscribers in the window.
     pub received: u64,
+    /// MQTT bytes subscribers received in the window (all packets).
+    pub received_bytes: u64,
+    /// Mean length of the publishers' topics, bytes.
+    pub topic_bytes: f64,
+    /// Topic Alias Maximum the subscribers announced (0 = none).
+    pub topic_alias_max: u16,
     /// `sent` per second.
     pub sent_per_s: f64,
     /// `received` per second (retained: messages over the slowest subscriber's time).
@@ -163,8 +169,15 @@ impl RunResult {
             } else {
                 0
             },
+            topic_bytes: mean_topic_len(plan),
+            topic_alias_max: workload.topic_alias_max,
             ..RunResult::default()
         }
+    }
+
+    /// MQTT bytes received per message received, in the window.
+    pub fn bytes_per_message(&self) -> Option<f64> {
+        (self.received > 0).then(|| self.received_bytes as f64 / self.received as f64)
     }
 
     /// True when nothing made the run invalid.
@@ -247,6 +260,10 @@ impl RunResult {
         j.num("measured_s", self.measured_s);
         j.num("sent", self.sent as f64);
         j.num("received", self.received as f64);
+        j.num("received_bytes", self.received_bytes as f64);
+        j.opt("bytes_per_message", self.bytes_per_message());
+        j.num("topic_bytes", self.topic_bytes);
+        j.num("topic_alias_max", f64::from(self.topic_alias_max));
         j.num("sent_per_s", self.sent_per_s);
         j.num("received_per_s", self.received_per_s);
         j.num("sent_total", self.sent_total as f64);
@@ -312,6 +329,14 @@ impl RunResult {
                 out,
                 "  throughput  sent {:>12.0} msg/s   received {:>12.0} msg/s   ({:.2} s window)",
                 self.sent_per_s, self.received_per_s, self.measured_s
+            );
+        }
+        if let Some(per_message) = self.bytes_per_message() {
+            let _ = writeln!(
+                out,
+                "  wire        {per_message:.1} B received per message ({:.0} B topics, \
+                 topic alias maximum {})",
+                self.topic_bytes, self.topic_alias_max
             );
         }
         if let Some(l) = &self.latency {
@@ -439,6 +464,22 @@ impl Json {
         self.out.push('}');
         self.out
     }
+}
+
+/// Mean length of the topics the publishers of `plan` write to (0 without publishers).
+fn mean_topic_len(plan: &Plan) -> f64 {
+    let lengths: Vec<usize> = plan
+        .clients
+        .iter()
+        .filter_map(|c| match &c.role {
+            Role::Publisher { topic, .. } => Some(topic.len()),
+            _ => None,
+        })
+        .collect();
+    if lengths.is_empty() {
+        return 0.0;
+    }
+    lengths.iter().sum::<usize>() as f64 / lengths.len() as f64
 }
 
 /// A JSON string literal.

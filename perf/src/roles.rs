@@ -23,7 +23,9 @@ use crate::tracker::{BitSet, Received};
 use hdrhistogram::Histogram;
 use monoio::io::{CancelHandle, Canceller};
 use monoio::time::{sleep, timeout};
-use shards::mqtt::{Ack, ConnAck, Packet, PacketId, PublishEncode, PublishProperties, QoS};
+use shards::mqtt::{
+    Ack, ConnAck, Packet, PacketId, Publish, PublishEncode, PublishProperties, QoS,
+};
 use std::cell::{Cell, RefCell};
 use std::net::{IpAddr, Ipv4Addr};
 use std::rc::Rc;
@@ -188,8 +190,12 @@ async fn run_client(ctx: Rc<Ctx>, spec: ClientSpec) -> Result<Outcome, String> {
 }
 
 /// Connects client `index` (bounded by the thread's gate and the connect rate) and
-/// completes the MQTT handshake.
-async fn open(ctx: &Ctx, index: usize) -> Result<(Reader, Writer, ConnAck), String> {
+/// completes the MQTT handshake, announcing `topic_alias_max` (0 = none).
+async fn open(
+    ctx: &Ctx,
+    index: usize,
+    topic_alias_max: u16,
+) -> Result<(Reader, Writer, ConnAck), String> {
     let workload = &ctx.workload;
     let _permit = ctx.gate.enter().await;
     if let Some(rate) = workload.connect_rate {
@@ -210,6 +216,7 @@ async fn open(ctx: &Ctx, index: usize) -> Result<(Reader, Writer, ConnAck), Stri
         client_id: &client_id,
         credentials: credentials.as_ref().map(|(u, p)| (u.as_str(), p.as_str())),
         persistent: workload.persistent,
+        topic_alias_max,
     };
     let attempt = async {
         let stream = client::connect(workload.broker, source)
@@ -301,7 +308,7 @@ async fn publisher(
     retained: bool,
 ) -> Result<Outcome, String> {
     let workload = ctx.workload.clone();
-    let (reader, mut writer, connack) = open(ctx, index).await?;
+    let (reader, mut writer, connack) = open(ctx, index, 0).await?;
     let qos = workload.qos;
     let window_max = match qos {
         QoS::AtMostOnce => usize::MAX,
@@ -597,7 +604,7 @@ async fn subscriber(
     retained: Option<u32>,
 ) -> Result<Outcome, String> {
     let qos = ctx.workload.qos;
-    let (mut reader, mut writer, _) = open(ctx, index).await?;
+    let (mut reader, mut writer, _) = open(ctx, index, ctx.workload.topic_alias_max).await?;
     let mut subscribed_at = None;
     if retained.is_some() {
         ctx.counters()
@@ -613,6 +620,7 @@ async fn subscriber(
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
     let mut received = Received::expect(publishers);
+    let mut aliases = AliasBook::new(ctx.workload.topic_alias_max);
     let mut elapsed = None;
     loop {
         let measuring = ctx.phase() == Phase::Measure;
@@ -621,6 +629,7 @@ async fn subscriber(
         while let Some(packet) = reader.try_next()? {
             match packet {
                 Packet::Publish(publish) => {
+                    aliases.learn(&publish)?;
                     // An empty retained message is the run's own clean-up (it deletes one).
                     let cleanup = retained.is_some() && publish.payload.is_empty();
                     count += u64::from(!cleanup);
@@ -657,6 +666,10 @@ async fn subscriber(
         counters
             .received
             .fetch_add(count, std::sync::atomic::Ordering::Relaxed);
+        counters.received_bytes.fetch_add(
+            reader.take_bytes_read(),
+            std::sync::atomic::Ordering::Relaxed,
+        );
         if let (Some(expected), Some(at), None) = (retained, subscribed_at, elapsed) {
             if received.distinct() >= u64::from(expected) {
                 elapsed = Some(at.elapsed());
@@ -677,8 +690,49 @@ async fn subscriber(
     Ok(Outcome::Subscriber { received, elapsed })
 }
 
+/// The broker's topic aliases as a subscriber learns them (`--topic-alias-max`): a PUBLISH
+/// with an alias above the maximum, or with an empty topic and an alias never announced,
+/// fails the subscriber (the broker broke §3.3.2.3.4).
+struct AliasBook {
+    /// Topic of alias `i + 1`.
+    topics: Vec<Option<Vec<u8>>>,
+}
+
+impl AliasBook {
+    fn new(max: u16) -> AliasBook {
+        AliasBook {
+            topics: vec![None; usize::from(max)],
+        }
+    }
+
+    fn learn(&mut self, publish: &Publish) -> Result<(), String> {
+        let Some(alias) = publish.properties.topic_alias else {
+            return Ok(());
+        };
+        let Some(slot) = usize::from(alias)
+            .checked_sub(1)
+            .and_then(|i| self.topics.get_mut(i))
+        else {
+            return Err(format!(
+                "broker sent topic alias {alias}, above the maximum {}",
+                self.topics.len()
+            ));
+        };
+        if !publish.topic.is_empty() {
+            let topic = slot.get_or_insert_with(Vec::new);
+            topic.clear();
+            topic.extend_from_slice(publish.topic.as_bytes());
+        } else if slot.is_none() {
+            return Err(format!(
+                "broker used topic alias {alias} before naming its topic"
+            ));
+        }
+        Ok(())
+    }
+}
+
 async fn idle(ctx: &Rc<Ctx>, index: usize) -> Result<Outcome, String> {
-    let (mut reader, mut writer, _) = open(ctx, index).await?;
+    let (mut reader, mut writer, _) = open(ctx, index, 0).await?;
     ctx.counters()
         .ready
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -693,7 +747,7 @@ async fn idle(ctx: &Rc<Ctx>, index: usize) -> Result<Outcome, String> {
 /// handshakes: open the connection (TLS handshake, CONNECT/CONNACK), count it, send
 /// DISCONNECT and close. The gate still holds the slot until the socket is closed.
 async fn churn(ctx: &Rc<Ctx>, index: usize) -> Result<Outcome, String> {
-    let (reader, mut writer, _) = open(ctx, index).await?;
+    let (reader, mut writer, _) = open(ctx, index, 0).await?;
     ctx.counters()
         .ready
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);

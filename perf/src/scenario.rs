@@ -150,6 +150,12 @@ pub struct Workload {
     pub batch: usize,
     /// Retained topics (retained scenario).
     pub topics: usize,
+    /// Topics are padded to about this many bytes (a level of `x` after the run's prefix);
+    /// 0 = no padding.
+    pub topic_len: usize,
+    /// Topic Alias Maximum the subscribers announce (5.0; 0 = none); they resolve the
+    /// broker's aliases and fail on one never announced.
+    pub topic_alias_max: u16,
     /// Connection attempts per second, total (`None` = limited by concurrency only).
     pub connect_rate: Option<f64>,
     /// Connection handshakes in flight per thread.
@@ -231,6 +237,8 @@ impl Workload {
             threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
             batch: 64,
             topics: 10_000,
+            topic_len: 0,
+            topic_alias_max: 0,
             connect_rate: None,
             connect_concurrency: 64,
             source_addrs: 8,

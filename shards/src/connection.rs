@@ -1,11 +1,11 @@
 //! `Connection`: what a shard knows about one open network connection after its CONNECT
 //! was accepted.
 //!
-//! Owns the per-connection protocol state that is *not* durable (keep alive, topic aliases,
-//! the client's limits, the outbound byte buffer). The durable part lives in the
-//! [`crate::state::Session`] the connection is attached to. Placement: in the shard's
-//! connection slab; the runtime's reader task and the shard's flusher refer to it by
-//! [`ConnId`].
+//! Owns the per-connection protocol state that is *not* durable (keep alive, topic aliases
+//! in both directions, the client's limits, the outbound byte buffer). The durable part
+//! lives in the [`crate::state::Session`] the connection is attached to. Placement: in the
+//! shard's connection slab; the runtime's reader task and the shard's flusher refer to it
+//! by [`ConnId`].
 //!
 //! Writing: encoding a packet appends to [`Connection::out`] and, the first time after a
 //! flush, puts the connection on the shard's [`FlushQueue`]. The runtime's one flusher task
@@ -16,6 +16,7 @@
 use crate::acl_memo::AclMemo;
 use crate::limits::{FLUSH_EARLY_BYTES, OUTBOUND_BACKLOG_HIGH};
 use crate::mqtt::{ByteStr, Packet, Protocol, PublishEncode};
+use crate::server_aliases::ServerAliases;
 use crate::state::SessionKey;
 use bytes::BytesMut;
 use std::cell::{Cell, RefCell};
@@ -96,6 +97,9 @@ pub struct Connection {
     pub problem_information: bool,
     /// Topics of the client → server topic aliases, index = alias - 1 (5.0).
     pub topic_aliases: Vec<Option<ByteStr>>,
+    /// The server → client topic aliases, when the client announced a Topic Alias Maximum
+    /// and the listener assigns aliases (`max_topic_alias_broker`); `None` otherwise.
+    pub server_aliases: Option<Box<ServerAliases>>,
     /// Length of the listener's `mount_point`: topics it prefixed lose it again on the
     /// way out to this client (0 without one).
     pub mount_len: u16,
@@ -196,6 +200,11 @@ impl Connection {
     /// Appends one PUBLISH (see [`crate::mqtt::encode_publish`]) and wakes the writer.
     /// Returns the bytes written, or `None` if it would exceed the client's Maximum Packet
     /// Size ([MQTT-3.1.2-25]) and was not sent.
+    ///
+    /// With [`Connection::server_aliases`], the topic (after the mount point is removed)
+    /// goes as an alias where the table says so; a resend (DUP) always carries its topic
+    /// and no alias. Whether a message fits the Maximum Packet Size is decided on its
+    /// form without alias, so aliases never change which messages a client gets.
     pub fn send_publish(&mut self, publish: &PublishEncode<'_>) -> Option<usize> {
         if crate::packet_log::enabled() {
             self.log_sending_publish(publish);
@@ -217,6 +226,14 @@ impl Connection {
         if len > self.client_max_packet_size as usize {
             return None;
         }
+        let aliased;
+        let publish = match self.server_aliases.as_deref_mut() {
+            Some(aliases) if !publish.dup => {
+                aliased = aliases.apply(publish, self.client_max_packet_size);
+                &aliased
+            }
+            _ => publish,
+        };
         let before = self.out.len();
         let written = crate::mqtt::encode_publish(self.protocol, publish, &mut self.out).ok()?;
         self.wake_writer();

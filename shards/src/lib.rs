@@ -36,6 +36,7 @@ pub mod packet_log;
 pub mod persist;
 pub mod placement;
 pub mod runtime;
+pub mod server_aliases;
 pub mod settings;
 pub mod shard;
 #[cfg(test)]

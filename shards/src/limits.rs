@@ -124,6 +124,10 @@ pub const SLOW_CONSUMER_AFTER_MS: u64 = 100;
 /// Topic aliases a client may use when the listener does not set `max_topic_alias`.
 pub const TOPIC_ALIAS_DEFAULT_MAX: u16 = 10;
 
+/// Topic aliases the broker assigns to a client that allows them when the listener does
+/// not set `max_topic_alias_broker` (Mosquitto 2.1's default).
+pub const TOPIC_ALIAS_BROKER_DEFAULT_MAX: u16 = 10;
+
 /// Interval of the shard housekeeping tick (keep alive, expiry, wills), in milliseconds.
 pub const TICK_MS: u64 = 250;
 

@@ -91,6 +91,9 @@ pub struct ListenerSettings {
     pub max_qos: u8,
     /// Topic aliases accepted from 5.0 clients (`max_topic_alias`).
     pub max_topic_alias: u16,
+    /// Most topic aliases the broker assigns to a 5.0 client that allows them
+    /// (`max_topic_alias_broker`; 0 = none).
+    pub max_topic_alias_broker: u16,
     /// Anonymous clients may connect (`allow_anonymous`, per listener or global).
     pub allow_anonymous: bool,
     /// Clients may connect with an empty client id (`allow_zero_length_clientid`).
@@ -128,6 +131,7 @@ impl ListenerSettings {
             mount_point: None,
             max_qos: 2,
             max_topic_alias: crate::limits::TOPIC_ALIAS_DEFAULT_MAX,
+            max_topic_alias_broker: crate::limits::TOPIC_ALIAS_BROKER_DEFAULT_MAX,
             allow_anonymous: true,
             allow_zero_length_clientid: true,
             auto_id_prefix: "auto-".to_string(),

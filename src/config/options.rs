@@ -226,6 +226,12 @@ pub const OPTIONS: &[OptionSpec] = &[
         V20,
         listener!("max_topic_alias 20"),
     ),
+    spec(
+        "max_topic_alias_broker",
+        Implemented,
+        V21,
+        listener!("max_topic_alias_broker 20"),
+    ),
     spec("maximum_qos", Implemented, V20, listener!("maximum_qos 1")),
     spec(
         "mount_point",
@@ -522,12 +528,6 @@ pub const OPTIONS: &[OptionSpec] = &[
         ),
         V21,
         "global_max_connections 1000",
-    ),
-    spec(
-        "max_topic_alias_broker",
-        Unapplied("Culex assigns no topic aliases to clients"),
-        V21,
-        listener!("max_topic_alias_broker 20"),
     ),
     spec(
         "retain_expiry_interval",

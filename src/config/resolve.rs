@@ -517,10 +517,8 @@ fn listener_option(
                 .map_err(|_| invalid(key, "out of range"))?;
         }
         "max_topic_alias_broker" => {
-            listener.max_topic_alias_broker = Some(
-                u16::try_from(values::ranged(key, args, 0, 65535)?)
-                    .map_err(|_| invalid(key, "out of range"))?,
-            );
+            listener.max_topic_alias_broker = u16::try_from(values::ranged(key, args, 0, 65535)?)
+                .map_err(|_| invalid(key, "out of range"))?;
         }
         "listener_allow_anonymous" => {
             entry.allow_anonymous_override = Some(values::boolean(key, args)?)

@@ -1217,7 +1217,7 @@ fn options_apply_to_the_listener_they_follow() {
     assert_eq!(ws.mount_point.as_deref(), Some("web/"));
     assert_eq!(
         (ws.max_qos, ws.max_topic_alias, ws.max_topic_alias_broker),
-        (1, 3, Some(7))
+        (1, 3, 7)
     );
     assert!(ws.use_username_as_clientid);
     assert_eq!(ws.socket_domain, Some(SocketDomain::Ipv6));

@@ -140,9 +140,9 @@ pub struct Listener {
     pub max_qos: u8,
     /// `max_topic_alias`: topic aliases a v5 client may use towards the broker. Default 10.
     pub max_topic_alias: u16,
-    /// `max_topic_alias_broker` (2.1): aliases the broker may use towards a client. Default none.
-    /// Checked, not applied: the config warns that it has no effect.
-    pub max_topic_alias_broker: Option<u16>,
+    /// `max_topic_alias_broker` (2.1): most topic aliases the broker assigns to a 5.0 client
+    /// that allows them (0 = none). Default 10, as in Mosquitto 2.1.
+    pub max_topic_alias_broker: u16,
     /// `use_username_as_clientid`: replace the client id with the username. Default false.
     pub use_username_as_clientid: bool,
     /// `accept_protocol_versions` (2.1): which MQTT versions may connect. Default all.
@@ -180,7 +180,7 @@ impl Listener {
             bind_interface: None,
             max_qos: 2,
             max_topic_alias: 10,
-            max_topic_alias_broker: None,
+            max_topic_alias_broker: shards::limits::TOPIC_ALIAS_BROKER_DEFAULT_MAX,
             use_username_as_clientid: false,
             accept_protocol_versions: ProtocolVersions::ALL,
             http_dir: None,

@@ -483,7 +483,7 @@ WARNED = ["check_retain_source false", "set_tcp_nodelay true", "retain_expiry_in
           "packet_buffer_size 4096", "websockets_headers_size 1024",
           "websockets_log_level 255", "dhparamfile /etc/dh.pem", "tls_engine pkcs11",
           "tls_keyform engine", "tls_engine_kpass_sha1 da39a3ee",
-          "max_topic_alias_broker 5", "disable_client_cert_date_checks true"]
+          "disable_client_cert_date_checks true"]
 
 
 def test_options_without_effect_are_warned_about_at_start(start_broker, broker_kind):

@@ -88,8 +88,11 @@ class MqttJs:
     """One MQTT.js client in a node process (js/mqttjs_client.js): JSON
     commands in, JSON events out; every wait is bounded."""
 
-    def __init__(self, url, client_id, protocol_version=4, ca=None, headers=None):
+    def __init__(self, url, client_id, protocol_version=4, ca=None, headers=None,
+                 topic_alias_maximum=None):
         opts = {"url": url, "clientId": client_id, "protocolVersion": protocol_version}
+        if topic_alias_maximum:
+            opts["topicAliasMaximum"] = topic_alias_maximum
         if ca is not None:
             opts["ca"] = str(ca)
         if headers:

@@ -16,6 +16,7 @@ use crate::message::Message;
 use crate::mqtt::{
     reason, ByteStr, ConnAck, ConnAckProperties, Connect, Disconnect, Packet, Protocol,
 };
+use crate::server_aliases::ServerAliases;
 use crate::state::{Delta, SessionDelta, SessionKey, StoredWill, EXPIRY_NEVER};
 use crate::stats::{bump, drop_by};
 use std::net::SocketAddr;
@@ -466,6 +467,10 @@ impl Shard {
             client_max_packet_size: props.maximum_packet_size.unwrap_or(u32::MAX),
             problem_information: props.request_problem_information != Some(0),
             topic_aliases: Vec::new(),
+            server_aliases: ServerAliases::for_client(
+                props.topic_alias_maximum,
+                self.settings.listeners[accepted.listener].max_topic_alias_broker,
+            ),
             mount_len: self.settings.listeners[accepted.listener]
                 .mount_point
                 .as_ref()

@@ -7,7 +7,7 @@ use crate::connection::ConnId;
 use crate::mesh::{Mesh, MeshPort};
 use crate::mqtt::{
     self, reason, Ack, ByteStr, Bytes, Connect, ConnectProperties, Packet, PacketId, Protocol,
-    Publish, QoS, Subscribe, SubscribeProperties, SubscriptionOptions, Unsubscribe,
+    Publish, PublishEncode, QoS, Subscribe, SubscribeProperties, SubscriptionOptions, Unsubscribe,
     UnsubscribeProperties, Will,
 };
 use crate::settings::{ListenerSettings, Settings};
@@ -1440,4 +1440,230 @@ fn closing_a_listener_disconnects_its_clients_without_wills_and_refuses_new_ones
     }
     let (_, _, out) = world.connect(connect(Protocol::V5, "again", true));
     assert!(matches!(&out[..], [Packet::ConnAck(c)] if c.reason_code == 0));
+}
+
+// ---------------------------------------------------------------------------------------
+// Topic aliases from the broker to a 5.0 client (§3.3.2.3.4)
+// ---------------------------------------------------------------------------------------
+
+/// A 5.0 connect announcing Topic Alias Maximum `max`.
+fn allowing_aliases(client_id: &'static str, max: u16) -> Connect {
+    let mut c = connect(Protocol::V5, client_id, true);
+    c.properties.topic_alias_maximum = Some(max);
+    c
+}
+
+/// (topic, alias) of each PUBLISH as it came off the wire.
+fn topics_and_aliases(packets: &[Packet]) -> Vec<(String, Option<u16>)> {
+    publishes(packets)
+        .iter()
+        .map(|p| (p.topic.to_string(), p.properties.topic_alias))
+        .collect()
+}
+
+/// Publishes one QoS 0 message on each topic, in order, from a fresh 5.0 client.
+fn publish_each(world: &mut World, publisher: &'static str, topics: &[&'static str]) {
+    let (p, id, _) = world.connect(connect(Protocol::V5, publisher, true));
+    for topic in topics {
+        world.send(p, id, publish(topic, "m", QoS::AtMostOnce, None, false));
+    }
+}
+
+const LONG_A: &str = "plant/line-1/cell-4/temperature";
+const LONG_B: &str = "plant/line-1/cell-4/pressure";
+const LONG_C: &str = "plant/line-1/cell-4/humidity";
+
+#[test]
+fn a_client_that_allows_aliases_gets_the_topic_once_then_the_alias() {
+    let mut world = World::new(1);
+    let (s, sub, _) = world.connect(allowing_aliases("sub", 2));
+    world.send(s, sub, subscribe(1, "plant/#", QoS::AtMostOnce));
+    world.take(s, sub);
+    publish_each(
+        &mut world,
+        "pub",
+        &[LONG_A, LONG_A, LONG_B, LONG_C, LONG_A, LONG_B],
+    );
+    let a = || LONG_A.to_string();
+    let b = || LONG_B.to_string();
+    assert_eq!(
+        topics_and_aliases(&world.take(s, sub)),
+        [
+            (a(), Some(1)),
+            (String::new(), Some(1)),
+            (b(), Some(2)),
+            // Both aliases taken by topics as busy: the third goes without one.
+            (LONG_C.to_string(), None),
+            (String::new(), Some(1)),
+            (String::new(), Some(2)),
+        ]
+    );
+}
+
+#[test]
+fn no_aliases_without_a_maximum_from_the_client_or_from_the_listener() {
+    let mut settings = settings();
+    settings.listeners[0].max_topic_alias_broker = 0;
+    let mut off = World::with(1, settings);
+    let mut world = World::new(1);
+    let cases: [(&mut World, Connect); 3] = [
+        (&mut world, connect(Protocol::V5, "none", true)),
+        (&mut off, allowing_aliases("listener-off", 10)),
+        (&mut World::new(1), connect(Protocol::V311, "v311", true)),
+    ];
+    for (world, c) in cases {
+        let (s, sub, _) = world.connect(c);
+        world.send(s, sub, subscribe(1, "plant/#", QoS::AtMostOnce));
+        world.take(s, sub);
+        publish_each(world, "pub", &[LONG_A, LONG_A]);
+        assert_eq!(
+            topics_and_aliases(&world.take(s, sub)),
+            [(LONG_A.to_string(), None), (LONG_A.to_string(), None)]
+        );
+    }
+}
+
+#[test]
+fn the_listener_caps_the_aliases_a_client_allows() {
+    let mut settings = settings();
+    settings.listeners[0].max_topic_alias_broker = 1;
+    let mut world = World::with(1, settings);
+    let (s, sub, _) = world.connect(allowing_aliases("sub", 10));
+    world.send(s, sub, subscribe(1, "plant/#", QoS::AtMostOnce));
+    world.take(s, sub);
+    publish_each(&mut world, "pub", &[LONG_A, LONG_B, LONG_A]);
+    assert_eq!(
+        topics_and_aliases(&world.take(s, sub)),
+        [
+            (LONG_A.to_string(), Some(1)),
+            (LONG_B.to_string(), None),
+            (String::new(), Some(1)),
+        ]
+    );
+}
+
+/// The session keeps QoS 1 messages without alias (it is saved and replicated; aliases
+/// belong to one connection), a resend after reconnect carries the full topic, and the
+/// new connection starts a new table.
+#[test]
+fn aliases_stay_out_of_the_session_and_end_with_the_connection() {
+    let mut world = World::new(1);
+    let mut c = persistent_v5("keeper", true);
+    c.properties.topic_alias_maximum = Some(5);
+    let (s, sub, _) = world.connect(c);
+    world.send(s, sub, subscribe(1, "plant/#", QoS::AtLeastOnce));
+    world.take(s, sub);
+    let (p, publisher, _) = world.connect(connect(Protocol::V5, "pub", true));
+    for n in 1..=2 {
+        world.send(
+            p,
+            publisher,
+            publish(LONG_A, "q", QoS::AtLeastOnce, Some(n), false),
+        );
+    }
+    assert_eq!(
+        topics_and_aliases(&world.take(s, sub)),
+        [(LONG_A.to_string(), Some(1)), (String::new(), Some(1))]
+    );
+    let key = world.shards[s]
+        .conn(sub)
+        .and_then(|c| c.session)
+        .expect("session");
+    let session = world.shards[s].store.get(key).expect("stored");
+    assert_eq!(session.outbound.inflight.len(), 2);
+    for entry in &session.outbound.inflight {
+        let message = &entry.delivery.as_ref().expect("delivery").message;
+        assert_eq!(message.topic.as_str(), LONG_A);
+        assert_eq!(message.properties.topic_alias, None);
+    }
+    world.close(s, sub);
+    let mut again = persistent_v5("keeper", false);
+    again.properties.topic_alias_maximum = Some(5);
+    let (s, sub, out) = world.connect(again);
+    let resent = publishes(&out);
+    assert_eq!(resent.len(), 2);
+    for publish in &resent {
+        assert!(publish.dup);
+        assert_eq!(publish.topic.as_str(), LONG_A, "a resend names its topic");
+        assert_eq!(publish.properties.topic_alias, None, "and carries no alias");
+    }
+    world.send(
+        p,
+        publisher,
+        publish(LONG_A, "new", QoS::AtLeastOnce, Some(3), false),
+    );
+    assert_eq!(
+        topics_and_aliases(&world.take(s, sub)),
+        [(LONG_A.to_string(), Some(1))],
+        "the new connection is told the alias again"
+    );
+}
+
+/// Whether a message fits the client's Maximum Packet Size is decided without alias; a
+/// new alias that would take it over the limit is not given.
+#[test]
+fn an_alias_never_takes_a_packet_over_the_clients_maximum_packet_size() {
+    let mut world = World::new(1);
+    let plain = mqtt::publish_encoded_len(
+        Protocol::V5,
+        &PublishEncode {
+            dup: false,
+            qos: QoS::AtMostOnce,
+            retain: false,
+            topic: LONG_A.as_bytes(),
+            packet_id: None,
+            topic_alias: None,
+            message_expiry_interval: None,
+            subscription_identifiers: &[],
+            properties: &Default::default(),
+            payload: b"exact",
+        },
+    )
+    .expect("valid");
+    let mut c = allowing_aliases("small", 5);
+    c.properties.maximum_packet_size = Some(plain as u32);
+    let (s, sub, _) = world.connect(c);
+    world.send(s, sub, subscribe(1, "plant/#", QoS::AtMostOnce));
+    world.take(s, sub);
+    let (p, publisher, _) = world.connect(connect(Protocol::V5, "pub", true));
+    for payload in [
+        "exact",
+        "equal",
+        "ab",
+        "again",
+        "far too large for the limit",
+    ] {
+        world.send(
+            p,
+            publisher,
+            publish(LONG_A, payload, QoS::AtMostOnce, None, false),
+        );
+    }
+    let out = world.take(s, sub);
+    assert_eq!(payloads(&out), ["exact", "equal", "ab", "again"]);
+    assert_eq!(
+        topics_and_aliases(&out),
+        [
+            (LONG_A.to_string(), None),
+            (LONG_A.to_string(), None),
+            // Topic + alias is 3 bytes longer: given once a packet has room for it.
+            (LONG_A.to_string(), Some(1)),
+            (String::new(), Some(1)),
+        ]
+    );
+}
+
+#[test]
+fn aliases_name_the_topic_without_the_listeners_mount_point() {
+    let mut settings = settings();
+    settings.listeners[0].mount_point = Some("tenant/".to_string());
+    let mut world = World::with(1, settings);
+    let (s, sub, _) = world.connect(allowing_aliases("sub", 5));
+    world.send(s, sub, subscribe(1, "plant/#", QoS::AtMostOnce));
+    world.take(s, sub);
+    publish_each(&mut world, "pub", &[LONG_A, LONG_A]);
+    assert_eq!(
+        topics_and_aliases(&world.take(s, sub)),
+        [(LONG_A.to_string(), Some(1)), (String::new(), Some(1))]
+    );
 }

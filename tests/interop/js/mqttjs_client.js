@@ -7,14 +7,16 @@
 //
 // Options (argv[2], JSON): url (mqtt://, ws://, wss://, with any path), clientId,
 // protocolVersion (3, 4 or 5), clean, username, password, ca/cert/key (file paths, for
-// wss://), headers (extra HTTP headers on the WebSocket upgrade, e.g. Origin).
+// wss://), headers (extra HTTP headers on the WebSocket upgrade, e.g. Origin),
+// topicAliasMaximum (5.0: the broker may send topic aliases, which MQTT.js resolves).
 // Commands (stdin, one JSON object a line):
 //   {"op":"subscribe","topic":"t","qos":1}
 //   {"op":"publish","topic":"t","payload":"text","qos":1,"retain":false}
 //   {"op":"end"}                      clean DISCONNECT, then exit 0
 // Events (stdout, one JSON object a line), "ev" is one of:
 //   connect {sessionPresent, reasonCode}   suback {granted:[qos or reason code...]}
-//   published {topic}                      message {topic, payload, qos, retain}
+//   published {topic}                      message {topic, payload, qos, retain, alias}
+// (`alias`: the Topic Alias the PUBLISH carried, or null; `topic` is already resolved).
 //   error {message, code}                  close {}            exit {}
 // The client never reconnects (reconnectPeriod 0): one connection per process.
 'use strict'
@@ -44,6 +46,9 @@ for (const name of ['ca', 'cert', 'key']) {
 }
 if (opts.ca) connectOptions.rejectUnauthorized = true
 if (opts.headers) connectOptions.wsOptions = { headers: opts.headers }
+if (opts.topicAliasMaximum) {
+  connectOptions.properties = { topicAliasMaximum: opts.topicAliasMaximum }
+}
 
 const client = mqtt.connect(opts.url, connectOptions)
 
@@ -51,7 +56,14 @@ client.on('connect', (connack) => {
   emit('connect', { sessionPresent: !!connack.sessionPresent, reasonCode: connack.reasonCode || connack.returnCode || 0 })
 })
 client.on('message', (topic, payload, packet) => {
-  emit('message', { topic, payload: payload.toString('utf8'), qos: packet.qos, retain: !!packet.retain })
+  const alias = packet.properties && packet.properties.topicAlias
+  emit('message', {
+    topic,
+    payload: payload.toString('utf8'),
+    qos: packet.qos,
+    retain: !!packet.retain,
+    alias: alias === undefined ? null : alias
+  })
 })
 client.on('error', (err) => emit('error', { message: String(err && err.message), code: err && err.code }))
 client.on('close', () => emit('close'))

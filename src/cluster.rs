@@ -26,8 +26,9 @@ pub const LICENSE_VARIABLE: &str = "CEDALO_LICENSE_FILE";
 pub fn data_dir(persistence_location: Option<&Path>) -> PathBuf {
     match std::env::var_os(DATA_DIR_VARIABLE) {
         Some(dir) if !dir.is_empty() => PathBuf::from(dir),
-        _ => persistence_location
-            .map_or_else(|| PathBuf::from("ha"), |location| location.join("ha")),
+        _ => {
+            persistence_location.map_or_else(|| PathBuf::from("ha"), |location| location.join("ha"))
+        }
     }
 }
 

@@ -375,7 +375,11 @@ fn serve_signals(
     // after exit binds them), whatever the shards' io_uring instances still hold.
     let (listening, client_sockets) = listening;
     listening.close();
-    if let Some(guard) = client_sockets.lock().ok().and_then(|mut guard| guard.take()) {
+    if let Some(guard) = client_sockets
+        .lock()
+        .ok()
+        .and_then(|mut guard| guard.take())
+    {
         guard.close();
     }
     let final_state = config.persistence.enabled.then(|| broker.snapshot());

@@ -17,20 +17,20 @@ use crate::proposal::{ClusterOp, ClusterSettings, KickList, Proposal, Reply};
 use crate::types::{
     EntryPayload, LogId, NodeId, Snapshot, SnapshotMeta, StoredMembership, TypeConfig,
 };
+use futures_channel::mpsc::UnboundedSender;
 use futures_util::TryStreamExt;
 use openraft::storage::{EntryResponder, RaftStateMachine};
 use openraft::{OptionalSend, RaftSnapshotBuilder};
 use rkyv::{Archive, Deserialize, Serialize};
-use shards::state::Record;
-use futures_channel::mpsc::UnboundedSender;
 use shards::cluster_status::ClusterStatus;
+use shards::state::Record;
 use std::cell::RefCell;
-use std::sync::atomic::Ordering;
-use std::sync::Arc;
 use std::collections::VecDeque;
 use std::io;
 use std::path::PathBuf;
 use std::rc::Rc;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 /// What applying an entry asks the node to do.
 #[derive(Debug, Clone, PartialEq)]
@@ -205,7 +205,10 @@ fn apply_proposal(state: &mut State, proposal: Proposal) {
 }
 
 fn display_log_id(log_id: Option<&LogId>) -> String {
-    log_id.map_or_else(|| "the start".to_string(), |id| format!("index {}", id.index))
+    log_id.map_or_else(
+        || "the start".to_string(),
+        |id| format!("index {}", id.index),
+    )
 }
 
 fn encode_image(image: &Image) -> Vec<u8> {

@@ -24,10 +24,10 @@ use openraft::raft::{
 };
 use openraft::raft::{TransferLeaderRequest, TransferLeaderResponse};
 use openraft::{BasicNode, OptionalSend};
+use shards::cluster_status::ClusterStatus;
 use std::cell::RefCell;
 use std::collections::BTreeSet;
 use std::future::Future;
-use shards::cluster_status::ClusterStatus;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;

@@ -120,11 +120,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, io::Error> {
         let inner = self.inner.borrow();
         let last_purged_log_id = inner.wal.last_purged_id().map(log_id);
-        let last_log_id = inner
-            .wal
-            .last_entry_id()
-            .map(log_id)
-            .or(last_purged_log_id);
+        let last_log_id = inner.wal.last_entry_id().map(log_id).or(last_purged_log_id);
         Ok(LogState {
             last_purged_log_id,
             last_log_id,
@@ -154,7 +150,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         Ok(self.inner.borrow().stable.committed().map(log_id))
     }
 
-    async fn append<I>(&mut self, entries: I, callback: IOFlushed<TypeConfig>) -> Result<(), io::Error>
+    async fn append<I>(
+        &mut self,
+        entries: I,
+        callback: IOFlushed<TypeConfig>,
+    ) -> Result<(), io::Error>
     where
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,

@@ -160,7 +160,10 @@ mod tests {
         let text = String::from_utf8(three().render()).expect("utf-8");
         let cases = [
             (text.replace("\"dynsec\"", "\"half\""), "syncmode"),
-            (text.replace("\"mynode\":\ttrue", "\"mynode\":\tfalse"), "mynode"),
+            (
+                text.replace("\"mynode\":\ttrue", "\"mynode\":\tfalse"),
+                "mynode",
+            ),
             (text.replace("7000", "0"), "port"),
             (text[..text.len() / 2].to_string(), "JSON"),
         ];

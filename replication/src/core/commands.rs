@@ -11,8 +11,8 @@ use crate::control::{
     endpoint_text, not_leader, parse_request, render, split_endpoint, Command, Data, NodeInfo,
     NodeSpec, Parsed, Request, Response, SyncMode, ADDRESS_IN_USE, ALREADY_IN_CLUSTER,
     LEAVE_NOT_THIS_NODE, NODE_ID_IN_USE, NODE_MISMATCH, NODE_NOT_FOUND, NOT_A_CAUGHT_UP_VOTER,
-    NOT_COMMITTED, NOT_IN_CLUSTER, NOT_THIS_NODE, NO_LEADER, STILL_A_MEMBER,
-    TOO_FEW_WOULD_REMAIN, WRONG_CLUSTER_NAME,
+    NOT_COMMITTED, NOT_IN_CLUSTER, NOT_THIS_NODE, NO_LEADER, STILL_A_MEMBER, TOO_FEW_WOULD_REMAIN,
+    WRONG_CLUSTER_NAME,
 };
 use crate::proposal::{ClusterOp, Proposal};
 use crate::types::{Metrics, NodeId};
@@ -102,7 +102,16 @@ async fn execute(core: &Shared, request: &Request) -> Response {
             node_id,
             address,
             port,
-        } => add_node(core, request, name, *node_id, &endpoint_text(address, *port)).await,
+        } => {
+            add_node(
+                core,
+                request,
+                name,
+                *node_id,
+                &endpoint_text(address, *port),
+            )
+            .await
+        }
         Command::RemoveNode {
             name,
             node_id,
@@ -180,14 +189,20 @@ async fn enter(
     if let Err(error) = raft_node::wipe(&dir).and_then(|()| file.save(&dir)) {
         return Err(Response::error(
             request,
-            format!("Cannot write the HA data directory {}: {error}", dir.display()),
+            format!(
+                "Cannot write the HA data directory {}: {error}",
+                dir.display()
+            ),
         ));
     }
     if let Err(error) = start_member(core, file, sync_known).await {
         // Nothing stays: the node is standalone as before.
         core.borrow_mut().member = None;
         let _ = raft_node::wipe(&dir).and_then(|()| ClusterFile::remove(&dir));
-        return Err(Response::error(request, format!("{NOT_THIS_NODE} ({error})")));
+        return Err(Response::error(
+            request,
+            format!("{NOT_THIS_NODE} ({error})"),
+        ));
     }
     Ok(RaftNodeStarted)
 }
@@ -398,7 +413,11 @@ async fn transfer(core: &Shared, to: NodeId) -> Option<(NodeId, String)> {
         monoio::time::sleep(super::lease::TICK).await;
         let leader = {
             let core = core.borrow();
-            core.member.as_ref()?.node.as_ref().and_then(RaftNode::leader)
+            core.member
+                .as_ref()?
+                .node
+                .as_ref()
+                .and_then(RaftNode::leader)
         };
         if let Some((leader, address)) = leader {
             if leader == to {
@@ -482,7 +501,11 @@ async fn leave_cluster(
     if let Err(response) = check_name(core, request, name) {
         return response;
     }
-    let me = core.borrow().member.as_ref().and_then(|m| m.file.me().cloned());
+    let me = core
+        .borrow()
+        .member
+        .as_ref()
+        .and_then(|m| m.file.me().cloned());
     let Some(me) = me else {
         return Response::error(request, NOT_IN_CLUSTER);
     };
@@ -625,7 +648,8 @@ pub(super) fn promote_learners(core: &Shared) {
     core.borrow_mut().promoting.insert(id);
     let core = core.clone();
     monoio::spawn(async move {
-        let change = raft.change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])), false);
+        let change =
+            raft.change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])), false);
         match monoio::time::timeout(COMMIT_TIMEOUT, change).await {
             Ok(Ok(_)) => log::info!("HA: node {id} caught up; it is a voter now."),
             Ok(Err(error)) => log::warn!("Warning: HA: node {id} stays a learner: {error}."),

@@ -157,7 +157,12 @@ impl Dynsec {
 
 /// Disconnects the clients of a committed change on this node (every shard).
 pub fn kick_here(inboxes: &Inboxes, kicks: &KickList) {
-    let mut who: Vec<Kick> = kicks.usernames.iter().cloned().map(Kick::Username).collect();
+    let mut who: Vec<Kick> = kicks
+        .usernames
+        .iter()
+        .cloned()
+        .map(Kick::Username)
+        .collect();
     if kicks.anonymous {
         who.push(Kick::Anonymous);
     }
@@ -185,9 +190,11 @@ pub fn refusal(payload: &[u8], error: &str) -> Vec<u8> {
         }
         Out::Object(members)
     };
-    let commands = json::parse(payload)
-        .ok()
-        .and_then(|tree| tree.get("commands").and_then(Value::as_array).map(<[Value]>::to_vec));
+    let commands = json::parse(payload).ok().and_then(|tree| {
+        tree.get("commands")
+            .and_then(Value::as_array)
+            .map(<[Value]>::to_vec)
+    });
     let entries = match commands {
         Some(commands) => commands
             .iter()

@@ -7,9 +7,13 @@
 //! committed state) and while a majority acknowledged it within [`LEASE`]. openraft keeps
 //! a leader that is cut off from the majority in the Leader state (it only stops
 //! committing), so the lease is checked here. A follower's election timer is at least
-//! [`ELECTION_TIMEOUT_MIN`] after the last heartbeat it received; a cut-off leader's
-//! last acknowledgement is at or after that heartbeat, so it closes its listeners
-//! (`LEASE` + one [`TICK`]) before any other node can be elected: never two nodes serving.
+//! [`ELECTION_TIMEOUT_MIN`] after the last heartbeat it received, and openraft's
+//! followers refuse to vote for [`ELECTION_TIMEOUT_MAX`] after theirs (its leader lease),
+//! so a new leader is elected no earlier than that; a cut-off leader's last
+//! acknowledgement is at or after that heartbeat, so it closes its listeners (`LEASE` +
+//! one [`TICK`]) before any other node can be elected: never two nodes serving. The same
+//! refusal makes an election after a leader fails take between about 2 ×
+//! `ELECTION_TIMEOUT_MIN` and 2 × `ELECTION_TIMEOUT_MAX` (the first attempt is refused).
 //! Dynamic-Security Sync and a node outside a cluster serve always.
 
 use std::time::Duration;
@@ -18,10 +22,10 @@ use std::time::Duration;
 pub const HEARTBEAT: Duration = Duration::from_millis(100);
 
 /// The shortest time a follower waits without hearing from a leader before it stands.
-pub const ELECTION_TIMEOUT_MIN: Duration = Duration::from_millis(600);
+pub const ELECTION_TIMEOUT_MIN: Duration = Duration::from_millis(500);
 
 /// The longest such wait (each wait is drawn between the two).
-pub const ELECTION_TIMEOUT_MAX: Duration = Duration::from_millis(1000);
+pub const ELECTION_TIMEOUT_MAX: Duration = Duration::from_millis(800);
 
 /// How long a leader keeps serving without an acknowledgement from a majority.
 pub const LEASE: Duration = Duration::from_millis(450);
@@ -88,7 +92,10 @@ mod tests {
     #[test]
     fn the_lease_closes_before_any_follower_may_stand() {
         assert!(LEASE + TICK < ELECTION_TIMEOUT_MIN);
-        assert!(HEARTBEAT * 3 < LEASE, "a lost heartbeat or two does not close");
+        assert!(
+            HEARTBEAT * 3 < LEASE,
+            "a lost heartbeat or two does not close"
+        );
     }
 
     #[test]

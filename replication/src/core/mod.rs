@@ -234,7 +234,11 @@ async fn rejoin(core: &Shared) {
 
 /// Records `file` as this node's cluster and starts Raft on it. Without Raft (an error),
 /// the node stays a member that serves no clients in Full Sync until fixed and restarted.
-pub(crate) async fn start_member(core: &Shared, file: ClusterFile, sync_known: bool) -> io::Result<()> {
+pub(crate) async fn start_member(
+    core: &Shared,
+    file: ClusterFile,
+    sync_known: bool,
+) -> io::Result<()> {
     let (dir, forwarded, doorbell, status) = {
         let core = core.borrow();
         (
@@ -292,7 +296,10 @@ pub(crate) async fn leave(core: &Shared, why: &str) {
         node.stop().await;
     }
     if let Err(error) = raft_node::wipe(&dir).and_then(|()| ClusterFile::remove(&dir)) {
-        log::error!("Error: HA: cannot remove the cluster's files in {}: {error}.", dir.display());
+        log::error!(
+            "Error: HA: cannot remove the cluster's files in {}: {error}.",
+            dir.display()
+        );
     }
     log::info!(
         "HA: node {} left cluster \"{}\" ({why}); it runs standalone with its data.",
@@ -385,7 +392,9 @@ async fn dynsec_request(core: &Shared, payload: &[u8], asker: &Asker) -> Option<
                 node: Some(node), ..
             }) => match node.leader() {
                 Some((leader, _)) if leader == node.me => Route::Lead,
-                Some((leader, address)) => Route::Forward(node.me, leader, address, node.gate.clone()),
+                Some((leader, address)) => {
+                    Route::Forward(node.me, leader, address, node.gate.clone())
+                }
                 None => Route::NoLeader,
             },
         }
@@ -511,7 +520,10 @@ fn drain_effects(core: &Shared) {
                     continue;
                 };
                 let Some(sync) = SyncMode::from_name(settings.sync.as_bytes()) else {
-                    log::error!("Error: HA: the cluster's sync mode \"{}\" is unknown.", settings.sync);
+                    log::error!(
+                        "Error: HA: the cluster's sync mode \"{}\" is unknown.",
+                        settings.sync
+                    );
                     continue;
                 };
                 if !member.sync_known || member.file.sync != sync {
@@ -607,7 +619,9 @@ fn tick(core: &Shared) {
     let role = status::role(&metrics).as_str();
     let seen = (metrics.current_term, metrics.current_leader, role);
     if seen != core.last_seen {
-        if metrics.current_leader.is_some() && (seen.0, seen.1) != (core.last_seen.0, core.last_seen.1) {
+        if metrics.current_leader.is_some()
+            && (seen.0, seen.1) != (core.last_seen.0, core.last_seen.1)
+        {
             core.elections += 1;
         }
         let cluster = core.member.as_ref().map_or("", |m| m.file.name.as_str());
@@ -626,7 +640,8 @@ fn tick(core: &Shared) {
         core.last_seen = seen;
     }
     let serving = core.listeners_open == Some(true);
-    core.status.update(&status::reading(&metrics, serving, core.elections));
+    core.status
+        .update(&status::reading(&metrics, serving, core.elections));
     membership_changed(core, &metrics);
 }
 
@@ -671,7 +686,11 @@ fn membership_changed(core: &mut Core, metrics: &crate::types::Metrics) {
     let described: Vec<String> = nodes
         .iter()
         .map(|(id, addr)| {
-            let kind = if voters.contains(id) { "voter" } else { "learner" };
+            let kind = if voters.contains(id) {
+                "voter"
+            } else {
+                "learner"
+            };
             format!("node {id} at {addr} ({kind})")
         })
         .collect();
@@ -700,7 +719,10 @@ fn maybe_seed(core: &Shared) {
         };
         let metrics = node.metrics();
         let view = raft_node::view(&metrics);
-        if !view.leader || view.committed_term != Some(view.term) || view.applied_index < view.committed_index {
+        if !view.leader
+            || view.committed_term != Some(view.term)
+            || view.applied_index < view.committed_index
+        {
             return;
         }
         let document_needed = core.dynsec.is_some() && node.machine.dynsec().is_none();

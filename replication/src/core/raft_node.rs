@@ -154,7 +154,8 @@ impl RaftNode {
 /// What the listeners' rule needs, from `metrics`.
 pub fn view(metrics: &Metrics) -> RaftView {
     let since_quorum_ack = metrics.last_quorum_acked.as_ref().map(|acked| {
-        let now = <openraft::alias::InstantOf<crate::types::TypeConfig> as openraft::Instant>::now();
+        let now =
+            <openraft::alias::InstantOf<crate::types::TypeConfig> as openraft::Instant>::now();
         now - **acked
     });
     RaftView {

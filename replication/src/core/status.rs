@@ -5,9 +5,7 @@
 use super::cluster_file::ClusterFile;
 use super::lease::ELECTION_TIMEOUT_MAX;
 use super::raft_node::since_heard;
-use crate::control::{
-    split_endpoint, ClusterInfo, ClusterNode, ClusterState, NodeInfo, NodeRole,
-};
+use crate::control::{split_endpoint, ClusterInfo, ClusterNode, ClusterState, NodeInfo, NodeRole};
 use crate::types::{Metrics, NodeId};
 use openraft::ServerState;
 use shards::cluster_status::{PeerStatus, Reading, Role};
@@ -134,7 +132,12 @@ pub fn cluster_info(file: &ClusterFile, metrics: &Metrics) -> ClusterInfo {
     ClusterInfo {
         name: file.name.clone(),
         sync: file.sync,
-        state: ClusterState::from_counts(reachable_voters, voters.len(), reachable_nodes, nodes.len()),
+        state: ClusterState::from_counts(
+            reachable_voters,
+            voters.len(),
+            reachable_nodes,
+            nodes.len(),
+        ),
         leader: metrics.current_leader.and_then(|id| u16::try_from(id).ok()),
         term: metrics.current_term,
         commit_index: index(metrics.local_committed.map(|id| id.index)),

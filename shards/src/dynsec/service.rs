@@ -11,10 +11,10 @@
 use super::{handle_request, store, AclSnapshot, DynsecState, RequestContext};
 use crate::access::AccessPolicy;
 use crate::control::{ControlRequest, ServiceMsg, DYNSEC_RESPONSE_TOPIC};
+use crate::mesh::ShardId;
 use crate::message::Message;
 use crate::mqtt::{ByteStr, Bytes, QoS};
 use crate::runtime::{Control, Inboxes, RuntimeMsg};
-use crate::mesh::ShardId;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::Receiver;
 use std::sync::Arc;

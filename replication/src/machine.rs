@@ -43,8 +43,9 @@ pub enum Effect {
     Kick(KickList),
     /// Publish this response (this node's client asked).
     Reply(Reply),
-    /// The cluster was deleted: leave it, keep the data, run standalone.
-    ClusterDeleted,
+    /// The cluster was deleted (by the entry at this log index): leave it, keep the
+    /// data, run standalone.
+    ClusterDeleted(u64),
     /// The cluster's settings (a joined node learns its sync mode).
     Settings(ClusterSettings),
     /// A snapshot replaced the whole state (the node's shards are rebuilt from it).
@@ -165,13 +166,13 @@ impl Machine {
                     log::error!("Error: HA log entry {log_id} holds no proposal; skipped.");
                     return;
                 };
-                apply_proposal(&mut state, proposal);
+                apply_proposal(&mut state, proposal, log_id.index);
             }
         }
     }
 }
 
-fn apply_proposal(state: &mut State, proposal: Proposal) {
+fn apply_proposal(state: &mut State, proposal: Proposal, index: u64) {
     let mut records = Vec::new();
     for record in proposal.records {
         match record {
@@ -195,7 +196,7 @@ fn apply_proposal(state: &mut State, proposal: Proposal) {
         state.effects.push_back(Effect::Kick(kicks));
     }
     match proposal.cluster {
-        Some(ClusterOp::Delete) => state.effects.push_back(Effect::ClusterDeleted),
+        Some(ClusterOp::Delete) => state.effects.push_back(Effect::ClusterDeleted(index)),
         Some(ClusterOp::Settings(settings)) => {
             state.image.settings = Some(settings.clone());
             state.effects.push_back(Effect::Settings(settings));

@@ -353,8 +353,13 @@ pub async fn serve(
         let gate = gate.clone();
         let forwarded = forwarded.clone();
         monoio::spawn(async move {
-            if let Err(error) = answer(stream, raft, gate, forwarded).await {
-                log::info!("HA: link from {peer} closed: {error}.");
+            match answer(stream, raft, gate, forwarded).await {
+                // The peer closed between frames (it stopped, or reconnects).
+                Err(WireError::Io(error)) if error.kind() == std::io::ErrorKind::UnexpectedEof => {
+                    log::debug!("HA: link from {peer} closed.")
+                }
+                Err(error) => log::info!("HA: link from {peer} closed: {error}."),
+                Ok(()) => {}
             }
         });
     }

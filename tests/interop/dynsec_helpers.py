@@ -159,11 +159,13 @@ class Admin:
     entries; `send_raw()` sends any payload and returns the raw response bytes."""
 
     def __init__(self, broker, username="admin", password=ADMIN_PASSWORD, port=None,
-                 version=5):
+                 version=5, request_topic=REQUEST_TOPIC, response_topic=RESPONSE_TOPIC):
         self.broker = broker
+        self.request_topic = request_topic
+        self.response_topic = response_topic
         self.client = login(broker, username, password, port=port, version=version,
                             label=f"{username}-ctrl")
-        codes = subscribe_codes(self.client, RESPONSE_TOPIC, qos=0)
+        codes = subscribe_codes(self.client, response_topic, qos=0)
         assert codes == [0], f"admin could not subscribe to the response topic: {codes}"
         self._pid = 1
         self._tag = itertools.count(1)
@@ -186,7 +188,7 @@ class Admin:
         (or the first one for which `match(payload)` is true)."""
         self.drain()
         pid = self._next_pid() if qos else None
-        self.client.publish(REQUEST_TOPIC, payload, qos=qos, packet_id=pid)
+        self.client.publish(self.request_topic, payload, qos=qos, packet_id=pid)
         acked = qos == 0
         response = None
         deadline = time.monotonic() + timeout
@@ -201,7 +203,8 @@ class Admin:
                 assert p["reason_code"] == 0, \
                     f"control publish PUBACK {p['reason_code']:#x} (spec §3.2: always 0)"
                 acked = True
-            elif (p["type"] == "PUBLISH" and p["topic"] == RESPONSE_TOPIC and response is None
+            elif (p["type"] == "PUBLISH" and p["topic"] == self.response_topic
+                  and response is None
                   and (match is None or match(p["payload"]))):
                 response = p["payload"]
         return response

@@ -542,10 +542,16 @@ fn drain_effects(core: &Shared) {
                     }
                 }
             }
-            Effect::ClusterDeleted => {
+            Effect::ClusterDeleted(index) => {
                 drop(guard);
                 let core = core.clone();
-                monoio::spawn(async move { leave(&core, "the cluster was deleted").await });
+                monoio::spawn(async move {
+                    // The leader stays until every member has the deleting entry and has
+                    // heard that it is committed (bounded): a follower that never learns
+                    // it would stay in a cluster nobody else is in.
+                    members_applied(&core, index).await;
+                    leave(&core, "the cluster was deleted").await
+                });
             }
             Effect::Records(records) => log::warn!(
                 "Warning: HA: {} session records committed; this build replicates dynamic \
@@ -555,6 +561,36 @@ fn drain_effects(core: &Shared) {
             Effect::Installed => {}
         }
     }
+}
+
+/// Longest wait of a leader for its members to apply the entry that deletes the cluster.
+const DELETE_PROPAGATION: Duration = Duration::from_secs(3);
+
+/// On the leader: waits (bounded) until every member has acknowledged the entry at
+/// `index`, then for two heartbeats, which carry the commit index to them.
+async fn members_applied(core: &Shared, index: u64) {
+    let deadline = std::time::Instant::now() + DELETE_PROPAGATION;
+    loop {
+        let pending = {
+            let core = core.borrow();
+            let Some(node) = core.member.as_ref().and_then(|m| m.node.as_ref()) else {
+                return;
+            };
+            let metrics = node.metrics();
+            let Some(replication) = metrics.replication.as_ref() else {
+                // Not the leader: followers leave at once.
+                return;
+            };
+            replication
+                .values()
+                .any(|matched| matched.as_ref().is_none_or(|id| id.index < index))
+        };
+        if !pending || std::time::Instant::now() > deadline {
+            break;
+        }
+        monoio::time::sleep(lease::TICK).await;
+    }
+    monoio::time::sleep(lease::HEARTBEAT * 2).await;
 }
 
 /// Every [`lease::TICK`]: the listeners, the figures, the logs, the learners.

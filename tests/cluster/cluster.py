@@ -96,6 +96,10 @@ class Node:
         self.log_path = self.dir / "node.log"
         self.proc = None
         self.write_config()
+        if cluster.dynsec_file is not None:
+            path = self.dir / "dynamic-security.json"
+            path.write_bytes(cluster.dynsec_file)
+            os.chmod(path, 0o666)
 
     # The dynsec helpers' names for the client port.
     @property
@@ -238,8 +242,9 @@ class Node:
 class Cluster:
     """N nodes, not yet in a cluster until `create()`."""
 
-    def __init__(self, n=3, extra=(), env=None, name="plant"):
+    def __init__(self, n=3, extra=(), env=None, name="plant", dynsec_file=None):
         self.name = name
+        self.dynsec_file = dynsec_file
         self.extra = list(extra)
         self.env = dict(env or {})
         (self.client_port, self.admin_port, self.http_port,

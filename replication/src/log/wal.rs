@@ -185,13 +185,8 @@ impl Wal {
         let mut out = Vec::with_capacity((end - start) as usize);
         self.read_segments(start, cached_from, &mut out)?;
         let skip = (cached_from - self.cache.front().map_or(cached_from, |e| e.index)) as usize;
-        out.extend(
-            self.cache
-                .iter()
-                .skip(skip)
-                .take((end - cached_from) as usize)
-                .cloned(),
-        );
+        let count = (end - cached_from) as usize;
+        out.extend(self.cache.range(skip..skip + count).cloned());
         assert_eq!(
             out.len() as u64,
             end - start,

@@ -29,8 +29,26 @@ def metric(text: str, name: str) -> str:
     raise AssertionError(f"{name} not in /metrics")
 
 
-def test_readyz_metrics_sys_and_logs_follow_the_roles(cluster):
-    cl = cluster
+def test_readyz_metrics_sys_and_logs_follow_the_roles():
+    # The commercial broker's environment: a licence file (not needed, logged once) and
+    # the data directory (relative here: each node's own working directory).
+    cl = c.Cluster(3, env={"CEDALO_LICENSE_FILE": "/etc/cedalo/license.lic",
+                           "CEDALO_HA_DATA_DIR": "hadata"})
+    try:
+        cl.start()
+        check_roles(cl)
+    except BaseException:
+        print(cl.logs())
+        raise
+    finally:
+        cl.cleanup()
+
+
+def check_roles(cl):
+    note = "CEDALO_LICENSE_FILE=/etc/cedalo/license.lic is ignored: Culex needs no licence."
+    for node in cl.nodes:
+        c.wait_until("the licence note", lambda node=node: note in node.log(), 5)
+        assert node.log().count(note) == 1
     for node in cl.nodes:
         assert http(node, "/readyz")[0] == 200, "a standalone node serves clients"
     leader = cl.create(sync="full")
@@ -78,3 +96,6 @@ def test_readyz_metrics_sys_and_logs_follow_the_roles(cluster):
     assert 'HA: cluster "plant" membership: node 1 at' in log
     assert "HA: client listeners opened (this node leads)" in log
     assert "HA: client listeners closed (this node does not lead)" in followers[0].log()
+    for node in cl.nodes:
+        assert (node.dir / "hadata" / "cluster.json").exists(), node.i
+        assert not (node.dir / "ha").exists(), node.i

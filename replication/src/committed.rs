@@ -12,8 +12,8 @@
 //! (`SessionStore::apply_named`), which refuses, changing nothing, a record that does not
 //! fit.
 
-use shards::state::{Decoded, Record, SessionStore};
 use shards::state::snapshot::session_records;
+use shards::state::{Decoded, Record, SessionStore};
 use std::collections::BTreeMap;
 
 /// Sessions and retained messages.

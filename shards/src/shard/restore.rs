@@ -129,18 +129,24 @@ impl Shard {
 impl Shard {
     /// Discards this shard's durable state (a cluster leader that lost office: what it
     /// applied eagerly may never have been committed; the committed state is applied
-    /// again after this). Every connection with a session is closed (5.0: DISCONNECT
-    /// "server shutting down") and forgets it, without a will or any change to it; every
-    /// session ends through the store, so the other shards drop their interest in the
-    /// same order as any later change; the retained copy is emptied. `$SYS` topics stay.
+    /// again after this). Every connection with a persistent session is closed (5.0:
+    /// DISCONNECT "server shutting down") and forgets it, without a will or any change to
+    /// it; every persistent or unattached session ends through the store, so the other
+    /// shards drop their interest in the same order as any later change; the retained copy
+    /// is emptied. `$SYS` topics stay, and so do connections with a session that ends with
+    /// them (it was never replicated: an operator on the admin listener keeps working).
     pub fn reset_durable(&mut self) {
         use crate::mqtt::{reason, Disconnect, Packet};
         use crate::state::Delta;
         let mut detached = 0;
         for (_, conn) in self.conns.iter_mut() {
-            if conn.session.take().is_none() {
+            let Some(key) = conn.session else {
+                continue;
+            };
+            if !self.store.get(key).is_some_and(|s| s.is_persistent()) {
                 continue;
             }
+            conn.session = None;
             detached += 1;
             conn.will_on_close = false;
             if conn.closing.is_none() {
@@ -155,11 +161,23 @@ impl Shard {
             }
         }
         crate::stats::drop_by(&self.my_stats().clients_connected, detached);
-        for slot in self.online.iter_mut() {
-            *slot = None;
+        let kept: Vec<crate::state::SessionKey> = self
+            .conns
+            .iter()
+            .filter_map(|(_, conn)| conn.session)
+            .collect();
+        for (key, slot) in self.online.iter_mut().enumerate() {
+            if slot.is_some() && !kept.iter().any(|k| *k as usize == key) {
+                *slot = None;
+            }
         }
         self.delayed_wills.clear();
-        let keys: Vec<crate::state::SessionKey> = self.store.iter().map(|(key, _)| key).collect();
+        let keys: Vec<crate::state::SessionKey> = self
+            .store
+            .iter()
+            .map(|(key, _)| key)
+            .filter(|key| !kept.contains(key))
+            .collect();
         for key in keys {
             self.apply(Delta::Update {
                 key,

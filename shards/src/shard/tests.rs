@@ -1678,7 +1678,11 @@ fn a_reset_discards_the_durable_state_and_committed_records_rebuild_it() {
     world.take(s, sub);
     world.close(s, sub);
     let (p, publisher, _) = world.connect(connect(Protocol::V5, on_shard(0), true));
-    world.send(p, publisher, publish("r/a", "kept", QoS::AtMostOnce, None, true));
+    world.send(
+        p,
+        publisher,
+        publish("r/a", "kept", QoS::AtMostOnce, None, true),
+    );
     let (w, watcher, _) = world.connect(with_will(
         persistent_v5(nth_on_shard(1, 1), false),
         "wills/w",
@@ -1700,12 +1704,16 @@ fn a_reset_discards_the_durable_state_and_committed_records_rebuild_it() {
         [Packet::Disconnect(ref d)] if d.reason_code == reason::SERVER_SHUTTING_DOWN
     ));
     world.close(w, watcher);
+    // The clean session (on shard 0) was never replicated: it stays, connected.
+    assert_eq!(world.shards[0].store.len(), 1);
+    assert_eq!(world.shards[1].store.len(), 0);
     for shard in &world.shards {
-        assert_eq!(shard.store.len(), 0);
         assert!(shard.snapshot_records(None).is_empty());
     }
     for (shard, records) in world.shards.iter_mut().zip(before.clone()) {
-        shard.apply_records(records).expect("the committed records fit");
+        shard
+            .apply_records(records)
+            .expect("the committed records fit");
     }
     world.pump();
     let after: Vec<Vec<crate::state::Record>> = world
@@ -1715,11 +1723,16 @@ fn a_reset_discards_the_durable_state_and_committed_records_rebuild_it() {
         .collect();
     assert_eq!(after[0], before[0]);
     assert_eq!(after[1].len(), before[1].len());
-    // Every connection with a session was closed; the rebuilt subscription routes again
-    // from the other shard.
-    assert!(world.shards[p].conn(publisher).is_some_and(|c| c.closing.is_some()));
-    let (p, publisher, _) = world.connect(connect(Protocol::V5, nth_on_shard(0, 1), true));
-    world.send(p, publisher, publish("r/b", "after", QoS::AtLeastOnce, Some(1), false));
+    // Connections with a persistent session were closed, the clean one kept; the rebuilt
+    // subscription routes again from the other shard.
+    assert!(world.shards[p]
+        .conn(publisher)
+        .is_some_and(|c| c.closing.is_none()));
+    world.send(
+        p,
+        publisher,
+        publish("r/b", "after", QoS::AtLeastOnce, Some(1), false),
+    );
     let (s, sub, out) = world.connect(persistent_v5(on_shard(1), false));
     assert!(matches!(&out[0], Packet::ConnAck(c) if c.session_present));
     let _ = (s, sub);

@@ -78,7 +78,8 @@ impl Shard {
     /// off.
     pub(super) fn violate(&mut self, id: ConnId, code: u8, why: &str) -> Flow {
         let reason_strings = self.settings.reason_strings;
-        let Some(conn) = self.conn_mut(id) else {
+        // Already closing (bytes read after the broker decided): it was told once.
+        let Some(conn) = self.conn_mut(id).filter(|conn| conn.closing.is_none()) else {
             return Flow::Close;
         };
         log::info!(
@@ -105,7 +106,7 @@ impl Shard {
     /// CONNECT, a CONNACK sent by a client. Everywhere else a 5.0 client is told why, as
     /// the specification asks ([MQTT-4.13.1]: SHOULD).
     pub(super) fn violate_silently(&mut self, id: ConnId, why: &str) -> Flow {
-        let Some(conn) = self.conn_mut(id) else {
+        let Some(conn) = self.conn_mut(id).filter(|conn| conn.closing.is_none()) else {
             return Flow::Close;
         };
         log::info!(

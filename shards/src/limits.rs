@@ -64,6 +64,10 @@ pub const SHUTDOWN_DRAIN_S: u64 = 5;
 /// How long the main thread waits for each shard's part of a snapshot, in seconds.
 pub const SNAPSHOT_REPLY_TIMEOUT_S: u64 = 30;
 
+/// Longest a shard's reader waits, before routing what it read, for another shard that is
+/// handling a SUBSCRIBE to push its interest, in microseconds (a SUBSCRIBE takes a few).
+pub const SUBSCRIBE_WAIT_MAX_US: u64 = 200;
+
 /// Capacity of one cross-core ring (per source → target pair), in messages.
 pub const MESH_RING_CAPACITY: usize = 2048;
 

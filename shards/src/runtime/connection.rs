@@ -15,6 +15,7 @@ use super::linger::linger;
 use super::shard_main::{ConnIo, ShardCtx};
 use crate::connection::{CloseReason, ConnId};
 use crate::limits::{PACKET_SIZE_MAX, READ_BUFFER_SIZE, READ_CHUNK_MIN, READ_TURN_BYTES_MAX};
+use crate::mesh::{InterestWord, Mesh};
 use crate::mqtt::reason;
 use crate::mqtt::{self, Protocol};
 use crate::shard::{Accepted, ConnectRequest, Flow};
@@ -338,9 +339,12 @@ fn handle_bytes(
     buf: &mut BytesMut,
 ) -> Flow {
     let started = std::time::Instant::now();
+    let interest = interest_settled(&ctx.mesh);
     let mut shard = ctx.shard.borrow_mut();
     shard.now = super::now();
     shard.touch(id);
+    // Subscriptions another core read before these bytes were read apply to them.
+    shard.catch_up_interest(interest);
     let flow = loop {
         if shard.holds_back(id) {
             // The rest stays in `buf` until the shard reads again (`read_loop`).
@@ -374,6 +378,44 @@ fn handle_bytes(
     ctx.wake_if_unblocked();
     flow
 }
+
+/// The interest word ([`crate::mesh::Mesh::interest`]) once no other shard is in the middle
+/// of a SUBSCRIBE: one load when none is.
+#[inline]
+fn interest_settled(mesh: &Mesh) -> InterestWord {
+    let word = mesh.interest();
+    if word.subscribing() {
+        wait_for_subscribers(mesh)
+    } else {
+        word
+    }
+}
+
+/// Waits until no other shard is handling a SUBSCRIBE (its interest pushed, the epoch
+/// moved), at most [`SUBSCRIBE_WAIT`]: a few microseconds in practice, the time one
+/// SUBSCRIBE takes. A shard holds the mark only inside one packet's handling, never while
+/// it waits itself, so two shards cannot wait for each other.
+#[cold]
+fn wait_for_subscribers(mesh: &Mesh) -> InterestWord {
+    let started = std::time::Instant::now();
+    let mut spins = 0u32;
+    loop {
+        let word = mesh.interest();
+        if !word.subscribing() || started.elapsed() >= SUBSCRIBE_WAIT {
+            return word;
+        }
+        spins += 1;
+        if spins.is_multiple_of(64) {
+            // The other shard may share this CPU (more shards than CPUs, or a busy host).
+            std::thread::yield_now();
+        } else {
+            std::hint::spin_loop();
+        }
+    }
+}
+
+/// Longest wait of a reader for a SUBSCRIBE another shard is handling.
+const SUBSCRIBE_WAIT: Duration = Duration::from_micros(crate::limits::SUBSCRIBE_WAIT_MAX_US);
 
 /// Mosquitto's `Received <TYPE> from <client>` debug line for a decoded packet (PUBLISH is
 /// logged by the shard once admitted, with its resolved and mounted topic).

@@ -303,10 +303,16 @@ async fn mesh_loop(ctx: Rc<ShardCtx>) {
         let handled = {
             let mut shard = ctx.shard.borrow_mut();
             shard.now = super::now();
-            receiver.drain(MESH_DRAIN_BUDGET, |msg| {
+            let interest = receiver.interest();
+            let handled = receiver.drain(MESH_DRAIN_BUDGET, |msg| {
                 shard.on_mesh(msg);
                 !shard.flush.backlogged()
-            })
+            });
+            if handled < MESH_DRAIN_BUDGET && !shard.flush.backlogged() {
+                // Every ring was emptied: the readers need not drain for this epoch.
+                shard.interest_caught_up(interest);
+            }
+            handled
         };
         super::flush::flush_early(&ctx);
         let mut commands = 0;

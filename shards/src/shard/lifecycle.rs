@@ -36,6 +36,11 @@ impl Shard {
             Packet::PubRec(ack) => self.on_pubrec(id, ack),
             Packet::PubRel(ack) => self.on_pubrel(id, ack),
             Packet::PubComp(ack) => self.on_pubcomp(id, ack),
+            Packet::Subscribe(subscribe) if self.mesh.shards() > 1 => {
+                // Other shards wait for its interest before they route what they read.
+                let _mark = crate::mesh::Subscribing::begin(self.mesh.mesh_handle());
+                self.on_subscribe(id, subscribe)
+            }
             Packet::Subscribe(subscribe) => self.on_subscribe(id, subscribe),
             Packet::Unsubscribe(unsubscribe) => self.on_unsubscribe(id, unsubscribe),
             Packet::PingReq => {

@@ -221,11 +221,25 @@ pub fn run(context: ThreadContext, ready: mpsc::Sender<std::io::Result<()>>) {
     }
     let driver = context.driver;
     let result = match driver {
-        Driver::Auto => monoio::RuntimeBuilder::<monoio::FusionDriver>::new()
+        Driver::Auto => match monoio::RuntimeBuilder::<monoio::FusionDriver>::new()
             .enable_timer()
             .with_entries(4096)
             .build()
-            .map(|mut runtime| runtime.block_on(shard_main(context, ready.clone()))),
+        {
+            Ok(mut runtime) => Ok(runtime.block_on(shard_main(context, ready.clone()))),
+            // A ring the kernel cannot allocate now (memory pressure): epoll, as where
+            // io_uring is refused altogether.
+            Err(error) => {
+                log::warn!(
+                    "Warning: shard {}: io_uring unavailable ({error}); using epoll.",
+                    context.id
+                );
+                monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+                    .enable_timer()
+                    .build()
+                    .map(|mut runtime| runtime.block_on(shard_main(context, ready.clone())))
+            }
+        },
         Driver::Epoll => monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
             .enable_timer()
             .build()

@@ -277,6 +277,8 @@ fn describe(nodes: &[NodeSpec]) -> String {
     list.join(", ")
 }
 
+// The error is the response to send, built once per refused request.
+#[allow(clippy::result_large_err)]
 fn check_name(core: &Shared, request: &Request, name: &str) -> Result<(), Response> {
     match cluster_name(core) {
         None => Err(Response::error(request, NOT_IN_CLUSTER)),

@@ -382,9 +382,7 @@ fn my_id(core: &Shared) -> Option<NodeId> {
 async fn dynsec_request(core: &Shared, payload: &[u8], asker: &Asker) -> Option<Vec<u8>> {
     let route = {
         let core = core.borrow();
-        if core.dynsec.is_none() {
-            return None;
-        }
+        core.dynsec.as_ref()?;
         match &core.member {
             None => Route::Here,
             Some(Member { node: None, .. }) => Route::Unavailable,

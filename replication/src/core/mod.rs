@@ -27,7 +27,7 @@ mod cluster_file;
 mod commands;
 pub mod dynsec;
 pub mod lease;
-mod raft_node;
+pub(crate) mod raft_node;
 mod status;
 
 pub use cluster_file::ClusterFile;

@@ -26,6 +26,7 @@
 mod cluster_file;
 mod commands;
 pub mod dynsec;
+mod full_sync;
 pub mod lease;
 pub(crate) mod raft_node;
 mod status;
@@ -86,6 +87,9 @@ pub struct Setup {
     pub listeners: Box<dyn ClientListeners + Send>,
     /// The shared figures.
     pub status: Arc<ClusterStatus>,
+    /// Every shard's output ring (Full Sync: what the shards emit is proposed while this
+    /// node leads).
+    pub rings: Vec<Arc<shards::state::port::OutputRing>>,
 }
 
 /// Starts the core's thread (and the thread that hands it the shards' requests). The core
@@ -103,6 +107,8 @@ pub fn spawn(setup: Setup) -> io::Result<JoinHandle<()>> {
             }
         })?;
     let parts = Parts {
+        rings: setup.rings,
+        saver: dynsec::Saver::start()?,
         data_dir: setup.data_dir,
         dynsec: setup.dynsec,
         inboxes: setup.inboxes,
@@ -115,14 +121,28 @@ pub fn spawn(setup: Setup) -> io::Result<JoinHandle<()>> {
             let runtime = monoio::RuntimeBuilder::<monoio::FusionDriver>::new()
                 .enable_timer()
                 .build();
-            match runtime {
-                Ok(mut runtime) => runtime.block_on(run(parts, received)),
-                Err(error) => log::error!("Error: HA: cannot start the replication core: {error}."),
+            let mut runtime = match runtime {
+                Ok(runtime) => runtime,
+                Err(error) => {
+                    log::error!("Error: HA: cannot start the replication core: {error}.");
+                    std::process::exit(1);
+                }
+            };
+            // A node whose replication core died must not go on as if it were in the
+            // cluster: it stops, and its supervisor starts it again (it rejoins).
+            let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                runtime.block_on(run(parts, received))
+            }));
+            if ran.is_err() {
+                log::error!("Error: HA: the replication core failed; the broker stops.");
+                std::process::exit(1);
             }
         })
 }
 
 struct Parts {
+    rings: Vec<Arc<shards::state::port::OutputRing>>,
+    saver: dynsec::Saver,
     data_dir: PathBuf,
     dynsec: Option<Dynsec>,
     inboxes: Arc<Inboxes>,
@@ -147,6 +167,8 @@ pub(crate) struct Core {
     /// A failed open or close was logged (not repeated every tick).
     listeners_error: bool,
     dynsec: Option<Dynsec>,
+    saver: dynsec::Saver,
+    replication: full_sync::Replication,
     member: Option<Member>,
     forwarded: mpsc::UnboundedSender<ForwardedRequest>,
     doorbell: mpsc::UnboundedSender<()>,
@@ -182,6 +204,8 @@ async fn run(parts: Parts, requests: mpsc::UnboundedReceiver<ServiceMsg>) {
         listeners_open: None,
         listeners_error: false,
         dynsec: parts.dynsec,
+        saver: parts.saver,
+        replication: full_sync::Replication::new(parts.rings),
         member: None,
         forwarded,
         doorbell,
@@ -195,6 +219,7 @@ async fn run(parts: Parts, requests: mpsc::UnboundedReceiver<ServiceMsg>) {
     tick(&core);
     monoio::spawn(effects_loop(core.clone(), doorbell_rx));
     monoio::spawn(tick_loop(core.clone()));
+    monoio::spawn(full_sync::drain_loop(core.clone()));
     let mut inputs = futures_util::stream::select(
         requests.map(Input::Service),
         forwarded_rx.map(Input::Forwarded),
@@ -308,6 +333,8 @@ pub(crate) async fn leave(core: &Shared, why: &str) {
     );
     {
         let mut guard = core.borrow_mut();
+        // The node keeps the state its shards hold (its data), standalone.
+        guard.replication.leading = None;
         guard.promoting.clear();
         guard.membership_seen = None;
         guard.seeding = false;
@@ -445,11 +472,12 @@ async fn dynsec_on_leader(core: &Shared, payload: &[u8], asker: &Asker) -> Optio
     let Some(raft) = raft(core) else {
         return Some(refusal(payload, crate::control::NO_LEADER));
     };
-    // The whole committed state must be applied here before a change is evaluated on it.
-    let linearizable = raft.ensure_linearizable(openraft::ReadPolicy::ReadIndex);
-    match monoio::time::timeout(COMMIT_TIMEOUT, linearizable).await {
-        Ok(Ok(_)) => {}
-        Ok(Err(_)) | Err(_) => return Some(refusal(payload, crate::control::NO_LEADER)),
+    // The whole committed state must be applied here before a change is evaluated on it:
+    // within the leader's lease that needs no round trip; otherwise a majority confirms
+    // the leadership first (ReadIndex).
+    if let Err(why) = caught_up_as_leader(&raft).await {
+        log::warn!("Warning: HA: a dynamic-security request is refused: {why}.");
+        return Some(refusal(payload, crate::control::NO_LEADER));
     }
     drain_effects(core);
     let evaluated = match core.borrow().dynsec.as_ref() {
@@ -471,6 +499,27 @@ async fn dynsec_on_leader(core: &Shared, payload: &[u8], asker: &Asker) -> Optio
                 Ok(Err(_)) | Err(_) => Some(refusal(payload, crate::control::NOT_COMMITTED)),
             }
         }
+    }
+}
+
+/// Waits until this node, as the leader, has applied every committed entry; the error
+/// says why it cannot tell (not the leader, no majority answered in time).
+async fn caught_up_as_leader(raft: &crate::types::Raft) -> Result<(), String> {
+    if raft
+        .ensure_linearizable(openraft::ReadPolicy::LeaseRead)
+        .await
+        .is_ok()
+    {
+        return Ok(());
+    }
+    let read_index = raft.ensure_linearizable(openraft::ReadPolicy::ReadIndex);
+    match monoio::time::timeout(COMMIT_TIMEOUT, read_index).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(error)) => Err(error.to_string()),
+        Err(_) => Err(format!(
+            "no majority confirmed this node's leadership within {} s",
+            COMMIT_TIMEOUT.as_secs()
+        )),
     }
 }
 
@@ -501,8 +550,9 @@ fn drain_effects(core: &Shared) {
         let inboxes = guard.inboxes.clone();
         match effect {
             Effect::Dynsec(document) => {
-                if let Some(dynsec) = guard.dynsec.as_mut() {
-                    dynsec.install(&inboxes, &document);
+                let core = &mut *guard;
+                if let Some(dynsec) = core.dynsec.as_mut() {
+                    dynsec.install(&inboxes, &document, &core.saver);
                 }
             }
             Effect::Reply(reply) => {
@@ -551,12 +601,10 @@ fn drain_effects(core: &Shared) {
                     leave(&core, "the cluster was deleted").await
                 });
             }
-            Effect::Records(records) => log::warn!(
-                "Warning: HA: {} session records committed; this build replicates dynamic \
-                 security only.",
-                records.len()
-            ),
-            Effect::Installed => {}
+            Effect::Records { term, records } => {
+                full_sync::apply_committed(&mut guard, term, records)
+            }
+            Effect::Installed(records) => full_sync::install(&mut guard, records),
         }
     }
 }
@@ -601,8 +649,43 @@ async fn tick_loop(core: Shared) {
     }
 }
 
+/// Full Sync: starts proposing the shards' changes once this node leads with every
+/// committed entry applied; stops (and goes back to the committed state) when it does not
+/// lead any more.
+fn replication_role(core: &Shared) {
+    let (full, view, leading) = {
+        let guard = core.borrow();
+        match &guard.member {
+            Some(member) if member.sync_known && member.file.sync == SyncMode::Full => (
+                true,
+                member
+                    .node
+                    .as_ref()
+                    .map(|node| raft_node::view(&node.metrics())),
+                guard.replication.leading,
+            ),
+            _ => (false, None, guard.replication.leading),
+        }
+    };
+    match (full, view, leading) {
+        (true, Some(view), None)
+            if view.leader
+                && view.committed_term == Some(view.term)
+                && view.applied_index >= view.committed_index =>
+        {
+            full_sync::promote(core, view.term)
+        }
+        (true, Some(view), Some(term)) if !(view.leader && view.term == term) => {
+            full_sync::demote(core)
+        }
+        (true, None, Some(_)) => full_sync::demote(core),
+        _ => {}
+    }
+}
+
 /// The listeners' rule and the figures, now.
 fn tick(core: &Shared) {
+    replication_role(core);
     let mut guard = core.borrow_mut();
     let core = &mut *guard;
     let (mode, metrics) = match &core.member {
@@ -616,7 +699,9 @@ fn tick(core: &Shared) {
         }
     };
     let view = metrics.as_ref().map(raft_node::view).unwrap_or_default();
-    let open = lease::serves(mode, &view);
+    // A Full Sync leader serves once its shards' changes are proposed (`promote`).
+    let replicating = mode != Mode::Full || core.replication.leading == Some(view.term);
+    let open = lease::serves(mode, &view) && replicating;
     if core.listeners_open != Some(open) {
         match core.listeners.set_open(open) {
             Ok(()) => {

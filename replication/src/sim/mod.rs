@@ -520,12 +520,14 @@ impl Sim {
                 duplicate: 5,
                 spike: 5,
                 latency_max_us: 3_000,
+                damage: 2,
             },
             _ => Faults {
                 drop: 25,
                 duplicate: 15,
                 spike: 20,
                 latency_max_us: 10_000,
+                damage: 10,
             },
         };
         self.trace(format!("network faults now {faults:?}"));

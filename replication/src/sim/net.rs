@@ -12,9 +12,11 @@
 //!   old message arriving after newer ones);
 //! - **partition**: nodes on different sides reach nothing across; checked when a message
 //!   arrives, so what was in flight when the partition began is lost too;
-//! - **crash**: a node that is down refuses connections.
+//! - **crash**: a node that is down refuses connections;
+//! - **damage**: a byte of a frame (request or reply) is flipped in flight; the receiver's
+//!   checks refuse it and the link closes, so the caller learns it as a lost message.
 //!
-//! [`NetBug`] plants a routing bug; `super::tests` shows the simulator catches it.
+//! [`NetBug`] plants a link bug; `super::tests` shows the simulator catches each.
 //!
 //! Called by the driver (`super`: faults, partitions, nodes up and down) and by openraft
 //! (one [`Link`] per target through [`NetFactory`]).
@@ -34,6 +36,7 @@ use openraft::raft::{
     TransferLeaderResponse, VoteRequest, VoteResponse,
 };
 use openraft::{BasicNode, OptionalSend};
+use shards::state::frame;
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -50,6 +53,9 @@ pub enum NetBug {
     /// A message for a node across a partition is delivered to another node on the
     /// sender's side, whose answer comes back as the target's.
     WrongSide,
+    /// The receiver skips the frame's checksum: a damaged frame whose archive still
+    /// validates is acted on.
+    ApplyDamaged,
 }
 
 /// How hostile the network is now.
@@ -63,6 +69,8 @@ pub struct Faults {
     pub spike: u64,
     /// The longest ordinary one-way latency, in microseconds.
     pub latency_max_us: u64,
+    /// Percent of frames (each way) with one byte damaged in flight.
+    pub damage: u64,
 }
 
 impl Faults {
@@ -72,6 +80,7 @@ impl Faults {
         duplicate: 0,
         spike: 0,
         latency_max_us: 1_000,
+        damage: 0,
     };
 }
 
@@ -82,6 +91,9 @@ struct Plan {
     lose_request: bool,
     lose_reply: bool,
     duplicate: Option<Duration>,
+    /// Random bits choosing the damaged byte of the request, and of the reply.
+    damage_request: Option<u64>,
+    damage_reply: Option<u64>,
 }
 
 struct State {
@@ -173,12 +185,16 @@ impl Net {
         let duplicate = rng
             .chance(faults.duplicate)
             .then(|| Duration::from_micros(rng.between(1_000, 300_000)));
+        let damage_request = rng.chance(faults.damage).then(|| rng.next_u64());
+        let damage_reply = rng.chance(faults.damage).then(|| rng.next_u64());
         Plan {
             out,
             back,
             lose_request,
             lose_reply,
             duplicate,
+            damage_request,
+            damage_reply,
         }
     }
 
@@ -222,8 +238,9 @@ impl Net {
     async fn call(&self, from: NodeId, to: NodeId, msg: Msg, ttl: Duration) -> Result<Msg, Fail> {
         let plan = self.plan();
         let kind = kind(&msg);
-        let frame = wire::encode(&msg);
+        let mut frame = wire::encode(&msg);
         drop(msg);
+        damage(&mut frame, plan.damage_request);
         runtime::sleep(plan.out).await;
         if plan.lose_request {
             runtime::sleep(ttl).await;
@@ -233,7 +250,7 @@ impl Net {
             runtime::sleep(REFUSED_AFTER).await;
             return Err(Fail::Unreachable(format!("node {to} unreachable")));
         };
-        let request = wire::decode(&frame).map_err(|e| self.bad_frame(e))?;
+        let request = self.receive(&frame, plan.damage_request, kind, at)?;
         if let Some(later) = plan.duplicate {
             let copy = request.clone();
             let copy_raft = raft.clone();
@@ -247,15 +264,50 @@ impl Net {
             .await
             .map_err(|e| self.bad_frame(e))?;
         drop(raft);
-        let frame = wire::encode(&reply);
+        let mut frame = wire::encode(&reply);
+        damage(&mut frame, plan.damage_reply);
         runtime::sleep(plan.back).await;
         if plan.lose_reply || !self.same_side(at, from) {
             runtime::sleep(ttl.saturating_sub(plan.out + plan.back)).await;
             return Err(Fail::Lost(format!("reply of node {to} to {kind} lost")));
         }
-        match wire::decode(&frame).map_err(|e| self.bad_frame(e))? {
+        match self.receive(&frame, plan.damage_reply, "reply", from)? {
             Msg::Refused { reason } => Err(Fail::Unreachable(format!("node {to}: {reason}"))),
             reply => Ok(reply),
+        }
+    }
+
+    /// What the receiver `at` makes of `frame` (damaged if `damaged`): the link's checks,
+    /// or with [`NetBug::ApplyDamaged`] the archive's validation alone.
+    fn receive(
+        &self,
+        frame: &[u8],
+        damaged: Option<u64>,
+        kind: &str,
+        at: NodeId,
+    ) -> Result<Msg, Fail> {
+        let skips_checksum = self.state.borrow().bug == Some(NetBug::ApplyDamaged);
+        let decoded = if skips_checksum {
+            let body = frame.get(frame::HEADER_LEN..).unwrap_or_default();
+            rkyv::from_bytes::<Msg, rkyv::rancor::Error>(&frame::aligned(body))
+                .map_err(|_| wire::WireError::Invalid("not an archived message"))
+        } else {
+            wire::decode(frame)
+        };
+        match (decoded, damaged) {
+            (Ok(msg), None) => Ok(msg),
+            (Ok(msg), Some(_)) if skips_checksum => {
+                let checker = &self.state.borrow().checker;
+                checker.trace(format!("node {at} acts on a damaged {kind} frame"));
+                Ok(msg)
+            }
+            (Ok(_), Some(_)) => Err(self.bad_frame(wire::WireError::Invalid(
+                "a damaged frame passed every check",
+            ))),
+            (Err(_), Some(_)) => Err(Fail::Lost(format!(
+                "damaged {kind} frame refused by node {at}, link closed"
+            ))),
+            (Err(error), None) => Err(self.bad_frame(error)),
         }
     }
 
@@ -264,6 +316,18 @@ impl Net {
         self.state.borrow().checker.violation(what.clone());
         Fail::Unreachable(what)
     }
+}
+
+/// Flips one byte of `frame`'s body (the bits in `at` choose which and how).
+fn damage(frame: &mut [u8], at: Option<u64>) {
+    let Some(bits) = at else { return };
+    let body = frame.len().saturating_sub(frame::HEADER_LEN);
+    if body == 0 {
+        return;
+    }
+    let index = frame::HEADER_LEN + (bits % body as u64) as usize;
+    let flip = ((bits >> 32) % 255 + 1) as u8;
+    frame[index] ^= flip;
 }
 
 fn kind(msg: &Msg) -> &'static str {

@@ -7,10 +7,13 @@
 //! - **one applied history**: every node applies indexes in order with no gap (from the
 //!   start, the snapshot it restarted from, or one it installed), the entry it applies at an
 //!   index is the one every other node applied there (term and content), and after each
-//!   batch and each snapshot its machine's dynamic-security document is the one that
-//!   history gives at that index;
+//!   batch and each snapshot its machine holds the state that history gives at that
+//!   index: the dynamic-security document, and the committed sessions and retained
+//!   messages (Full Sync's records, replayed here into a model of their own);
 //! - **no acknowledged change lost**: an acknowledged proposal is in that history at its
-//!   index (checked again at the end on every node, see `super`).
+//!   index (checked again at the end on every node, see `super`), and every node that
+//!   applied past an acknowledged session proposal holds that session, its subscription,
+//!   its queued message and its retained message, whatever leaders came and went.
 //!
 //! Called by the disk (saved votes), the recorder (applies, snapshots), the metrics
 //! observers and the driver (`super`: acknowledgements, the trace, the verdict).
@@ -18,12 +21,14 @@
 use super::disk::Disk;
 use super::runtime;
 use super::SimConfig;
-use crate::machine::Machine;
+use crate::committed::Committed;
+use crate::machine::{Image, Machine};
 use crate::proposal::Proposal;
 use crate::types::{Entry, EntryPayload, LogId, NodeId, Snapshot, SnapshotMeta, Vote};
 use futures_util::TryStreamExt;
 use openraft::storage::{EntryResponder, RaftStateMachine};
 use openraft::{OptionalSend, RaftSnapshotBuilder};
+use shards::state::record::ChangeRecord;
 use shards::state::Record;
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -38,6 +43,23 @@ struct Applied {
     digest: u64,
     /// The dynamic-security document in force once this entry is applied.
     document: Option<u64>,
+    /// The committed sessions and retained messages once this entry is applied.
+    sessions: u64,
+}
+
+/// What an acknowledged session proposal must leave on every node that applied it.
+#[derive(Debug, Clone)]
+pub struct SessionAck {
+    /// The entry's index.
+    pub index: u64,
+    /// The session's client id.
+    pub client_id: String,
+    /// Its subscription's filter.
+    pub filter: String,
+    /// The packet id of the message queued for it.
+    pub packet_id: u16,
+    /// The topic of the retained message the proposal set.
+    pub retained: String,
 }
 
 /// The run's record and verdict.
@@ -49,6 +71,9 @@ pub struct Checker {
     next: RefCell<BTreeMap<NodeId, u64>>,
     leaders: RefCell<BTreeMap<u64, NodeId>>,
     acked: RefCell<BTreeMap<u64, u64>>,
+    acked_sessions: RefCell<Vec<SessionAck>>,
+    /// The committed shard state at the history's last index.
+    model: RefCell<Committed>,
 }
 
 /// A stable digest of `value` within a run.
@@ -56,6 +81,24 @@ pub fn digest<T: Hash + ?Sized>(value: &T) -> u64 {
     let mut hasher = DefaultHasher::new();
     value.hash(&mut hasher);
     hasher.finish()
+}
+
+/// A digest of committed shard state as records.
+pub fn records_digest(records: &[Record]) -> u64 {
+    digest(&format!("{records:?}"))
+}
+
+/// The session and retained records an entry carries.
+fn entry_records(entry: &Entry) -> Vec<Record> {
+    let EntryPayload::Normal(payload) = &entry.payload else {
+        return Vec::new();
+    };
+    Proposal::decode(payload)
+        .map(|p| p.records)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|record| !matches!(record, Record::Dynsec { .. }))
+        .collect()
 }
 
 fn entry_digest(entry: &Entry) -> u64 {
@@ -182,16 +225,31 @@ impl Checker {
             }
             Some(_) => {}
             None => {
+                let last = self.history.borrow().keys().next_back().copied();
+                if last.is_some_and(|last| last + 1 != index) {
+                    self.violation(format!(
+                        "node {node} applied index {index} first, after history's {last:?}"
+                    ));
+                }
                 let before = index
                     .checked_sub(1)
                     .and_then(|i| self.history.borrow().get(&i).copied());
                 let document = entry_document(entry).or(before.and_then(|b| b.document));
+                let sessions = {
+                    let mut model = self.model.borrow_mut();
+                    for record in entry_records(entry) {
+                        // As the machine: a record that does not fit changes nothing.
+                        let _ = model.apply(record);
+                    }
+                    records_digest(&model.records())
+                };
                 self.history.borrow_mut().insert(
                     index,
                     Applied {
                         term,
                         digest,
                         document,
+                        sessions,
                     },
                 );
             }
@@ -226,6 +284,87 @@ impl Checker {
                 last.index
             ));
         }
+        let records = machine.committed_records();
+        if let Err(error) = self.sessions_kept(node, last.index, &records) {
+            self.violation(error);
+        }
+        if records_digest(&records) != applied.sessions {
+            self.violation(format!(
+                "node {node} {how} index {}: its committed sessions and retained messages \
+                 differ from the history's",
+                last.index
+            ));
+        }
+    }
+
+    /// An acknowledged session proposal (see [`SessionAck`]).
+    pub fn session_acked(&self, ack: SessionAck) {
+        self.acked_sessions.borrow_mut().push(ack);
+    }
+
+    /// Acknowledged session proposals.
+    pub fn sessions_acked(&self) -> usize {
+        self.acked_sessions.borrow().len()
+    }
+
+    /// `node`, having applied up to `applied` and holding `records`, holds every session
+    /// acknowledged at or below `applied` with its subscription, queued message and
+    /// retained message.
+    pub fn sessions_kept(
+        &self,
+        node: NodeId,
+        applied: u64,
+        records: &[Record],
+    ) -> Result<(), String> {
+        for ack in self.acked_sessions.borrow().iter() {
+            if ack.index > applied {
+                continue;
+            }
+            let mut created = false;
+            let mut subscribed = false;
+            let mut queued = false;
+            let mut retained = false;
+            for record in records {
+                match record {
+                    Record::Session { client_id, change } if *client_id == ack.client_id => {
+                        match change {
+                            ChangeRecord::Created { .. } => created = true,
+                            ChangeRecord::Subscribed { filter, .. } => {
+                                subscribed |= *filter == ack.filter
+                            }
+                            ChangeRecord::Queued { packet_id, .. } => {
+                                queued |= *packet_id == ack.packet_id
+                            }
+                            _ => {}
+                        }
+                    }
+                    Record::Retained { topic, message } if *topic == ack.retained => {
+                        retained = message.is_some();
+                    }
+                    _ => {}
+                }
+            }
+            let lost: Vec<&str> = [
+                (created, "session"),
+                (subscribed, "subscription"),
+                (queued, "queued publish"),
+                (retained, "retained message"),
+            ]
+            .into_iter()
+            .filter(|(held, _)| !held)
+            .map(|(_, what)| what)
+            .collect();
+            if !lost.is_empty() {
+                return Err(format!(
+                    "node {node} (applied up to {applied}) lost the acknowledged {} of \
+                     client {} (index {})",
+                    lost.join(", "),
+                    ack.client_id,
+                    ack.index
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// A client's proposal was acknowledged (committed and applied on the leader) at
@@ -287,6 +426,15 @@ pub fn proposal_digest(index: u64, payload: &crate::types::Payload) -> u64 {
     digest(&(index, &payload.0[..]))
 }
 
+/// A planted state-machine bug.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MachineBug {
+    /// Snapshots are built without the sessions (as if the image's records were not
+    /// refreshed from the committed state): a node that installs or restarts from one has
+    /// lost them.
+    SnapshotWithoutSessions,
+}
+
 /// openraft's state machine in the simulator: Culex's [`Machine`], untouched, with every
 /// entry it applies and every snapshot it builds or installs reported to the checker; the
 /// snapshots are kept on the node's simulated disk (the real machine keeps them in a file).
@@ -296,12 +444,18 @@ pub struct Recorder {
     machine: Machine,
     checker: Rc<Checker>,
     disk: Rc<RefCell<Disk>>,
+    bug: Option<MachineBug>,
 }
 
 impl Recorder {
     /// The machine of a starting incarnation of `node`: from the snapshot on its disk, if
     /// there is one.
-    pub async fn open(node: NodeId, disk: Rc<RefCell<Disk>>, checker: Rc<Checker>) -> Recorder {
+    pub async fn open(
+        node: NodeId,
+        disk: Rc<RefCell<Disk>>,
+        checker: Rc<Checker>,
+        bug: Option<MachineBug>,
+    ) -> Recorder {
         let (doorbell, _) = futures_channel::mpsc::unbounded();
         let status = std::sync::Arc::new(shards::cluster_status::ClusterStatus::default());
         let mut machine = Machine::open(node, None, doorbell, status);
@@ -322,6 +476,7 @@ impl Recorder {
             machine,
             checker,
             disk,
+            bug,
         }
     }
 
@@ -335,7 +490,19 @@ impl RaftSnapshotBuilder<SimConfig> for Recorder {
     type SnapshotData = Vec<u8>;
 
     async fn build_snapshot(&mut self) -> Result<Snapshot, io::Error> {
-        let snapshot = RaftSnapshotBuilder::<SimConfig>::build_snapshot(&mut self.machine).await?;
+        let mut snapshot =
+            RaftSnapshotBuilder::<SimConfig>::build_snapshot(&mut self.machine).await?;
+        if self.bug == Some(MachineBug::SnapshotWithoutSessions) {
+            let aligned = shards::state::frame::aligned(&snapshot.snapshot);
+            let mut image = rkyv::from_bytes::<Image, rkyv::rancor::Error>(&aligned)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+            image
+                .records
+                .retain(|record| !matches!(record, Record::Session { .. }));
+            snapshot.snapshot = rkyv::to_bytes::<rkyv::rancor::Error>(&image)
+                .map_err(|e| io::Error::other(e.to_string()))?
+                .into_vec();
+        }
         self.disk
             .borrow_mut()
             .save_snapshot(&snapshot.meta, &snapshot.snapshot);

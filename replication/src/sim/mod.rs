@@ -33,14 +33,16 @@ mod tests;
 use crate::machine::Machine;
 use crate::proposal::Proposal;
 use crate::types::{NodeId, Payload};
-use check::{digest, proposal_digest, Checker, Recorder};
+use check::{digest, proposal_digest, Checker, MachineBug, Recorder, SessionAck};
 use disk::{Disk, DiskBug, SimStore, WriteKind};
 use net::{Faults, Net, NetBug, NetFactory};
 use openraft::async_runtime::WatchReceiver;
 use openraft::{BasicNode, Config, ServerState, SnapshotPolicy};
 use rng::Rng;
 use runtime::WORLD;
-use shards::state::Record;
+use shards::message::{Delivery, Message};
+use shards::mqtt::{ByteStr, Bytes, PacketId, Protocol, QoS, SubscriptionOptions};
+use shards::state::{Record, SessionDelta, Subscription};
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
@@ -119,6 +121,7 @@ struct Setup {
     nodes: Option<u64>,
     disk_bug: Option<DiskBug>,
     net_bug: Option<NetBug>,
+    machine_bug: Option<MachineBug>,
 }
 
 /// One simulated node across its incarnations.
@@ -136,6 +139,7 @@ struct Sim {
     nodes: BTreeMap<NodeId, Node>,
     config: Arc<Config>,
     next_document: u64,
+    machine_bug: Option<MachineBug>,
 }
 
 /// How a run ended: its verdict and trace.
@@ -173,6 +177,7 @@ impl Sim {
             nodes,
             config: sim_config()?,
             next_document: 1,
+            machine_bug: setup.machine_bug,
         })
     }
 
@@ -213,10 +218,11 @@ impl Sim {
         let checker = self.checker.clone();
         let net = self.net.clone();
         let config = self.config.clone();
+        let bug = self.machine_bug;
         let started = runtime::spawn_as(id, async move {
             runtime::spawn_as(id, disk::flusher(disk.clone()));
             let store = SimStore::new(id, disk.clone(), checker.clone());
-            let recorder = Recorder::open(id, disk, checker.clone()).await;
+            let recorder = Recorder::open(id, disk, checker.clone(), bug).await;
             let machine = recorder.machine().clone();
             let factory = NetFactory::new(id, net);
             let raft = SimRaft::new(id, config, factory, store, recorder)
@@ -453,32 +459,48 @@ impl Sim {
         }
     }
 
-    /// A client proposes the next dynamic-security document through `id`; acknowledged
-    /// when `client_write` returns Ok.
+    /// A client proposes through `id` the next change: a dynamic-security document, or
+    /// (as often) a Full Sync session (see [`session_records`]); acknowledged when
+    /// `client_write` returns Ok.
     fn propose(&mut self, id: NodeId) -> Option<(u64, runtime::JoinHandle<Option<u64>>)> {
         let raft = self.raft(id)?;
         let seq = self.next_document;
         self.next_document += 1;
-        let document = format!("{{\"sim\":{seq},\"via\":{id}}}").into_bytes();
+        let (records, session) = if self.rng.chance(50) {
+            let document = format!("{{\"sim\":{seq},\"via\":{id}}}").into_bytes();
+            (vec![Record::Dynsec { document }], None)
+        } else {
+            let (records, ack) = session_records(seq);
+            (records, Some(ack))
+        };
         let payload = Proposal {
-            records: vec![Record::Dynsec { document }],
+            records,
             ..Proposal::default()
         }
         .encode();
         let checker = self.checker.clone();
-        self.trace(format!("document {seq} proposed through node {id}"));
+        let what = if session.is_some() {
+            "session"
+        } else {
+            "document"
+        };
+        self.trace(format!("{what} {seq} proposed through node {id}"));
         let client = runtime::spawn_as(WORLD, async move {
             match raft.client_write(payload.clone()).await {
                 Ok(response) => {
                     let index = response.log_id.index;
                     checker.acked(response.log_id, proposal_digest(index, &payload));
-                    checker.trace(format!("document {seq} acknowledged at index {index}"));
+                    if let Some(mut ack) = session {
+                        ack.index = index;
+                        checker.session_acked(ack);
+                    }
+                    checker.trace(format!("{what} {seq} acknowledged at index {index}"));
                     Some(index)
                 }
                 Err(error) => {
                     let why = error.to_string();
                     let why = why.split(';').next().unwrap_or_default().to_string();
-                    checker.trace(format!("document {seq} refused: {why}"));
+                    checker.trace(format!("{what} {seq} refused: {why}"));
                     None
                 }
             }
@@ -622,16 +644,83 @@ impl Sim {
             if applied == Some(index) && held != document {
                 return Err(format!("node {id} does not hold the last document"));
             }
+            let records = machine.committed_records();
+            self.checker
+                .sessions_kept(*id, applied.unwrap_or_default(), &records)?;
         }
         let (messages, net_digest) = self.net.delivered();
         self.trace(format!(
-            "done: {} entries committed, {messages} messages delivered, history {:016x}, \
-             network {net_digest:016x}",
+            "done: {} entries committed, {} sessions acknowledged, {messages} messages \
+             delivered, history {:016x}, network {net_digest:016x}",
             self.checker.history_len(),
+            self.checker.sessions_acked(),
             self.checker.history_digest()
         ));
         Ok(())
     }
+}
+
+/// The Full Sync records of a new persistent session `sim-<seq>` as a shard proposes them
+/// (CONNECT, SUBSCRIBE, a QoS 1 message queued for it while it is away, a retained
+/// message), and what must stay of them once acknowledged (its index is set then).
+fn session_records(seq: u64) -> (Vec<Record>, SessionAck) {
+    let client_id = ByteStr::from(format!("sim-{seq}"));
+    let filter = format!("sim/{seq}/#");
+    let topic = format!("sim/{seq}/m");
+    let retained = format!("sim/{seq}/retained");
+    let packet_id = PacketId::MIN;
+    let message = |topic: &str, retain: bool| {
+        Message::new(
+            ByteStr::from(topic.to_string()),
+            Bytes::from(format!("m{seq}").into_bytes()),
+            QoS::AtLeastOnce,
+            retain,
+        )
+    };
+    let changes = [
+        SessionDelta::Created {
+            protocol: Protocol::V5,
+            expiry_interval: 3600,
+            username: None,
+        },
+        SessionDelta::Subscribed {
+            filter: ByteStr::from(filter.clone()),
+            subscription: Subscription {
+                options: SubscriptionOptions {
+                    qos: QoS::AtLeastOnce,
+                    ..SubscriptionOptions::default()
+                },
+                identifier: None,
+            },
+        },
+        SessionDelta::Disconnected { at: seq },
+        SessionDelta::Queued {
+            packet_id: Some(packet_id),
+            delivery: Delivery {
+                message: message(&topic, false),
+                qos: QoS::AtLeastOnce,
+                retain: false,
+                subscription_ids: Default::default(),
+            },
+        },
+    ];
+    let mut records: Vec<Record> = changes
+        .iter()
+        .map(|change| Record::session(&client_id, change))
+        .collect();
+    let retained_topic = ByteStr::from(retained.clone());
+    records.push(Record::retained(
+        &retained_topic,
+        Some(&message(&retained, true)),
+    ));
+    let ack = SessionAck {
+        index: 0,
+        client_id: client_id.to_string(),
+        filter,
+        packet_id: packet_id.get(),
+        retained,
+    };
+    (records, ack)
 }
 
 /// Reports what `raft`'s metrics say about leadership (and a node that stopped by itself).

@@ -26,9 +26,13 @@ fn summary(trace: &[String]) -> String {
         .find_map(|line| line.split("committed ").nth(1)?.split(" ms after").next())
         .unwrap_or("?");
     format!(
-        "{} acknowledged, {} leaders, {} crashes ({} mid-write, {lost} writes lost), \
+        "{} acknowledged ({} sessions), {} leaders, {} crashes ({} mid-write, {lost} writes lost), \
          {} partitions, {} snapshots built, {} installed; last commit {settled} ms after healing",
         count("acknowledged at"),
+        trace
+            .iter()
+            .filter(|line| line.contains("session") && line.contains("acknowledged at"))
+            .count(),
         count(" leads term "),
         count("crashes ("),
         count("crashes mid-"),
@@ -151,24 +155,42 @@ fn a_link_that_acts_on_a_damaged_frame_is_caught() {
     );
 }
 
+#[test]
+fn a_snapshot_without_the_sessions_is_caught() {
+    assert_caught(
+        Setup {
+            machine_bug: Some(MachineBug::SnapshotWithoutSessions),
+            ..Setup::default()
+        },
+        "lost the acknowledged session",
+    );
+}
+
 /// What each planted bug's seeds do (`cargo test -p replication sim::tests::survey --
 /// --ignored --nocapture`; `SURVEY_SEEDS`, `SURVEY_ONLY=<name>`, `SURVEY_TRACE`).
 #[test]
 #[ignore]
 fn survey_planted_bugs() {
     let bugs = [
-        ("none", None, None, None),
-        ("ack", Some(DiskBug::AckBeforeSync), None, None),
-        ("async", Some(DiskBug::ReturnBeforeSync), None, None),
-        ("lost", Some(DiskBug::VoteLost), None, None),
-        ("side", None, Some(NetBug::WrongSide), Some(5)),
-        ("damaged", None, Some(NetBug::ApplyDamaged), None),
+        ("none", None, None, None, None),
+        ("ack", Some(DiskBug::AckBeforeSync), None, None, None),
+        ("async", Some(DiskBug::ReturnBeforeSync), None, None, None),
+        ("lost", Some(DiskBug::VoteLost), None, None, None),
+        ("side", None, Some(NetBug::WrongSide), Some(5), None),
+        ("damaged", None, Some(NetBug::ApplyDamaged), None, None),
+        (
+            "snapshot",
+            None,
+            None,
+            None,
+            Some(MachineBug::SnapshotWithoutSessions),
+        ),
     ];
     let count = std::env::var("SURVEY_SEEDS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(10);
-    for (name, disk_bug, net_bug, nodes) in bugs {
+    for (name, disk_bug, net_bug, nodes, machine_bug) in bugs {
         if std::env::var("SURVEY_ONLY").is_ok_and(|only| only != name) {
             continue;
         }
@@ -177,6 +199,7 @@ fn survey_planted_bugs() {
                 nodes,
                 disk_bug,
                 net_bug,
+                machine_bug,
             };
             let outcome = simulate(seed, setup);
             if std::env::var("SURVEY_TRACE").is_ok() {

@@ -4,15 +4,17 @@
 //! runtime with virtual time (`runtime`), a simulated network (`net`) and simulated disks
 //! (`disk`), under faults drawn from one seed.
 //!
-//! A run: the nodes form a cluster; then, step by step, clients propose dynamic-security
-//! documents (a `Proposal` carrying `Record::Dynsec`, as the broker does), and the world
-//! misbehaves: messages are delayed, reordered, duplicated and lost at varying rates,
-//! partitions come and go (often isolating the leader), nodes (often the leader) crash,
-//! losing writes that were not synced, and restart from what their disk kept, and
-//! leadership is handed over. Throughout, `check` verifies that no term has two leaders,
-//! that every node applies the same entries in the same order (and holds the same
-//! document at each index), and that every acknowledged proposal stays where it was
-//! acknowledged. At the end the network heals, every node restarts, and within
+//! A run: the nodes form a cluster; then, step by step, clients propose changes as the
+//! broker does (a `Proposal` carrying a dynamic-security document, or a Full Sync
+//! session's records: the session, a subscription, a queued QoS 1 message, a retained
+//! message), and the world misbehaves: messages are delayed, reordered, duplicated, lost
+//! and damaged at varying rates, partitions come and go (often isolating the leader),
+//! nodes (often the leader) crash, losing writes that were not synced, and restart from
+//! what their disk kept, and leadership is handed over. Throughout, `check` verifies that
+//! no term has two leaders, that every node applies the same entries in the same order
+//! (and holds the same document, sessions and retained messages at each index), and that
+//! every acknowledged proposal, session, subscription and queued message stays where it
+//! was acknowledged. At the end the network heals, every node restarts, and within
 //! [`LIVENESS`] of virtual time a leader must commit a last proposal that every node then
 //! applies, with no acknowledged change lost.
 //!
@@ -68,7 +70,7 @@ pub type SimRaft = openraft::Raft<SimConfig, Recorder>;
 const STEPS: usize = 150;
 
 /// Seeds run by default.
-const SEEDS: u64 = 16;
+const SEEDS: u64 = 24;
 
 /// After the network heals and every node is back, a leader must commit within this much
 /// virtual time (elections take 1 to 1.6 s with the broker's timings).

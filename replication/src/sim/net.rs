@@ -56,6 +56,9 @@ pub enum NetBug {
     /// The receiver skips the frame's checksum: a damaged frame whose archive still
     /// validates is acted on.
     ApplyDamaged,
+    /// A link to a node that was once unreachable is never connected again (its sender
+    /// keeps the dead connection): a cluster can lose its majority for good.
+    NeverReconnects,
 }
 
 /// How hostile the network is now.
@@ -102,6 +105,8 @@ struct State {
     bug: Option<NetBug>,
     side: BTreeMap<NodeId, u8>,
     live: BTreeMap<NodeId, SimRaft>,
+    /// With [`NetBug::NeverReconnects`]: the links that stay dead.
+    dead: std::collections::BTreeSet<(NodeId, NodeId)>,
     checker: Rc<Checker>,
     /// Messages delivered, and a digest of who sent what to whom when.
     delivered: u64,
@@ -127,6 +132,7 @@ impl Net {
                 bug,
                 side: BTreeMap::new(),
                 live: BTreeMap::new(),
+                dead: Default::default(),
                 checker,
                 delivered: 0,
                 digest: 0,
@@ -216,6 +222,12 @@ impl Net {
             return None;
         }
         let mut at = to;
+        if state.dead.contains(&(from, to)) {
+            return None;
+        }
+        if state.bug == Some(NetBug::NeverReconnects) && !state.live.contains_key(&to) {
+            state.dead.insert((from, to));
+        }
         if Self::side(&state, from) != Self::side(&state, to) {
             if state.bug != Some(NetBug::WrongSide) {
                 return None;

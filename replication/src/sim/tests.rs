@@ -156,6 +156,17 @@ fn a_link_that_acts_on_a_damaged_frame_is_caught() {
 }
 
 #[test]
+fn a_link_that_never_reconnects_is_caught() {
+    assert_caught(
+        Setup {
+            net_bug: Some(NetBug::NeverReconnects),
+            ..Setup::default()
+        },
+        "of healing",
+    );
+}
+
+#[test]
 fn a_snapshot_without_the_sessions_is_caught() {
     assert_caught(
         Setup {
@@ -178,6 +189,7 @@ fn survey_planted_bugs() {
         ("lost", Some(DiskBug::VoteLost), None, None, None),
         ("side", None, Some(NetBug::WrongSide), Some(5), None),
         ("damaged", None, Some(NetBug::ApplyDamaged), None, None),
+        ("reconnect", None, Some(NetBug::NeverReconnects), None, None),
         (
             "snapshot",
             None,

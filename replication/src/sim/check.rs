@@ -13,7 +13,8 @@
 //! - **no acknowledged change lost**: an acknowledged proposal is in that history at its
 //!   index (checked again at the end on every node, see `super`), and every node that
 //!   applied past an acknowledged session proposal holds that session, its subscription,
-//!   its queued message and its retained message, whatever leaders came and went.
+//!   its queued message, its unreleased QoS 2 receipt (lost, a retransmission would be
+//!   delivered twice) and its retained message, whatever leaders came and went.
 //!
 //! Called by the disk (saved votes), the recorder (applies, snapshots), the metrics
 //! observers and the driver (`super`: acknowledgements, the trace, the verdict).
@@ -58,6 +59,9 @@ pub struct SessionAck {
     pub filter: String,
     /// The packet id of the message queued for it.
     pub packet_id: u16,
+    /// The packet id of a QoS 2 PUBLISH received from it and not yet released: lost, a
+    /// new leader would deliver the client's retransmission a second time.
+    pub inbound_qos2: u16,
     /// The topic of the retained message the proposal set.
     pub retained: String,
 }
@@ -323,6 +327,7 @@ impl Checker {
             let mut created = false;
             let mut subscribed = false;
             let mut queued = false;
+            let mut qos2 = false;
             let mut retained = false;
             for record in records {
                 match record {
@@ -334,6 +339,9 @@ impl Checker {
                             }
                             ChangeRecord::Queued { packet_id, .. } => {
                                 queued |= *packet_id == ack.packet_id
+                            }
+                            ChangeRecord::InboundQos2Received { packet_id } => {
+                                qos2 |= *packet_id == ack.inbound_qos2
                             }
                             _ => {}
                         }
@@ -348,6 +356,7 @@ impl Checker {
                 (created, "session"),
                 (subscribed, "subscription"),
                 (queued, "queued publish"),
+                (qos2, "QoS 2 receipt"),
                 (retained, "retained message"),
             ]
             .into_iter()

@@ -663,14 +663,16 @@ impl Sim {
 }
 
 /// The Full Sync records of a new persistent session `sim-<seq>` as a shard proposes them
-/// (CONNECT, SUBSCRIBE, a QoS 1 message queued for it while it is away, a retained
-/// message), and what must stay of them once acknowledged (its index is set then).
+/// (CONNECT, SUBSCRIBE, a QoS 1 message queued for it while it is away, a QoS 2 PUBLISH
+/// received from it whose PUBREL has not come yet, a retained message), and what must
+/// stay of them once acknowledged (its index is set then).
 fn session_records(seq: u64) -> (Vec<Record>, SessionAck) {
     let client_id = ByteStr::from(format!("sim-{seq}"));
     let filter = format!("sim/{seq}/#");
     let topic = format!("sim/{seq}/m");
     let retained = format!("sim/{seq}/retained");
     let packet_id = PacketId::MIN;
+    let inbound_qos2 = PacketId::MAX;
     let message = |topic: &str, retain: bool| {
         Message::new(
             ByteStr::from(topic.to_string()),
@@ -705,6 +707,9 @@ fn session_records(seq: u64) -> (Vec<Record>, SessionAck) {
                 subscription_ids: Default::default(),
             },
         },
+        SessionDelta::InboundQos2Received {
+            packet_id: inbound_qos2,
+        },
     ];
     let mut records: Vec<Record> = changes
         .iter()
@@ -720,6 +725,7 @@ fn session_records(seq: u64) -> (Vec<Record>, SessionAck) {
         client_id: client_id.to_string(),
         filter,
         packet_id: packet_id.get(),
+        inbound_qos2: inbound_qos2.get(),
         retained,
     };
     (records, ack)

@@ -26,6 +26,8 @@ pub mod log;
 pub mod machine;
 pub mod network;
 pub mod proposal;
+#[cfg(test)]
+mod sim;
 pub mod snapshot_file;
 pub mod store;
 pub mod types;

@@ -9,6 +9,9 @@
 //!
 //! Snapshots are the image of the machine ([`Image`], rkyv) at an applied log id; the
 //! current one is also kept in the HA data directory, so a restarted node starts from it.
+//!
+//! openraft's traits are implemented for every [`CulexConfig`]: the broker's runtime, and
+//! the seeded simulator's (`crate::sim`, in tests), which runs this same machine.
 
 // rkyv derives resolver and archived types of their own, which carry no docs.
 #![allow(missing_docs)]
@@ -16,7 +19,7 @@
 use crate::committed::Committed;
 use crate::proposal::{ClusterOp, ClusterSettings, KickList, Proposal, Reply};
 use crate::types::{
-    EntryPayload, LogId, NodeId, Snapshot, SnapshotMeta, StoredMembership, TypeConfig,
+    CulexConfig, EntryPayload, LogId, NodeId, Snapshot, SnapshotMeta, StoredMembership,
 };
 use futures_channel::mpsc::UnboundedSender;
 use futures_util::TryStreamExt;
@@ -251,7 +254,7 @@ fn decode_image(data: &[u8]) -> Option<Image> {
     rkyv::from_bytes::<Image, rkyv::rancor::Error>(&aligned).ok()
 }
 
-impl RaftSnapshotBuilder<TypeConfig> for Machine {
+impl<C: CulexConfig> RaftSnapshotBuilder<C> for Machine {
     type SnapshotData = Vec<u8>;
 
     async fn build_snapshot(&mut self) -> Result<Snapshot, io::Error> {
@@ -282,7 +285,7 @@ impl RaftSnapshotBuilder<TypeConfig> for Machine {
     }
 }
 
-impl RaftStateMachine<TypeConfig> for Machine {
+impl<C: CulexConfig> RaftStateMachine<C> for Machine {
     type SnapshotData = Vec<u8>;
     type SnapshotBuilder = Self;
 
@@ -293,7 +296,7 @@ impl RaftStateMachine<TypeConfig> for Machine {
 
     async fn apply<Strm>(&mut self, mut entries: Strm) -> Result<(), io::Error>
     where
-        Strm: futures_util::Stream<Item = Result<EntryResponder<TypeConfig>, io::Error>>
+        Strm: futures_util::Stream<Item = Result<EntryResponder<C>, io::Error>>
             + Unpin
             + OptionalSend,
     {

@@ -12,7 +12,7 @@
 //! frame is answered in order; a frame that fails validation closes the link and is never
 //! acted on. Requests forwarded by followers go to the core through a channel.
 
-use crate::types::{NodeId, Raft, Snapshot, TypeConfig, Vote};
+use crate::types::{CulexConfig, NodeId, Raft, Snapshot, TypeConfig, Vote};
 use crate::wire::{self, Forwarded, Msg, WireError};
 use futures_channel::{mpsc, oneshot};
 use monoio::io::{AsyncReadRentExt, AsyncWriteRentExt};
@@ -23,6 +23,7 @@ use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse,
 };
 use openraft::raft::{TransferLeaderRequest, TransferLeaderResponse};
+use openraft::storage::RaftStateMachine;
 use openraft::{BasicNode, OptionalSend};
 use shards::cluster_status::ClusterStatus;
 use std::cell::RefCell;
@@ -456,13 +457,17 @@ async fn answer(
     }
 }
 
-/// The answer to one request.
-async fn dispatch(
+/// The answer to one request (also the seeded simulator's, on its own runtime).
+pub(crate) async fn dispatch<C, SM>(
     msg: Msg,
-    raft: &Raft,
+    raft: &openraft::Raft<C, SM>,
     from: NodeId,
     forwarded: &mpsc::UnboundedSender<ForwardedRequest>,
-) -> Result<Msg, WireError> {
+) -> Result<Msg, WireError>
+where
+    C: CulexConfig,
+    SM: RaftStateMachine<C, SnapshotData = Vec<u8>>,
+{
     let fatal = |error: &dyn std::fmt::Display| Msg::Refused {
         reason: error.to_string(),
     };

@@ -1,7 +1,10 @@
 //! The openraft type configuration of Culex's cluster, and the payload of a log entry.
 //!
 //! openraft's types stay in this file, `wire.rs` (their wire form), `network.rs`, `store.rs`
-//! and `core.rs`; the rest of Culex sees the replication core's own interface.
+//! and `core.rs` (and the simulator, `sim`, in tests); the rest of Culex sees the
+//! replication core's own interface. [`CulexConfig`] names what the state machine and the
+//! wire form need of a type configuration, so that the simulator's (another runtime) can
+//! share them.
 
 use bytes::Bytes;
 use std::fmt;
@@ -39,6 +42,38 @@ openraft::declare_raft_types!(
         LeaderId = openraft::impls::leader_id_std::LeaderId<u64, NodeId>,
         AsyncRuntime = openraft_rt_monoio::MonoioRuntime,
 );
+
+/// The type configurations Culex's state machine and wire form serve: [`TypeConfig`], and
+/// any other that differs from it only in its runtime (the seeded simulator's, which runs
+/// the same machine on virtual time). Every data type (log ids, entries, votes,
+/// memberships, snapshots) is the same type under all of them.
+pub trait CulexConfig:
+    openraft::RaftTypeConfig<
+    D = Payload,
+    R = (),
+    NodeId = NodeId,
+    Node = openraft::BasicNode,
+    Term = u64,
+    LeaderId = openraft::impls::leader_id_std::LeaderId<u64, NodeId>,
+    Vote = Vote,
+    Entry = Entry,
+>
+{
+}
+
+impl<C> CulexConfig for C where
+    C: openraft::RaftTypeConfig<
+        D = Payload,
+        R = (),
+        NodeId = NodeId,
+        Node = openraft::BasicNode,
+        Term = u64,
+        LeaderId = openraft::impls::leader_id_std::LeaderId<u64, NodeId>,
+        Vote = Vote,
+        Entry = Entry,
+    >
+{
+}
 
 /// The Raft instance, with Culex's state machine.
 pub type Raft = openraft::Raft<TypeConfig, crate::machine::Machine>;

@@ -12,7 +12,8 @@
 #![allow(missing_docs)]
 
 use crate::types::{
-    Entry, EntryPayload, LogId, Membership, NodeId, Payload, SnapshotMeta, StoredMembership, Vote,
+    CulexConfig, Entry, EntryPayload, LogId, Membership, NodeId, Payload, SnapshotMeta,
+    StoredMembership, Vote,
 };
 use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, VoteRequest, VoteResponse};
 use openraft::BasicNode;
@@ -391,8 +392,8 @@ impl WEntry {
     }
 }
 
-impl From<&AppendEntriesRequest<crate::types::TypeConfig>> for WAppendRequest {
-    fn from(rpc: &AppendEntriesRequest<crate::types::TypeConfig>) -> WAppendRequest {
+impl<C: CulexConfig> From<&AppendEntriesRequest<C>> for WAppendRequest {
+    fn from(rpc: &AppendEntriesRequest<C>) -> WAppendRequest {
         WAppendRequest {
             vote: (&rpc.vote).into(),
             prev_log_id: log_id_opt(rpc.prev_log_id.as_ref()),
@@ -404,7 +405,7 @@ impl From<&AppendEntriesRequest<crate::types::TypeConfig>> for WAppendRequest {
 
 impl WAppendRequest {
     /// The request this describes.
-    pub fn to_request(&self) -> Result<AppendEntriesRequest<crate::types::TypeConfig>, WireError> {
+    pub fn to_request<C: CulexConfig>(&self) -> Result<AppendEntriesRequest<C>, WireError> {
         let entries = self
             .entries
             .iter()
@@ -419,8 +420,8 @@ impl WAppendRequest {
     }
 }
 
-impl From<&AppendEntriesResponse<crate::types::TypeConfig>> for WAppendResponse {
-    fn from(response: &AppendEntriesResponse<crate::types::TypeConfig>) -> WAppendResponse {
+impl<C: CulexConfig> From<&AppendEntriesResponse<C>> for WAppendResponse {
+    fn from(response: &AppendEntriesResponse<C>) -> WAppendResponse {
         match response {
             AppendEntriesResponse::Success => WAppendResponse::Success,
             AppendEntriesResponse::PartialSuccess(log_id) => {
@@ -432,8 +433,8 @@ impl From<&AppendEntriesResponse<crate::types::TypeConfig>> for WAppendResponse 
     }
 }
 
-impl From<&WAppendResponse> for AppendEntriesResponse<crate::types::TypeConfig> {
-    fn from(w: &WAppendResponse) -> AppendEntriesResponse<crate::types::TypeConfig> {
+impl<C: CulexConfig> From<&WAppendResponse> for AppendEntriesResponse<C> {
+    fn from(w: &WAppendResponse) -> AppendEntriesResponse<C> {
         match w {
             WAppendResponse::Success => AppendEntriesResponse::Success,
             WAppendResponse::PartialSuccess(log_id) => {
@@ -445,8 +446,8 @@ impl From<&WAppendResponse> for AppendEntriesResponse<crate::types::TypeConfig> 
     }
 }
 
-impl From<&VoteRequest<crate::types::TypeConfig>> for WVoteRequest {
-    fn from(rpc: &VoteRequest<crate::types::TypeConfig>) -> WVoteRequest {
+impl<C: CulexConfig> From<&VoteRequest<C>> for WVoteRequest {
+    fn from(rpc: &VoteRequest<C>) -> WVoteRequest {
         WVoteRequest {
             vote: (&rpc.vote).into(),
             last_log_id: log_id_opt(rpc.last_log_id.as_ref()),
@@ -457,15 +458,15 @@ impl From<&VoteRequest<crate::types::TypeConfig>> for WVoteRequest {
 
 impl WVoteRequest {
     /// The request this describes.
-    pub fn to_request(&self) -> VoteRequest<crate::types::TypeConfig> {
+    pub fn to_request<C: CulexConfig>(&self) -> VoteRequest<C> {
         let mut request = VoteRequest::new(self.vote.into(), self.last_log_id.map(LogId::from));
         request.leadership_transfer = self.leadership_transfer;
         request
     }
 }
 
-impl From<&VoteResponse<crate::types::TypeConfig>> for WVoteResponse {
-    fn from(response: &VoteResponse<crate::types::TypeConfig>) -> WVoteResponse {
+impl<C: CulexConfig> From<&VoteResponse<C>> for WVoteResponse {
+    fn from(response: &VoteResponse<C>) -> WVoteResponse {
         WVoteResponse {
             vote: (&response.vote).into(),
             granted: response.vote_granted,
@@ -476,7 +477,7 @@ impl From<&VoteResponse<crate::types::TypeConfig>> for WVoteResponse {
 
 impl WVoteResponse {
     /// The response this describes.
-    pub fn to_response(&self) -> VoteResponse<crate::types::TypeConfig> {
+    pub fn to_response<C: CulexConfig>(&self) -> VoteResponse<C> {
         VoteResponse::new(
             Vote::from(self.vote),
             self.last_log_id.map(LogId::from),

@@ -28,7 +28,7 @@ mod commands;
 pub mod dynsec;
 mod full_sync;
 pub mod lease;
-mod raft_node;
+pub(crate) mod raft_node;
 mod status;
 
 pub use cluster_file::ClusterFile;

@@ -253,6 +253,7 @@ fn run(cli: &cli::Cli, config: Config) -> Result<(), settings::StartError> {
                 requests,
                 listeners: Box::new(listeners),
                 status,
+                link: Default::default(),
             })
             .map_err(start_error("cannot start the replication core"))?;
         }

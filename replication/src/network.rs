@@ -8,14 +8,19 @@
 //! never wait behind it. A failed connection is dropped and reopened by the next call.
 //!
 //! Server side ([`serve`]): accepts on this node's cluster address; the first frame must be
-//! a Hello from a node the cluster knows (`Gate`), else the connection is closed. Each
-//! frame is answered in order; a frame that fails validation closes the link and is never
-//! acted on. Requests forwarded by followers go to the core through a channel.
+//! a Hello from a node the cluster knows (`Gate`), else the connection is refused and
+//! closed. Each frame is answered in order; a frame that fails validation closes the link
+//! and is never acted on. Requests forwarded by followers go to the core through a channel.
+//!
+//! Securing the link (off by default, the seed's plain TCP): mutual TLS and a shared
+//! cluster secret, set up in `handshake.rs` before the first request (`linksec.rs`).
 
+use crate::handshake::{self, LinkStream, RefusalLog};
+use crate::linksec::LinkSecurity;
 use crate::types::{NodeId, Raft, Snapshot, TypeConfig, Vote};
 use crate::wire::{self, Forwarded, Msg, WireError};
 use futures_channel::{mpsc, oneshot};
-use monoio::io::{AsyncReadRentExt, AsyncWriteRentExt};
+use monoio::io::{AsyncReadRent, AsyncReadRentExt, AsyncWriteRent, AsyncWriteRentExt};
 use monoio::net::{TcpListener, TcpStream};
 use openraft::errors::{NetworkError, RPCError, ReplicationClosed, StreamingError, Unreachable};
 use openraft::network::{RPCOption, RaftNetworkFactory, RaftNetworkV2};
@@ -50,6 +55,10 @@ pub struct Gate {
     /// This node's cluster address: connections to the other nodes leave from it, so
     /// cluster traffic flows only between the nodes' own addresses.
     pub source: Option<std::net::IpAddr>,
+    /// TLS and the cluster secret, when configured.
+    pub security: Arc<LinkSecurity>,
+    /// The refusals logged lately (a refused node retries often).
+    pub refusals: RefusalLog,
 }
 
 /// A request a peer forwarded, with where the answer goes.
@@ -91,7 +100,7 @@ pub struct Peer {
     target: NodeId,
     addr: String,
     gate: Rc<RefCell<Gate>>,
-    conn: Option<TcpStream>,
+    conn: Option<LinkStream>,
     status: Option<Arc<ClusterStatus>>,
 }
 
@@ -116,16 +125,8 @@ fn network_error(why: String) -> RPCError<TypeConfig> {
 }
 
 impl Peer {
-    fn hello(&self) -> Msg {
-        Msg::Hello {
-            cluster: self.gate.borrow().cluster.clone().unwrap_or_default(),
-            from: self.me,
-            proof: Vec::new(),
-        }
-    }
-
     /// Opens a connection to the peer and introduces this node.
-    async fn open(&self) -> Result<TcpStream, String> {
+    async fn open(&self) -> Result<LinkStream, String> {
         let source = self.gate.borrow().source;
         let connect = connect_from(source, self.addr.as_str());
         let stream = match monoio::time::timeout(CONNECT_TIMEOUT, connect).await {
@@ -141,11 +142,7 @@ impl Peer {
             }
         };
         let _ = stream.set_nodelay(true);
-        let mut stream = stream;
-        send(&mut stream, &self.hello())
-            .await
-            .map_err(|e| format!("node {}: {e}", self.target))?;
-        Ok(stream)
+        handshake::connect(stream, &self.addr, self.me, self.target, &self.gate).await
     }
 
     /// Sends `msg` and reads the answer on the peer's connection, within `ttl`.
@@ -339,14 +336,14 @@ async fn connect_from(source: Option<std::net::IpAddr>, addr: &str) -> std::io::
 }
 
 /// Writes one framed message.
-pub async fn send(stream: &mut TcpStream, msg: &Msg) -> Result<(), WireError> {
+pub async fn send(stream: &mut impl AsyncWriteRent, msg: &Msg) -> Result<(), WireError> {
     let framed = wire::encode(msg);
     let (result, _) = stream.write_all(framed).await;
     result.map(|_| ()).map_err(WireError::Io)
 }
 
 /// Reads one framed message, with every check of `wire::decode`.
-pub async fn receive(stream: &mut TcpStream) -> Result<Msg, WireError> {
+pub async fn receive(stream: &mut impl AsyncReadRent) -> Result<Msg, WireError> {
     let header = vec![0u8; shards::state::frame::HEADER_LEN];
     let (result, header) = stream.read_exact(header).await;
     result.map_err(WireError::Io)?;
@@ -391,7 +388,7 @@ pub async fn serve(
         let gate = gate.clone();
         let forwarded = forwarded.clone();
         monoio::spawn(async move {
-            match answer(stream, raft, gate, forwarded).await {
+            match answer(stream, peer, raft, gate, forwarded).await {
                 // The peer closed between frames (it stopped, or reconnects).
                 Err(WireError::Io(error)) if error.kind() == std::io::ErrorKind::UnexpectedEof => {
                     log::debug!("HA: link from {peer} closed.")
@@ -403,36 +400,16 @@ pub async fn serve(
     }
 }
 
-/// One incoming connection: the Hello, then one answer per frame.
+/// One incoming connection: the handshake, then one answer per frame.
 async fn answer(
-    mut stream: TcpStream,
+    stream: TcpStream,
+    peer: std::net::SocketAddr,
     raft: Raft,
     gate: Rc<RefCell<Gate>>,
     forwarded: mpsc::UnboundedSender<ForwardedRequest>,
 ) -> Result<(), WireError> {
-    let from = match receive(&mut stream).await? {
-        Msg::Hello { cluster, from, .. } => {
-            let refusal = {
-                let gate = gate.borrow();
-                match &gate.cluster {
-                    None => Some("this node is not in a cluster".to_string()),
-                    Some(name) if *name != cluster => Some(format!(
-                        "this node is in cluster \"{name}\", not \"{cluster}\""
-                    )),
-                    Some(_) if !gate.members.contains(&from) => {
-                        Some(format!("node {from} is not a member of this cluster"))
-                    }
-                    Some(_) => None,
-                }
-            };
-            if let Some(reason) = refusal {
-                log::warn!("Warning: HA: refused a link from node {from}: {reason}.");
-                send(&mut stream, &Msg::Refused { reason }).await?;
-                return Ok(());
-            }
-            from
-        }
-        _ => return Err(WireError::Invalid("the first frame is not a Hello")),
+    let Some((mut stream, from)) = handshake::accept(stream, peer, &gate).await? else {
+        return Ok(());
     };
     loop {
         let msg = receive(&mut stream).await?;
@@ -525,7 +502,10 @@ async fn dispatch(
         | Msg::SnapshotReply { .. }
         | Msg::TransferLeaderReply { .. }
         | Msg::ForwardReply { .. }
-        | Msg::Refused { .. } => return Err(WireError::Invalid("a reply sent as a request")),
+        | Msg::Refused { .. }
+        | Msg::Challenge { .. }
+        | Msg::Proof { .. }
+        | Msg::Welcome => return Err(WireError::Invalid("a reply sent as a request")),
     })
 }
 

@@ -34,6 +34,7 @@ pub use cluster_file::ClusterFile;
 pub use dynsec::Dynsec;
 
 use crate::control::SyncMode;
+use crate::linksec::LinkSecurity;
 use crate::machine::Effect;
 use crate::network::{self, ForwardedRequest};
 use crate::types::NodeId;
@@ -86,6 +87,8 @@ pub struct Setup {
     pub listeners: Box<dyn ClientListeners + Send>,
     /// The shared figures.
     pub status: Arc<ClusterStatus>,
+    /// How the cluster link is secured (default: plain, as the seed's).
+    pub link: Arc<LinkSecurity>,
 }
 
 /// Starts the core's thread (and the thread that hands it the shards' requests). The core
@@ -109,6 +112,7 @@ pub fn spawn(setup: Setup) -> io::Result<JoinHandle<()>> {
         inboxes: setup.inboxes,
         listeners: setup.listeners,
         status: setup.status,
+        link: setup.link,
     };
     std::thread::Builder::new()
         .name("culex-ha".to_string())
@@ -142,6 +146,7 @@ struct Parts {
     inboxes: Arc<Inboxes>,
     listeners: Box<dyn ClientListeners + Send>,
     status: Arc<ClusterStatus>,
+    link: Arc<LinkSecurity>,
 }
 
 /// One input of the requests task.
@@ -174,6 +179,8 @@ pub(crate) struct Core {
     promoting: BTreeSet<NodeId>,
     /// The membership last written to `cluster.json`.
     membership_seen: Option<Vec<(NodeId, String)>>,
+    /// How the cluster link is secured.
+    link: Arc<LinkSecurity>,
 }
 
 /// This node's cluster: its file, and Raft when it runs.
@@ -206,6 +213,7 @@ async fn run(parts: Parts, requests: mpsc::UnboundedReceiver<ServiceMsg>) {
         seeding: false,
         promoting: BTreeSet::new(),
         membership_seen: None,
+        link: parts.link,
     }));
     rejoin(&core).await;
     tick(&core);
@@ -255,13 +263,14 @@ pub(crate) async fn start_member(
     file: ClusterFile,
     sync_known: bool,
 ) -> io::Result<()> {
-    let (dir, forwarded, doorbell, status) = {
+    let (dir, forwarded, doorbell, status, link) = {
         let core = core.borrow();
         (
             core.dir.clone(),
             core.forwarded.clone(),
             core.doorbell.clone(),
             core.status.clone(),
+            core.link.clone(),
         )
     };
     let Some(me) = file.me().cloned() else {
@@ -277,6 +286,7 @@ pub(crate) async fn start_member(
         forwarded,
         doorbell,
         status,
+        link,
     })
     .await;
     let mut core = core.borrow_mut();

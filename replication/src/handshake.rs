@@ -363,11 +363,12 @@ async fn admit(
             }
             Some(_) if security.tls.is_some() && matches!(stream, LinkStream::Plain(_)) => {
                 Some(format!(
-                    "node {from} does not use TLS on the link, which this node requires \
-                     (is cluster_tls_* set there?)"
+                    "node {from} does not use TLS on the link, which node {} requires (is \
+                     cluster_tls_* set on node {from}?)",
+                    gate.me
                 ))
             }
-            Some(_) => linksec::hello_refusal(security.secret.as_ref(), &nonce, from),
+            Some(_) => linksec::hello_refusal(security.secret.as_ref(), &nonce, from, gate.me),
         }
     };
     if let Some(reason) = refusal {
@@ -477,6 +478,7 @@ mod tests {
     fn gate(secret: Option<&str>) -> Rc<RefCell<Gate>> {
         let secret = secret.map(|s| Secret::new(s.as_bytes()).expect("secret"));
         Rc::new(RefCell::new(Gate {
+            me: 1,
             cluster: Some("plant".to_string()),
             members: BTreeSet::from([1, 2, 3]),
             source: None,

@@ -161,19 +161,19 @@ pub fn nonce() -> Result<Vec<u8>, String> {
     Ok(nonce)
 }
 
-/// Why the callee refuses a Hello carrying `nonce` from node `from`, given its own
+/// Why callee `me` refuses a Hello carrying `nonce` from node `from`, given its own
 /// `secret`, before any proof is exchanged: a side with a secret and a side without one
-/// never talk.
-pub fn hello_refusal(secret: Option<&Secret>, nonce: &[u8], from: u64) -> Option<String> {
+/// never talk. The reason is logged on both sides, so it names both nodes.
+pub fn hello_refusal(secret: Option<&Secret>, nonce: &[u8], from: u64, me: u64) -> Option<String> {
     match (secret, nonce.len()) {
         (None, 0) | (Some(_), NONCE_LEN) => None,
         (Some(_), 0) => Some(format!(
-            "node {from} sent no proof of the cluster secret, which this node requires \
-             (is cluster_secret_file set there?)"
+            "node {from} sent no proof of the cluster secret, which node {me} requires (is \
+             cluster_secret_file set on node {from}?)"
         )),
         (None, _) => Some(format!(
-            "node {from} uses a cluster secret and this node has none (cluster_secret_file \
-             is not set here)"
+            "node {from} uses a cluster secret and node {me} has none (cluster_secret_file \
+             is not set on node {me})"
         )),
         (Some(_), len) => Some(format!("node {from} sent a nonce of {len} bytes")),
     }
@@ -372,13 +372,13 @@ mod tests {
     fn a_side_with_a_secret_and_one_without_never_talk() {
         let k = secret("a shared cluster secret");
         let nc = [1u8; NONCE_LEN];
-        assert_eq!(hello_refusal(None, &[], 3), None);
-        assert_eq!(hello_refusal(Some(&k), &nc, 3), None);
-        let without = hello_refusal(Some(&k), &[], 3).expect("refused");
-        assert!(without.contains("node 3 sent no proof of the cluster secret"));
-        let with = hello_refusal(None, &nc, 3).expect("refused");
-        assert!(with.contains("node 3 uses a cluster secret and this node has none"));
-        assert!(hello_refusal(Some(&k), &nc[..5], 3).is_some());
+        assert_eq!(hello_refusal(None, &[], 3, 1), None);
+        assert_eq!(hello_refusal(Some(&k), &nc, 3, 1), None);
+        let without = hello_refusal(Some(&k), &[], 3, 1).expect("refused");
+        assert!(without.starts_with("node 3 sent no proof of the cluster secret, which node 1"));
+        let with = hello_refusal(None, &nc, 3, 1).expect("refused");
+        assert!(with.starts_with("node 3 uses a cluster secret and node 1 has none"));
+        assert!(hello_refusal(Some(&k), &nc[..5], 3, 1).is_some());
     }
 
     #[test]

@@ -48,6 +48,8 @@ const SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(120);
 /// shared by the core (which updates it) and the server (which reads it).
 #[derive(Debug, Default)]
 pub struct Gate {
+    /// This node's id.
+    pub me: NodeId,
     /// The cluster's name (`None`: standalone, every caller is refused).
     pub cluster: Option<String>,
     /// The nodes that may connect.

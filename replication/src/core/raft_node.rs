@@ -100,6 +100,7 @@ impl RaftNode {
         );
         let source = listener.local_addr().ok().map(|addr| addr.ip());
         let gate = Rc::new(RefCell::new(Gate {
+            me: start.me,
             cluster: Some(start.cluster.to_string()),
             members: start.members,
             source: source.filter(|ip| !ip.is_unspecified()),

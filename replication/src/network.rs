@@ -148,37 +148,33 @@ impl Peer {
     }
 
     /// Sends `msg` and reads the answer on the peer's connection, within `ttl`.
+    ///
+    /// The connection is taken out of the peer for the exchange and put back only once the
+    /// answer is read: when openraft drops this future at its own deadline (it wraps
+    /// heartbeats in one as long as `ttl`), the half-used connection goes with it, so a late
+    /// answer is never read as the next request's and a TLS stream is never read again
+    /// after a cancelled read (which would panic in the TLS adapter).
     async fn call(&mut self, msg: &Msg, ttl: Duration) -> Result<Msg, RPCError<TypeConfig>> {
-        if self.conn.is_none() {
-            self.conn = Some(self.open().await.map_err(unreachable_error)?);
-        }
-        let Some(stream) = self.conn.as_mut() else {
-            return Err(unreachable_error(format!(
-                "node {}: no connection",
-                self.target
-            )));
+        let mut stream = match self.conn.take() {
+            Some(stream) => stream,
+            None => self.open().await.map_err(unreachable_error)?,
         };
         let exchange = async {
-            send(stream, msg).await?;
-            receive(stream).await
+            send(&mut stream, msg).await?;
+            receive(&mut stream).await
         };
-        match monoio::time::timeout(ttl, exchange).await {
-            Ok(Ok(Msg::Refused { reason })) => {
-                self.conn = None;
-                Err(unreachable_error(format!(
-                    "node {} refused: {reason}",
-                    self.target
-                )))
+        let outcome = monoio::time::timeout(ttl, exchange).await;
+        match outcome {
+            Ok(Ok(Msg::Refused { reason })) => Err(unreachable_error(format!(
+                "node {} refused: {reason}",
+                self.target
+            ))),
+            Ok(Ok(reply)) => {
+                self.conn = Some(stream);
+                Ok(reply)
             }
-            Ok(Ok(reply)) => Ok(reply),
-            Ok(Err(error)) => {
-                self.conn = None;
-                Err(network_error(format!("node {}: {error}", self.target)))
-            }
-            Err(_) => {
-                self.conn = None;
-                Err(network_error(format!("node {}: timed out", self.target)))
-            }
+            Ok(Err(error)) => Err(network_error(format!("node {}: {error}", self.target))),
+            Err(_) => Err(network_error(format!("node {}: timed out", self.target))),
         }
     }
 }
@@ -533,5 +529,82 @@ pub async fn forward(
         Ok(Msg::ForwardReply { response }) => Ok(response),
         Ok(other) => Err(format!("unexpected answer {other:?}")),
         Err(error) => Err(error.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gate() -> Rc<RefCell<Gate>> {
+        Rc::new(RefCell::new(Gate {
+            me: 1,
+            cluster: Some("plant".to_string()),
+            members: BTreeSet::from([1, 2]),
+            ..Gate::default()
+        }))
+    }
+
+    fn forwarded(payload: &[u8]) -> Msg {
+        Msg::Forward(Forwarded {
+            topic: "t".to_string(),
+            payload: payload.to_vec(),
+            client_id: "c".to_string(),
+            username: None,
+            origin: 2,
+            shard: 0,
+        })
+    }
+
+    /// openraft drops a heartbeat's call at its own deadline, mid-read: the connection
+    /// must go with it, or the late answer would be read as the next request's (and a TLS
+    /// stream read again after a cancelled read panics).
+    #[test]
+    fn a_call_dropped_mid_read_leaves_no_half_used_connection() {
+        monoio::RuntimeBuilder::<monoio::FusionDriver>::new()
+            .enable_timer()
+            .build()
+            .expect("runtime")
+            .block_on(async {
+                let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+                let addr = listener.local_addr().expect("address").to_string();
+                let server_gate = gate();
+                monoio::spawn(async move {
+                    loop {
+                        let (tcp, peer) = listener.accept().await.expect("accept");
+                        let accepted = handshake::accept(tcp, peer, &server_gate).await;
+                        let (mut stream, _) = accepted.expect("handshake").expect("accepted");
+                        // Answers each request with its own payload, the first one late.
+                        let mut late = true;
+                        while let Ok(Msg::Forward(request)) = receive(&mut stream).await {
+                            if std::mem::take(&mut late) {
+                                monoio::time::sleep(Duration::from_millis(200)).await;
+                            }
+                            let response = Some(request.payload);
+                            let _ = send(&mut stream, &Msg::ForwardReply { response }).await;
+                        }
+                    }
+                });
+                let mut peer = Peer {
+                    me: 2,
+                    target: 1,
+                    addr,
+                    gate: gate(),
+                    conn: None,
+                    status: None,
+                };
+                let ttl = Duration::from_secs(5);
+                let first = forwarded(b"first");
+                let cut = Duration::from_millis(50);
+                let dropped = monoio::time::timeout(cut, peer.call(&first, ttl)).await;
+                assert!(dropped.is_err(), "the first call was not cut short");
+                assert!(peer.conn.is_none(), "the half-used connection was kept");
+                let reply = peer.call(&forwarded(b"second"), ttl).await.expect("call");
+                assert!(
+                    matches!(&reply, Msg::ForwardReply { response: Some(r) } if r == b"second"),
+                    "{reply:?}"
+                );
+                assert!(peer.conn.is_some(), "a good connection is kept");
+            });
     }
 }

@@ -540,7 +540,7 @@ mod tests {
             let (opened, accepted) = link(2, Some(SECRET), None).await;
             let why = opened.expect_err("secret against none");
             assert!(
-                why.contains("uses a cluster secret and this node has none"),
+                why.contains("uses a cluster secret and node 1 has none"),
                 "{why}"
             );
             assert_eq!(accepted, None);

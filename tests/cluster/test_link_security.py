@@ -178,11 +178,11 @@ def test_a_node_with_a_wrong_secret_or_none_is_refused(make_cluster, tmp_path, o
                            (f"link from {h} (node {l}) closed in the handshake: it did not "
                             "accept this node's proof of the cluster secret",)),
         "no secret": (("node 3 at 127.0.0.3:", f"refused this node's link: node {l} uses a "
-                       "cluster secret and this node has none"),
+                       "cluster secret and node 3 has none"),
                       (f"refused a link from {h} (node {l}): node {l} uses a cluster secret "
-                       "and this node has none",)),
+                       "and node 3 has none",)),
         "the only secret": (("node 3 at 127.0.0.3:", f"refused this node's link: node {l} "
-                             "sent no proof of the cluster secret, which this node requires"),
+                             "sent no proof of the cluster secret, which node 3 requires"),
                             (f"refused a link from {h} (node {l}): node {l} sent no proof of "
                              "the cluster secret",)),
     }[outsider_has]

@@ -13,12 +13,12 @@
 //! the plain and secret links are measured. The callee runs on a thread of its own, as the
 //! other node would; the figures are the median of ROUNDS (default 5) rounds.
 //!
-//! On this 2-core machine, shared with other builds (load average 10–12, so the figures
-//! vary by 2–4x between runs), three runs gave: opening a link 0.1–0.4 ms plain or with the
-//! secret, 0.5–2 ms with TLS (P-256 certificates); a 256 KiB round trip 0.12–0.5 ms plain,
-//! 0.8–2.4 ms with the secret (which adds nothing after the handshake: the extra handshake
-//! exchange seems to change how the kernel acknowledges, unexplained), 1.4–5 ms with TLS,
-//! i.e. 55–180 MB/s of entries on one TLS link against 0.5–2 GB/s plain.
+//! On this 2-core machine, shared with other builds (load average 6–12), five runs gave:
+//! opening a link 0.1–0.4 ms plain or with the secret, 0.5–0.9 ms with TLS (P-256); a
+//! 256 KiB round trip, median, 0.12 ms plain, 0.57 ms with the secret, 1.0 ms with TLS or
+//! both (entries over total time: 0.9–2 GB/s plain, 0.3 GB/s secret, 0.18 GB/s TLS). The
+//! secret adds no work after the handshake, yet its link's round trips are slower: the
+//! kernel counts retransmissions and lost delayed ACKs only then (`nstat`); not explained.
 
 use replication::handshake;
 use replication::linksec::{LinkSecurity, LinkTls, Secret};
@@ -85,11 +85,12 @@ fn main() {
     }
     println!(
         "link_bench: {rounds} rounds; {LINKS} links opened, {TRIPS} round trips of \
-         {ENTRIES} x {ENTRY_BYTES} B entries per round (median)"
+         {ENTRIES} x {ENTRY_BYTES} B entries per round (open: median of rounds; trips: all rounds; MB/s: entries over the
+         total trip time)"
     );
     println!(
-        "{:<11} {:>14} {:>14} {:>12}",
-        "link", "open (us)", "round trip (us)", "MB/s"
+        "{:<11} {:>10} {:>14} {:>14} {:>14} {:>8}",
+        "link", "open (us)", "trip p50 (us)", "trip p99 (us)", "trip max (us)", "MB/s"
     );
     for (name, make) in &modes {
         let mut opens = Vec::new();
@@ -97,15 +98,20 @@ fn main() {
         for _ in 0..rounds {
             let (open, trip) = round(make);
             opens.push(open);
-            trips.push(trip);
+            trips.extend(trip);
         }
         let open = median(&mut opens);
-        let trip = median(&mut trips);
-        let mb_s = (ENTRIES * ENTRY_BYTES) as f64 / trip.as_secs_f64() / 1e6;
+        let total: Duration = trips.iter().sum();
+        let mb_s = (ENTRIES * ENTRY_BYTES * trips.len()) as f64 / total.as_secs_f64() / 1e6;
+        trips.sort();
+        let us = |d: Duration| d.as_secs_f64() * 1e6;
+        let at = |q: f64| us(trips[((trips.len() - 1) as f64 * q) as usize]);
         println!(
-            "{name:<11} {:>14.0} {:>14.0} {mb_s:>12.0}",
-            open.as_secs_f64() * 1e6,
-            trip.as_secs_f64() * 1e6
+            "{name:<11} {:>10.0} {:>14.0} {:>14.0} {:>14.0} {mb_s:>8.0}",
+            us(open),
+            at(0.5),
+            at(0.99),
+            at(1.0)
         );
     }
 }
@@ -134,7 +140,7 @@ fn block_on<F: std::future::Future>(future: F) -> F::Output {
 }
 
 /// One round: the time per link opened and per round trip.
-fn round(make: &dyn Fn() -> LinkSecurity) -> (Duration, Duration) {
+fn round(make: &dyn Fn() -> LinkSecurity) -> (Duration, Vec<Duration>) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("address").to_string();
     let callee_security = make();
@@ -195,15 +201,17 @@ fn round(make: &dyn Fn() -> LinkSecurity) -> (Duration, Duration) {
         }
         let opening = start.elapsed() / LINKS;
         let mut stream = open().await;
-        let start = Instant::now();
+        let mut trips = Vec::with_capacity(TRIPS as usize);
         for _ in 0..TRIPS {
+            let start = Instant::now();
             send(&mut stream, &request).await.expect("send");
             match receive(&mut stream).await.expect("receive") {
                 Msg::AppendReply(WAppendResponse::Success) => {}
                 other => panic!("unexpected {other:?}"),
             }
+            trips.push(start.elapsed());
         }
-        (opening, start.elapsed() / TRIPS)
+        (opening, trips)
     });
     callee.join().expect("callee");
     times

@@ -5,8 +5,9 @@
 A cluster whose nodes share them works end to end (the seed's procedure, a dynamic-security
 change through a follower in force on every node); a node with another secret or none, or
 without a certificate the cluster's CA signed, is refused by the others and never joins,
-and the logs on both sides say why; files that cannot be used stop start-up naming the
-config file and line. Certificates and keys are made with openssl for each test in its
+and the logs on both sides say why; a TLS caller without a certificate the CA signed gets
+nothing from a member; files that cannot be used stop start-up naming the config file and
+line. Certificates and keys are made with openssl for each test in its
 temporary directory (nothing is committed).
 """
 
@@ -274,3 +275,47 @@ def test_bad_link_files_stop_start_up_naming_file_and_line(tmp_path):
     assert code == 3, output
     assert "must all be set to use TLS on the cluster link" in output, output
     assert f"Error found at {conf}:3." in output, output
+
+
+def tls_caller(node: c.Node, ca: Path, cert: tuple[Path, Path] | None) -> bytes:
+    """Opens a TLS connection to `node`'s cluster port as a client trusting `ca`, with
+    `cert` (certificate, key) or none, sends a plain Hello-sized probe and returns what
+    came back before the node closed (b"" when it closed at once)."""
+    import socket
+    import ssl
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+    ctx.load_verify_locations(cafile=str(ca))
+    if cert is not None:
+        ctx.load_cert_chain(certfile=str(cert[0]), keyfile=str(cert[1]))
+    raw = socket.create_connection((node.host, node.cluster_port), timeout=5)
+    got = b""
+    try:
+        with ctx.wrap_socket(raw, server_hostname=node.host) as tls:
+            tls.sendall(b"\0" * 64)
+            while chunk := tls.recv(4096):
+                got += chunk
+    except (ssl.SSLError, ConnectionError, socket.timeout):
+        pass
+    return got
+
+
+@pytest.mark.parametrize("caller_has", ["no certificate", "another CA's certificate"])
+def test_a_tls_caller_without_a_valid_client_certificate_is_refused(make_cluster, tmp_path,
+                                                                   caller_has):
+    """Someone who trusts the cluster's CA (so the node's certificate checks out) but has
+    no certificate the CA signed gets nothing from a member, which logs why."""
+    ca = Ca(tmp_path, "plant-ca")
+    cl = make_cluster({i: ca.lines(i) for i in (1, 2, 3)})
+    leader = cl.create(sync="dynsec")
+    target = next(n for n in cl.nodes if n is not leader)
+    cert = Ca(tmp_path, "other-ca").node(1) if caller_has == "another CA's certificate" \
+        else None
+    why = {"no certificate": "peer sent no certificates",
+           "another CA's certificate": "invalid peer certificate: UnknownIssuer"}[caller_has]
+    assert tls_caller(target, ca.cert, cert) == b""
+    c.wait_until(f"node {target.i} logged the refusal",
+                 lambda: logged(target, "refused a link from 127.0.0.1: TLS:", why),
+                 REFUSAL_TIMEOUT)
+    # The cluster goes on.
+    change_through_a_follower(cl, leader, cl.nodes, "erin")

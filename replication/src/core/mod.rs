@@ -122,24 +122,21 @@ pub fn spawn(setup: Setup) -> io::Result<JoinHandle<()>> {
     std::thread::Builder::new()
         .name("culex-ha".to_string())
         .spawn(move || {
-            let runtime = monoio::RuntimeBuilder::<monoio::FusionDriver>::new()
-                .enable_timer()
-                .build();
-            let mut runtime = match runtime {
-                Ok(runtime) => runtime,
-                Err(error) => {
-                    log::error!("Error: HA: cannot start the replication core: {error}.");
-                    std::process::exit(1);
-                }
-            };
             // A node whose replication core died must not go on as if it were in the
             // cluster: it stops, and its supervisor starts it again (it rejoins).
             let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                runtime.block_on(run(parts, received))
+                block_on(run(parts, received))
             }));
-            if ran.is_err() {
-                log::error!("Error: HA: the replication core failed; the broker stops.");
-                std::process::exit(1);
+            match ran {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => {
+                    log::error!("Error: HA: cannot start the replication core: {error}.");
+                    std::process::exit(1);
+                }
+                Err(_) => {
+                    log::error!("Error: HA: the replication core failed; the broker stops.");
+                    std::process::exit(1);
+                }
             }
         })
 }
@@ -887,4 +884,23 @@ fn maybe_seed(core: &Shared) {
         drain_effects(&core);
         core.borrow_mut().seeding = false;
     });
+}
+
+/// Runs `task` on a runtime of its own: io_uring where the kernel gives one (monoio's
+/// fusion driver), epoll when setting up io_uring fails (a kernel that refuses it, or a
+/// ring it cannot allocate under memory pressure), with a warning.
+fn block_on<F: std::future::Future>(task: F) -> std::io::Result<F::Output> {
+    match monoio::RuntimeBuilder::<monoio::FusionDriver>::new()
+        .enable_timer()
+        .build()
+    {
+        Ok(mut runtime) => Ok(runtime.block_on(task)),
+        Err(error) => {
+            log::warn!("Warning: HA: io_uring unavailable for the replication core ({error}); using epoll.");
+            let mut runtime = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+                .enable_timer()
+                .build()?;
+            Ok(runtime.block_on(task))
+        }
+    }
 }

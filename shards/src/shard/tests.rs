@@ -996,6 +996,51 @@ fn suback_waits_until_every_other_shard_knows_the_new_interest() {
     assert!(matches!(world.take(s, other)[..], [Packet::SubAck(_)]));
 }
 
+/// A publish read on one shard after another shard took a subscription is routed with it,
+/// though the mesh task has not run in between: the runtime calls `catch_up_interest`
+/// before it hands the shard what it read, and the interest epoch says there is interest
+/// to apply. Without that call (the mesh task's turn still to come) the publish is routed
+/// with the old interest and lost.
+#[test]
+fn a_publish_read_after_a_subscription_on_another_shard_is_routed_with_it() {
+    for catch_up in [true, false] {
+        let mut world = World::new(2);
+        let (s, sub, _) = world.connect(connect(Protocol::V5, on_shard(1), true));
+        let (p, publisher, _) = world.connect(connect(Protocol::V5, on_shard(0), true));
+        assert_ne!(s, p);
+        // The subscriber's shard handles SUBSCRIBE and ends its turn; nothing drains the
+        // mesh before the publisher's shard reads its PUBLISH.
+        let _ = world.shards[s].handle(sub, subscribe(1, "race/t", QoS::AtLeastOnce));
+        world.shards[s].end_turn();
+        if catch_up {
+            let interest = world.shards[p].mesh.interest();
+            assert!(!interest.subscribing(), "the SUBSCRIBE was handled");
+            world.shards[p].catch_up_interest(interest);
+        }
+        let _ = world.shards[p].handle(
+            publisher,
+            publish("race/t", "right after", QoS::AtLeastOnce, Some(7), false),
+        );
+        world.pump();
+        let puback = match world.take(p, publisher)[..] {
+            [Packet::PubAck(ref ack)] => ack.reason_code,
+            ref other => panic!("expected one PUBACK, got {other:?}"),
+        };
+        let delivered = payloads(&world.take(s, sub));
+        if catch_up {
+            assert_eq!(puback, reason::SUCCESS);
+            assert_eq!(delivered, ["right after"]);
+        } else {
+            assert_eq!(puback, reason::NO_MATCHING_SUBSCRIBERS);
+            assert!(delivered.is_empty());
+        }
+        // Caught up (by the reader or the mesh drain): the next batch costs one load.
+        let interest = world.shards[p].mesh.interest();
+        world.shards[p].catch_up_interest(interest);
+        assert_eq!(world.shards[p].interest_seen, interest.epoch());
+    }
+}
+
 #[test]
 fn a_retained_publish_is_acknowledged_once_every_shard_can_read_it() {
     let mut world = World::new(2);

@@ -5,10 +5,13 @@
 //! Called by `main` when the HA module is loaded (or `enable_control_api true`): it binds
 //! only the listeners that stay open whatever the node's role (the admin listener, HTTP
 //! and Unix-socket listeners) at start, and hands the replication core a [`ClientSockets`]
-//! for the rest.
+//! for the rest, and the cluster link's TLS and secret ([`link_security`]).
 
+use crate::config::{ClusterLink, Config, OptionFile};
+use crate::settings::StartError;
 use crate::sockets::{self, ListenGuard, OrphanWait};
 use replication::core::ClientListeners;
+use replication::linksec::{LinkSecurity, LinkTls, Secret, TlsFile};
 use shards::runtime::{Control, Inboxes, RuntimeMsg};
 use shards::settings::{ListenerSettings, Settings};
 use std::io;
@@ -39,6 +42,79 @@ pub fn note_license() {
             "{LICENSE_VARIABLE}={} is ignored: Culex needs no licence.",
             Path::new(&file).display()
         );
+    }
+}
+
+/// The cluster link's options that apply: those of a cluster node (the HA module or
+/// `enable_control_api`); a broker that is no cluster node warns that they do nothing.
+pub fn link_plan(config: &Config) -> Option<&ClusterLink> {
+    config.control_api().then_some(&config.cluster_link)
+}
+
+/// How the cluster link is secured, read from the files the options name (at start-up,
+/// before privileges are dropped, as the listeners' TLS files). A file that cannot be
+/// read, a secret too short, a key that does not match its certificate or a certificate
+/// the CA did not sign stops start-up naming the option's file and line.
+pub fn link_security(config: &Config) -> Result<LinkSecurity, StartError> {
+    let Some(link) = link_plan(config) else {
+        return Ok(LinkSecurity::default());
+    };
+    let fail = |key: &str, option: &OptionFile, why: String| StartError {
+        message: format!(
+            "Error: {}:{}: {key} {}: {why}.",
+            option.file.display(),
+            option.line,
+            option.path.display()
+        ),
+        code: crate::config::EXIT_CONFIG_ERROR,
+    };
+    let secret = match &link.secret_file {
+        None => None,
+        Some(option) => {
+            let secret = Secret::read(&option.path)
+                .map_err(|why| fail("cluster_secret_file", option, why))?;
+            warn_if_readable_by_others(&option.path);
+            Some(secret)
+        }
+    };
+    let tls = match &link.tls {
+        None => None,
+        Some(tls) => Some(
+            LinkTls::load(&tls.certfile.path, &tls.keyfile.path, &tls.cafile.path).map_err(
+                |(which, why)| match which {
+                    TlsFile::Cert => fail("cluster_tls_certfile", &tls.certfile, why),
+                    TlsFile::Key => fail("cluster_tls_keyfile", &tls.keyfile, why),
+                    TlsFile::Ca => fail("cluster_tls_cafile", &tls.cafile, why),
+                },
+            )?,
+        ),
+    };
+    if secret.is_some() || tls.is_some() {
+        log::info!(
+            "HA: the cluster link uses {}.",
+            match (&secret, &tls) {
+                (Some(_), Some(_)) => "mutual TLS and the cluster secret",
+                (Some(_), None) => "the cluster secret",
+                _ => "mutual TLS",
+            }
+        );
+    }
+    Ok(LinkSecurity { secret, tls })
+}
+
+/// A secret others can read is no secret: says so (start-up goes on).
+fn warn_if_readable_by_others(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(meta) = std::fs::metadata(path) {
+        let mode = meta.permissions().mode();
+        if mode & 0o077 != 0 {
+            log::warn!(
+                "Warning: cluster_secret_file {} can be read by other users (mode {:o}); \
+                 make it readable by the broker only (chmod 600).",
+                path.display(),
+                mode & 0o777
+            );
+        }
     }
 }
 

@@ -34,6 +34,8 @@ pub fn of(config: &Config) -> String {
         clientid_prefixes: _,
         reason_strings: _,
         enable_control_api: _,
+        // Read by `cluster::link_security` on a cluster node.
+        cluster_link: _,
         // Read by `main` itself.
         threads,
         cpu_affinity,
@@ -76,8 +78,10 @@ pub fn of(config: &Config) -> String {
     let access = security::access_plan(config);
     let dynsec = security::dynsec_files(config);
     let process = (threads, cpu_affinity, user, pid_file, daemon);
+    let link = crate::cluster::link_plan(config);
     format!(
         "shards {shards:?}\ntls {tls:?}\naccess {access:?}\n\
-         dynsec {dynsec:?}\nprocess {process:?}\nautosave {autosave:?}\nlogging {logs:?}\n"
+         dynsec {dynsec:?}\nprocess {process:?}\nautosave {autosave:?}\nlogging {logs:?}\n\
+         link {link:?}\n"
     )
 }

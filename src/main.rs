@@ -112,6 +112,7 @@ fn main() -> ExitCode {
 /// valid does not then fail to start on them. Writes nothing.
 fn check_start(config: &Config) -> Result<(), settings::StartError> {
     settings::shard_settings(config)?;
+    cluster::link_security(config)?;
     process::drop_privileges(&config.user).map_err(|error| settings::StartError {
         message: format!("Error: {}.", process::os_text(&error)),
         code: cli::EXIT_USAGE,
@@ -171,6 +172,8 @@ fn run(cli: &cli::Cli, config: Config) -> Result<(), settings::StartError> {
         log::info!("{}", config::LOCAL_ONLY_MESSAGE);
     }
     let settings = Arc::new(settings::shard_settings(&config)?);
+    // Read, like the listeners' TLS files, before privileges are dropped.
+    let link = Arc::new(cluster::link_security(&config)?);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let shards = config
         .worker_threads(cores)
@@ -261,6 +264,7 @@ fn run(cli: &cli::Cli, config: Config) -> Result<(), settings::StartError> {
                 requests,
                 listeners: Box::new(listeners),
                 status,
+                link,
                 rings: output,
             })
             .map_err(start_error("cannot start the replication core"))?;

@@ -15,13 +15,16 @@
 //! ```
 //!
 //! Modules: `log` (the write-ahead log and the node's stable state on disk), `control`
-//! (the control API's commands and responses, pure).
+//! (the control API's commands and responses, pure), `network` and `wire` (the cluster
+//! link), `handshake` and `linksec` (securing it: mutual TLS and the cluster secret).
 
 #![deny(missing_docs)]
 
 pub mod committed;
 pub mod control;
 pub mod core;
+pub mod handshake;
+pub mod linksec;
 pub mod log;
 pub mod machine;
 pub mod network;

@@ -8,14 +8,19 @@
 //! never wait behind it. A failed connection is dropped and reopened by the next call.
 //!
 //! Server side ([`serve`]): accepts on this node's cluster address; the first frame must be
-//! a Hello from a node the cluster knows (`Gate`), else the connection is closed. Each
-//! frame is answered in order; a frame that fails validation closes the link and is never
-//! acted on. Requests forwarded by followers go to the core through a channel.
+//! a Hello from a node the cluster knows (`Gate`), else the connection is refused and
+//! closed. Each frame is answered in order; a frame that fails validation closes the link
+//! and is never acted on. Requests forwarded by followers go to the core through a channel.
+//!
+//! Securing the link (off by default, the seed's plain TCP): mutual TLS and a shared
+//! cluster secret, set up in `handshake.rs` before the first request (`linksec.rs`).
 
+use crate::handshake::{self, LinkStream, RefusalLog};
+use crate::linksec::LinkSecurity;
 use crate::types::{CulexConfig, NodeId, Raft, Snapshot, TypeConfig, Vote};
 use crate::wire::{self, Forwarded, Msg, WireError};
 use futures_channel::{mpsc, oneshot};
-use monoio::io::{AsyncReadRentExt, AsyncWriteRentExt};
+use monoio::io::{AsyncReadRent, AsyncReadRentExt, AsyncWriteRent, AsyncWriteRentExt};
 use monoio::net::{TcpListener, TcpStream};
 use openraft::errors::{NetworkError, RPCError, ReplicationClosed, StreamingError, Unreachable};
 use openraft::network::{RPCOption, RaftNetworkFactory, RaftNetworkV2};
@@ -44,6 +49,8 @@ const SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(120);
 /// shared by the core (which updates it) and the server (which reads it).
 #[derive(Debug, Default)]
 pub struct Gate {
+    /// This node's id.
+    pub me: NodeId,
     /// The cluster's name (`None`: standalone, every caller is refused).
     pub cluster: Option<String>,
     /// The nodes that may connect.
@@ -51,6 +58,10 @@ pub struct Gate {
     /// This node's cluster address: connections to the other nodes leave from it, so
     /// cluster traffic flows only between the nodes' own addresses.
     pub source: Option<std::net::IpAddr>,
+    /// TLS and the cluster secret, when configured.
+    pub security: Arc<LinkSecurity>,
+    /// The refusals logged lately (a refused node retries often).
+    pub refusals: RefusalLog,
 }
 
 /// A request a peer forwarded, with where the answer goes.
@@ -92,7 +103,7 @@ pub struct Peer {
     target: NodeId,
     addr: String,
     gate: Rc<RefCell<Gate>>,
-    conn: Option<TcpStream>,
+    conn: Option<LinkStream>,
     status: Option<Arc<ClusterStatus>>,
 }
 
@@ -117,16 +128,8 @@ fn network_error(why: String) -> RPCError<TypeConfig> {
 }
 
 impl Peer {
-    fn hello(&self) -> Msg {
-        Msg::Hello {
-            cluster: self.gate.borrow().cluster.clone().unwrap_or_default(),
-            from: self.me,
-            proof: Vec::new(),
-        }
-    }
-
     /// Opens a connection to the peer and introduces this node.
-    async fn open(&self) -> Result<TcpStream, String> {
+    async fn open(&self) -> Result<LinkStream, String> {
         let source = self.gate.borrow().source;
         let connect = connect_from(source, self.addr.as_str());
         let stream = match monoio::time::timeout(CONNECT_TIMEOUT, connect).await {
@@ -142,45 +145,37 @@ impl Peer {
             }
         };
         let _ = stream.set_nodelay(true);
-        let mut stream = stream;
-        send(&mut stream, &self.hello())
-            .await
-            .map_err(|e| format!("node {}: {e}", self.target))?;
-        Ok(stream)
+        handshake::connect(stream, &self.addr, self.me, self.target, &self.gate).await
     }
 
     /// Sends `msg` and reads the answer on the peer's connection, within `ttl`.
+    ///
+    /// The connection is taken out of the peer for the exchange and put back only once the
+    /// answer is read: when openraft drops this future at its own deadline (it wraps
+    /// heartbeats in one as long as `ttl`), the half-used connection goes with it, so a late
+    /// answer is never read as the next request's and a TLS stream is never read again
+    /// after a cancelled read (which would panic in the TLS adapter).
     async fn call(&mut self, msg: &Msg, ttl: Duration) -> Result<Msg, RPCError<TypeConfig>> {
-        if self.conn.is_none() {
-            self.conn = Some(self.open().await.map_err(unreachable_error)?);
-        }
-        let Some(stream) = self.conn.as_mut() else {
-            return Err(unreachable_error(format!(
-                "node {}: no connection",
-                self.target
-            )));
+        let mut stream = match self.conn.take() {
+            Some(stream) => stream,
+            None => self.open().await.map_err(unreachable_error)?,
         };
         let exchange = async {
-            send(stream, msg).await?;
-            receive(stream).await
+            send(&mut stream, msg).await?;
+            receive(&mut stream).await
         };
-        match monoio::time::timeout(ttl, exchange).await {
-            Ok(Ok(Msg::Refused { reason })) => {
-                self.conn = None;
-                Err(unreachable_error(format!(
-                    "node {} refused: {reason}",
-                    self.target
-                )))
+        let outcome = monoio::time::timeout(ttl, exchange).await;
+        match outcome {
+            Ok(Ok(Msg::Refused { reason })) => Err(unreachable_error(format!(
+                "node {} refused: {reason}",
+                self.target
+            ))),
+            Ok(Ok(reply)) => {
+                self.conn = Some(stream);
+                Ok(reply)
             }
-            Ok(Ok(reply)) => Ok(reply),
-            Ok(Err(error)) => {
-                self.conn = None;
-                Err(network_error(format!("node {}: {error}", self.target)))
-            }
-            Err(_) => {
-                self.conn = None;
-                Err(network_error(format!("node {}: timed out", self.target)))
-            }
+            Ok(Err(error)) => Err(network_error(format!("node {}: {error}", self.target))),
+            Err(_) => Err(network_error(format!("node {}: timed out", self.target))),
         }
     }
 }
@@ -340,14 +335,14 @@ async fn connect_from(source: Option<std::net::IpAddr>, addr: &str) -> std::io::
 }
 
 /// Writes one framed message.
-pub async fn send(stream: &mut TcpStream, msg: &Msg) -> Result<(), WireError> {
+pub async fn send(stream: &mut impl AsyncWriteRent, msg: &Msg) -> Result<(), WireError> {
     let framed = wire::encode(msg);
     let (result, _) = stream.write_all(framed).await;
     result.map(|_| ()).map_err(WireError::Io)
 }
 
 /// Reads one framed message, with every check of `wire::decode`.
-pub async fn receive(stream: &mut TcpStream) -> Result<Msg, WireError> {
+pub async fn receive(stream: &mut impl AsyncReadRent) -> Result<Msg, WireError> {
     let header = vec![0u8; shards::state::frame::HEADER_LEN];
     let (result, header) = stream.read_exact(header).await;
     result.map_err(WireError::Io)?;
@@ -392,7 +387,7 @@ pub async fn serve(
         let gate = gate.clone();
         let forwarded = forwarded.clone();
         monoio::spawn(async move {
-            match answer(stream, raft, gate, forwarded).await {
+            match answer(stream, peer, raft, gate, forwarded).await {
                 // The peer closed between frames (it stopped, or reconnects).
                 Err(WireError::Io(error)) if error.kind() == std::io::ErrorKind::UnexpectedEof => {
                     log::debug!("HA: link from {peer} closed.")
@@ -404,36 +399,16 @@ pub async fn serve(
     }
 }
 
-/// One incoming connection: the Hello, then one answer per frame.
+/// One incoming connection: the handshake, then one answer per frame.
 async fn answer(
-    mut stream: TcpStream,
+    stream: TcpStream,
+    peer: std::net::SocketAddr,
     raft: Raft,
     gate: Rc<RefCell<Gate>>,
     forwarded: mpsc::UnboundedSender<ForwardedRequest>,
 ) -> Result<(), WireError> {
-    let from = match receive(&mut stream).await? {
-        Msg::Hello { cluster, from, .. } => {
-            let refusal = {
-                let gate = gate.borrow();
-                match &gate.cluster {
-                    None => Some("this node is not in a cluster".to_string()),
-                    Some(name) if *name != cluster => Some(format!(
-                        "this node is in cluster \"{name}\", not \"{cluster}\""
-                    )),
-                    Some(_) if !gate.members.contains(&from) => {
-                        Some(format!("node {from} is not a member of this cluster"))
-                    }
-                    Some(_) => None,
-                }
-            };
-            if let Some(reason) = refusal {
-                log::warn!("Warning: HA: refused a link from node {from}: {reason}.");
-                send(&mut stream, &Msg::Refused { reason }).await?;
-                return Ok(());
-            }
-            from
-        }
-        _ => return Err(WireError::Invalid("the first frame is not a Hello")),
+    let Some((mut stream, from)) = handshake::accept(stream, peer, &gate).await? else {
+        return Ok(());
     };
     loop {
         let msg = receive(&mut stream).await?;
@@ -530,7 +505,10 @@ where
         | Msg::SnapshotReply { .. }
         | Msg::TransferLeaderReply { .. }
         | Msg::ForwardReply { .. }
-        | Msg::Refused { .. } => return Err(WireError::Invalid("a reply sent as a request")),
+        | Msg::Refused { .. }
+        | Msg::Challenge { .. }
+        | Msg::Proof { .. }
+        | Msg::Welcome => return Err(WireError::Invalid("a reply sent as a request")),
     })
 }
 
@@ -556,5 +534,82 @@ pub async fn forward(
         Ok(Msg::ForwardReply { response }) => Ok(response),
         Ok(other) => Err(format!("unexpected answer {other:?}")),
         Err(error) => Err(error.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gate() -> Rc<RefCell<Gate>> {
+        Rc::new(RefCell::new(Gate {
+            me: 1,
+            cluster: Some("plant".to_string()),
+            members: BTreeSet::from([1, 2]),
+            ..Gate::default()
+        }))
+    }
+
+    fn forwarded(payload: &[u8]) -> Msg {
+        Msg::Forward(Forwarded {
+            topic: "t".to_string(),
+            payload: payload.to_vec(),
+            client_id: "c".to_string(),
+            username: None,
+            origin: 2,
+            shard: 0,
+        })
+    }
+
+    /// openraft drops a heartbeat's call at its own deadline, mid-read: the connection
+    /// must go with it, or the late answer would be read as the next request's (and a TLS
+    /// stream read again after a cancelled read panics).
+    #[test]
+    fn a_call_dropped_mid_read_leaves_no_half_used_connection() {
+        monoio::RuntimeBuilder::<monoio::FusionDriver>::new()
+            .enable_timer()
+            .build()
+            .expect("runtime")
+            .block_on(async {
+                let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+                let addr = listener.local_addr().expect("address").to_string();
+                let server_gate = gate();
+                monoio::spawn(async move {
+                    loop {
+                        let (tcp, peer) = listener.accept().await.expect("accept");
+                        let accepted = handshake::accept(tcp, peer, &server_gate).await;
+                        let (mut stream, _) = accepted.expect("handshake").expect("accepted");
+                        // Answers each request with its own payload, the first one late.
+                        let mut late = true;
+                        while let Ok(Msg::Forward(request)) = receive(&mut stream).await {
+                            if std::mem::take(&mut late) {
+                                monoio::time::sleep(Duration::from_millis(200)).await;
+                            }
+                            let response = Some(request.payload);
+                            let _ = send(&mut stream, &Msg::ForwardReply { response }).await;
+                        }
+                    }
+                });
+                let mut peer = Peer {
+                    me: 2,
+                    target: 1,
+                    addr,
+                    gate: gate(),
+                    conn: None,
+                    status: None,
+                };
+                let ttl = Duration::from_secs(5);
+                let first = forwarded(b"first");
+                let cut = Duration::from_millis(50);
+                let dropped = monoio::time::timeout(cut, peer.call(&first, ttl)).await;
+                assert!(dropped.is_err(), "the first call was not cut short");
+                assert!(peer.conn.is_none(), "the half-used connection was kept");
+                let reply = peer.call(&forwarded(b"second"), ttl).await.expect("call");
+                assert!(
+                    matches!(&reply, Msg::ForwardReply { response: Some(r) } if r == b"second"),
+                    "{reply:?}"
+                );
+                assert!(peer.conn.is_some(), "a good connection is kept");
+            });
     }
 }

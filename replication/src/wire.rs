@@ -25,7 +25,7 @@ use std::collections::{BTreeMap, BTreeSet};
 pub const LINK_MAGIC: [u8; 8] = *b"CULEXRL\0";
 
 /// The layout version of [`Msg`].
-pub const LINK_VERSION: u32 = 1;
+pub const LINK_VERSION: u32 = 2;
 
 /// Largest frame body accepted, in bytes (a snapshot travels in one frame).
 pub const FRAME_BODY_MAX: usize = 1 << 30;
@@ -33,16 +33,16 @@ pub const FRAME_BODY_MAX: usize = 1 << 30;
 /// One message on a cluster link.
 #[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq)]
 pub enum Msg {
-    /// The first frame on a connection: who is calling, for which cluster, with the
-    /// cluster secret's proof when one is configured.
+    /// The first frame on a connection: who is calling, for which cluster. Answered by
+    /// `Welcome`, `Challenge` (a cluster secret is configured) or `Refused`.
     Hello {
         /// Cluster name.
         cluster: String,
         /// The caller's node id.
         from: u64,
-        /// HMAC-less proof of the shared secret: SHA-256 of secret ‖ cluster ‖ from, or
-        /// empty without a secret.
-        proof: Vec<u8>,
+        /// The caller's nonce for the cluster secret's challenge–response
+        /// (`linksec.rs`), or empty without a secret.
+        nonce: Vec<u8>,
     },
     /// Raft AppendEntries.
     Append(WAppendRequest),
@@ -94,6 +94,21 @@ pub enum Msg {
         /// The reason, for the caller's log.
         reason: String,
     },
+    /// The callee's answer to a Hello with a nonce: its own nonce, and its proof of the
+    /// cluster secret.
+    Challenge {
+        /// The callee's nonce.
+        nonce: Vec<u8>,
+        /// The callee's proof.
+        proof: Vec<u8>,
+    },
+    /// The caller's proof of the cluster secret, after checking the callee's.
+    Proof {
+        /// The caller's proof.
+        proof: Vec<u8>,
+    },
+    /// The link is accepted: requests may follow.
+    Welcome,
 }
 
 /// A control request on its way to the leader.

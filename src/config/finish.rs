@@ -4,10 +4,10 @@
 use std::path::{Path, PathBuf};
 
 use super::error::{ConfigError, ConfigWarning};
-use super::resolve::{Draft, ListenerDraft, SecurityDraft, TlsDraft};
+use super::resolve::{ClusterTlsDraft, Draft, ListenerDraft, SecurityDraft, TlsDraft};
 use super::types::{
-    Bind, Config, Limits, Listener, LogTypes, Logging, Persistence, Plugin, PluginKind,
-    PluginScope, Protocol, Security, Tls,
+    Bind, ClusterLink, ClusterTls, Config, Limits, Listener, LogTypes, Logging, Persistence,
+    Plugin, PluginKind, PluginScope, Protocol, Security, Tls,
 };
 
 /// The port of Mosquitto's default and local-only listeners.
@@ -46,6 +46,7 @@ impl Config {
             set_tcp_nodelay: false,
             clientid_prefixes: None,
             daemon: false,
+            cluster_link: ClusterLink::default(),
             warnings: Vec::new(),
         }
     }
@@ -122,6 +123,55 @@ impl Config {
     }
 }
 
+impl ClusterTlsDraft {
+    /// The link's TLS files: all three, or none.
+    fn finish(self) -> Result<Option<ClusterTls>, ConfigError> {
+        match (self.certfile, self.keyfile, self.cafile) {
+            (None, None, None) => Ok(None),
+            (Some(certfile), Some(keyfile), Some(cafile)) => Ok(Some(ClusterTls {
+                certfile,
+                keyfile,
+                cafile,
+            })),
+            (certfile, keyfile, cafile) => {
+                let given = [certfile, keyfile, cafile].into_iter().flatten().next();
+                let (file, line) = given.map_or_else(Default::default, |f| (f.file, f.line));
+                Err(ConfigError::at(
+                    &file,
+                    line,
+                    "cluster_tls_certfile, cluster_tls_keyfile and cluster_tls_cafile must \
+                     all be set to use TLS on the cluster link.",
+                ))
+            }
+        }
+    }
+}
+
+impl Config {
+    /// The cluster link's options do nothing on a broker that is no cluster node.
+    fn warn_unused_cluster_link(&mut self) {
+        if self.control_api() {
+            return;
+        }
+        let unused: Vec<ConfigWarning> = self
+            .cluster_link
+            .options_set()
+            .into_iter()
+            .map(|(option, at)| {
+                ConfigWarning::at(
+                    &at.file,
+                    at.line,
+                    format!(
+                        "option \"{option}\" has no effect: this broker is no cluster node \
+                         (no HA module, no enable_control_api)."
+                    ),
+                )
+            })
+            .collect();
+        self.warnings.extend(unused);
+    }
+}
+
 /// The dynamic-security file the HA module uses in the persistence location.
 pub const HA_DYNSEC_FILE: &str = "dynamic-security.json";
 
@@ -187,11 +237,14 @@ impl Draft {
             listeners = local_only_listeners(&[DEFAULT_PORT], &global, &self.main);
         }
         self.warn_unused_plugins();
+        let cluster_tls = std::mem::take(&mut self.cluster_tls).finish()?;
         let mut config = self.config;
         config.local_only = local_only;
         config.security = global;
         config.listeners = listeners;
         config.plugins = self.plugins;
+        config.cluster_link.tls = cluster_tls;
+        config.warn_unused_cluster_link();
         Ok(config)
     }
 

@@ -164,6 +164,33 @@ pub const OPTIONS: &[OptionSpec] = &[
         "retain_available false",
     ),
     spec("sys_interval", Implemented, V20, "sys_interval 60"),
+    spec(
+        "cluster_secret_file",
+        Implemented,
+        Culex,
+        "enable_control_api true\ncluster_secret_file /etc/culex/cluster.secret",
+    ),
+    spec(
+        "cluster_tls_cafile",
+        Implemented,
+        Culex,
+        "enable_control_api true\ncluster_tls_certfile /etc/culex/node.crt\n\
+         cluster_tls_keyfile /etc/culex/node.key\ncluster_tls_cafile /etc/culex/ca.crt",
+    ),
+    spec(
+        "cluster_tls_certfile",
+        Implemented,
+        Culex,
+        "enable_control_api true\ncluster_tls_keyfile /etc/culex/node.key\n\
+         cluster_tls_cafile /etc/culex/ca.crt\ncluster_tls_certfile /etc/culex/node.crt",
+    ),
+    spec(
+        "cluster_tls_keyfile",
+        Implemented,
+        Culex,
+        "enable_control_api true\ncluster_tls_certfile /etc/culex/node.crt\n\
+         cluster_tls_cafile /etc/culex/ca.crt\ncluster_tls_keyfile /etc/culex/node.key",
+    ),
     spec("threads", Implemented, Culex, "threads 4"),
     spec("cpu_affinity", Implemented, Culex, "cpu_affinity true"),
     spec("reason_strings", Implemented, Culex, "reason_strings true"),

@@ -7,8 +7,9 @@
 //!   options (`allow_anonymous`, `password_file`, `acl_file`, ...) and TLS settings — the
 //!   broker re-reads password, ACL and certificate files on reload;
 //! - kept until restart: the set of listeners and their socket/protocol settings, plugins,
-//!   `threads`, `cpu_affinity`, `user`, `pid_file`, `enable_control_api`, and where
-//!   persistence lives (`persistence`, `persistence_location`, `persistence_file`).
+//!   `threads`, `cpu_affinity`, `user`, `pid_file`, `enable_control_api`, the cluster
+//!   link's `cluster_secret_file` and `cluster_tls_*`, and where persistence lives
+//!   (`persistence`, `persistence_location`, `persistence_file`).
 //!
 //! Listeners are matched by port and bind address, as Mosquitto does.
 
@@ -132,6 +133,7 @@ impl Config {
             false,
         );
         note("daemon", self.daemon != new.daemon, false);
+        note("cluster link", self.cluster_link != new.cluster_link, false);
 
         next.persistence.enabled = self.persistence.enabled;
         next.persistence
@@ -145,6 +147,7 @@ impl Config {
         next.pid_file.clone_from(&self.pid_file);
         next.enable_control_api = self.enable_control_api;
         next.daemon = self.daemon;
+        next.cluster_link.clone_from(&self.cluster_link);
         next.local_only = self.local_only;
         next.listeners = reload_listeners(
             &self.listeners,

@@ -24,8 +24,8 @@ use super::options::{self, Class};
 use super::raw::{self, Args, RawLine};
 use super::source::Source;
 use super::types::{
-    Bind, Config, Listener, LogDest, LogTypes, Plugin, PluginKind, PluginScope, Protocol,
-    ProtocolVersions, SocketDomain, TlsVersion,
+    Bind, Config, Listener, LogDest, LogTypes, OptionFile, Plugin, PluginKind, PluginScope,
+    Protocol, ProtocolVersions, SocketDomain, TlsVersion,
 };
 use super::values::{self, invalid, ValueResult};
 
@@ -73,6 +73,14 @@ pub struct TlsDraft {
     pub disable_client_cert_date_checks: Option<bool>,
 }
 
+/// The cluster link's TLS options as written; `finish` checks that all three are set.
+#[derive(Debug, Clone, Default)]
+pub struct ClusterTlsDraft {
+    pub certfile: Option<OptionFile>,
+    pub keyfile: Option<OptionFile>,
+    pub cafile: Option<OptionFile>,
+}
+
 /// A listener being built: the typed listener plus what still needs defaults.
 #[derive(Debug, Clone)]
 pub struct ListenerDraft {
@@ -99,6 +107,7 @@ pub struct Draft {
     pub log_dest_set: bool,
     pub log_types_set: bool,
     pub persistence_file_set: bool,
+    pub cluster_tls: ClusterTlsDraft,
 }
 
 impl Draft {
@@ -115,6 +124,7 @@ impl Draft {
             log_dest_set: false,
             log_types_set: false,
             persistence_file_set: false,
+            cluster_tls: ClusterTlsDraft::default(),
         }
     }
 
@@ -314,6 +324,10 @@ fn implemented(
         | "log_timestamp_format"
         | "log_type"
         | "connection_messages" => logging_option(draft, at, key, args),
+        "cluster_secret_file"
+        | "cluster_tls_certfile"
+        | "cluster_tls_keyfile"
+        | "cluster_tls_cafile" => cluster_link_option(draft, at, key, args),
         _ => global_option(draft, at, key, args),
     }
 }
@@ -922,6 +936,32 @@ fn log_dest(draft: &mut Draft, at: At<'_>, args: &mut Args<'_>) -> ValueResult<(
     if !destinations.contains(&destination) {
         destinations.push(destination);
     }
+    Ok(())
+}
+
+/// `cluster_secret_file <path>`, `cluster_tls_certfile|keyfile|cafile <path>` (Culex): the
+/// files that secure the cluster link, read at start-up.
+fn cluster_link_option(
+    draft: &mut Draft,
+    at: At<'_>,
+    key: &str,
+    args: &mut Args<'_>,
+) -> ValueResult<()> {
+    let value = OptionFile {
+        path: PathBuf::from(values::string(key, args)?),
+        file: at.file.to_path_buf(),
+        line: at.line,
+    };
+    let slot = match key {
+        "cluster_secret_file" => &mut draft.config.cluster_link.secret_file,
+        "cluster_tls_certfile" => &mut draft.cluster_tls.certfile,
+        "cluster_tls_keyfile" => &mut draft.cluster_tls.keyfile,
+        _ => &mut draft.cluster_tls.cafile,
+    };
+    if slot.is_some() {
+        return Err(duplicate(key));
+    }
+    *slot = Some(value);
     Ok(())
 }
 

@@ -423,8 +423,9 @@ fn option_table_has_no_duplicates() {
     assert_eq!(before, names.len());
     assert_eq!(
         before,
-        MOSQUITTO_OPTION_NAMES.len() + 4,
-        "table = Mosquitto's names + threads + cpu_affinity + reason_strings + admin_listener"
+        MOSQUITTO_OPTION_NAMES.len() + 8,
+        "table = Mosquitto's names + threads + cpu_affinity + reason_strings + admin_listener \
+         + cluster_secret_file + cluster_tls_certfile, _keyfile, _cafile"
     );
 }
 
@@ -1926,4 +1927,76 @@ fn reload_applies_security_limits_and_logging_but_not_listeners_or_plugins() {
     let same = old.reloadable_from(&old);
     assert!(same.applied.is_empty() && same.needs_restart.is_empty());
     assert_eq!(same.config, old);
+}
+
+// ---------------------------------------------------------------------------------------
+// The cluster link's options (Culex).
+
+#[test]
+fn cluster_link_options_keep_their_file_and_line() {
+    let config = parse_ok(
+        "enable_control_api true\ncluster_secret_file /etc/culex/secret\n\
+         cluster_tls_certfile /etc/culex/node.crt\ncluster_tls_keyfile /etc/culex/node.key\n\
+         cluster_tls_cafile /etc/culex/ca.crt\n",
+    );
+    let at = |path: &str, line| OptionFile {
+        path: PathBuf::from(path),
+        file: PathBuf::from(MAIN),
+        line,
+    };
+    let link = &config.cluster_link;
+    assert_eq!(link.secret_file, Some(at("/etc/culex/secret", 2)));
+    let tls = link.tls.as_ref().expect("TLS");
+    assert_eq!(tls.certfile, at("/etc/culex/node.crt", 3));
+    assert_eq!(tls.keyfile, at("/etc/culex/node.key", 4));
+    assert_eq!(tls.cafile, at("/etc/culex/ca.crt", 5));
+    assert!(config.warnings.is_empty(), "{:?}", warnings(&config));
+    // Off by default: the seed's plain link.
+    assert_eq!(
+        parse_ok("enable_control_api true\n").cluster_link,
+        ClusterLink::default()
+    );
+}
+
+#[test]
+fn cluster_tls_needs_all_three_files_and_each_option_once() {
+    let err =
+        parse_err("enable_control_api true\ncluster_tls_certfile /a\ncluster_tls_cafile /c\n");
+    assert_eq!(
+        err.to_string(),
+        "Error: cluster_tls_certfile, cluster_tls_keyfile and cluster_tls_cafile must all be \
+         set to use TLS on the cluster link.\nError found at /etc/mosquitto/mosquitto.conf:2."
+    );
+    let err = parse_err("cluster_secret_file /a\ncluster_secret_file /b\n");
+    assert_eq!(
+        (err.message.as_str(), err.line),
+        (
+            "Error: Duplicate cluster_secret_file value in configuration.",
+            2
+        )
+    );
+    let err = parse_err("cluster_secret_file\n");
+    assert_eq!(err.line, 1);
+}
+
+#[test]
+fn cluster_link_options_without_a_cluster_are_warned_about() {
+    let config = parse_ok("listener 1883\ncluster_secret_file /etc/culex/secret\n");
+    assert_eq!(
+        warnings(&config),
+        [
+            "Warning: option \"cluster_secret_file\" has no effect: this broker is no cluster \
+          node (no HA module, no enable_control_api). (/etc/mosquitto/mosquitto.conf:2)"
+        ]
+    );
+    assert_eq!(crate::cluster::link_plan(&config), None);
+}
+
+#[test]
+fn cluster_link_options_need_a_restart() {
+    let old = parse_ok("enable_control_api true\n");
+    let new = parse_ok("enable_control_api true\ncluster_secret_file /etc/culex/secret\n");
+    let reload = old.reloadable_from(&new);
+    assert_eq!(reload.needs_restart, ["cluster link"]);
+    assert_eq!(reload.config.cluster_link, ClusterLink::default());
 }

@@ -81,8 +81,64 @@ pub struct Config {
     pub clientid_prefixes: Option<String>,
     /// `-d/--daemon` from the command line: run in the background. Default false.
     pub daemon: bool,
+    /// `cluster_secret_file`, `cluster_tls_*` (Culex extensions): how a cluster node secures
+    /// its link to the other nodes. Default: neither (the seed's plain link).
+    pub cluster_link: ClusterLink,
     /// Warnings collected while reading (ignored options, odd placements); log them at start-up.
     pub warnings: Vec<ConfigWarning>,
+}
+
+/// A file named by an option, with where the option was written (start-up errors about the
+/// file name that line).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OptionFile {
+    /// The path as written.
+    pub path: PathBuf,
+    /// The config file holding the option.
+    pub file: PathBuf,
+    /// Its line there.
+    pub line: usize,
+}
+
+/// How a cluster node secures its link (Culex extensions); read by `cluster::link_security`
+/// at start-up when the node runs the replication core.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClusterLink {
+    /// `cluster_secret_file`: the file holding the shared cluster secret; only nodes that
+    /// know it may open a link or have theirs accepted.
+    pub secret_file: Option<OptionFile>,
+    /// `cluster_tls_certfile`, `cluster_tls_keyfile`, `cluster_tls_cafile`: mutual TLS on
+    /// the link (all three or none).
+    pub tls: Option<ClusterTls>,
+}
+
+impl ClusterLink {
+    /// The options set, by name.
+    pub fn options_set(&self) -> Vec<(&'static str, &OptionFile)> {
+        let mut set: Vec<_> = self
+            .secret_file
+            .iter()
+            .map(|file| ("cluster_secret_file", file))
+            .collect();
+        if let Some(tls) = &self.tls {
+            set.push(("cluster_tls_certfile", &tls.certfile));
+            set.push(("cluster_tls_keyfile", &tls.keyfile));
+            set.push(("cluster_tls_cafile", &tls.cafile));
+        }
+        set
+    }
+}
+
+/// The cluster link's TLS files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterTls {
+    /// `cluster_tls_certfile`: this node's certificate chain (PEM); it must name the node's
+    /// cluster address and be signed by the CA.
+    pub certfile: OptionFile,
+    /// `cluster_tls_keyfile`: its private key (PEM).
+    pub keyfile: OptionFile,
+    /// `cluster_tls_cafile`: the CA that signs every node's certificate (PEM).
+    pub cafile: OptionFile,
 }
 
 /// The line Mosquitto 2.0 logs when it starts without any configured listener.

@@ -139,6 +139,7 @@ class Node:
             "max_keepalive 1800",
             "set_tcp_nodelay true",
             *c.extra,
+            *c.node_extra.get(self.i, ()),
         ]
         self.conf_path.write_text("\n".join(lines) + "\n")
         os.chmod(self.conf_path, 0o644)
@@ -242,10 +243,13 @@ class Node:
 class Cluster:
     """N nodes, not yet in a cluster until `create()`."""
 
-    def __init__(self, n=3, extra=(), env=None, name="plant", dynsec_file=None):
+    def __init__(self, n=3, extra=(), env=None, name="plant", dynsec_file=None,
+                 node_extra=None):
         self.name = name
         self.dynsec_file = dynsec_file
         self.extra = list(extra)
+        # Lines for one node only: {node number: [lines]}.
+        self.node_extra = dict(node_extra or {})
         self.env = dict(env or {})
         (self.client_port, self.admin_port, self.http_port,
          self.cluster_port) = shared_ports(4, max(n, 4))

@@ -36,7 +36,7 @@ def pytest_runtest_makereport(item, call):
     outcome = yield
     report = outcome.get_result()
     if report.when == "call" and report.failed:
-        for name in ("cluster", "cluster4", "dynsec_cluster"):
+        for name in ("cluster", "cluster4", "dynsec_cluster", "make_cluster"):
             value = item.funcargs.get(name)
             if value is not None:
                 report.sections.append(("cluster logs", value.logs()))

@@ -249,7 +249,7 @@ def test_a_follower_away_for_10000_commits_catches_up_by_snapshot(cluster):
           f"and asked again); the follower caught up by snapshot")
 
 
-def frame(body: bytes, crc=None, magic=b"CULEXRL\0", version=1) -> bytes:
+def frame(body: bytes, crc=None, magic=b"CULEXRL\0", version=2) -> bytes:
     crc = zlib.crc32(body) if crc is None else crc
     return (magic + struct.pack("<II", version, 0) + struct.pack("<Q", len(body))
             + struct.pack("<II", crc, 0) + body)

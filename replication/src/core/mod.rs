@@ -35,6 +35,7 @@ pub use cluster_file::ClusterFile;
 pub use dynsec::Dynsec;
 
 use crate::control::SyncMode;
+use crate::linksec::LinkSecurity;
 use crate::machine::Effect;
 use crate::network::{self, ForwardedRequest};
 use crate::types::NodeId;
@@ -87,6 +88,8 @@ pub struct Setup {
     pub listeners: Box<dyn ClientListeners + Send>,
     /// The shared figures.
     pub status: Arc<ClusterStatus>,
+    /// How the cluster link is secured (default: plain, as the seed's).
+    pub link: Arc<LinkSecurity>,
     /// Every shard's output ring (Full Sync: what the shards emit is proposed while this
     /// node leads).
     pub rings: Vec<Arc<shards::state::port::OutputRing>>,
@@ -114,6 +117,7 @@ pub fn spawn(setup: Setup) -> io::Result<JoinHandle<()>> {
         inboxes: setup.inboxes,
         listeners: setup.listeners,
         status: setup.status,
+        link: setup.link,
     };
     std::thread::Builder::new()
         .name("culex-ha".to_string())
@@ -145,6 +149,7 @@ struct Parts {
     inboxes: Arc<Inboxes>,
     listeners: Box<dyn ClientListeners + Send>,
     status: Arc<ClusterStatus>,
+    link: Arc<LinkSecurity>,
 }
 
 /// One input of the requests task.
@@ -178,6 +183,8 @@ pub(crate) struct Core {
     promoting: BTreeSet<NodeId>,
     /// The membership last written to `cluster.json`.
     membership_seen: Option<Vec<(NodeId, String)>>,
+    /// How the cluster link is secured.
+    link: Arc<LinkSecurity>,
 }
 
 /// This node's cluster: its file, and Raft when it runs.
@@ -211,6 +218,7 @@ async fn run(parts: Parts, requests: mpsc::UnboundedReceiver<ServiceMsg>) {
         seeding: false,
         promoting: BTreeSet::new(),
         membership_seen: None,
+        link: parts.link,
     }));
     rejoin(&core).await;
     tick(&core);
@@ -261,13 +269,14 @@ pub(crate) async fn start_member(
     file: ClusterFile,
     sync_known: bool,
 ) -> io::Result<()> {
-    let (dir, forwarded, doorbell, status) = {
+    let (dir, forwarded, doorbell, status, link) = {
         let core = core.borrow();
         (
             core.dir.clone(),
             core.forwarded.clone(),
             core.doorbell.clone(),
             core.status.clone(),
+            core.link.clone(),
         )
     };
     let Some(me) = file.me().cloned() else {
@@ -283,6 +292,7 @@ pub(crate) async fn start_member(
         forwarded,
         doorbell,
         status,
+        link,
     })
     .await;
     let mut core = core.borrow_mut();

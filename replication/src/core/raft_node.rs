@@ -7,6 +7,7 @@
 //! joinCluster or a restart, stopped by leaveCluster, deleteCluster or shutdown.
 
 use super::lease::{RaftView, ELECTION_TIMEOUT_MAX, ELECTION_TIMEOUT_MIN, HEARTBEAT};
+use crate::linksec::LinkSecurity;
 use crate::machine::Machine;
 use crate::network::{self, ForwardedRequest, Gate, Network};
 use crate::store::{LogStore, LOG_DIR};
@@ -82,6 +83,8 @@ pub struct Start<'a> {
     pub doorbell: mpsc::UnboundedSender<()>,
     /// The shared figures (snapshot counters).
     pub status: Arc<ClusterStatus>,
+    /// How the link is secured.
+    pub link: Arc<LinkSecurity>,
 }
 
 impl RaftNode {
@@ -97,9 +100,12 @@ impl RaftNode {
         );
         let source = listener.local_addr().ok().map(|addr| addr.ip());
         let gate = Rc::new(RefCell::new(Gate {
+            me: start.me,
             cluster: Some(start.cluster.to_string()),
             members: start.members,
             source: source.filter(|ip| !ip.is_unspecified()),
+            security: start.link,
+            refusals: Default::default(),
         }));
         let network = Network::new(start.me, gate.clone(), start.status);
         let config = Arc::new(config(start.cluster)?);

@@ -1,5 +1,5 @@
 //! Messages from other shards that the shard state handles (deliveries, interest, retained
-//! updates, kicks, barriers): the whole of `ShardMsg`. Runtime messages (hand-offs,
+//! updates, kicks, barriers, durable barriers of `gate.rs`): the whole of `ShardMsg`. Runtime messages (hand-offs,
 //! commands) travel in `runtime::inbox` and never reach here.
 
 use super::Shard;
@@ -24,6 +24,8 @@ impl Shard {
                 self.mesh.send(source, ShardMsg::BarrierPassed { barrier });
             }
             ShardMsg::BarrierPassed { barrier } => self.barrier_passed(barrier),
+            ShardMsg::DurableBarrier { source, turn } => self.durable_barrier(source, turn),
+            ShardMsg::DurableBarrierPassed { turn } => self.durable_barrier_passed(turn),
         }
     }
 }

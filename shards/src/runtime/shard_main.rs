@@ -361,6 +361,23 @@ fn run_control(ctx: &Rc<ShardCtx>, msg: RuntimeMsg) -> bool {
             shard.close_listeners(&listeners);
             shard.end_turn();
         }
+        RuntimeMsg::Control(Control::ApplyRecords(records)) => {
+            let mut shard = ctx.shard.borrow_mut();
+            shard.now = super::now();
+            if let Err(error) = shard.apply_records(records) {
+                log::error!(
+                    "Error: shard {}: a committed record does not fit: {error}.",
+                    ctx.id
+                );
+            }
+            shard.end_turn();
+        }
+        RuntimeMsg::Control(Control::ResetDurable) => {
+            let mut shard = ctx.shard.borrow_mut();
+            shard.now = super::now();
+            shard.reset_durable();
+            shard.end_turn();
+        }
         RuntimeMsg::Control(Control::Reload(settings, access)) => {
             let mut shard = ctx.shard.borrow_mut();
             shard.reload(settings);

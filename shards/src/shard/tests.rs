@@ -1667,3 +1667,74 @@ fn aliases_name_the_topic_without_the_listeners_mount_point() {
         [(LONG_A.to_string(), Some(1)), (String::new(), Some(1))]
     );
 }
+
+#[test]
+fn a_reset_discards_the_durable_state_and_committed_records_rebuild_it() {
+    // A cluster leader that loses office: every shard discards what it applied, then the
+    // committed records (here: the state before the reset) are applied again.
+    let mut world = World::new(2);
+    let (s, sub, _) = world.connect(persistent_v5(on_shard(1), false));
+    world.send(s, sub, subscribe(1, "r/#", QoS::AtLeastOnce));
+    world.take(s, sub);
+    world.close(s, sub);
+    let (p, publisher, _) = world.connect(connect(Protocol::V5, on_shard(0), true));
+    world.send(
+        p,
+        publisher,
+        publish("r/a", "kept", QoS::AtMostOnce, None, true),
+    );
+    let (w, watcher, _) = world.connect(with_will(
+        persistent_v5(nth_on_shard(1, 1), false),
+        "wills/w",
+        "never",
+        None,
+    ));
+    let before: Vec<Vec<crate::state::Record>> = world
+        .shards
+        .iter()
+        .map(|shard| shard.snapshot_records(None))
+        .collect();
+    assert!(!before[1].is_empty());
+    for shard in &mut world.shards {
+        shard.reset_durable();
+    }
+    world.pump();
+    assert!(matches!(
+        world.take(w, watcher)[..],
+        [Packet::Disconnect(ref d)] if d.reason_code == reason::SERVER_SHUTTING_DOWN
+    ));
+    world.close(w, watcher);
+    // The clean session (on shard 0) was never replicated: it stays, connected.
+    assert_eq!(world.shards[0].store.len(), 1);
+    assert_eq!(world.shards[1].store.len(), 0);
+    for shard in &world.shards {
+        assert!(shard.snapshot_records(None).is_empty());
+    }
+    for (shard, records) in world.shards.iter_mut().zip(before.clone()) {
+        shard
+            .apply_records(records)
+            .expect("the committed records fit");
+    }
+    world.pump();
+    let after: Vec<Vec<crate::state::Record>> = world
+        .shards
+        .iter()
+        .map(|shard| shard.snapshot_records(None))
+        .collect();
+    assert_eq!(after[0], before[0]);
+    assert_eq!(after[1].len(), before[1].len());
+    // Connections with a persistent session were closed, the clean one kept; the rebuilt
+    // subscription routes again from the other shard.
+    assert!(world.shards[p]
+        .conn(publisher)
+        .is_some_and(|c| c.closing.is_none()));
+    world.send(
+        p,
+        publisher,
+        publish("r/b", "after", QoS::AtLeastOnce, Some(1), false),
+    );
+    let (s, sub, out) = world.connect(persistent_v5(on_shard(1), false));
+    assert!(matches!(&out[0], Packet::ConnAck(c) if c.session_present));
+    let _ = (s, sub);
+    assert_eq!(payloads(&out[1..]), ["after"]);
+}

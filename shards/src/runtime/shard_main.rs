@@ -70,6 +70,9 @@ pub struct ShardCtx {
     pub live: Cell<usize>,
     /// Set when shutdown starts.
     pub stopping: Cell<bool>,
+    /// Counts the changes of replication mode: a gate task whose number is not the
+    /// current one ends (`gate_loop`).
+    pub gate_epoch: Cell<u64>,
 }
 
 /// The runtime side of one open connection: its socket, and for TLS/WebSocket the
@@ -222,6 +225,7 @@ async fn shard_main(context: ThreadContext, ready: mpsc::Sender<std::io::Result<
         streams: RefCell::new(Vec::new()),
         live: Cell::new(0),
         stopping: Cell::new(false),
+        gate_epoch: Cell::new(0),
     });
     if let Err(error) = listen(&ctx, context.sockets) {
         let _ = ready.send(Err(error));
@@ -264,10 +268,15 @@ async fn mesh_loop(ctx: Rc<ShardCtx>) {
         let handled = {
             let mut shard = ctx.shard.borrow_mut();
             shard.now = super::now();
-            receiver.drain(MESH_DRAIN_BUDGET, |msg| {
+            let handled = receiver.drain(MESH_DRAIN_BUDGET, |msg| {
                 shard.on_mesh(msg);
                 !shard.flush.backlogged()
-            })
+            });
+            // A gated shard seals what the deliveries' QoS 2 PUBLISHes wait for.
+            if handled > 0 && shard.gated() {
+                shard.end_turn();
+            }
+            handled
         };
         super::flush::flush_early(&ctx);
         let mut commands = 0;
@@ -378,6 +387,24 @@ fn run_control(ctx: &Rc<ShardCtx>, msg: RuntimeMsg) -> bool {
             shard.reset_durable();
             shard.end_turn();
         }
+        RuntimeMsg::Control(Control::Replicate {
+            replication,
+            passive,
+        }) => {
+            let gated = matches!(replication, crate::shard::Replication::Gated(_));
+            let epoch = ctx.gate_epoch.get() + 1;
+            ctx.gate_epoch.set(epoch);
+            {
+                let mut shard = ctx.shard.borrow_mut();
+                shard.now = super::now();
+                shard.replicate(replication);
+                shard.set_passive(passive);
+                shard.end_turn();
+            }
+            if gated {
+                monoio::spawn(gate_loop(ctx.clone(), epoch));
+            }
+        }
         RuntimeMsg::Control(Control::Reload(settings, access)) => {
             let mut shard = ctx.shard.borrow_mut();
             shard.reload(settings);
@@ -387,6 +414,34 @@ fn run_control(ctx: &Rc<ShardCtx>, msg: RuntimeMsg) -> bool {
         }
     }
     false
+}
+
+/// How long the gate task waits for the consumer before it looks again (a change of mode,
+/// shutdown; a lost wake-up costs this much, never a stall).
+const GATE_RECHECK: Duration = Duration::from_millis(TICK_MS);
+
+/// While this shard gates acknowledgements (`shard::gate`): waits for the consumer to
+/// make more of the shard's changes durable, then releases what waited for them. Ends when
+/// the mode changes again (`epoch`) or the shard stops.
+async fn gate_loop(ctx: Rc<ShardCtx>, epoch: u64) {
+    loop {
+        if ctx.gate_epoch.get() != epoch || ctx.stopping.get() {
+            return;
+        }
+        let Some((ring, seen)) = ctx.shard.borrow().gate_ring() else {
+            return;
+        };
+        let advanced = std::future::poll_fn(|cx| ring.poll_durable(seen, cx));
+        if monoio::time::timeout(GATE_RECHECK, advanced).await.is_err()
+            || ctx.gate_epoch.get() != epoch
+        {
+            continue;
+        }
+        let mut shard = ctx.shard.borrow_mut();
+        shard.now = super::now();
+        shard.gate_advance();
+        shard.end_turn();
+    }
 }
 
 /// Waits (bounded) for every connection to flush and close.

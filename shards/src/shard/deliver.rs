@@ -532,16 +532,16 @@ impl<'a> Outgoing<'a> {
         let message = self.message;
         conn.send_publish(
             &PublishEncode {
-            dup,
-            qos: self.qos,
-            retain: self.retain,
-            topic: message.topic.as_bytes(),
-            packet_id,
-            topic_alias: None,
-            message_expiry_interval: message.remaining_expiry(now),
-            subscription_identifiers: self.subscription_ids,
-            properties: &message.properties,
-            payload: &message.payload,
+                dup,
+                qos: self.qos,
+                retain: self.retain,
+                topic: message.topic.as_bytes(),
+                packet_id,
+                topic_alias: None,
+                message_expiry_interval: message.remaining_expiry(now),
+                subscription_identifiers: self.subscription_ids,
+                properties: &message.properties,
+                payload: &message.payload,
             },
             hold,
         )

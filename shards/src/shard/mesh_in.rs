@@ -1,6 +1,6 @@
 //! Messages from other shards that the shard state handles (deliveries, interest, retained
-//! updates, kicks, barriers, durable barriers of `gate.rs`): the whole of `ShardMsg`. Runtime messages (hand-offs,
-//! commands) travel in `runtime::inbox` and never reach here.
+//! updates, kicks, barriers, durable barriers of `gate.rs`): the whole of `ShardMsg`.
+//! Runtime messages (hand-offs, commands) travel in `runtime::inbox` and never reach here.
 
 use super::Shard;
 use crate::mesh::ShardMsg;

@@ -56,6 +56,7 @@ pub fn serve(
         layers: RefCell::new(layers),
         wire: RefCell::new(BytesMut::new()),
         closed: std::cell::Cell::new(false),
+        close_timer: std::cell::Cell::new(false),
     });
     ctx.register_stream(id, io.clone());
     ctx.live.set(ctx.live.get() + 1);

@@ -163,8 +163,12 @@ fn flush_one(ctx: &Rc<ShardCtx>, id: ConnId) {
             conn.release_backlog();
             // A closing connection whose last bytes wait for the gate is shut down once
             // they left (or by its close timeout).
-            if conn.closing.is_some() && conn.out.is_empty() {
-                shutdown(fd);
+            if conn.closing.is_some() {
+                if conn.out.is_empty() {
+                    shutdown(fd);
+                } else if !io.close_timer.replace(true) {
+                    monoio::spawn(close_held(ctx.clone(), io.clone(), id));
+                }
             }
         }
         Sent::Blocked => {
@@ -182,6 +186,16 @@ fn flush_one(ctx: &Rc<ShardCtx>, id: ConnId) {
     bump(&shard.stats[stats_index].bytes_sent, written);
     drop(shard);
     ctx.wake_if_unblocked();
+}
+
+/// A closing connection whose last bytes wait for the gate: shut down once they left, or
+/// after [`CLOSE_FLUSH_TIMEOUT`] (what they acknowledge may never be committed).
+async fn close_held(ctx: Rc<ShardCtx>, io: Rc<ConnIo>, id: ConnId) {
+    let flushed = ctx
+        .connection_flushed
+        .wait_until(|| ctx.flushed_or_gone(id));
+    let _ = monoio::time::timeout(CLOSE_FLUSH_TIMEOUT, flushed).await;
+    shutdown(io.stream.as_raw_fd());
 }
 
 /// Waits until a socket that refused bytes is writable again, then queues it for the

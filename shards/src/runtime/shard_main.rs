@@ -86,6 +86,9 @@ pub struct ConnIo {
     pub wire: RefCell<BytesMut>,
     /// The closing bytes of the transport (close frame, close_notify) were queued.
     pub closed: Cell<bool>,
+    /// A closing connection's last bytes wait for the gate: its socket is shut down when
+    /// they left or after [`super::connection::CLOSE_FLUSH_TIMEOUT`] (`flush::close_held`).
+    pub close_timer: Cell<bool>,
 }
 
 impl ShardCtx {

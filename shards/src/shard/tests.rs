@@ -1956,3 +1956,32 @@ fn a_leader_that_stops_gating_drops_what_was_never_committed() {
         "no PUBACK for what was never committed"
     );
 }
+
+#[test]
+fn a_passive_shard_fires_no_will_and_expires_nothing_until_it_decides_again() {
+    let mut world = World::new(1);
+    let (s, watcher, _) = world.connect(connect(Protocol::V5, "watcher", true));
+    world.send(s, watcher, subscribe(1, "wills/#", QoS::AtMostOnce));
+    world.take(s, watcher);
+    world.shards[s].set_passive(true);
+    let mut short = with_will(
+        persistent_v5("short", true),
+        "wills/short",
+        "short will",
+        Some(5),
+    );
+    short.properties.session_expiry_interval = Some(2);
+    let (d, late, _) = world.connect(short);
+    world.close(d, late);
+    world.advance(10);
+    assert!(
+        payloads(&world.take(s, watcher)).is_empty(),
+        "a follower fires no will"
+    );
+    assert_eq!(world.shards[d].store.len(), 2, "nor expires a session");
+    // Promoted: the will delay (cut short by the expiry) is re-armed from the state.
+    world.shards[s].set_passive(false);
+    world.advance(1);
+    assert_eq!(payloads(&world.take(s, watcher)), ["short will"]);
+    assert_eq!(world.shards[d].store.len(), 1, "the session expired");
+}

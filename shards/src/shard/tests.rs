@@ -1985,3 +1985,41 @@ fn a_passive_shard_fires_no_will_and_expires_nothing_until_it_decides_again() {
     assert_eq!(payloads(&world.take(s, watcher)), ["short will"]);
     assert_eq!(world.shards[d].store.len(), 1, "the session expired");
 }
+
+#[test]
+fn an_outgoing_qos2_publish_waits_for_its_delivery_to_be_durable_qos1_does_not() {
+    let mut world = World::new(1);
+    let rings = gate_all(&mut world);
+    let (s, sub) = world.connect_held(persistent_v5("sub", true));
+    world.send(s, sub, subscribe(1, "two/#", QoS::ExactlyOnce));
+    world.send(s, sub, subscribe(2, "one/#", QoS::AtLeastOnce));
+    world.commit(&rings, s);
+    assert_eq!(
+        kinds(&world.released(s, sub)),
+        ["CONNACK", "SUBACK", "SUBACK"]
+    );
+    let (p, publisher) = world.connect_held(connect(Protocol::V5, "pub", true));
+    world.released(p, publisher);
+    world.send(
+        p,
+        publisher,
+        publish("one/a", "q1", QoS::AtLeastOnce, Some(1), false),
+    );
+    assert_eq!(
+        payloads(&world.released(s, sub)),
+        ["q1"],
+        "QoS 1 leaves at once"
+    );
+    world.send(
+        p,
+        publisher,
+        publish("two/a", "q2", QoS::ExactlyOnce, Some(2), false),
+    );
+    assert!(
+        world.released(s, sub).is_empty(),
+        "a failover must not deliver it twice"
+    );
+    world.commit(&rings, s);
+    assert_eq!(payloads(&world.released(s, sub)), ["q2"]);
+    assert_eq!(kinds(&world.released(p, publisher)), ["PUBACK", "PUBREC"]);
+}

@@ -217,8 +217,9 @@ fn run(cli: &cli::Cli, config: Config) -> Result<(), settings::StartError> {
     } else {
         Driver::Auto
     };
-    // A cluster node's shards emit their durable changes to the replication core (Full
-    // Sync); otherwise only the measurement consumer attaches, when asked for.
+    // A cluster node's shards emit their durable changes to the replication core while
+    // it leads in Full Sync (it attaches the rings then); otherwise only the measurement
+    // consumer attaches, from the start, when asked for.
     let output = if ha {
         (0..shards)
             .map(|_| shards::state::port::OutputRing::new())
@@ -236,7 +237,7 @@ fn run(cli: &cli::Cli, config: Config) -> Result<(), settings::StartError> {
         restore,
         driver,
         cpus,
-        output: output.clone(),
+        output: if ha { Vec::new() } else { output.clone() },
         cluster: cluster_status.clone(),
     })
     .map_err(start_error("cannot start the shard threads"))?;

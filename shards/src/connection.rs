@@ -12,6 +12,12 @@
 //! per shard then writes every queued connection's bytes with one `send` each, so a burst
 //! of messages to a subscriber costs one syscall, and an idle connection has no writer
 //! task at all.
+//!
+//! Holding: on a shard that gates acknowledgements (`shard::gate`), a packet that confirms
+//! durable changes is written with a [`Mark`] at its first byte. The flusher writes only
+//! up to the first mark whose turn is not yet released ([`Connection::releasable`]), so
+//! that packet, and everything queued after it on this connection, waits; other
+//! connections are not affected. Without a gate no mark is ever made.
 
 use crate::acl_memo::AclMemo;
 use crate::limits::{FLUSH_EARLY_BYTES, OUTBOUND_BACKLOG_HIGH};
@@ -20,6 +26,7 @@ use crate::server_aliases::ServerAliases;
 use crate::state::SessionKey;
 use bytes::BytesMut;
 use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::task::Waker;
@@ -69,6 +76,16 @@ pub enum CloseReason {
     Administrative,
 }
 
+/// Where a gated packet starts in a connection's outbound stream, and the turn of the
+/// shard it was written in (`shard::gate`): it may leave once that turn is released.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Mark {
+    /// Position of the packet's first byte, counted from the connection's first byte.
+    pub at: u64,
+    /// The shard's turn that wrote it.
+    pub turn: u64,
+}
+
 /// One accepted connection.
 pub struct Connection {
     /// Own id.
@@ -105,6 +122,14 @@ pub struct Connection {
     pub mount_len: u16,
     /// Bytes encoded and not yet handed to the socket.
     pub out: BytesMut,
+    /// Bytes of `out` handed on so far: the position of `out[0]` in the connection's
+    /// outbound stream ([`Mark::at`] counts in it).
+    pub out_taken: u64,
+    /// Gated packets in `out`, in order (empty unless the shard gates).
+    pub marks: VecDeque<Mark>,
+    /// True while the connection is on its shard's list of connections whose bytes wait
+    /// for the gate (`shard::gate`).
+    pub held: bool,
     /// The shard's queue of connections with bytes to write.
     pub flush: Rc<FlushQueue>,
     /// True while this connection is on the flush queue.
@@ -174,6 +199,46 @@ impl Connection {
         self.wake_writer();
     }
 
+    /// [`Connection::send`] for a packet that confirms durable changes: with `hold` (the
+    /// shard gates; the turn writing it), it and what follows wait until that turn is
+    /// released.
+    pub fn send_held(&mut self, packet: &Packet, hold: Option<u64>) {
+        let start = self.out.len();
+        self.send(packet);
+        if let Some(turn) = hold {
+            self.mark(start, turn);
+        }
+    }
+
+    /// Records a mark at `start` (a length of `out` before a packet was written) if the
+    /// packet was written.
+    fn mark(&mut self, start: usize, turn: u64) {
+        if self.out.len() > start {
+            self.marks.push_back(Mark {
+                at: self.out_taken + start as u64,
+                turn,
+            });
+        }
+    }
+
+    /// How many bytes at the front of `out` may leave now that every turn up to
+    /// `released` is released; forgets the marks that no longer hold anything.
+    pub fn releasable(&mut self, released: u64) -> usize {
+        while self.marks.front().is_some_and(|mark| mark.turn <= released) {
+            self.marks.pop_front();
+        }
+        match self.marks.front() {
+            None => self.out.len(),
+            Some(mark) => (mark.at.saturating_sub(self.out_taken) as usize).min(self.out.len()),
+        }
+    }
+
+    /// Counts `n` bytes taken from the front of `out` (written, or wrapped by a transport).
+    #[inline]
+    pub fn taken(&mut self, n: usize) {
+        self.out_taken += n as u64;
+    }
+
     /// [`Connection::send`] for a packet over the client's Maximum Packet Size.
     #[cold]
     fn send_oversize(&mut self, packet: &Packet) {
@@ -205,7 +270,14 @@ impl Connection {
     /// goes as an alias where the table says so; a resend (DUP) always carries its topic
     /// and no alias. Whether a message fits the Maximum Packet Size is decided on its
     /// form without alias, so aliases never change which messages a client gets.
-    pub fn send_publish(&mut self, publish: &PublishEncode<'_>) -> Option<usize> {
+    ///
+    /// `hold`: as for [`Connection::send_held`] (an outgoing QoS 2 PUBLISH on a gated
+    /// shard).
+    pub fn send_publish(
+        &mut self,
+        publish: &PublishEncode<'_>,
+        hold: Option<u64>,
+    ) -> Option<usize> {
         if crate::packet_log::enabled() {
             self.log_sending_publish(publish);
         }
@@ -236,6 +308,9 @@ impl Connection {
         };
         let before = self.out.len();
         let written = crate::mqtt::encode_publish(self.protocol, publish, &mut self.out).ok()?;
+        if let Some(turn) = hold {
+            self.mark(before, turn);
+        }
         self.wake_writer();
         if before < FLUSH_EARLY_BYTES && self.out.len() >= FLUSH_EARLY_BYTES {
             self.flush.early.borrow_mut().push(self.id);

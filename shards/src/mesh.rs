@@ -78,6 +78,20 @@ pub enum ShardMsg {
         /// The barrier id.
         barrier: u64,
     },
+    /// Answer with `DurableBarrierPassed` once this shard's stream of durable changes is
+    /// durable up to where it is when this is read (so including the changes that what
+    /// `source` sent before caused here): a gated acknowledgement of `source` waits for it.
+    DurableBarrier {
+        /// The shard waiting.
+        source: ShardId,
+        /// Its turn.
+        turn: u64,
+    },
+    /// A shard passed the durable barrier of `turn`.
+    DurableBarrierPassed {
+        /// The turn.
+        turn: u64,
+    },
 }
 
 /// A retained message on its way to the owner of its topic.

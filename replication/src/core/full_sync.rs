@@ -16,10 +16,10 @@
 use super::{Core, Shared, COMMIT_TIMEOUT};
 use crate::proposal::Proposal;
 use shards::runtime::{Control, Inboxes, RuntimeMsg};
+use shards::shard::Replication as ShardMode;
 use shards::state::port::{Emitted, OutputDrain, OutputRing};
 use shards::state::snapshot::Snapshot;
 use shards::state::Record;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::Poll;
 
@@ -35,6 +35,9 @@ pub(crate) struct Replication {
     /// The term in which this node leads and proposes its shards' changes.
     pub(crate) leading: Option<u64>,
     in_flight: usize,
+    /// What the shards were last told (`Control::Replicate`): `Some(true)` passive
+    /// followers, `Some(false)` deciding on their own; `None` at start.
+    passive: Option<bool>,
 }
 
 impl Replication {
@@ -44,6 +47,7 @@ impl Replication {
             drain: OutputDrain::new(rings),
             leading: None,
             in_flight: 0,
+            passive: None,
         }
     }
 
@@ -97,6 +101,41 @@ fn reset_shards(inboxes: &Inboxes) {
     }
 }
 
+/// Tells every shard how its changes leave it and whether it decides wills and expiry.
+/// Sent through the shards' inboxes, so it takes effect before anything the core sends
+/// after it (the `Listen` that opens the client listeners, committed records).
+fn set_shards(core: &mut super::Core, gated: bool, passive: bool) {
+    core.replication.passive = Some(passive);
+    for shard in 0..core.inboxes.shards() {
+        let replication = match core.replication.drain.rings().get(shard) {
+            Some(ring) if gated => ShardMode::Gated(ring.clone()),
+            _ => ShardMode::Off,
+        };
+        let msg = RuntimeMsg::Control(Control::Replicate {
+            replication,
+            passive,
+        });
+        core.inboxes.send(shard as u8, msg);
+    }
+}
+
+/// A Full Sync node that does not lead: its shards emit nothing and decide nothing on
+/// their own (the leader's decisions arrive as committed records). Once per change.
+pub(crate) fn follow(core: &Shared) {
+    let mut guard = core.borrow_mut();
+    if guard.replication.passive != Some(true) && guard.replication.leading.is_none() {
+        set_shards(&mut guard, false, true);
+    }
+}
+
+/// Not a Full Sync node (Dynamic-Security Sync, or the node left its cluster): the shards
+/// emit nothing and decide on their own, as a standalone broker's.
+pub(crate) fn standalone(core: &mut super::Core) {
+    if core.replication.passive != Some(false) {
+        set_shards(core, false, false);
+    }
+}
+
 /// This node leads `term` with every committed entry applied: its shards' changes are
 /// proposed from now on.
 pub(crate) fn promote(core: &Shared, term: u64) {
@@ -110,6 +149,10 @@ pub(crate) fn promote(core: &Shared, term: u64) {
         guard.replication.discard_pending();
         guard.replication.leading = Some(term);
         guard.replication.in_flight = 0;
+        // The shards gate their acknowledgements, re-arm will delays from the committed
+        // state and end the sessions of clients connected to the old leader, before the
+        // listeners open (the `Listen` follows in their inboxes).
+        set_shards(&mut guard, true, false);
     }
     log::info!("HA: this node replicates its sessions (Full Sync leader, term {term}).");
 }
@@ -127,6 +170,9 @@ pub(crate) fn demote(core: &Shared) {
         .and_then(|member| member.node.as_ref())
         .map(|node| node.machine.committed_records())
         .unwrap_or_default();
+    // Acknowledgements still held were never committed: their connections are closed
+    // (`Shard::replicate`), so the clients send again to the next leader.
+    set_shards(&mut guard, false, true);
     guard.replication.discard_pending();
     reset_shards(&guard.inboxes);
     to_shards(&guard.inboxes, records);
@@ -214,7 +260,7 @@ pub(crate) async fn drain_loop(core: Shared) {
             }
             for (shard, seq) in marks {
                 if let Some(ring) = guard.replication.drain.rings().get(shard) {
-                    ring.durable.fetch_max(seq, Ordering::AcqRel);
+                    ring.set_durable(seq);
                 }
             }
         });

@@ -342,6 +342,7 @@ pub(crate) async fn leave(core: &Shared, why: &str) {
         let mut guard = core.borrow_mut();
         // The node keeps the state its shards hold (its data), standalone.
         guard.replication.leading = None;
+        full_sync::standalone(&mut guard);
         guard.promoting.clear();
         guard.membership_seen = None;
         guard.seeding = false;
@@ -686,6 +687,13 @@ fn replication_role(core: &Shared) {
             full_sync::demote(core)
         }
         (true, None, Some(_)) => full_sync::demote(core),
+        (true, _, None) => full_sync::follow(core),
+        (false, _, _) => {
+            let mut guard = core.borrow_mut();
+            if guard.member.as_ref().is_none_or(|member| member.sync_known) {
+                full_sync::standalone(&mut guard);
+            }
+        }
         _ => {}
     }
 }

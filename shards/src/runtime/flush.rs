@@ -96,12 +96,33 @@ fn send_buffer(fd: i32, buf: &mut BytesMut, written: &mut u64) -> Sent {
     Sent::All
 }
 
+/// [`send_buffer`] for the first `len` bytes of `buf` only (the rest wait for the gate).
+fn send_prefix(fd: i32, buf: &mut BytesMut, len: usize, written: &mut u64) -> Sent {
+    let mut left = len.min(buf.len());
+    while left > 0 {
+        match send(fd, &buf[..left]) {
+            Ok(sent) => {
+                buf.advance(sent);
+                left -= sent;
+                *written += sent as u64;
+            }
+            Err(error) if would_block(&error) => return Sent::Blocked,
+            Err(_) => return Sent::Failed,
+        }
+    }
+    Sent::All
+}
+
 /// Writes what connection `id` has queued, as far as the socket takes it.
 fn flush_one(ctx: &Rc<ShardCtx>, id: ConnId) {
     let Some(io) = ctx.stream(id) else { return };
     let fd = io.stream.as_raw_fd();
     let mut shard = ctx.shard.borrow_mut();
     let stats_index = usize::from(shard.id);
+    // Bytes behind an acknowledgement not yet durable wait (`shard::gate`): only a
+    // connection with gated packets pays for the look-up.
+    let held = shard.conn(id).is_some_and(|conn| !conn.marks.is_empty());
+    let sendable = if held { Some(shard.sendable(id)) } else { None };
     let Some(conn) = shard.conn_mut(id) else {
         return;
     };
@@ -111,15 +132,23 @@ fn flush_one(ctx: &Rc<ShardCtx>, id: ConnId) {
     }
     let mut written = 0u64;
     let mut layers = io.layers.borrow_mut();
-    let outcome = match layers.as_mut() {
-        None => send_buffer(fd, &mut conn.out, &mut written),
-        Some(layers) => {
+    let outcome = match (layers.as_mut(), sendable) {
+        (None, None) => send_buffer(fd, &mut conn.out, &mut written),
+        (None, Some(sendable)) => {
+            let before = written;
+            let outcome = send_prefix(fd, &mut conn.out, sendable, &mut written);
+            conn.taken((written - before) as usize);
+            outcome
+        }
+        (Some(layers), sendable) => {
             let mut wire = io.wire.borrow_mut();
-            if !conn.out.is_empty() {
-                layers.wrap(&conn.out, &mut wire);
-                conn.out.clear();
+            let sendable = sendable.unwrap_or(conn.out.len());
+            if sendable > 0 {
+                layers.wrap(&conn.out[..sendable], &mut wire);
+                conn.out.advance(sendable);
+                conn.taken(sendable);
             }
-            if conn.closing.is_some() && !io.closed.get() {
+            if conn.closing.is_some() && conn.out.is_empty() && !io.closed.get() {
                 layers.close(&mut wire);
                 io.closed.set(true);
             }
@@ -134,9 +163,15 @@ fn flush_one(ctx: &Rc<ShardCtx>, id: ConnId) {
             // is idle.
             conn.slow_consumer = false;
             conn.release_backlog();
+            // A closing connection whose last bytes wait for the gate is shut down once
+            // they left (or by its close timeout).
             if conn.closing.is_some() {
                 // The peer reads everything, then the end of stream; its reader lingers.
-                io.shut_write();
+                if conn.out.is_empty() {
+                    io.shut_write();
+                } else if !io.close_timer.replace(true) {
+                    monoio::spawn(close_held(ctx.clone(), io.clone(), id));
+                }
             }
         }
         Sent::Blocked => {
@@ -145,6 +180,7 @@ fn flush_one(ctx: &Rc<ShardCtx>, id: ConnId) {
         }
         Sent::Failed => {
             conn.out.clear();
+            conn.marks.clear();
             io.wire.borrow_mut().clear();
             conn.close(CloseReason::SocketClosed);
             conn.release_backlog();
@@ -153,6 +189,18 @@ fn flush_one(ctx: &Rc<ShardCtx>, id: ConnId) {
     bump(&shard.stats[stats_index].bytes_sent, written);
     drop(shard);
     ctx.wake_if_unblocked();
+}
+
+/// A closing connection whose last bytes wait for the gate: shut down once they left, or
+/// after [`CLOSE_FLUSH_TIMEOUT`] (what they acknowledge may never be committed).
+async fn close_held(ctx: Rc<ShardCtx>, io: Rc<ConnIo>, id: ConnId) {
+    let flushed = ctx
+        .connection_flushed
+        .wait_until(|| ctx.flushed_or_gone(id, &io));
+    match monoio::time::timeout(CLOSE_FLUSH_TIMEOUT, flushed).await {
+        Ok(()) => io.shut_write(),
+        Err(_) => shutdown(io.stream.as_raw_fd()),
+    }
 }
 
 /// Waits until a socket that refused bytes is writable again, then queues it for the

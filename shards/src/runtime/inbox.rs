@@ -70,6 +70,16 @@ pub enum Control {
     /// Discard the durable state (a cluster leader that lost office); the committed state
     /// follows as `ApplyRecords`.
     ResetDurable,
+    /// How this shard's durable changes leave it from now on, and whether it decides
+    /// wills and expiry on its own (`passive`: a Full Sync follower does not). Sent by the
+    /// replication core on a change of role, before the listeners open or after they
+    /// closed (`shard::Shard::replicate`, `shard::Shard::set_passive`).
+    Replicate {
+        /// Off, emitted, or emitted and gated (a Full Sync leader).
+        replication: crate::shard::Replication,
+        /// Decide nothing on its own.
+        passive: bool,
+    },
 }
 
 struct Inbox {

@@ -70,6 +70,9 @@ pub struct ShardCtx {
     pub live: Cell<usize>,
     /// Set when shutdown starts.
     pub stopping: Cell<bool>,
+    /// Counts the changes of replication mode: a gate task whose number is not the
+    /// current one ends (`gate_loop`).
+    pub gate_epoch: Cell<u64>,
 }
 
 /// The runtime side of one open connection: its socket, and for TLS/WebSocket the
@@ -89,6 +92,9 @@ pub struct ConnIo {
     /// The reader's waker while it waits for the socket, so that the flusher can wake it
     /// once `shut` is set.
     pub reader: Cell<Option<std::task::Waker>>,
+    /// A closing connection's last bytes wait for the gate: its socket is shut down when
+    /// they left or after [`super::connection::CLOSE_FLUSH_TIMEOUT`] (`flush::close_held`).
+    pub close_timer: Cell<bool>,
 }
 
 impl ConnIo {
@@ -101,6 +107,7 @@ impl ConnIo {
             closed: Cell::new(false),
             shut: Cell::new(false),
             reader: Cell::new(None),
+            close_timer: Cell::new(false),
         }
     }
 
@@ -226,7 +233,10 @@ pub fn run(context: ThreadContext, ready: mpsc::Sender<std::io::Result<()>>) {
             .with_entries(4096)
             .build()
         {
-            Ok(mut runtime) => Ok(runtime.block_on(shard_main(context, ready.clone()))),
+            Ok(mut runtime) => {
+                runtime.block_on(shard_main(context, ready.clone()));
+                Ok(())
+            }
             // A ring the kernel cannot allocate now (memory pressure): epoll, as where
             // io_uring is refused altogether.
             Err(error) => {
@@ -275,6 +285,7 @@ async fn shard_main(context: ThreadContext, ready: mpsc::Sender<std::io::Result<
         streams: RefCell::new(Vec::new()),
         live: Cell::new(0),
         stopping: Cell::new(false),
+        gate_epoch: Cell::new(0),
     });
     if let Err(error) = listen(&ctx, context.sockets) {
         let _ = ready.send(Err(error));
@@ -325,6 +336,10 @@ async fn mesh_loop(ctx: Rc<ShardCtx>) {
             if handled < MESH_DRAIN_BUDGET && !shard.flush.backlogged() {
                 // Every ring was emptied: the readers need not drain for this epoch.
                 shard.interest_caught_up(interest);
+            }
+            // A gated shard seals what the deliveries' QoS 2 PUBLISHes wait for.
+            if handled > 0 && shard.gated() {
+                shard.end_turn();
             }
             handled
         };
@@ -437,6 +452,24 @@ fn run_control(ctx: &Rc<ShardCtx>, msg: RuntimeMsg) -> bool {
             shard.reset_durable();
             shard.end_turn();
         }
+        RuntimeMsg::Control(Control::Replicate {
+            replication,
+            passive,
+        }) => {
+            let gated = matches!(replication, crate::shard::Replication::Gated(_));
+            let epoch = ctx.gate_epoch.get() + 1;
+            ctx.gate_epoch.set(epoch);
+            {
+                let mut shard = ctx.shard.borrow_mut();
+                shard.now = super::now();
+                shard.replicate(replication);
+                shard.set_passive(passive);
+                shard.end_turn();
+            }
+            if gated {
+                monoio::spawn(gate_loop(ctx.clone(), epoch));
+            }
+        }
         RuntimeMsg::Control(Control::Reload(settings, access)) => {
             let mut shard = ctx.shard.borrow_mut();
             shard.reload(settings);
@@ -446,6 +479,34 @@ fn run_control(ctx: &Rc<ShardCtx>, msg: RuntimeMsg) -> bool {
         }
     }
     false
+}
+
+/// How long the gate task waits for the consumer before it looks again (a change of mode,
+/// shutdown; a lost wake-up costs this much, never a stall).
+const GATE_RECHECK: Duration = Duration::from_millis(TICK_MS);
+
+/// While this shard gates acknowledgements (`shard::gate`): waits for the consumer to
+/// make more of the shard's changes durable, then releases what waited for them. Ends when
+/// the mode changes again (`epoch`) or the shard stops.
+async fn gate_loop(ctx: Rc<ShardCtx>, epoch: u64) {
+    loop {
+        if ctx.gate_epoch.get() != epoch || ctx.stopping.get() {
+            return;
+        }
+        let Some((ring, seen)) = ctx.shard.borrow().gate_ring() else {
+            return;
+        };
+        let advanced = std::future::poll_fn(|cx| ring.poll_durable(seen, cx));
+        if monoio::time::timeout(GATE_RECHECK, advanced).await.is_err()
+            || ctx.gate_epoch.get() != epoch
+        {
+            continue;
+        }
+        let mut shard = ctx.shard.borrow_mut();
+        shard.now = super::now();
+        shard.gate_advance();
+        shard.end_turn();
+    }
 }
 
 /// Waits (bounded) for every connection to flush and close.

@@ -90,10 +90,11 @@ impl Shard {
                         packet_id: received.packet_id,
                     },
                 });
-                self.send_ack(
+                self.send_ack_held(
                     id,
                     ack(received.packet_id, reason::SUCCESS),
                     AckKind::PubRel,
+                    0,
                 );
             }
             Some(InflightState::AwaitPubAck) => {
@@ -103,10 +104,11 @@ impl Shard {
             // restart without persistence): PUBREL with success, as Mosquitto answers
             // both (0x92 would be allowed for the unknown id; clients treat them alike).
             Some(InflightState::AwaitPubComp) | None => {
-                self.send_ack(
+                self.send_ack_held(
                     id,
                     ack(received.packet_id, reason::SUCCESS),
                     AckKind::PubRel,
+                    0,
                 );
             }
         }
@@ -137,10 +139,11 @@ impl Shard {
                 },
             });
         }
-        self.send_ack(
+        self.send_ack_held(
             id,
             ack(received.packet_id, reason::SUCCESS),
             AckKind::PubComp,
+            0,
         );
         Flow::Continue
     }

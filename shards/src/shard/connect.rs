@@ -373,7 +373,9 @@ impl Shard {
         let id = self.insert_connection(&accepted, &request, key, has_will);
         let session_present = resumed.is_some() && protocol != Protocol::V31;
         self.log_connected(id, &request);
-        self.send_connack(id, &request, session_present);
+        // A session that outlives its connection is the cluster's: CONNACK says it exists.
+        let gated = expiry != 0 || resumed.is_some();
+        self.send_connack(id, &request, session_present, gated);
         if resumed.is_some() {
             self.resume_outbound(key);
         }
@@ -476,6 +478,9 @@ impl Shard {
                 .as_ref()
                 .map_or(0, |point| point.len().min(usize::from(u16::MAX)) as u16),
             out: bytes::BytesMut::new(),
+            out_taken: 0,
+            marks: std::collections::VecDeque::new(),
+            held: false,
             flush: self.flush.clone(),
             queued: false,
             write_blocked: false,
@@ -498,7 +503,15 @@ impl Shard {
         id
     }
 
-    fn send_connack(&mut self, id: ConnId, request: &ConnectRequest, session_present: bool) {
+    /// Sends CONNACK; `gated`: it waits until the session's changes are durable
+    /// (`gate.rs`).
+    fn send_connack(
+        &mut self,
+        id: ConnId,
+        request: &ConnectRequest,
+        session_present: bool,
+        gated: bool,
+    ) {
         let Some(conn) = self.conns.get(id.slot as usize) else {
             return;
         };
@@ -507,8 +520,9 @@ impl Shard {
             request,
             session_present,
         )));
+        let hold = if gated { self.hold(0) } else { None };
         if let Some(conn) = self.conn_mut(id) {
-            conn.send(&packet);
+            conn.send_held(&packet, hold);
         }
     }
 

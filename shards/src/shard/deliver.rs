@@ -9,6 +9,7 @@
 //! delivery must be kept in the window or the queue. A QoS 0 delivery to a connected client
 //! is encoded straight from the shared message into the connection's buffer.
 
+use super::gate::hold_in;
 use super::publish::ack;
 use super::Shard;
 use crate::access::{Action, Identity};
@@ -169,7 +170,7 @@ impl Shard {
             bump(&stats.publish_dropped, 1);
             return;
         }
-        match Outgoing::routed(message, route).encode(conn, None, false, now) {
+        match Outgoing::routed(message, route).encode(conn, None, false, now, None) {
             Some(_) => count_sent(stats, message),
             None => bump(&stats.publish_dropped, 1),
         }
@@ -204,8 +205,12 @@ impl Shard {
             return;
         };
         let stats = &self.stats[usize::from(self.id)];
+        let hold = match route.qos {
+            QoS::ExactlyOnce => hold_in(&mut self.gate, self.turn, 0),
+            _ => None,
+        };
         if Outgoing::routed(message, &route)
-            .encode(conn, Some(packet_id), false, self.now.unix_s)
+            .encode(conn, Some(packet_id), false, self.now.unix_s, hold)
             .is_none()
         {
             // Too large for this client: discarded as if delivered ([MQTT-3.1.2-25]).
@@ -360,7 +365,7 @@ impl Shard {
                 SessionDelta::QueueFrontDropped
             } else if front.qos == QoS::AtMostOnce {
                 if Outgoing::stored(front)
-                    .encode(conn, None, false, now)
+                    .encode(conn, None, false, now, None)
                     .is_some()
                 {
                     count_sent(stats, &front.message);
@@ -377,8 +382,12 @@ impl Shard {
                 let Some(packet_id) = outbound.dequeue_packet_id() else {
                     return;
                 };
+                let hold = match front.qos {
+                    QoS::ExactlyOnce => hold_in(&mut self.gate, self.turn, 0),
+                    _ => None,
+                };
                 if Outgoing::stored(front)
-                    .encode(conn, Some(packet_id), false, now)
+                    .encode(conn, Some(packet_id), false, now, hold)
                     .is_some()
                 {
                     count_sent(stats, &front.message);
@@ -403,14 +412,21 @@ impl Shard {
         let Some(session) = self.store.get(key) else {
             return;
         };
+        // The exchange may still wait for its changes to be durable (a quick reconnect):
+        // on a gated shard, QoS 2 resends wait too.
         for entry in &session.outbound.inflight {
             match (&entry.state, &entry.delivery) {
                 (InflightState::AwaitPubComp, _) => {
-                    conn.send(&Packet::PubRel(ack(entry.packet_id, 0)))
+                    let hold = hold_in(&mut self.gate, self.turn, 0);
+                    conn.send_held(&Packet::PubRel(ack(entry.packet_id, 0)), hold)
                 }
                 (_, Some(delivery)) => {
-                    let _ =
-                        Outgoing::stored(delivery).encode(conn, Some(entry.packet_id), true, now);
+                    let hold = match delivery.qos {
+                        QoS::ExactlyOnce => hold_in(&mut self.gate, self.turn, 0),
+                        _ => None,
+                    };
+                    let packet_id = Some(entry.packet_id);
+                    let _ = Outgoing::stored(delivery).encode(conn, packet_id, true, now, hold);
                 }
                 (_, None) => {}
             }
@@ -504,26 +520,31 @@ impl<'a> Outgoing<'a> {
     }
 
     /// Encodes into `conn`'s outbound buffer; `None` when too large for the client.
+    /// `hold`: the gate's turn for a QoS 2 PUBLISH on a gated shard (`gate.rs`).
     fn encode(
         &self,
         conn: &mut Connection,
         packet_id: Option<PacketId>,
         dup: bool,
         now: u64,
+        hold: Option<u64>,
     ) -> Option<usize> {
         let message = self.message;
-        conn.send_publish(&PublishEncode {
-            dup,
-            qos: self.qos,
-            retain: self.retain,
-            topic: message.topic.as_bytes(),
-            packet_id,
-            topic_alias: None,
-            message_expiry_interval: message.remaining_expiry(now),
-            subscription_identifiers: self.subscription_ids,
-            properties: &message.properties,
-            payload: &message.payload,
-        })
+        conn.send_publish(
+            &PublishEncode {
+                dup,
+                qos: self.qos,
+                retain: self.retain,
+                topic: message.topic.as_bytes(),
+                packet_id,
+                topic_alias: None,
+                message_expiry_interval: message.remaining_expiry(now),
+                subscription_identifiers: self.subscription_ids,
+                properties: &message.properties,
+                payload: &message.payload,
+            },
+            hold,
+        )
     }
 }
 

@@ -267,12 +267,16 @@ impl Shard {
         self.publish_message(message, None);
     }
 
-    /// Periodic housekeeping: keep alive, delayed wills, session expiry, gauges.
+    /// Periodic housekeeping: keep alive, delayed wills, session expiry, gauges. A passive
+    /// shard (`gate.rs`, `Shard::set_passive`) publishes no will and expires nothing.
     pub fn tick(&mut self) {
         let packets = self.flush.take_packets_sent();
         bump(&self.my_stats().messages_sent, packets);
         self.check_keep_alive();
         self.update_gauges();
+        if self.passive {
+            return;
+        }
         let now_ms = self.now.mono_ms;
         let due: Vec<SessionKey> = self
             .delayed_wills

@@ -1,6 +1,6 @@
 //! Messages from other shards that the shard state handles (deliveries, interest, retained
-//! updates, kicks, barriers): the whole of `ShardMsg`. Runtime messages (hand-offs,
-//! commands) travel in `runtime::inbox` and never reach here.
+//! updates, kicks, barriers, durable barriers of `gate.rs`): the whole of `ShardMsg`.
+//! Runtime messages (hand-offs, commands) travel in `runtime::inbox` and never reach here.
 //!
 //! Also the interest epoch's reading side: before the runtime hands a shard the packets it
 //! just read, [`Shard::catch_up_interest`] applies the interest other shards announced
@@ -30,6 +30,8 @@ impl Shard {
                 self.mesh.send(source, ShardMsg::BarrierPassed { barrier });
             }
             ShardMsg::BarrierPassed { barrier } => self.barrier_passed(barrier),
+            ShardMsg::DurableBarrier { source, turn } => self.durable_barrier(source, turn),
+            ShardMsg::DurableBarrierPassed { turn } => self.durable_barrier_passed(turn),
         }
     }
 

@@ -23,6 +23,7 @@
 mod acks;
 mod connect;
 mod deliver;
+mod gate;
 mod lifecycle;
 mod mesh_in;
 mod publish;
@@ -34,6 +35,7 @@ mod subscribe;
 mod tests;
 
 pub use connect::{Accepted, ConnectRequest, Refusal};
+pub use gate::Replication;
 pub use lifecycle::Flow;
 
 use crate::access::AuthCaches;
@@ -101,6 +103,13 @@ pub struct Shard {
     pub store: SessionStore,
     /// Where durable changes go when a consumer (replication) is attached.
     pub output: crate::state::port::OutputPort,
+    /// Holds acknowledgements until what they confirm is durable, while the consumer asks
+    /// for it (`gate.rs`); `None` otherwise.
+    gate: Option<Box<gate::Gate>>,
+    /// The current turn, for gated packets (`gate.rs`); only moves while gating. From 1.
+    turn: u64,
+    /// Decides nothing on its own: no expiry, no delayed wills (a Full Sync follower).
+    passive: bool,
     /// Open connections.
     pub conns: Slab<Connection>,
     /// Connection attached to each session, by session key.
@@ -168,6 +177,9 @@ impl Shard {
             cluster: None,
             store: SessionStore::default(),
             output: Default::default(),
+            gate: None,
+            turn: 1,
+            passive: false,
             conns: Slab::new(),
             online: Vec::new(),
             generation: 0,
@@ -443,12 +455,17 @@ impl Shard {
 }
 
 impl Shard {
-    /// Ends a turn: sends the cross-core delivery batches gathered during it. The runtime
-    /// calls it after every batch of packets, tick and control message it handled.
+    /// Ends a turn: sends the cross-core delivery batches gathered during it, then, on a
+    /// gated shard, seals what the turn's acknowledgements wait for (`gate.rs`). The
+    /// runtime calls it after every batch of packets, mesh messages, tick and control
+    /// message it handled.
     pub fn end_turn(&mut self) {
         self.mesh.flush_batches();
         if self.output.congested() {
             self.output.flush();
+        }
+        if self.gate.is_some() {
+            self.seal_turn();
         }
     }
 }

@@ -84,7 +84,8 @@ impl Shard {
                 if crate::packet_log::enabled() {
                     self.log_publish(id, PublishVerb::Received, &publish);
                 }
-                self.send_ack(id, ack(packet_id, reason::SUCCESS), AckKind::PubRec);
+                let pubrec = ack(packet_id, reason::SUCCESS);
+                self.send_ack_held(id, pubrec, AckKind::PubRec, 0);
                 return Flow::Continue;
             }
             let maximum = usize::from(self.settings.max_inflight_messages.max(1));
@@ -105,20 +106,32 @@ impl Shard {
             // `$CONTROL/...` is never routed to subscribers nor retained; a handler may
             // take it, and it is acknowledged with Success either way (dynsec.md §3.2).
             let mut wait_for_owner = None;
+            // Other shards whose changes the acknowledgement confirms (gated shards only).
+            let mut remote = 0;
             let matched = if publish.topic.starts_with("$CONTROL/") {
                 self.control_request(id, &publish);
                 true
             } else {
                 let message = self.message_from(id, publish);
                 if message.retain {
-                    wait_for_owner = self.retain(&message, packet_id.is_some());
+                    let gated = self.gate.is_some();
+                    wait_for_owner = self.retain(&message, packet_id.is_some() && !gated);
+                    if gated && packet_id.is_some() {
+                        // The owner's durable barrier (behind the request) stands for its
+                        // `RetainDone`: it answers after it ordered and broadcast the update.
+                        remote |= self.retained_owner_bit(&message.topic);
+                    }
                 }
-                self.route(message, Some(key))
+                let (matched, targets) = self.route(message, Some(key));
+                if packet_id.is_some() {
+                    remote |= targets;
+                }
+                matched
             };
             let ack = self.acknowledge_publish(key, qos, packet_id, matched || !v5);
             match (ack, wait_for_owner) {
                 (Some(ack), Some(token)) => self.retained_acks.push((token, id, ack)),
-                (Some((ack, kind)), None) => self.send_ack(id, ack, kind),
+                (Some((ack, kind)), None) => self.send_ack_held(id, ack, kind, remote),
                 (None, _) => {}
             }
         } else {
@@ -259,7 +272,19 @@ impl Shard {
         self.send_ack(id, ack(packet_id, code), kind);
     }
 
+    /// Sends an acknowledgement that confirms nothing durable (a refusal).
     pub(super) fn send_ack(&mut self, id: ConnId, ack: Ack, kind: AckKind) {
+        self.send_ack_as(id, ack, kind, None);
+    }
+
+    /// Sends an acknowledgement of changes: on a gated shard it waits until they are
+    /// durable here and on the shards of `remote` (bits) (`gate.rs`).
+    pub(super) fn send_ack_held(&mut self, id: ConnId, ack: Ack, kind: AckKind, remote: u64) {
+        let hold = self.hold(remote);
+        self.send_ack_as(id, ack, kind, hold);
+    }
+
+    fn send_ack_as(&mut self, id: ConnId, ack: Ack, kind: AckKind, hold: Option<u64>) {
         let Some(conn) = self.conn_mut(id) else {
             return;
         };
@@ -269,7 +294,20 @@ impl Shard {
             AckKind::PubRel => Packet::PubRel(ack),
             AckKind::PubComp => Packet::PubComp(ack),
         };
-        conn.send(&packet);
+        conn.send_held(&packet, hold);
+    }
+
+    /// The bit of the shard that orders `topic`'s retained message, when that is another.
+    fn retained_owner_bit(&self, topic: &crate::mqtt::ByteStr) -> u64 {
+        if self.mesh.shards() == 1 {
+            return 0;
+        }
+        let owner = self.home_of(topic.as_bytes());
+        if owner == self.id {
+            0
+        } else {
+            1u64 << owner
+        }
     }
 
     /// Publishes an accepted message: updates the retained store if needed and routes it.
@@ -278,15 +316,19 @@ impl Shard {
         if message.retain {
             self.retain(&message, false);
         }
-        self.route(message, origin)
+        self.route(message, origin).0
     }
 
-    /// Delivers `message` to every matching subscription in the broker.
-    pub(super) fn route(&mut self, message: Message, origin: Option<SessionKey>) -> bool {
+    /// Delivers `message` to every matching subscription in the broker. Returns whether
+    /// one matched, and the other shards it was sent to (bits).
+    pub(super) fn route(&mut self, message: Message, origin: Option<SessionKey>) -> (bool, u64) {
         let (mut matched, mask) = self.deliver_routed(&message, origin);
         matched |= mask != 0;
+        let mut targets = mask;
         if !self.shared_interest.shards.is_empty() {
-            matched |= self.route_shared(&message);
+            let (shared, shared_targets) = self.route_shared(&message);
+            matched |= shared;
+            targets |= shared_targets;
         }
         // The last target takes the message itself (no extra reference count).
         let last = shard_bits(mask).last();
@@ -297,18 +339,20 @@ impl Shard {
             }
             self.mesh.deliver(target, &message);
         }
-        matched
+        (matched, targets)
     }
 
     /// Sends `message` to one member of each matching shared subscription: a shard is
-    /// chosen round robin among those with members, then a member there.
-    fn route_shared(&mut self, message: &Message) -> bool {
+    /// chosen round robin among those with members, then a member there. Returns whether
+    /// one matched, and the other shards it was sent to.
+    fn route_shared(&mut self, message: &Message) -> (bool, u64) {
         let mut keys = std::mem::take(&mut self.shared_matches);
         keys.clear();
         self.shared_interest
             .trie
             .for_each_match(message.topic.as_bytes(), |key, ()| keys.push(key.clone()));
         let matched = !keys.is_empty();
+        let mut targets = 0;
         for key in keys.drain(..) {
             let Some(entry) = self.shared_interest.shards.get_mut(&key) else {
                 continue;
@@ -319,6 +363,7 @@ impl Shard {
             if target == self.id {
                 self.deliver_shared_local(&key, message);
             } else {
+                targets |= 1u64 << target;
                 self.mesh.send(
                     target,
                     ShardMsg::DeliverShared(Box::new((key, message.clone()))),
@@ -326,7 +371,7 @@ impl Shard {
             }
         }
         self.shared_matches = keys;
-        matched
+        (matched, targets)
     }
 }
 
@@ -350,7 +395,7 @@ pub(super) fn ack(packet_id: PacketId, reason_code: u8) -> Ack {
 }
 
 /// The shards whose bits are set in `mask`, lowest first.
-fn shard_bits(mut mask: u64) -> impl Iterator<Item = ShardId> {
+pub(super) fn shard_bits(mut mask: u64) -> impl Iterator<Item = ShardId> {
     std::iter::from_fn(move || {
         if mask == 0 {
             return None;

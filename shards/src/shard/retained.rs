@@ -81,7 +81,7 @@ impl Shard {
             return;
         };
         let (_, id, (ack, kind)) = self.retained_acks.swap_remove(index);
-        self.send_ack(id, ack, kind);
+        self.send_ack_held(id, ack, kind, 0);
     }
 
     /// As the topic's owner: tells the consumer (replication) of a retained change, in the

@@ -147,10 +147,11 @@ impl Shard {
             suback,
             due,
         } = pending;
+        let hold = self.hold(0);
         let Some(conn) = self.conn_mut(id) else {
             return;
         };
-        conn.send(&Packet::SubAck(suback));
+        conn.send_held(&Packet::SubAck(suback), hold);
         for retained in due {
             self.send_retained(key, &retained);
         }
@@ -199,6 +200,7 @@ impl Shard {
                 reason::NO_SUBSCRIPTION_EXISTED
             });
         }
+        let hold = self.hold(0);
         if let Some(conn) = self.conn_mut(id) {
             let reason_codes = if v5 { codes } else { Vec::new() };
             let unsuback = UnsubAck {
@@ -206,7 +208,7 @@ impl Shard {
                 properties: SubAckProperties::default(),
                 reason_codes,
             };
-            conn.send(&Packet::UnsubAck(unsuback));
+            conn.send_held(&Packet::UnsubAck(unsuback), hold);
         }
         Flow::Continue
     }

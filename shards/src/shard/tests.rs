@@ -1783,3 +1783,288 @@ fn a_reset_discards_the_durable_state_and_committed_records_rebuild_it() {
     let _ = (s, sub);
     assert_eq!(payloads(&out[1..]), ["after"]);
 }
+
+/// Gated shards (a Full Sync leader, `gate.rs`): each shard of `world` gates on its own
+/// ring; returns the rings (the consumer's end).
+fn gate_all(world: &mut World) -> Vec<Arc<crate::state::port::OutputRing>> {
+    let rings: Vec<_> = (0..world.shards.len())
+        .map(|_| crate::state::port::OutputRing::new())
+        .collect();
+    for (shard, ring) in world.shards.iter_mut().zip(&rings) {
+        shard.replicate(super::Replication::Gated(ring.clone()));
+    }
+    rings
+}
+
+impl World {
+    /// Connects as [`World::connect`] but leaves what the shard wrote in place (a gated
+    /// shard may hold it): read it with [`World::released`].
+    fn connect_held(&mut self, connect: Connect) -> (usize, ConnId) {
+        let accepted = Accepted {
+            listener: 0,
+            peer: "127.0.0.1:40000".parse().expect("peer"),
+            certificate_username: None,
+        };
+        let (request, home) = match self.shards[0].admit(&accepted, Box::new(connect)) {
+            Ok(admitted) => admitted,
+            Err(refusal) => panic!("refused: {}", refusal.log),
+        };
+        let home = usize::from(home);
+        let id = self.shards[home].open(accepted, request);
+        self.pump();
+        (home, id)
+    }
+
+    /// Decodes what the shard lets leave for `id` now, as its flusher would write it.
+    fn released(&mut self, shard: usize, id: ConnId) -> Vec<Packet> {
+        let protocol = self.shards[shard].conn(id).expect("open").protocol;
+        let mut out = self.shards[shard].take_sendable(id);
+        let mut packets = Vec::new();
+        while let Some(packet) =
+            mqtt::decode(&mut out, Some(protocol), usize::MAX).expect("shard wrote a valid packet")
+        {
+            packets.push(packet);
+        }
+        assert!(out.is_empty(), "only whole packets are released");
+        packets
+    }
+
+    /// The consumer made everything shard `shard` emitted so far durable.
+    fn commit(&mut self, rings: &[Arc<crate::state::port::OutputRing>], shard: usize) {
+        rings[shard].set_durable(self.shards[shard].output.last_seq());
+        self.shards[shard].gate_advance();
+        self.pump();
+    }
+}
+
+fn kinds(packets: &[Packet]) -> Vec<&'static str> {
+    packets
+        .iter()
+        .map(|p| match p {
+            Packet::ConnAck(_) => "CONNACK",
+            Packet::SubAck(_) => "SUBACK",
+            Packet::Publish(_) => "PUBLISH",
+            Packet::PubAck(_) => "PUBACK",
+            Packet::PubRec(_) => "PUBREC",
+            _ => "other",
+        })
+        .collect()
+}
+
+#[test]
+fn without_a_gate_nothing_is_held() {
+    let mut world = World::new(2);
+    let (s, sub) = world.connect_held(persistent_v5(on_shard(1), true));
+    world.send(s, sub, subscribe(1, "g/#", QoS::AtLeastOnce));
+    let (p, publisher) = world.connect_held(persistent_v5(on_shard(0), true));
+    world.send(
+        p,
+        publisher,
+        publish("g/1", "a", QoS::AtLeastOnce, Some(1), false),
+    );
+    world.send(
+        p,
+        publisher,
+        publish("g/2", "b", QoS::ExactlyOnce, Some(2), false),
+    );
+    assert_eq!(
+        kinds(&world.released(p, publisher)),
+        ["CONNACK", "PUBACK", "PUBREC"]
+    );
+    assert_eq!(
+        kinds(&world.released(s, sub)),
+        ["CONNACK", "SUBACK", "PUBLISH", "PUBLISH"]
+    );
+    for shard in &world.shards {
+        assert!(!shard.gated());
+        assert!(shard.conns.iter().all(|(_, conn)| conn.marks.is_empty()));
+    }
+}
+
+#[test]
+fn a_puback_is_held_until_what_it_confirms_is_durable_and_acks_leave_in_order() {
+    let mut world = World::new(1);
+    let rings = gate_all(&mut world);
+    let (s, sub) = world.connect_held(persistent_v5("sub", true));
+    assert!(
+        world.released(s, sub).is_empty(),
+        "CONNACK of a persistent session waits"
+    );
+    world.commit(&rings, s);
+    assert_eq!(kinds(&world.released(s, sub)), ["CONNACK"]);
+    world.send(s, sub, subscribe(1, "g/#", QoS::AtLeastOnce));
+    assert!(world.released(s, sub).is_empty(), "SUBACK waits");
+    world.commit(&rings, s);
+    assert_eq!(kinds(&world.released(s, sub)), ["SUBACK"]);
+    world.close(s, sub);
+
+    // A clean session's CONNACK confirms nothing durable.
+    let (p, publisher) = world.connect_held(connect(Protocol::V5, "pub", true));
+    assert_eq!(kinds(&world.released(p, publisher)), ["CONNACK"]);
+    world.send(
+        p,
+        publisher,
+        publish("g/1", "a", QoS::AtLeastOnce, Some(1), false),
+    );
+    let first = world.shards[p].output.last_seq();
+    world.send(
+        p,
+        publisher,
+        publish("g/2", "b", QoS::AtLeastOnce, Some(2), false),
+    );
+    assert!(
+        world.shards[p].output.last_seq() > first,
+        "the queued message is durable"
+    );
+    assert!(
+        world.released(p, publisher).is_empty(),
+        "PUBACK waits for the commit"
+    );
+    // The consumer made the first publish durable, not the second.
+    rings[p].set_durable(first);
+    world.shards[p].gate_advance();
+    let acks = world.released(p, publisher);
+    assert_eq!(kinds(&acks), ["PUBACK"]);
+    assert!(matches!(&acks[0], Packet::PubAck(ack) if ack.packet_id == pid(1)));
+    world.commit(&rings, p);
+    let acks = world.released(p, publisher);
+    assert!(matches!(&acks[..], [Packet::PubAck(ack)] if ack.packet_id == pid(2)));
+}
+
+#[test]
+fn a_puback_waits_for_the_deliveries_on_other_shards() {
+    let mut world = World::new(2);
+    let rings = gate_all(&mut world);
+    let (s, sub) = world.connect_held(persistent_v5(on_shard(1), true));
+    world.send(s, sub, subscribe(1, "g/#", QoS::AtLeastOnce));
+    world.commit(&rings, s);
+    assert_eq!(kinds(&world.released(s, sub)), ["CONNACK", "SUBACK"]);
+    world.close(s, sub);
+    world.commit(&rings, s);
+    let (p, publisher) = world.connect_held(connect(Protocol::V5, on_shard(0), true));
+    assert_eq!(p, 0);
+    assert_eq!(kinds(&world.released(p, publisher)), ["CONNACK"]);
+
+    let before = world.shards[s].output.last_seq();
+    world.send(
+        p,
+        publisher,
+        publish("g/1", "a", QoS::AtLeastOnce, Some(1), false),
+    );
+    assert!(
+        world.shards[s].output.last_seq() > before,
+        "queued on the subscriber's shard"
+    );
+    // The publisher's own shard is durable: the PUBACK still waits for shard 1.
+    world.commit(&rings, p);
+    assert!(
+        world.released(p, publisher).is_empty(),
+        "PUBACK waits for shard 1"
+    );
+    world.commit(&rings, s);
+    assert_eq!(kinds(&world.released(p, publisher)), ["PUBACK"]);
+    // A QoS 0 publish confirms nothing and is not held.
+    world.send(
+        p,
+        publisher,
+        publish("g/2", "b", QoS::AtMostOnce, None, false),
+    );
+    assert!(world.released(p, publisher).is_empty());
+}
+
+#[test]
+fn a_leader_that_stops_gating_drops_what_was_never_committed() {
+    let mut world = World::new(1);
+    let rings = gate_all(&mut world);
+    let (s, sub) = world.connect_held(persistent_v5("sub", true));
+    world.send(s, sub, subscribe(1, "g/#", QoS::AtLeastOnce));
+    world.commit(&rings, s);
+    world.released(s, sub);
+    world.close(s, sub);
+    let (p, publisher) = world.connect_held(connect(Protocol::V5, "pub", true));
+    world.released(p, publisher);
+    world.send(
+        p,
+        publisher,
+        publish("g/1", "a", QoS::AtLeastOnce, Some(1), false),
+    );
+    world.shards[p].replicate(super::Replication::Off);
+    let conn = world.shards[p]
+        .conn(publisher)
+        .expect("open until its socket closes");
+    assert!(
+        conn.closing.is_some(),
+        "the client resends to the next leader"
+    );
+    assert!(
+        !kinds(&world.released(p, publisher)).contains(&"PUBACK"),
+        "no PUBACK for what was never committed"
+    );
+}
+
+#[test]
+fn a_passive_shard_fires_no_will_and_expires_nothing_until_it_decides_again() {
+    let mut world = World::new(1);
+    let (s, watcher, _) = world.connect(connect(Protocol::V5, "watcher", true));
+    world.send(s, watcher, subscribe(1, "wills/#", QoS::AtMostOnce));
+    world.take(s, watcher);
+    world.shards[s].set_passive(true);
+    let mut short = with_will(
+        persistent_v5("short", true),
+        "wills/short",
+        "short will",
+        Some(5),
+    );
+    short.properties.session_expiry_interval = Some(2);
+    let (d, late, _) = world.connect(short);
+    world.close(d, late);
+    world.advance(10);
+    assert!(
+        payloads(&world.take(s, watcher)).is_empty(),
+        "a follower fires no will"
+    );
+    assert_eq!(world.shards[d].store.len(), 2, "nor expires a session");
+    // Promoted: the will delay (cut short by the expiry) is re-armed from the state.
+    world.shards[s].set_passive(false);
+    world.advance(1);
+    assert_eq!(payloads(&world.take(s, watcher)), ["short will"]);
+    assert_eq!(world.shards[d].store.len(), 1, "the session expired");
+}
+
+#[test]
+fn an_outgoing_qos2_publish_waits_for_its_delivery_to_be_durable_qos1_does_not() {
+    let mut world = World::new(1);
+    let rings = gate_all(&mut world);
+    let (s, sub) = world.connect_held(persistent_v5("sub", true));
+    world.send(s, sub, subscribe(1, "two/#", QoS::ExactlyOnce));
+    world.send(s, sub, subscribe(2, "one/#", QoS::AtLeastOnce));
+    world.commit(&rings, s);
+    assert_eq!(
+        kinds(&world.released(s, sub)),
+        ["CONNACK", "SUBACK", "SUBACK"]
+    );
+    let (p, publisher) = world.connect_held(connect(Protocol::V5, "pub", true));
+    world.released(p, publisher);
+    world.send(
+        p,
+        publisher,
+        publish("one/a", "q1", QoS::AtLeastOnce, Some(1), false),
+    );
+    assert_eq!(
+        payloads(&world.released(s, sub)),
+        ["q1"],
+        "QoS 1 leaves at once"
+    );
+    world.send(
+        p,
+        publisher,
+        publish("two/a", "q2", QoS::ExactlyOnce, Some(2), false),
+    );
+    assert!(
+        world.released(s, sub).is_empty(),
+        "a failover must not deliver it twice"
+    );
+    world.commit(&rings, s);
+    assert_eq!(payloads(&world.released(s, sub)), ["q2"]);
+    assert_eq!(kinds(&world.released(p, publisher)), ["PUBACK", "PUBREC"]);
+}

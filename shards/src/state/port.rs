@@ -8,6 +8,11 @@
 //! shard's next sequence number. Nothing is emitted, and nothing is cloned, while no
 //! consumer is attached: the shard checks one `Option`.
 //!
+//! Durable: the consumer tells the shard how far its stream is durable (committed by a
+//! majority, in a cluster) with [`OutputRing::set_durable`], which wakes the shard when it
+//! waits for that ([`OutputRing::poll_durable`]); a gated shard holds the acknowledgements
+//! of changes until then (`shard::gate`).
+//!
 //! Bounded: a full ring never drops and never blocks. Changes wait in the shard's overflow
 //! queue (in order, behind the ring) and the shard stops reading its clients until the
 //! consumer caught up ([`OutputPort::congested`]), as a full mesh ring does.
@@ -24,8 +29,9 @@ use crate::message::Message;
 use crate::mqtt::ByteStr;
 use crossbeam_queue::ArrayQueue;
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::task::Poll;
 
 /// One durable change as it leaves a shard: in-memory types (reference counts, no copy of
 /// payloads); the consumer turns it into a [`Record`] on its own thread.
@@ -73,8 +79,12 @@ pub struct OutputRing {
     /// Set by the consumer before it parks; the shard wakes it on its next push.
     parked: AtomicBool,
     /// The highest sequence number the consumer has made durable (commit, in a cluster):
-    /// written by the consumer, read by the shard.
+    /// written by the consumer ([`OutputRing::set_durable`]), read by the shard.
     pub durable: AtomicU64,
+    /// The shard's task that waits for `durable` to advance.
+    durable_waker: atomic_waker::AtomicWaker,
+    /// Set by that task before it parks; the consumer wakes it on its next advance.
+    durable_parked: AtomicBool,
 }
 
 impl OutputRing {
@@ -85,7 +95,45 @@ impl OutputRing {
             waker: atomic_waker::AtomicWaker::new(),
             parked: AtomicBool::new(false),
             durable: AtomicU64::new(0),
+            durable_waker: atomic_waker::AtomicWaker::new(),
+            durable_parked: AtomicBool::new(false),
         })
+    }
+
+    /// For the consumer: every change up to `seq` is durable. Never moves back. Wakes the
+    /// shard when it waits for this (one wake-up however many advances came meanwhile).
+    pub fn set_durable(&self, seq: u64) {
+        self.durable.fetch_max(seq, Ordering::AcqRel);
+        // Pairs with the fence in `poll_durable`: either the shard sees the new value when
+        // it re-checks, or we see its parked flag.
+        fence(Ordering::SeqCst);
+        if self.durable_parked.swap(false, Ordering::AcqRel) {
+            self.durable_waker.wake();
+        }
+    }
+
+    /// For the shard: how far the stream is durable.
+    pub fn durable(&self) -> u64 {
+        self.durable.load(Ordering::Acquire)
+    }
+
+    /// For the shard: ready with the durable sequence number once it is above `seen`;
+    /// otherwise registers the task to be woken by the next [`OutputRing::set_durable`].
+    pub fn poll_durable(&self, seen: u64, cx: &mut std::task::Context<'_>) -> Poll<u64> {
+        let durable = self.durable();
+        if durable > seen {
+            return Poll::Ready(durable);
+        }
+        self.durable_waker.register(cx.waker());
+        self.durable_parked.store(true, Ordering::Release);
+        fence(Ordering::SeqCst);
+        let durable = self.durable();
+        if durable > seen {
+            self.durable_parked.store(false, Ordering::Release);
+            Poll::Ready(durable)
+        } else {
+            Poll::Pending
+        }
     }
 }
 

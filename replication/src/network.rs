@@ -47,6 +47,9 @@ pub struct Gate {
     pub cluster: Option<String>,
     /// The nodes that may connect.
     pub members: BTreeSet<NodeId>,
+    /// This node's cluster address: connections to the other nodes leave from it, so
+    /// cluster traffic flows only between the nodes' own addresses.
+    pub source: Option<std::net::IpAddr>,
 }
 
 /// A request a peer forwarded, with where the answer goes.
@@ -123,7 +126,8 @@ impl Peer {
 
     /// Opens a connection to the peer and introduces this node.
     async fn open(&self) -> Result<TcpStream, String> {
-        let connect = TcpStream::connect(self.addr.as_str());
+        let source = self.gate.borrow().source;
+        let connect = connect_from(source, self.addr.as_str());
         let stream = match monoio::time::timeout(CONNECT_TIMEOUT, connect).await {
             Ok(Ok(stream)) => stream,
             Ok(Err(error)) => {
@@ -298,6 +302,40 @@ impl Peer {
 
 fn snapshot_index(index: &Option<u64>) -> String {
     index.map_or_else(|| "the start".to_string(), |index| format!("index {index}"))
+}
+
+/// Connects to `addr` from `source` (any local address when `None`).
+async fn connect_from(source: Option<std::net::IpAddr>, addr: &str) -> std::io::Result<TcpStream> {
+    use std::net::{SocketAddr, ToSocketAddrs};
+    let Some(source) = source else {
+        return TcpStream::connect(addr).await;
+    };
+    // Cluster addresses are IP literals or names the system resolves at once.
+    let target = addr
+        .to_socket_addrs()?
+        .find(|target| target.is_ipv4() == source.is_ipv4())
+        .ok_or_else(|| std::io::Error::other(format!("{addr} has no address like {source}")))?;
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(target),
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&SocketAddr::new(source, 0).into())?;
+    match socket.connect(&target.into()) {
+        Ok(()) => {}
+        Err(error) if error.raw_os_error() == Some(libc::EINPROGRESS) => {}
+        Err(error) => return Err(error),
+    }
+    let socket: std::net::TcpStream = socket.into();
+    // A second handle on the socket reads the connect's outcome (SO_ERROR).
+    let probe = socket.try_clone()?;
+    let stream = TcpStream::from_std(socket)?;
+    stream.writable(false).await?;
+    match probe.take_error()? {
+        Some(error) => Err(error),
+        None => Ok(stream),
+    }
 }
 
 /// Writes one framed message.

@@ -169,23 +169,28 @@ fn explicit_dynsec_plugin_wins_over_the_ha_default() {
     assert_eq!(files, [Some("/etc/ds.json")]);
 }
 
-/// Every file shipped in `config/` loads without error.
+/// Every file shipped in `config/` (and its subdirectories, such as the local cluster's
+/// node configurations) loads without error.
 #[test]
 fn every_shipped_config_file_loads() {
-    let dir = manifest_dir().join("config");
     let mut count = 0;
-    for entry in std::fs::read_dir(&dir).expect("config/ exists") {
-        let path = entry.expect("dir entry").path();
-        if path.extension().and_then(|e| e.to_str()) == Some("conf") {
-            if let Err(err) = load(&path) {
-                panic!("{} does not load:\n{err}", path.display());
+    let mut dirs = vec![manifest_dir().join("config")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).expect("config/ exists") {
+            let path = entry.expect("dir entry").path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().and_then(|e| e.to_str()) == Some("conf") {
+                if let Err(err) = load(&path) {
+                    panic!("{} does not load:\n{err}", path.display());
+                }
+                count += 1;
             }
-            count += 1;
         }
     }
     assert!(
-        count >= 3,
-        "expected at least 3 shipped configs, found {count}"
+        count >= 6,
+        "expected at least 6 shipped configs, found {count}"
     );
 }
 

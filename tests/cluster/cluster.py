@@ -301,10 +301,27 @@ class Cluster:
 
     def cleanup(self):
         for node in self.nodes:
+            node.kill()
+        # The last cluster's logs stay for a look after a failure (CLUSTER_LOGS=dir).
+        keep = os.environ.get("CLUSTER_LOGS")
+        if keep:
+            shutil.rmtree(keep, ignore_errors=True)
+            os.makedirs(keep, exist_ok=True)
+            for node in self.nodes:
+                shutil.copy(node.log_path, Path(keep) / f"node{node.i}.log")
+        for node in self.nodes:
             node.cleanup()
 
     def logs(self) -> str:
-        return "\n".join(f"----- node {n.i} -----\n{n.log()[-6000:]}" for n in self.nodes)
+        """The end of every node's log, and any panic in full."""
+        parts = []
+        for n in self.nodes:
+            text = n.log()
+            panic = text.find("panicked at")
+            if panic >= 0:
+                parts.append(f"----- node {n.i}: PANIC -----\n{text[max(0, panic - 3000):panic + 1500]}")
+            parts.append(f"----- node {n.i} -----\n{text[-6000:]}")
+        return "\n".join(parts)
 
 
 def json_payload(obj) -> bytes:

@@ -39,6 +39,7 @@ REFUSED = {5: 0x87, 4: 5, 3: 5}
 
 _init_cache: dict[str, bytes] = {}
 _ids = itertools.count(1)
+_session_tags = itertools.count(1)
 
 
 def init_file(password: str = ADMIN_PASSWORD) -> bytes:
@@ -168,7 +169,9 @@ class Admin:
         codes = subscribe_codes(self.client, response_topic, qos=0)
         assert codes == [0], f"admin could not subscribe to the response topic: {codes}"
         self._pid = 1
-        self._tag = itertools.count(1)
+        # Responses go to every session subscribed to the response topic: tags are unique
+        # across sessions, so one session never takes another's response for its own.
+        self._tag = _session_tags
 
     def _next_pid(self) -> int:
         self._pid = self._pid % 65535 + 1

@@ -174,41 +174,28 @@ fn node_info(core: &Shared) -> NodeInfo {
     }
 }
 
-/// createCluster and joinCluster: record the cluster and start Raft on it.
-async fn enter(
-    core: &Shared,
-    request: &Request,
-    file: ClusterFile,
-    sync_known: bool,
-) -> Result<RaftNodeStarted, Response> {
+/// createCluster and joinCluster: records `file` and starts Raft on it; the error text
+/// otherwise (nothing stays).
+async fn enter(core: &Shared, file: ClusterFile, sync_known: bool) -> Result<(), String> {
     if core.borrow().member.is_some() {
-        return Err(Response::error(request, ALREADY_IN_CLUSTER));
+        return Err(ALREADY_IN_CLUSTER.to_string());
     }
     let dir = core.borrow().dir.clone();
     // The log of a cluster this node left before is not this cluster's.
     if let Err(error) = raft_node::wipe(&dir).and_then(|()| file.save(&dir)) {
-        return Err(Response::error(
-            request,
-            format!(
-                "Cannot write the HA data directory {}: {error}",
-                dir.display()
-            ),
+        return Err(format!(
+            "Cannot write the HA data directory {}: {error}",
+            dir.display()
         ));
     }
     if let Err(error) = start_member(core, file, sync_known).await {
         // Nothing stays: the node is standalone as before.
         core.borrow_mut().member = None;
         let _ = raft_node::wipe(&dir).and_then(|()| ClusterFile::remove(&dir));
-        return Err(Response::error(
-            request,
-            format!("{NOT_THIS_NODE} ({error})"),
-        ));
+        return Err(format!("{NOT_THIS_NODE} ({error})"));
     }
-    Ok(RaftNodeStarted)
+    Ok(())
 }
-
-/// Proof that [`enter`] started Raft.
-struct RaftNodeStarted;
 
 async fn create(
     core: &Shared,
@@ -222,8 +209,8 @@ async fn create(
         sync,
         nodes: nodes.to_vec(),
     };
-    if let Err(response) = enter(core, request, file, true).await {
-        return response;
+    if let Err(error) = enter(core, file, true).await {
+        return Response::error(request, error);
     }
     let Some(raft) = raft(core) else {
         return Response::error(request, NO_LEADER);
@@ -259,8 +246,8 @@ async fn join(core: &Shared, request: &Request, name: &str, nodes: &[NodeSpec]) 
         sync: SyncMode::Full,
         nodes: nodes.to_vec(),
     };
-    if let Err(response) = enter(core, request, file, false).await {
-        return response;
+    if let Err(error) = enter(core, file, false).await {
+        return Response::error(request, error);
     }
     log::info!(
         "HA: joined cluster \"{name}\" (nodes {}); waiting for its leader.",
@@ -277,11 +264,12 @@ fn describe(nodes: &[NodeSpec]) -> String {
     list.join(", ")
 }
 
-fn check_name(core: &Shared, request: &Request, name: &str) -> Result<(), Response> {
+/// The error for a command naming cluster `name` on this node, if it is not this node's.
+fn name_error(core: &Shared, name: &str) -> Option<&'static str> {
     match cluster_name(core) {
-        None => Err(Response::error(request, NOT_IN_CLUSTER)),
-        Some(current) if current != name => Err(Response::error(request, WRONG_CLUSTER_NAME)),
-        Some(_) => Ok(()),
+        None => Some(NOT_IN_CLUSTER),
+        Some(current) if current != name => Some(WRONG_CLUSTER_NAME),
+        Some(_) => None,
     }
 }
 
@@ -292,8 +280,8 @@ async fn add_node(
     node_id: u16,
     addr: &str,
 ) -> Response {
-    if let Err(response) = check_name(core, request, name) {
-        return response;
+    if let Some(error) = name_error(core, name) {
+        return Response::error(request, error);
     }
     let (Some(raft), Some(metrics)) = (raft(core), metrics(core)) else {
         return Response::error(request, NO_LEADER);
@@ -329,8 +317,8 @@ async fn remove_node(
     address: &str,
     port: u16,
 ) -> Response {
-    if let Err(response) = check_name(core, request, name) {
-        return response;
+    if let Some(error) = name_error(core, name) {
+        return Response::error(request, error);
     }
     let (Some(raft), Some(metrics)) = (raft(core), metrics(core)) else {
         return Response::error(request, NO_LEADER);
@@ -498,8 +486,8 @@ async fn leave_cluster(
     address: &str,
     port: u16,
 ) -> Response {
-    if let Err(response) = check_name(core, request, name) {
-        return response;
+    if let Some(error) = name_error(core, name) {
+        return Response::error(request, error);
     }
     let me = core
         .borrow()
@@ -556,8 +544,8 @@ async fn still_a_member(core: &Shared, me: u16) -> bool {
 }
 
 async fn delete_cluster(core: &Shared, request: &Request, name: &str) -> Response {
-    if let Err(response) = check_name(core, request, name) {
-        return response;
+    if let Some(error) = name_error(core, name) {
+        return Response::error(request, error);
     }
     let Some(raft) = raft(core) else {
         return Response::error(request, NO_LEADER);

@@ -18,6 +18,7 @@ use shards::control::DYNSEC_RESPONSE_TOPIC;
 use shards::dynsec::json::{self, Value};
 use shards::dynsec::json_out::{to_compact, Out};
 use shards::dynsec::service::{kick, publish_policy, respond, save};
+
 use shards::dynsec::{handle_request, store, DynsecState, Kick, RequestContext};
 use shards::mesh::ShardId;
 use shards::runtime::Inboxes;
@@ -127,9 +128,12 @@ impl Dynsec {
         store::serialise(&self.state)
     }
 
-    /// Puts a committed document in force here: state, file, the shards' rules. A document
-    /// this node cannot read (a newer version wrote it) is logged and the state kept.
-    pub fn install(&mut self, inboxes: &Inboxes, document: &[u8]) {
+    /// Puts a committed document in force here: state, the shards' rules, and the file
+    /// (written by `saver`, off this thread: the document is already durable in the Raft
+    /// log of a majority, the file is its copy for a node that leaves the cluster). A
+    /// document this node cannot read (a newer version wrote it) is logged and the state
+    /// kept.
+    pub fn install(&mut self, inboxes: &Inboxes, document: &[u8], saver: &Saver) {
         match store::load(document) {
             Ok((state, warnings)) => {
                 for warning in warnings {
@@ -139,7 +143,7 @@ impl Dynsec {
                     return;
                 }
                 self.state = state;
-                save(&self.path, &self.state);
+                saver.save(&self.path, &self.state);
                 publish_policy(&self.base, &self.state, inboxes);
             }
             Err(error) => {
@@ -152,6 +156,57 @@ impl Dynsec {
     pub fn rebase(&mut self, inboxes: &Inboxes, base: AccessPolicy) {
         self.base = base;
         publish_policy(&self.base, &self.state, inboxes);
+    }
+}
+
+/// Writes `dynamic-security.json` on a thread of its own: the latest document wins, and
+/// one that is superseded before it is written is skipped. Dropped with the core; what is
+/// queued then is still written.
+pub struct Saver {
+    sender: Option<std::sync::mpsc::Sender<(PathBuf, Vec<u8>)>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Saver {
+    /// Starts the saver's thread.
+    pub fn start() -> std::io::Result<Saver> {
+        let (sender, receiver) = std::sync::mpsc::channel::<(PathBuf, Vec<u8>)>();
+        let thread = std::thread::Builder::new()
+            .name("culex-ha-save".to_string())
+            .spawn(move || {
+                while let Ok(mut next) = receiver.recv() {
+                    while let Ok(newer) = receiver.try_recv() {
+                        next = newer;
+                    }
+                    let (path, bytes) = next;
+                    if let Err(error) = shards::atomic_file::save_atomic(&path, &bytes) {
+                        log::error!(
+                            "Error: dynamic security: cannot save {}: {error}.",
+                            path.display()
+                        );
+                    }
+                }
+            })?;
+        Ok(Saver {
+            sender: Some(sender),
+            thread: Some(thread),
+        })
+    }
+
+    /// Queues `state` to be written to `path`.
+    pub fn save(&self, path: &std::path::Path, state: &DynsecState) {
+        if let Some(sender) = &self.sender {
+            let _ = sender.send((path.to_path_buf(), store::serialise(state)));
+        }
+    }
+}
+
+impl Drop for Saver {
+    fn drop(&mut self) {
+        self.sender = None;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
     }
 }
 

@@ -106,6 +106,7 @@ pub fn spawn(setup: Setup) -> io::Result<JoinHandle<()>> {
             }
         })?;
     let parts = Parts {
+        saver: dynsec::Saver::start()?,
         data_dir: setup.data_dir,
         dynsec: setup.dynsec,
         inboxes: setup.inboxes,
@@ -118,14 +119,27 @@ pub fn spawn(setup: Setup) -> io::Result<JoinHandle<()>> {
             let runtime = monoio::RuntimeBuilder::<monoio::FusionDriver>::new()
                 .enable_timer()
                 .build();
-            match runtime {
-                Ok(mut runtime) => runtime.block_on(run(parts, received)),
-                Err(error) => log::error!("Error: HA: cannot start the replication core: {error}."),
+            let mut runtime = match runtime {
+                Ok(runtime) => runtime,
+                Err(error) => {
+                    log::error!("Error: HA: cannot start the replication core: {error}.");
+                    std::process::exit(1);
+                }
+            };
+            // A node whose replication core died must not go on as if it were in the
+            // cluster: it stops, and its supervisor starts it again (it rejoins).
+            let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                runtime.block_on(run(parts, received))
+            }));
+            if ran.is_err() {
+                log::error!("Error: HA: the replication core failed; the broker stops.");
+                std::process::exit(1);
             }
         })
 }
 
 struct Parts {
+    saver: dynsec::Saver,
     data_dir: PathBuf,
     dynsec: Option<Dynsec>,
     inboxes: Arc<Inboxes>,
@@ -150,6 +164,7 @@ pub(crate) struct Core {
     /// A failed open or close was logged (not repeated every tick).
     listeners_error: bool,
     dynsec: Option<Dynsec>,
+    saver: dynsec::Saver,
     member: Option<Member>,
     forwarded: mpsc::UnboundedSender<ForwardedRequest>,
     doorbell: mpsc::UnboundedSender<()>,
@@ -185,6 +200,7 @@ async fn run(parts: Parts, requests: mpsc::UnboundedReceiver<ServiceMsg>) {
         listeners_open: None,
         listeners_error: false,
         dynsec: parts.dynsec,
+        saver: parts.saver,
         member: None,
         forwarded,
         doorbell,
@@ -385,9 +401,7 @@ fn my_id(core: &Shared) -> Option<NodeId> {
 async fn dynsec_request(core: &Shared, payload: &[u8], asker: &Asker) -> Option<Vec<u8>> {
     let route = {
         let core = core.borrow();
-        if core.dynsec.is_none() {
-            return None;
-        }
+        core.dynsec.as_ref()?;
         match &core.member {
             None => Route::Here,
             Some(Member { node: None, .. }) => Route::Unavailable,
@@ -450,11 +464,12 @@ async fn dynsec_on_leader(core: &Shared, payload: &[u8], asker: &Asker) -> Optio
     let Some(raft) = raft(core) else {
         return Some(refusal(payload, crate::control::NO_LEADER));
     };
-    // The whole committed state must be applied here before a change is evaluated on it.
-    let linearizable = raft.ensure_linearizable(openraft::ReadPolicy::ReadIndex);
-    match monoio::time::timeout(COMMIT_TIMEOUT, linearizable).await {
-        Ok(Ok(_)) => {}
-        Ok(Err(_)) | Err(_) => return Some(refusal(payload, crate::control::NO_LEADER)),
+    // The whole committed state must be applied here before a change is evaluated on it:
+    // within the leader's lease that needs no round trip; otherwise a majority confirms
+    // the leadership first (ReadIndex).
+    if let Err(why) = caught_up_as_leader(&raft).await {
+        log::warn!("Warning: HA: a dynamic-security request is refused: {why}.");
+        return Some(refusal(payload, crate::control::NO_LEADER));
     }
     drain_effects(core);
     let evaluated = match core.borrow().dynsec.as_ref() {
@@ -476,6 +491,27 @@ async fn dynsec_on_leader(core: &Shared, payload: &[u8], asker: &Asker) -> Optio
                 Ok(Err(_)) | Err(_) => Some(refusal(payload, crate::control::NOT_COMMITTED)),
             }
         }
+    }
+}
+
+/// Waits until this node, as the leader, has applied every committed entry; the error
+/// says why it cannot tell (not the leader, no majority answered in time).
+async fn caught_up_as_leader(raft: &crate::types::Raft) -> Result<(), String> {
+    if raft
+        .ensure_linearizable(openraft::ReadPolicy::LeaseRead)
+        .await
+        .is_ok()
+    {
+        return Ok(());
+    }
+    let read_index = raft.ensure_linearizable(openraft::ReadPolicy::ReadIndex);
+    match monoio::time::timeout(COMMIT_TIMEOUT, read_index).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(error)) => Err(error.to_string()),
+        Err(_) => Err(format!(
+            "no majority confirmed this node's leadership within {} s",
+            COMMIT_TIMEOUT.as_secs()
+        )),
     }
 }
 
@@ -506,8 +542,9 @@ fn drain_effects(core: &Shared) {
         let inboxes = guard.inboxes.clone();
         match effect {
             Effect::Dynsec(document) => {
-                if let Some(dynsec) = guard.dynsec.as_mut() {
-                    dynsec.install(&inboxes, &document);
+                let core = &mut *guard;
+                if let Some(dynsec) = core.dynsec.as_mut() {
+                    dynsec.install(&inboxes, &document, &core.saver);
                 }
             }
             Effect::Reply(reply) => {

@@ -95,9 +95,11 @@ impl RaftNode {
             start.doorbell,
             start.status.clone(),
         );
+        let source = listener.local_addr().ok().map(|addr| addr.ip());
         let gate = Rc::new(RefCell::new(Gate {
             cluster: Some(start.cluster.to_string()),
             members: start.members,
+            source: source.filter(|ip| !ip.is_unspecified()),
         }));
         let network = Network::new(start.me, gate.clone(), start.status);
         let config = Arc::new(config(start.cluster)?);

@@ -117,7 +117,16 @@ pub(crate) fn encode_record(out: &mut Vec<u8>, id: EntryId, batch_offset: u32, p
 
 /// Whether `header` is all zero bytes: the unwritten space after a segment's last record.
 pub(crate) fn is_zero(bytes: &[u8]) -> bool {
-    bytes.iter().all(|byte| *byte == 0)
+    let words = bytes.chunks_exact(8);
+    let rest = words.remainder();
+    words
+        .map(|word| {
+            u64::from_ne_bytes([
+                word[0], word[1], word[2], word[3], word[4], word[5], word[6], word[7],
+            ])
+        })
+        .all(|word| word == 0)
+        && rest.iter().all(|byte| *byte == 0)
 }
 
 /// Decodes a record header; the payload's checksum is checked by [`check_record`].

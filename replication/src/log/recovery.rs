@@ -461,6 +461,12 @@ fn scan_region(file: &File, from: u64, to: u64, next_expected: u64) -> io::Resul
         let read = (to - at).min(buffer.len() as u64) as usize;
         file.read_exact_at(&mut buffer[..read], at)?;
         let chunk = &buffer[..read];
+        // The usual case, a preallocated segment's unused end: zeros, checked a word at a
+        // time.
+        if format::is_zero(chunk) {
+            at += read.min(SCAN_BUFFER_BYTES) as u64;
+            continue;
+        }
         if let Some(last) = chunk.iter().rposition(|byte| *byte != 0) {
             region.nonzero_end = Some(at + last as u64 + 1);
         }

@@ -158,6 +158,29 @@ fn reads_from_files_equal_reads_from_the_cache() {
 }
 
 #[test]
+fn every_range_reads_the_same_whether_cached_or_not() {
+    // A lagging follower asks for entries older than the cache holds: ranges wholly
+    // below the cache, across its front, and within it.
+    let scratch = Scratch::new("ranges");
+    let small_cache = WalOptions {
+        segment_bytes: 4096,
+        cache_bytes_max: 1000,
+    };
+    let written = entries(1, 0..40, 300);
+    let mut wal = Wal::open(scratch.path(), small_cache).unwrap();
+    for chunk in written.chunks(3) {
+        wal.append(chunk).unwrap();
+    }
+    for start in 0..=40u64 {
+        for end in start..=41u64 {
+            let got = wal.entries(start..end).unwrap();
+            let want = &written[start as usize..(end.min(40)) as usize];
+            assert_eq!(got, want, "{start}..{end}");
+        }
+    }
+}
+
+#[test]
 fn reopen_after_a_clean_close_continues_the_log() {
     let scratch = Scratch::new("reopen");
     let written = entries(3, 0..20, 100);
@@ -723,4 +746,81 @@ proptest! {
     ) {
         run(ops, cache)?;
     }
+}
+
+/// A log of 40 entries in 512-byte segments, written in calls of one to three entries.
+fn damage_base() -> (Scratch, Vec<WalEntry>) {
+    let scratch = Scratch::new("damage-base");
+    let mut wal = Wal::open(scratch.path(), options(512)).unwrap();
+    let written = entries(1, 0..40, 45);
+    let mut at = 0;
+    for size in [1usize, 3, 2].iter().cycle() {
+        if at >= written.len() {
+            break;
+        }
+        let end = (at + size).min(written.len());
+        wal.append(&written[at..end]).unwrap();
+        at = end;
+    }
+    (scratch, written)
+}
+
+/// Whatever bytes are damaged, opening never panics, and never returns an entry that was not
+/// written: it opens a prefix of the log, or refuses with a `CorruptLog`.
+#[test]
+fn damaged_files_open_as_a_prefix_or_are_refused() {
+    let (base, written) = damage_base();
+    let damage = prop::collection::vec((any::<u8>(), any::<u16>(), 1u8..=255), 1..4);
+    let config = ProptestConfig {
+        cases: 200,
+        ..ProptestConfig::default()
+    };
+    let mut runner = proptest::test_runner::TestRunner::new(config);
+    let result = runner.run(&damage, |damage| {
+        open_damaged(base.path(), &written, damage)
+    });
+    if let Err(failure) = result {
+        panic!("{failure}");
+    }
+}
+
+fn open_damaged(
+    base: &Path,
+    written: &[WalEntry],
+    damage: Vec<(u8, u16, u8)>,
+) -> Result<(), TestCaseError> {
+    let scratch = Scratch::copy_of(base, "damage");
+    let mut segments: Vec<PathBuf> = fs::read_dir(scratch.path())
+        .unwrap()
+        .map(|f| f.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "wal"))
+        .collect();
+    segments.sort();
+    for (file, offset, flip) in damage {
+        let path = &segments[file as usize % segments.len()];
+        let mut bytes = fs::read(path).unwrap();
+        let offset = offset as usize % bytes.len();
+        bytes[offset] ^= flip;
+        fs::write(path, &bytes).unwrap();
+    }
+    match Wal::open(scratch.path(), options(512)) {
+        Ok(mut wal) => {
+            let recovered = all(&wal);
+            prop_assert_eq!(&recovered[..], &written[..recovered.len()]);
+            let next = wal.next_index();
+            wal.append(&[entry(2, next, 10)]).unwrap();
+            drop(wal);
+            let wal = Wal::open(scratch.path(), options(512)).unwrap();
+            prop_assert_eq!(wal.next_index(), next + 1);
+        }
+        Err(err) => {
+            prop_assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+            prop_assert!(
+                err.get_ref().is_some_and(|e| e.is::<CorruptLog>()),
+                "{}",
+                err
+            );
+        }
+    }
+    Ok(())
 }

@@ -177,21 +177,20 @@ impl Wal {
         if start >= end {
             return Ok(Vec::new());
         }
-        let cached_from = self
-            .cache
-            .front()
-            .map_or(end, |entry| entry.index)
-            .clamp(start, end);
+        // The cache holds the most recent entries, from `front` on: the part of the range
+        // from there (if any) comes from it, the rest from the segments.
+        let front = self.cache.front().map(|entry| entry.index);
+        let cached_from = match front {
+            Some(front) if front < end => front.max(start),
+            _ => end,
+        };
         let mut out = Vec::with_capacity((end - start) as usize);
         self.read_segments(start, cached_from, &mut out)?;
-        let skip = (cached_from - self.cache.front().map_or(cached_from, |e| e.index)) as usize;
-        out.extend(
-            self.cache
-                .iter()
-                .skip(skip)
-                .take((end - cached_from) as usize)
-                .cloned(),
-        );
+        if let Some(front) = front.filter(|_| cached_from < end) {
+            let skip = (cached_from - front) as usize;
+            let count = (end - cached_from) as usize;
+            out.extend(self.cache.range(skip..skip + count).cloned());
+        }
         assert_eq!(
             out.len() as u64,
             end - start,

@@ -538,6 +538,7 @@ async fn start_node(spec: &NodeSpec, addr: &str) -> Result<Started, String> {
     let gate = Rc::new(RefCell::new(Gate {
         cluster: Some("bench".to_string()),
         members: spec.members.keys().copied().collect::<BTreeSet<_>>(),
+        source: Some(std::net::IpAddr::from([127, 0, 0, spec.me as u8])),
     }));
     let network = Network::new(spec.me, gate.clone(), status);
     let config = replication::core::config("bench").map_err(|e| e.to_string())?;

@@ -214,9 +214,17 @@ fn run(cli: &cli::Cli, config: Config) -> Result<(), settings::StartError> {
     } else {
         Driver::Auto
     };
-    let output = emission::start(shards)
-        .map_err(start_error("cannot start the emission consumer"))?
-        .unwrap_or_default();
+    // A cluster node's shards emit their durable changes to the replication core (Full
+    // Sync); otherwise only the measurement consumer attaches, when asked for.
+    let output = if ha {
+        (0..shards)
+            .map(|_| shards::state::port::OutputRing::new())
+            .collect()
+    } else {
+        emission::start(shards)
+            .map_err(start_error("cannot start the emission consumer"))?
+            .unwrap_or_default()
+    };
     let broker = runtime::start(Launch {
         settings: settings.clone(),
         access,
@@ -225,7 +233,7 @@ fn run(cli: &cli::Cli, config: Config) -> Result<(), settings::StartError> {
         restore,
         driver,
         cpus,
-        output,
+        output: output.clone(),
         cluster: cluster_status.clone(),
     })
     .map_err(start_error("cannot start the shard threads"))?;
@@ -253,6 +261,7 @@ fn run(cli: &cli::Cli, config: Config) -> Result<(), settings::StartError> {
                 requests,
                 listeners: Box::new(listeners),
                 status,
+                rings: output,
             })
             .map_err(start_error("cannot start the replication core"))?;
         }

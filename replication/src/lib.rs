@@ -19,6 +19,7 @@
 
 #![deny(missing_docs)]
 
+pub mod committed;
 pub mod control;
 pub mod core;
 pub mod log;

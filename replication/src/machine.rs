@@ -13,6 +13,7 @@
 // rkyv derives resolver and archived types of their own, which carry no docs.
 #![allow(missing_docs)]
 
+use crate::committed::Committed;
 use crate::proposal::{ClusterOp, ClusterSettings, KickList, Proposal, Reply};
 use crate::types::{
     EntryPayload, LogId, NodeId, Snapshot, SnapshotMeta, StoredMembership, TypeConfig,
@@ -37,8 +38,14 @@ use std::sync::Arc;
 pub enum Effect {
     /// The dynamic-security document changed: load it (and save it) on this node.
     Dynsec(Vec<u8>),
-    /// Records for the shards (sessions, retained messages), in order.
-    Records(Vec<Record>),
+    /// Records for the shards (sessions, retained messages), in order, from an entry of
+    /// `term` (the leader of that term applied them to its shards already).
+    Records {
+        /// The term of the entry.
+        term: u64,
+        /// The records.
+        records: Vec<Record>,
+    },
     /// Disconnect these clients on this node.
     Kick(KickList),
     /// Publish this response (this node's client asked).
@@ -49,7 +56,7 @@ pub enum Effect {
     /// The cluster's settings (a joined node learns its sync mode).
     Settings(ClusterSettings),
     /// A snapshot replaced the whole state (the node's shards are rebuilt from it).
-    Installed,
+    Installed(Vec<Record>),
 }
 
 /// The replicated state a snapshot holds.
@@ -72,6 +79,8 @@ struct State {
     image: Image,
     current: Option<(SnapshotMeta, Vec<u8>)>,
     effects: VecDeque<Effect>,
+    /// The committed shard state (the image's `records` are built from it).
+    committed: Committed,
     snapshot_file: Option<PathBuf>,
     doorbell: Option<UnboundedSender<()>>,
     status: Option<Arc<ClusterStatus>>,
@@ -104,12 +113,19 @@ impl Machine {
         if let Some(path) = &snapshot_file {
             match crate::snapshot_file::load(path) {
                 Ok(Some((meta, data))) => match decode_image(&data) {
-                    Some(image) => {
-                        state.last_applied = meta.last_log_id;
-                        state.membership = meta.last_membership.clone();
-                        state.image = image;
-                        state.current = Some((meta, data));
-                    }
+                    Some(image) => match Committed::from_records(image.records.clone()) {
+                        Ok(committed) => {
+                            state.last_applied = meta.last_log_id;
+                            state.membership = meta.last_membership.clone();
+                            state.committed = committed;
+                            state.image = image;
+                            state.current = Some((meta, data));
+                        }
+                        Err(error) => log::error!(
+                            "Error: HA snapshot {}: {error}; it is not used.",
+                            path.display()
+                        ),
+                    },
                     None => log::error!("Error: HA snapshot {} is damaged.", path.display()),
                 },
                 Ok(None) => {}
@@ -147,10 +163,9 @@ impl Machine {
         }
     }
 
-    /// Replaces the shard records the next snapshot holds (Full Sync: the shards' state at
-    /// the last applied entry).
-    pub fn set_records(&self, records: Vec<Record>) {
-        self.state.borrow_mut().image.records = records;
+    /// The records of the committed shard state (sessions, retained messages).
+    pub fn committed_records(&self) -> Vec<Record> {
+        self.state.borrow().committed.records()
     }
 
     fn apply_one(&self, log_id: LogId, payload: &EntryPayload) {
@@ -166,13 +181,14 @@ impl Machine {
                     log::error!("Error: HA log entry {log_id} holds no proposal; skipped.");
                     return;
                 };
-                apply_proposal(&mut state, proposal, log_id.index);
+                apply_proposal(&mut state, proposal, log_id);
             }
         }
     }
 }
 
-fn apply_proposal(state: &mut State, proposal: Proposal, index: u64) {
+fn apply_proposal(state: &mut State, proposal: Proposal, log_id: LogId) {
+    let index = log_id.index;
     let mut records = Vec::new();
     for record in proposal.records {
         match record {
@@ -180,11 +196,22 @@ fn apply_proposal(state: &mut State, proposal: Proposal, index: u64) {
                 state.image.dynsec = Some(document.clone());
                 state.effects.push_back(Effect::Dynsec(document));
             }
-            other => records.push(other),
+            other => {
+                // A record that does not fit the committed state was decided against
+                // another state: a bug, logged; the rest of the entry still applies.
+                if let Err(error) = state.committed.apply(other.clone()) {
+                    log::error!("Error: HA: entry {index}: a record does not fit: {error}.");
+                    continue;
+                }
+                records.push(other);
+            }
         }
     }
     if !records.is_empty() {
-        state.effects.push_back(Effect::Records(records));
+        state.effects.push_back(Effect::Records {
+            term: log_id.leader_id.term,
+            records,
+        });
     }
     // The response before the kicks, as the standalone service sends them.
     if let Some(reply) = proposal.reply {
@@ -229,6 +256,7 @@ impl RaftSnapshotBuilder<TypeConfig> for Machine {
 
     async fn build_snapshot(&mut self) -> Result<Snapshot, io::Error> {
         let mut state = self.state.borrow_mut();
+        state.image.records = state.committed.records();
         let data = encode_image(&state.image);
         let meta = SnapshotMeta {
             last_log_id: state.last_applied,
@@ -294,6 +322,8 @@ impl RaftStateMachine<TypeConfig> for Machine {
                 "damaged snapshot",
             ));
         };
+        let committed = Committed::from_records(image.records.clone())
+            .map_err(|error| io::Error::new(io::ErrorKind::InvalidData, error))?;
         let mut state = self.state.borrow_mut();
         if let Some(path) = &state.snapshot_file {
             crate::snapshot_file::save(path, meta, &snapshot)?;
@@ -315,9 +345,11 @@ impl RaftStateMachine<TypeConfig> for Machine {
             display_log_id(meta.last_log_id.as_ref()),
             snapshot.len()
         );
+        let records = image.records.clone();
+        state.committed = committed;
         state.image = image;
         state.current = Some((meta.clone(), snapshot));
-        state.effects.push_back(Effect::Installed);
+        state.effects.push_back(Effect::Installed(records));
         Machine::ring(&state);
         Ok(())
     }

@@ -33,6 +33,16 @@ pub const STATIC_FILE_WRITE_STALL_S: u64 = 10;
 /// milliseconds.
 pub const CLOSE_FLUSH_TIMEOUT_MS: u64 = 2_000;
 
+/// How long a connection the broker closed (its last bytes written, its write side shut
+/// down) is still read, and what it reads discarded, so that a client still sending gets
+/// no reset and can read why it was closed; ends sooner at the client's end of stream, in
+/// milliseconds.
+pub const CLOSE_LINGER_MS: u64 = 2_000;
+
+/// Most bytes a closing connection may still send during [`CLOSE_LINGER_MS`]; past them
+/// it is closed at once.
+pub const CLOSE_LINGER_BYTES_MAX: usize = 1024 * 1024;
+
 /// How long a refused client may take to accept its CONNACK during the handshake, in
 /// milliseconds.
 pub const HANDSHAKE_WRITE_TIMEOUT_MS: u64 = 2_000;
@@ -53,6 +63,10 @@ pub const SHUTDOWN_DRAIN_S: u64 = 5;
 
 /// How long the main thread waits for each shard's part of a snapshot, in seconds.
 pub const SNAPSHOT_REPLY_TIMEOUT_S: u64 = 30;
+
+/// Longest a shard's reader waits, before routing what it read, for another shard that is
+/// handling a SUBSCRIBE to push its interest, in microseconds (a SUBSCRIBE takes a few).
+pub const SUBSCRIBE_WAIT_MAX_US: u64 = 200;
 
 /// Capacity of one cross-core ring (per source → target pair), in messages.
 pub const MESH_RING_CAPACITY: usize = 2048;

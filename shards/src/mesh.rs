@@ -15,6 +15,17 @@
 //! sender's per-target overflow queue; while any overflow is non-empty the sender's
 //! connections stop reading their sockets (see [`MeshPort::congested`]), so the overflow is
 //! bounded by what was already read.
+//!
+//! Interest word: one process-wide atomic, on a cache line of its own, written only when
+//! subscriptions change. Its high bits are the interest epoch: a shard that pushed
+//! `Interest` messages (a subscription changed which shards want which topics) bumps it
+//! after the pushes. Its low bits count the shards handling a SUBSCRIBE at this moment
+//! (set when the packet is decoded, cleared once its interest is pushed). Before a shard
+//! routes the packets it just read, it loads the word once: while another shard is
+//! mid-SUBSCRIBE it waits for it (bounded, `runtime/connection.rs`), and when the epoch
+//! moved since it last caught up it drains its rings first
+//! ([`crate::shard::Shard::catch_up_interest`]). A publish read after another core read a
+//! SUBSCRIBE is thus routed with that subscription, as a single thread would route it.
 
 use crate::delivery_batch::{DeliveryBatch, OutBatch};
 use crate::limits::MESH_RING_CAPACITY;
@@ -23,7 +34,7 @@ use crate::state::store::InterestChange;
 use crate::state::store::SharedKey;
 use crossbeam_queue::ArrayQueue;
 use std::collections::VecDeque;
-use std::sync::atomic::{fence, AtomicBool, Ordering};
+use std::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -86,6 +97,55 @@ struct Inbox {
     parked: AtomicBool,
 }
 
+/// A counter on a cache line of its own: the shards' reads of it stay hits in their own
+/// caches until a write, and no neighbouring field's writes invalidate it.
+#[repr(align(128))]
+#[derive(Default)]
+struct Padded(AtomicU64);
+
+/// One value of the interest word: the epoch in the high 48 bits, the number of shards
+/// handling a SUBSCRIBE in the low 16 (at most [`crate::limits::SHARDS_MAX`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InterestWord(u64);
+
+/// One step of the interest epoch in the interest word.
+const EPOCH_UNIT: u64 = 1 << 16;
+
+impl InterestWord {
+    /// How many times shards announced pushed `Interest` messages.
+    #[inline]
+    pub fn epoch(self) -> u64 {
+        self.0 >> 16
+    }
+
+    /// True while some shard handles a SUBSCRIBE whose interest is not pushed yet.
+    #[inline]
+    pub fn subscribing(self) -> bool {
+        self.0 & (EPOCH_UNIT - 1) != 0
+    }
+}
+
+const _: () = assert!(crate::limits::SHARDS_MAX < EPOCH_UNIT as usize);
+
+/// Held while a shard handles a SUBSCRIBE: counted in the interest word, so other shards
+/// about to route what they read wait until it is dropped ([`InterestWord::subscribing`]),
+/// even if the handling panics.
+pub struct Subscribing(Arc<Mesh>);
+
+impl Subscribing {
+    /// Marks the start of a SUBSCRIBE's handling.
+    pub fn begin(mesh: Arc<Mesh>) -> Subscribing {
+        mesh.interest.0.fetch_add(1, Ordering::Release);
+        Subscribing(mesh)
+    }
+}
+
+impl Drop for Subscribing {
+    fn drop(&mut self) {
+        self.0.interest.0.fetch_sub(1, Ordering::Release);
+    }
+}
+
 /// The rings and wake-up state of all shards.
 pub struct Mesh {
     shards: usize,
@@ -94,6 +154,8 @@ pub struct Mesh {
     /// Per ring: its source found it full and waits for room (the target wakes it).
     blocked: Vec<AtomicBool>,
     inboxes: Vec<Inbox>,
+    /// The interest word (see the module comment and [`InterestWord`]).
+    interest: Padded,
 }
 
 impl Mesh {
@@ -117,6 +179,7 @@ impl Mesh {
             rings,
             blocked,
             inboxes,
+            interest: Padded::default(),
         })
     }
 
@@ -131,6 +194,43 @@ impl Mesh {
 
     fn blocked(&self, source: ShardId, target: ShardId) -> &AtomicBool {
         &self.blocked[usize::from(source) * self.shards + usize::from(target)]
+    }
+
+    /// The interest word now. Acquire: every `Interest` push announced in the epoch read is
+    /// visible on its ring.
+    #[inline]
+    pub fn interest(&self) -> InterestWord {
+        InterestWord(self.interest.0.load(Ordering::Acquire))
+    }
+
+    /// Pops up to `budget` messages addressed to shard `me`, in per-source order, until
+    /// `handle` returns false (the shard wants to stop, e.g. under backpressure). A source
+    /// that found its ring full is woken once there is room again.
+    pub fn drain(
+        &self,
+        me: ShardId,
+        budget: usize,
+        mut handle: impl FnMut(ShardMsg) -> bool,
+    ) -> usize {
+        let mut handled = 0;
+        let mut go_on = true;
+        for source in 0..self.shards as ShardId {
+            let ring = self.ring(source, me);
+            let before = handled;
+            while go_on && handled < budget {
+                let Some(msg) = ring.pop() else { break };
+                go_on = handle(msg);
+                handled += 1;
+            }
+            let blocked = self.blocked(source, me);
+            // Pairs with the fence in `push_or_block`: either the source sees the room we
+            // made, or we see its flag.
+            fence(Ordering::SeqCst);
+            if handled > before && source != me && blocked.swap(false, Ordering::SeqCst) {
+                self.wake(source);
+            }
+        }
+        handled
     }
 
     fn wake(&self, target: ShardId) {
@@ -281,29 +381,26 @@ impl MeshPort {
         self.overflowing == 0
     }
 
-    /// Pops up to `budget` messages addressed to this shard, in per-source order, until
-    /// `handle` returns false (the shard wants to stop, e.g. under backpressure). A source
-    /// that found its ring full is woken once there is room again.
-    pub fn drain(&self, budget: usize, mut handle: impl FnMut(ShardMsg) -> bool) -> usize {
-        let mut handled = 0;
-        let mut go_on = true;
-        for source in 0..self.mesh.shards as ShardId {
-            let ring = self.mesh.ring(source, self.me);
-            let before = handled;
-            while go_on && handled < budget {
-                let Some(msg) = ring.pop() else { break };
-                go_on = handle(msg);
-                handled += 1;
-            }
-            let blocked = self.mesh.blocked(source, self.me);
-            // Pairs with the fence in `push_or_block`: either the source sees the room we
-            // made, or we see its flag.
-            fence(Ordering::SeqCst);
-            if handled > before && source != self.me && blocked.swap(false, Ordering::SeqCst) {
-                self.mesh.wake(source);
-            }
-        }
-        handled
+    /// Pops up to `budget` messages addressed to this shard ([`Mesh::drain`]).
+    pub fn drain(&self, budget: usize, handle: impl FnMut(ShardMsg) -> bool) -> usize {
+        self.mesh.drain(self.me, budget, handle)
+    }
+
+    /// Announces the `Interest` messages this shard just pushed: bumps the interest epoch
+    /// (Release, after the pushes). Returns the epoch before the bump.
+    pub fn interest_pushed(&self) -> u64 {
+        let before = self
+            .mesh
+            .interest
+            .0
+            .fetch_add(EPOCH_UNIT, Ordering::Release);
+        InterestWord(before).epoch()
+    }
+
+    /// [`Mesh::interest`].
+    #[inline]
+    pub fn interest(&self) -> InterestWord {
+        self.mesh.interest()
     }
 
     /// True when some overflowed message could move onto its ring now.

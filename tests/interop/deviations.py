@@ -195,8 +195,8 @@ MOSQUITTO_DEVIATIONS: dict[str, Deviation] = {
         spec_text="[5.0] 3.3.4-9 / 4.9: a client that sends more QoS 1/2 PUBLISHes than the "
                   "Receive Maximum the server announced (20) without completing them gets "
                   "DISCONNECT 0x93 (receive maximum exceeded)",
-        mosquitto_text="answers all 21 unreleased QoS 2 PUBLISHes with PUBREC and keeps the "
-                       "connection open",
+        mosquitto_text="answers the first 20 unreleased QoS 2 PUBLISHes with PUBREC and the "
+                       "21st with PUBREC 0x97 (quota exceeded), and keeps the connection open",
         reason="flow control the broker announces should be enforced, or one client can "
                "hold unbounded in-flight state",
         mosquitto="malformed-corpus",
@@ -211,5 +211,22 @@ MOSQUITTO_DEVIATIONS: dict[str, Deviation] = {
                        "the corpus watches it for 3 s only",
         reason="slow-loris connections tie up sockets; Culex should time them out sooner",
         mosquitto="malformed-corpus",
+    ),
+    "close-resets-sending-client": Deviation(
+        spec_text="[5.0] 4.13 / 3.14: a server that ends a connection for an error tells the "
+                  "client why (DISCONNECT, or a refusing CONNACK) before it closes; and a "
+                  "client may keep sending meanwhile ([5.0] 3.1.4: packets right after "
+                  "CONNECT). Closing a TCP socket while the client's bytes are unread or "
+                  "still arriving resets the connection (RFC 1122 4.2.2.13), so the suite "
+                  "holds the broker to closing as careful servers do: shut down the write "
+                  "side after the last packet, read and discard for a bounded time, close",
+        mosquitto_text="sends DISCONNECT (0x95) or CONNACK (0x87), or nothing on a takeover, "
+                       "and closes the socket at once: a client that goes on publishing gets "
+                       "ECONNRESET or EPIPE on its next write (SSLEOFError through "
+                       "Python's TLS; on Linux the packet stays readable after the reset)",
+        reason="a client library that treats a failed write as a lost connection (paho does) "
+               "never reads the reason code, and cannot tell a refusal or takeover from a "
+               "network failure",
+        mosquitto=AnyOf("ECONNRESET", "EPIPE", "SSLEOFError"),
     ),
 }

@@ -26,6 +26,7 @@
 mod cluster_file;
 mod commands;
 pub mod dynsec;
+mod full_sync;
 pub mod lease;
 mod raft_node;
 mod status;
@@ -89,6 +90,9 @@ pub struct Setup {
     pub listeners: Box<dyn ClientListeners + Send>,
     /// The shared figures.
     pub status: Arc<ClusterStatus>,
+    /// Every shard's output ring (Full Sync: what the shards emit is proposed while this
+    /// node leads).
+    pub rings: Vec<Arc<shards::state::port::OutputRing>>,
 }
 
 /// Starts the core's thread (and the thread that hands it the shards' requests). The core
@@ -106,6 +110,7 @@ pub fn spawn(setup: Setup) -> io::Result<JoinHandle<()>> {
             }
         })?;
     let parts = Parts {
+        rings: setup.rings,
         saver: dynsec::Saver::start()?,
         data_dir: setup.data_dir,
         dynsec: setup.dynsec,
@@ -139,6 +144,7 @@ pub fn spawn(setup: Setup) -> io::Result<JoinHandle<()>> {
 }
 
 struct Parts {
+    rings: Vec<Arc<shards::state::port::OutputRing>>,
     saver: dynsec::Saver,
     data_dir: PathBuf,
     dynsec: Option<Dynsec>,
@@ -165,6 +171,7 @@ pub(crate) struct Core {
     listeners_error: bool,
     dynsec: Option<Dynsec>,
     saver: dynsec::Saver,
+    replication: full_sync::Replication,
     member: Option<Member>,
     forwarded: mpsc::UnboundedSender<ForwardedRequest>,
     doorbell: mpsc::UnboundedSender<()>,
@@ -201,6 +208,7 @@ async fn run(parts: Parts, requests: mpsc::UnboundedReceiver<ServiceMsg>) {
         listeners_error: false,
         dynsec: parts.dynsec,
         saver: parts.saver,
+        replication: full_sync::Replication::new(parts.rings),
         member: None,
         forwarded,
         doorbell,
@@ -214,6 +222,7 @@ async fn run(parts: Parts, requests: mpsc::UnboundedReceiver<ServiceMsg>) {
     tick(&core);
     monoio::spawn(effects_loop(core.clone(), doorbell_rx));
     monoio::spawn(tick_loop(core.clone()));
+    monoio::spawn(full_sync::drain_loop(core.clone()));
     let mut inputs = futures_util::stream::select(
         requests.map(Input::Service),
         forwarded_rx.map(Input::Forwarded),
@@ -327,6 +336,8 @@ pub(crate) async fn leave(core: &Shared, why: &str) {
     );
     {
         let mut guard = core.borrow_mut();
+        // The node keeps the state its shards hold (its data), standalone.
+        guard.replication.leading = None;
         guard.promoting.clear();
         guard.membership_seen = None;
         guard.seeding = false;
@@ -593,12 +604,10 @@ fn drain_effects(core: &Shared) {
                     leave(&core, "the cluster was deleted").await
                 });
             }
-            Effect::Records(records) => log::warn!(
-                "Warning: HA: {} session records committed; this build replicates dynamic \
-                 security only.",
-                records.len()
-            ),
-            Effect::Installed => {}
+            Effect::Records { term, records } => {
+                full_sync::apply_committed(&mut guard, term, records)
+            }
+            Effect::Installed(records) => full_sync::install(&mut guard, records),
         }
     }
 }
@@ -643,8 +652,43 @@ async fn tick_loop(core: Shared) {
     }
 }
 
+/// Full Sync: starts proposing the shards' changes once this node leads with every
+/// committed entry applied; stops (and goes back to the committed state) when it does not
+/// lead any more.
+fn replication_role(core: &Shared) {
+    let (full, view, leading) = {
+        let guard = core.borrow();
+        match &guard.member {
+            Some(member) if member.sync_known && member.file.sync == SyncMode::Full => (
+                true,
+                member
+                    .node
+                    .as_ref()
+                    .map(|node| raft_node::view(&node.metrics())),
+                guard.replication.leading,
+            ),
+            _ => (false, None, guard.replication.leading),
+        }
+    };
+    match (full, view, leading) {
+        (true, Some(view), None)
+            if view.leader
+                && view.committed_term == Some(view.term)
+                && view.applied_index >= view.committed_index =>
+        {
+            full_sync::promote(core, view.term)
+        }
+        (true, Some(view), Some(term)) if !(view.leader && view.term == term) => {
+            full_sync::demote(core)
+        }
+        (true, None, Some(_)) => full_sync::demote(core),
+        _ => {}
+    }
+}
+
 /// The listeners' rule and the figures, now.
 fn tick(core: &Shared) {
+    replication_role(core);
     let mut guard = core.borrow_mut();
     let core = &mut *guard;
     let (mode, metrics) = match &core.member {
@@ -658,7 +702,9 @@ fn tick(core: &Shared) {
         }
     };
     let view = metrics.as_ref().map(raft_node::view).unwrap_or_default();
-    let open = lease::serves(mode, &view);
+    // A Full Sync leader serves once its shards' changes are proposed (`promote`).
+    let replicating = mode != Mode::Full || core.replication.leading == Some(view.term);
+    let open = lease::serves(mode, &view) && replicating;
     if core.listeners_open != Some(open) {
         match core.listeners.set_open(open) {
             Ok(()) => {

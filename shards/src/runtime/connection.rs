@@ -1,7 +1,9 @@
 //! An open connection's one task: it reads what arrives, through the TLS/WebSocket layers
 //! when the listener has them, decodes MQTT packets and hands them to the shard, until the
-//! connection ends; then it waits (bounded) for the flusher to write what the shard queued
-//! when the broker was the one closing, and cleans up.
+//! connection ends. When the broker was the one closing, it waits (bounded) for the flusher
+//! to write what the shard queued and shut the write side down, ends the connection in the
+//! shard, then reads and discards what the client still sends (`linger.rs`, bounded) before
+//! the socket is closed, so that a client still writing can read why it was closed.
 //!
 //! Memory per idle connection is the budget that shapes this file (≤ 2 KiB): the reader
 //! is one small future parked on readiness holding no buffer; plain TCP reads go into the
@@ -9,9 +11,11 @@
 
 use super::flush::flush_early;
 use super::io::{recv_into, shutdown, would_block};
+use super::linger::linger;
 use super::shard_main::{ConnIo, ShardCtx};
 use crate::connection::{CloseReason, ConnId};
 use crate::limits::{PACKET_SIZE_MAX, READ_BUFFER_SIZE, READ_CHUNK_MIN, READ_TURN_BYTES_MAX};
+use crate::mesh::{InterestWord, Mesh};
 use crate::mqtt::reason;
 use crate::mqtt::{self, Protocol};
 use crate::shard::{Accepted, ConnectRequest, Flow};
@@ -20,9 +24,10 @@ use crate::transport::websocket::WsError;
 use crate::transport::{Layers, TransportError};
 use bytes::BytesMut;
 use monoio::net::TcpStream;
-use std::cell::RefCell;
+use std::future::Future;
 use std::os::fd::AsRawFd;
 use std::rc::Rc;
+use std::task::Poll;
 use std::time::Duration;
 
 /// How long a connection the broker is closing may take to accept its last bytes.
@@ -51,12 +56,7 @@ pub fn serve(
         shard.end_turn();
         id
     };
-    let io = Rc::new(ConnIo {
-        stream,
-        layers: RefCell::new(layers),
-        wire: RefCell::new(BytesMut::new()),
-        closed: std::cell::Cell::new(false),
-    });
+    let io = Rc::new(ConnIo::new(stream, layers));
     ctx.register_stream(id, io.clone());
     ctx.live.set(ctx.live.get() + 1);
     // An empty leftover still holds the allocation CONNECT was read into: drop it.
@@ -78,11 +78,18 @@ async fn connection_task(
     leftover: BytesMut,
 ) {
     let ended_by_broker = read_loop(&ctx, &io, id, protocol, leftover).await;
+    // The reader no longer waits for the socket (and its waker must not outlive the task).
+    drop(io.reader.take());
     if ended_by_broker {
-        Box::pin(wait_flushed(&ctx, id)).await;
+        Box::pin(wait_flushed(&ctx, id, &io)).await;
     }
     ctx.unregister_stream(id);
-    shutdown(io.stream.as_raw_fd());
+    // Shut (by the flusher, after the last bytes): the socket lingers below. Otherwise the
+    // peer ended it, or it would not take the last bytes in time.
+    let lingers = io.shut.get();
+    if !lingers {
+        shutdown(io.stream.as_raw_fd());
+    }
     {
         let mut shard = ctx.shard.borrow_mut();
         shard.now = super::now();
@@ -92,18 +99,45 @@ async fn connection_task(
         shard.closed(id);
         shard.end_turn();
     }
-    ctx.live.set(ctx.live.get() - 1);
-    ctx.connection_ended.notify_all();
     // It may have been the connection that held the readers back.
     ctx.wake_if_unblocked();
+    if lingers {
+        Box::pin(linger(&ctx, &io.stream)).await;
+    }
+    ctx.live.set(ctx.live.get() - 1);
+    ctx.connection_ended.notify_all();
 }
 
 /// Waits (bounded) until the flusher wrote a closing connection's last bytes.
-async fn wait_flushed(ctx: &ShardCtx, id: ConnId) {
+async fn wait_flushed(ctx: &ShardCtx, id: ConnId, io: &ConnIo) {
     let flushed = ctx
         .connection_flushed
-        .wait_until(|| ctx.flushed_or_gone(id));
+        .wait_until(|| ctx.flushed_or_gone(id, io));
     let _ = monoio::time::timeout(CLOSE_FLUSH_TIMEOUT, flushed).await;
+}
+
+/// Waits until the socket is readable (`Ok(false)`), or until the flusher wrote the last
+/// bytes of a connection the broker closes and shut its write side down (`Ok(true)`): the
+/// shutdown no longer wakes the reader by itself, as its read side stays open.
+async fn wait_readable(io: &ConnIo) -> std::io::Result<bool> {
+    let mut readable = std::pin::pin!(io.stream.readable(false));
+    std::future::poll_fn(|cx| {
+        if io.shut.get() {
+            return Poll::Ready(Ok(true));
+        }
+        match readable.as_mut().poll(cx) {
+            Poll::Ready(result) => Poll::Ready(result.map(|()| false)),
+            Poll::Pending => {
+                let waker = match io.reader.take() {
+                    Some(waker) if waker.will_wake(cx.waker()) => waker,
+                    _ => cx.waker().clone(),
+                };
+                io.reader.set(Some(waker));
+                Poll::Pending
+            }
+        }
+    })
+    .await
 }
 
 /// Reads and handles packets until the socket ends (false) or the shard closes the
@@ -128,7 +162,10 @@ async fn read_loop(
     let mut resume = !partial.is_empty();
     loop {
         if ctx.holds_back(id) {
-            Box::pin(ctx.wait_uncongested(|| !ctx.holds_back(id))).await;
+            Box::pin(ctx.wait_uncongested(|| !ctx.holds_back(id) || io.shut.get())).await;
+        }
+        if io.shut.get() {
+            return true;
         }
         if std::mem::take(&mut resume) {
             let flow = handle_bytes(ctx, id, protocol, max, &mut partial);
@@ -141,8 +178,10 @@ async fn read_loop(
                 continue;
             }
         }
-        if io.stream.readable(false).await.is_err() {
-            return false;
+        match wait_readable(io).await {
+            Ok(false) => {}
+            Ok(true) => return true,
+            Err(_) => return false,
         }
         let mut turn = 0;
         while turn < READ_TURN_BYTES_MAX {
@@ -300,9 +339,12 @@ fn handle_bytes(
     buf: &mut BytesMut,
 ) -> Flow {
     let started = std::time::Instant::now();
+    let interest = interest_settled(&ctx.mesh);
     let mut shard = ctx.shard.borrow_mut();
     shard.now = super::now();
     shard.touch(id);
+    // Subscriptions another core read before these bytes were read apply to them.
+    shard.catch_up_interest(interest);
     let flow = loop {
         if shard.holds_back(id) {
             // The rest stays in `buf` until the shard reads again (`read_loop`).
@@ -336,6 +378,44 @@ fn handle_bytes(
     ctx.wake_if_unblocked();
     flow
 }
+
+/// The interest word ([`crate::mesh::Mesh::interest`]) once no other shard is in the middle
+/// of a SUBSCRIBE: one load when none is.
+#[inline]
+fn interest_settled(mesh: &Mesh) -> InterestWord {
+    let word = mesh.interest();
+    if word.subscribing() {
+        wait_for_subscribers(mesh)
+    } else {
+        word
+    }
+}
+
+/// Waits until no other shard is handling a SUBSCRIBE (its interest pushed, the epoch
+/// moved), at most [`SUBSCRIBE_WAIT`]: a few microseconds in practice, the time one
+/// SUBSCRIBE takes. A shard holds the mark only inside one packet's handling, never while
+/// it waits itself, so two shards cannot wait for each other.
+#[cold]
+fn wait_for_subscribers(mesh: &Mesh) -> InterestWord {
+    let started = std::time::Instant::now();
+    let mut spins = 0u32;
+    loop {
+        let word = mesh.interest();
+        if !word.subscribing() || started.elapsed() >= SUBSCRIBE_WAIT {
+            return word;
+        }
+        spins += 1;
+        if spins.is_multiple_of(64) {
+            // The other shard may share this CPU (more shards than CPUs, or a busy host).
+            std::thread::yield_now();
+        } else {
+            std::hint::spin_loop();
+        }
+    }
+}
+
+/// Longest wait of a reader for a SUBSCRIBE another shard is handling.
+const SUBSCRIBE_WAIT: Duration = Duration::from_micros(crate::limits::SUBSCRIBE_WAIT_MAX_US);
 
 /// Mosquitto's `Received <TYPE> from <client>` debug line for a decoded packet (PUBLISH is
 /// logged by the shard once admitted, with its resolved and mounted topic).

@@ -4,7 +4,9 @@
 //! [`flush_early`], as soon as the reader or mesh drain that filled it is done. Plain TCP
 //! sends the connection's buffer as the shard encoded it; TLS/WebSocket connections first
 //! wrap it through their layers. A socket that refuses bytes gets a waiter task until it
-//! is writable again.
+//! is writable again. A connection the broker closes gets its write side shut down after
+//! its last bytes (and the transport's close frame or close_notify); its reader then
+//! lingers before the socket is closed (`linger.rs`).
 //!
 //! Backpressure: a connection with more than `OUTBOUND_BACKLOG_HIGH` bytes waiting holds
 //! the shard's readers (and its mesh drain) back until this flusher wrote all of it, so a
@@ -133,7 +135,8 @@ fn flush_one(ctx: &Rc<ShardCtx>, id: ConnId) {
             conn.slow_consumer = false;
             conn.release_backlog();
             if conn.closing.is_some() {
-                shutdown(fd);
+                // The peer reads everything, then the end of stream; its reader lingers.
+                io.shut_write();
             }
         }
         Sent::Blocked => {

@@ -6,7 +6,8 @@
 
 use super::connection::serve;
 use super::inbox::{Handoff, RuntimeMsg};
-use super::io::{recv_into, send, would_block};
+use super::io::{recv_into, send, shutdown_write, would_block};
+use super::linger::linger;
 use super::shard_main::ShardCtx;
 use crate::limits::{CONNECT_TIMEOUT_S, PACKET_SIZE_MAX};
 use crate::mqtt::{self, ByteStr, Connect, DecodeError, Packet, Protocol};
@@ -142,7 +143,10 @@ async fn handshake(ctx: Rc<ShardCtx>, stream: TcpStream, listener: usize, peer: 
         {
             Ok(Ok(connect)) => connect,
             Ok(Err(NoConnect::Decode(error))) => {
-                return refuse_decode(&stream, &mut layers, peer, &error).await
+                if refuse_decode(&stream, &mut layers, peer, &error).await {
+                    close_lingering(&ctx, &stream).await;
+                }
+                return;
             }
             Ok(Err(NoConnect::File(request))) => {
                 return super::files::serve(&ctx, &stream, &mut layers, listener, &request).await
@@ -170,7 +174,10 @@ async fn handshake(ctx: Rc<ShardCtx>, stream: TcpStream, listener: usize, peer: 
             }
             log::info!("{}", refusal.log);
             if let Some(packet) = connack {
-                write_now(&stream, &mut layers, &packet, refusal.protocol).await;
+                if write_now(&stream, &mut layers, &packet, refusal.protocol).await {
+                    let _live = LiveGuard::new(&ctx);
+                    close_lingering(&ctx, &stream).await;
+                }
             }
             return;
         }
@@ -303,8 +310,8 @@ const HANDSHAKE_WRITE_TIMEOUT: Duration =
     Duration::from_millis(crate::limits::HANDSHAKE_WRITE_TIMEOUT_MS);
 
 /// Writes all of `bytes`, waiting for the socket as needed (handshake-sized writes only;
-/// the caller's overall deadline bounds the wait).
-async fn send_all(stream: &TcpStream, bytes: &mut BytesMut) {
+/// the caller's overall deadline bounds the wait). False if they could not all be written.
+async fn send_all(stream: &TcpStream, bytes: &mut BytesMut) -> bool {
     while !bytes.is_empty() {
         match send(stream.as_raw_fd(), bytes) {
             Ok(sent) => bytes.advance(sent),
@@ -312,21 +319,31 @@ async fn send_all(stream: &TcpStream, bytes: &mut BytesMut) {
                 let writable =
                     monoio::time::timeout(HANDSHAKE_WRITE_TIMEOUT, stream.writable(false)).await;
                 if !matches!(writable, Ok(Ok(()))) {
-                    return;
+                    return false;
                 }
             }
-            Err(_) => return,
+            Err(_) => return false,
         }
     }
+    true
 }
 
-/// A CONNECT that could not be decoded: CONNACK where the protocol asks for one.
+/// After a refusal was written: shuts the write side down and reads what the client still
+/// sends (bounded, `linger.rs`), so that a client that sent more after its CONNECT reads
+/// the refusal instead of a reset. The socket is closed when the caller drops it.
+async fn close_lingering(ctx: &ShardCtx, stream: &TcpStream) {
+    shutdown_write(stream.as_raw_fd());
+    linger(ctx, stream).await;
+}
+
+/// A CONNECT that could not be decoded: CONNACK where the protocol asks for one. True when
+/// a CONNACK was written.
 async fn refuse_decode(
     stream: &TcpStream,
     layers: &mut Option<Box<Layers>>,
     peer: SocketAddr,
     error: &DecodeError,
-) {
+) -> bool {
     log::info!("Client <unknown> [{peer}] disconnected: {error}.");
     if let DecodeError::UnsupportedProtocolVersion(_) = error {
         // [MQTT-3.1.2-2]: answer in the 3.1.1 form, the only one every level understands.
@@ -338,8 +355,9 @@ async fn refuse_decode(
         if crate::packet_log::enabled() {
             log_refusal(peer, &connack);
         }
-        write_now(stream, layers, &connack, Protocol::V311).await;
+        return write_now(stream, layers, &connack, Protocol::V311).await;
     }
+    false
 }
 
 /// `Sending CONNACK to <address> (0, <code>)`: a refused client has no id yet.
@@ -352,16 +370,17 @@ fn log_refusal(peer: SocketAddr, packet: &Packet) {
     }
 }
 
-/// Writes one packet (a refusal) before the connection is dropped.
+/// Writes one packet (a refusal) before the connection is dropped. True when it was
+/// written (with the transport's closing bytes).
 async fn write_now(
     stream: &TcpStream,
     layers: &mut Option<Box<Layers>>,
     packet: &Packet,
     protocol: Protocol,
-) {
+) -> bool {
     let mut out = BytesMut::new();
     if packet.encode(protocol, &mut out).is_err() {
-        return;
+        return false;
     }
     if let Some(layers) = layers.as_mut() {
         let mut wire = BytesMut::new();
@@ -369,7 +388,7 @@ async fn write_now(
         layers.close(&mut wire);
         out = wire;
     }
-    send_all(stream, &mut out).await;
+    send_all(stream, &mut out).await
 }
 
 /// Counts a live connection for shutdown; decrements when dropped.

@@ -65,6 +65,11 @@ pub enum Control {
     /// stopped leading. The sockets are shut down by their owner, which ends their accept
     /// loops.
     CloseListeners(Arc<[usize]>),
+    /// Apply these committed records (a cluster follower; placement done by the sender).
+    ApplyRecords(Vec<crate::state::Record>),
+    /// Discard the durable state (a cluster leader that lost office); the committed state
+    /// follows as `ApplyRecords`.
+    ResetDurable,
 }
 
 struct Inbox {

@@ -58,11 +58,21 @@ pub fn send(fd: RawFd, data: &[u8]) -> io::Result<usize> {
     Ok(sent as usize)
 }
 
-/// Shuts both directions down, which wakes a reader parked on readiness.
+/// Shuts both directions down, which wakes a reader parked on readiness: the abrupt end,
+/// for a connection whose peer stopped taking bytes.
 pub fn shutdown(fd: RawFd) {
     // SAFETY: shutdown on a descriptor we own; errors (already closed by peer) are harmless.
     unsafe {
         libc::shutdown(fd, libc::SHUT_RDWR);
+    }
+}
+
+/// Shuts the write side down: the peer reads the end of stream after every byte sent,
+/// and the socket can still read what the peer sends meanwhile ([`super::linger`]).
+pub fn shutdown_write(fd: RawFd) {
+    // SAFETY: shutdown on a descriptor we own; errors (already closed by peer) are harmless.
+    unsafe {
+        libc::shutdown(fd, libc::SHUT_WR);
     }
 }
 

@@ -21,6 +21,7 @@ mod handshake;
 mod http;
 pub mod inbox;
 mod io;
+mod linger;
 mod shard_main;
 mod sync;
 

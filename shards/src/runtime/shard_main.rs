@@ -83,6 +83,37 @@ pub struct ConnIo {
     pub wire: RefCell<BytesMut>,
     /// The closing bytes of the transport (close frame, close_notify) were queued.
     pub closed: Cell<bool>,
+    /// The broker closed the connection and the flusher wrote its last bytes and shut the
+    /// write side down: the reader stops handling packets and lingers (`linger.rs`).
+    pub shut: Cell<bool>,
+    /// The reader's waker while it waits for the socket, so that the flusher can wake it
+    /// once `shut` is set.
+    pub reader: Cell<Option<std::task::Waker>>,
+}
+
+impl ConnIo {
+    /// The socket of a connection, with no transport state yet.
+    pub fn new(stream: TcpStream, layers: Option<Box<Layers>>) -> ConnIo {
+        ConnIo {
+            stream,
+            layers: RefCell::new(layers),
+            wire: RefCell::new(BytesMut::new()),
+            closed: Cell::new(false),
+            shut: Cell::new(false),
+            reader: Cell::new(None),
+        }
+    }
+
+    /// Called by the flusher once the last bytes of a closing connection are written: shuts
+    /// the write side down and wakes the reader, which then lingers.
+    pub fn shut_write(&self) {
+        if !self.shut.replace(true) {
+            super::io::shutdown_write(std::os::fd::AsRawFd::as_raw_fd(&self.stream));
+        }
+        if let Some(reader) = self.reader.take() {
+            reader.wake();
+        }
+    }
 }
 
 impl ShardCtx {
@@ -161,12 +192,20 @@ impl ShardCtx {
         }
     }
 
-    /// True when connection `id` has nothing left to write (or is gone).
-    pub fn flushed_or_gone(&self, id: ConnId) -> bool {
+    /// True when connection `id`, which the broker closes, has nothing left to write: its
+    /// last bytes are written and its write side is shut down, or writing failed, or it
+    /// is gone.
+    pub fn flushed_or_gone(&self, id: ConnId, io: &ConnIo) -> bool {
+        if io.shut.get() {
+            return true;
+        }
         let shard = self.shard.borrow();
-        shard
-            .conn(id)
-            .is_none_or(|conn| conn.out.is_empty() && !conn.queued)
+        shard.conn(id).is_none_or(|conn| {
+            conn.out.is_empty()
+                && !conn.queued
+                && !conn.write_blocked
+                && io.wire.borrow().is_empty()
+        })
     }
 }
 
@@ -264,10 +303,16 @@ async fn mesh_loop(ctx: Rc<ShardCtx>) {
         let handled = {
             let mut shard = ctx.shard.borrow_mut();
             shard.now = super::now();
-            receiver.drain(MESH_DRAIN_BUDGET, |msg| {
+            let interest = receiver.interest();
+            let handled = receiver.drain(MESH_DRAIN_BUDGET, |msg| {
                 shard.on_mesh(msg);
                 !shard.flush.backlogged()
-            })
+            });
+            if handled < MESH_DRAIN_BUDGET && !shard.flush.backlogged() {
+                // Every ring was emptied: the readers need not drain for this epoch.
+                shard.interest_caught_up(interest);
+            }
+            handled
         };
         super::flush::flush_early(&ctx);
         let mut commands = 0;
@@ -359,6 +404,23 @@ fn run_control(ctx: &Rc<ShardCtx>, msg: RuntimeMsg) -> bool {
         RuntimeMsg::Control(Control::CloseListeners(listeners)) => {
             let mut shard = ctx.shard.borrow_mut();
             shard.close_listeners(&listeners);
+            shard.end_turn();
+        }
+        RuntimeMsg::Control(Control::ApplyRecords(records)) => {
+            let mut shard = ctx.shard.borrow_mut();
+            shard.now = super::now();
+            if let Err(error) = shard.apply_records(records) {
+                log::error!(
+                    "Error: shard {}: a committed record does not fit: {error}.",
+                    ctx.id
+                );
+            }
+            shard.end_turn();
+        }
+        RuntimeMsg::Control(Control::ResetDurable) => {
+            let mut shard = ctx.shard.borrow_mut();
+            shard.now = super::now();
+            shard.reset_durable();
             shard.end_turn();
         }
         RuntimeMsg::Control(Control::Reload(settings, access)) => {

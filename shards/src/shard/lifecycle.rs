@@ -36,6 +36,11 @@ impl Shard {
             Packet::PubRec(ack) => self.on_pubrec(id, ack),
             Packet::PubRel(ack) => self.on_pubrel(id, ack),
             Packet::PubComp(ack) => self.on_pubcomp(id, ack),
+            Packet::Subscribe(subscribe) if self.mesh.shards() > 1 => {
+                // Other shards wait for its interest before they route what they read.
+                let _mark = crate::mesh::Subscribing::begin(self.mesh.mesh_handle());
+                self.on_subscribe(id, subscribe)
+            }
             Packet::Subscribe(subscribe) => self.on_subscribe(id, subscribe),
             Packet::Unsubscribe(unsubscribe) => self.on_unsubscribe(id, unsubscribe),
             Packet::PingReq => {
@@ -78,7 +83,8 @@ impl Shard {
     /// off.
     pub(super) fn violate(&mut self, id: ConnId, code: u8, why: &str) -> Flow {
         let reason_strings = self.settings.reason_strings;
-        let Some(conn) = self.conn_mut(id) else {
+        // Already closing (bytes read after the broker decided): it was told once.
+        let Some(conn) = self.conn_mut(id).filter(|conn| conn.closing.is_none()) else {
             return Flow::Close;
         };
         log::info!(
@@ -105,7 +111,7 @@ impl Shard {
     /// CONNECT, a CONNACK sent by a client. Everywhere else a 5.0 client is told why, as
     /// the specification asks ([MQTT-4.13.1]: SHOULD).
     pub(super) fn violate_silently(&mut self, id: ConnId, why: &str) -> Flow {
-        let Some(conn) = self.conn_mut(id) else {
+        let Some(conn) = self.conn_mut(id).filter(|conn| conn.closing.is_none()) else {
             return Flow::Close;
         };
         log::info!(

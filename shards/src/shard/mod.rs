@@ -137,6 +137,9 @@ pub struct Shard {
     pub flush: std::rc::Rc<crate::connection::FlushQueue>,
     /// Interest changes broadcast so far (a SUBSCRIBE that caused one waits for a barrier).
     interest_broadcasts: u64,
+    /// The interest epoch ([`crate::mesh::Mesh::interest_epoch`]) this shard's copy of the
+    /// other shards' interest is known to include (`mesh_in.rs`).
+    pub(super) interest_seen: u64,
     /// SUBACKs waiting for their barrier: (barrier id, acknowledgements missing, SUBACK).
     barriers: Vec<(u64, usize, subscribe::PendingSubAck)>,
     next_barrier: u64,
@@ -183,6 +186,7 @@ impl Shard {
             closed_listeners: Vec::new(),
             flush: std::rc::Rc::default(),
             interest_broadcasts: 0,
+            interest_seen: 0,
             barriers: Vec::new(),
             next_barrier: 0,
             retained_acks: Vec::new(),
@@ -333,6 +337,7 @@ impl Shard {
         if routes_change {
             self.routes_generation += 1;
         }
+        let broadcasts_before = self.interest_broadcasts;
         for change in applied.interest {
             self.interest_changed(self.id, change.clone());
             if self.mesh.shards() > 1 {
@@ -343,6 +348,9 @@ impl Shard {
                     change: change.clone(),
                 });
             }
+        }
+        if self.interest_broadcasts != broadcasts_before {
+            self.interest_announced();
         }
         applied.created
     }

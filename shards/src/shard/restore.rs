@@ -125,3 +125,73 @@ impl Shard {
         }
     }
 }
+
+impl Shard {
+    /// Discards this shard's durable state (a cluster leader that lost office: what it
+    /// applied eagerly may never have been committed; the committed state is applied
+    /// again after this). Every connection with a persistent session is closed (5.0:
+    /// DISCONNECT "server shutting down") and forgets it, without a will or any change to
+    /// it; every persistent or unattached session ends through the store, so the other
+    /// shards drop their interest in the same order as any later change; the retained copy
+    /// is emptied. `$SYS` topics stay, and so do connections with a session that ends with
+    /// them (it was never replicated: an operator on the admin listener keeps working).
+    pub fn reset_durable(&mut self) {
+        use crate::mqtt::{reason, Disconnect, Packet};
+        use crate::state::Delta;
+        let mut detached = 0;
+        for (_, conn) in self.conns.iter_mut() {
+            let Some(key) = conn.session else {
+                continue;
+            };
+            if !self.store.get(key).is_some_and(|s| s.is_persistent()) {
+                continue;
+            }
+            conn.session = None;
+            detached += 1;
+            conn.will_on_close = false;
+            if conn.closing.is_none() {
+                if conn.protocol.is_v5() {
+                    let disconnect = Disconnect {
+                        reason_code: reason::SERVER_SHUTTING_DOWN,
+                        ..Default::default()
+                    };
+                    conn.send(&Packet::Disconnect(Box::new(disconnect)));
+                }
+                conn.close(crate::connection::CloseReason::ServerShutdown);
+            }
+        }
+        crate::stats::drop_by(&self.my_stats().clients_connected, detached);
+        let kept: Vec<crate::state::SessionKey> = self
+            .conns
+            .iter()
+            .filter_map(|(_, conn)| conn.session)
+            .collect();
+        for (key, slot) in self.online.iter_mut().enumerate() {
+            if slot.is_some() && !kept.iter().any(|k| *k as usize == key) {
+                *slot = None;
+            }
+        }
+        self.delayed_wills.clear();
+        let keys: Vec<crate::state::SessionKey> = self
+            .store
+            .iter()
+            .map(|(key, _)| key)
+            .filter(|key| !kept.contains(key))
+            .collect();
+        for key in keys {
+            self.apply(Delta::Update {
+                key,
+                change: SessionDelta::Ended,
+            });
+        }
+        let topics: Vec<crate::mqtt::ByteStr> = self
+            .retained
+            .iter()
+            .filter(|(topic, _)| !topic.starts_with(b"$SYS/"))
+            .map(|(_, message)| message.topic.clone())
+            .collect();
+        for topic in topics {
+            self.set_retained(&topic, None);
+        }
+    }
+}

@@ -996,6 +996,51 @@ fn suback_waits_until_every_other_shard_knows_the_new_interest() {
     assert!(matches!(world.take(s, other)[..], [Packet::SubAck(_)]));
 }
 
+/// A publish read on one shard after another shard took a subscription is routed with it,
+/// though the mesh task has not run in between: the runtime calls `catch_up_interest`
+/// before it hands the shard what it read, and the interest epoch says there is interest
+/// to apply. Without that call (the mesh task's turn still to come) the publish is routed
+/// with the old interest and lost.
+#[test]
+fn a_publish_read_after_a_subscription_on_another_shard_is_routed_with_it() {
+    for catch_up in [true, false] {
+        let mut world = World::new(2);
+        let (s, sub, _) = world.connect(connect(Protocol::V5, on_shard(1), true));
+        let (p, publisher, _) = world.connect(connect(Protocol::V5, on_shard(0), true));
+        assert_ne!(s, p);
+        // The subscriber's shard handles SUBSCRIBE and ends its turn; nothing drains the
+        // mesh before the publisher's shard reads its PUBLISH.
+        let _ = world.shards[s].handle(sub, subscribe(1, "race/t", QoS::AtLeastOnce));
+        world.shards[s].end_turn();
+        if catch_up {
+            let interest = world.shards[p].mesh.interest();
+            assert!(!interest.subscribing(), "the SUBSCRIBE was handled");
+            world.shards[p].catch_up_interest(interest);
+        }
+        let _ = world.shards[p].handle(
+            publisher,
+            publish("race/t", "right after", QoS::AtLeastOnce, Some(7), false),
+        );
+        world.pump();
+        let puback = match world.take(p, publisher)[..] {
+            [Packet::PubAck(ref ack)] => ack.reason_code,
+            ref other => panic!("expected one PUBACK, got {other:?}"),
+        };
+        let delivered = payloads(&world.take(s, sub));
+        if catch_up {
+            assert_eq!(puback, reason::SUCCESS);
+            assert_eq!(delivered, ["right after"]);
+        } else {
+            assert_eq!(puback, reason::NO_MATCHING_SUBSCRIBERS);
+            assert!(delivered.is_empty());
+        }
+        // Caught up (by the reader or the mesh drain): the next batch costs one load.
+        let interest = world.shards[p].mesh.interest();
+        world.shards[p].catch_up_interest(interest);
+        assert_eq!(world.shards[p].interest_seen, interest.epoch());
+    }
+}
+
 #[test]
 fn a_retained_publish_is_acknowledged_once_every_shard_can_read_it() {
     let mut world = World::new(2);
@@ -1666,4 +1711,75 @@ fn aliases_name_the_topic_without_the_listeners_mount_point() {
         topics_and_aliases(&world.take(s, sub)),
         [(LONG_A.to_string(), Some(1)), (String::new(), Some(1))]
     );
+}
+
+#[test]
+fn a_reset_discards_the_durable_state_and_committed_records_rebuild_it() {
+    // A cluster leader that loses office: every shard discards what it applied, then the
+    // committed records (here: the state before the reset) are applied again.
+    let mut world = World::new(2);
+    let (s, sub, _) = world.connect(persistent_v5(on_shard(1), false));
+    world.send(s, sub, subscribe(1, "r/#", QoS::AtLeastOnce));
+    world.take(s, sub);
+    world.close(s, sub);
+    let (p, publisher, _) = world.connect(connect(Protocol::V5, on_shard(0), true));
+    world.send(
+        p,
+        publisher,
+        publish("r/a", "kept", QoS::AtMostOnce, None, true),
+    );
+    let (w, watcher, _) = world.connect(with_will(
+        persistent_v5(nth_on_shard(1, 1), false),
+        "wills/w",
+        "never",
+        None,
+    ));
+    let before: Vec<Vec<crate::state::Record>> = world
+        .shards
+        .iter()
+        .map(|shard| shard.snapshot_records(None))
+        .collect();
+    assert!(!before[1].is_empty());
+    for shard in &mut world.shards {
+        shard.reset_durable();
+    }
+    world.pump();
+    assert!(matches!(
+        world.take(w, watcher)[..],
+        [Packet::Disconnect(ref d)] if d.reason_code == reason::SERVER_SHUTTING_DOWN
+    ));
+    world.close(w, watcher);
+    // The clean session (on shard 0) was never replicated: it stays, connected.
+    assert_eq!(world.shards[0].store.len(), 1);
+    assert_eq!(world.shards[1].store.len(), 0);
+    for shard in &world.shards {
+        assert!(shard.snapshot_records(None).is_empty());
+    }
+    for (shard, records) in world.shards.iter_mut().zip(before.clone()) {
+        shard
+            .apply_records(records)
+            .expect("the committed records fit");
+    }
+    world.pump();
+    let after: Vec<Vec<crate::state::Record>> = world
+        .shards
+        .iter()
+        .map(|shard| shard.snapshot_records(None))
+        .collect();
+    assert_eq!(after[0], before[0]);
+    assert_eq!(after[1].len(), before[1].len());
+    // Connections with a persistent session were closed, the clean one kept; the rebuilt
+    // subscription routes again from the other shard.
+    assert!(world.shards[p]
+        .conn(publisher)
+        .is_some_and(|c| c.closing.is_none()));
+    world.send(
+        p,
+        publisher,
+        publish("r/b", "after", QoS::AtLeastOnce, Some(1), false),
+    );
+    let (s, sub, out) = world.connect(persistent_v5(on_shard(1), false));
+    assert!(matches!(&out[0], Packet::ConnAck(c) if c.session_present));
+    let _ = (s, sub);
+    assert_eq!(payloads(&out[1..]), ["after"]);
 }

@@ -171,6 +171,7 @@ fn on_tmpfs(file: &File) -> bool {
     // SAFETY: statfs is plain old data, all-zero is a valid value; fstatfs writes into it
     // and reads nothing of ours besides the descriptor, which `file` owns.
     let mut stat: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: as above: `stat` is ours and writable, the descriptor is owned by `file`.
     let result = unsafe { libc::fstatfs(file.as_raw_fd(), &mut stat) };
     result == 0 && stat.f_type as libc::c_long == TMPFS_MAGIC
 }

@@ -297,10 +297,11 @@ USAGE:
   culex-perf dynsec-file --out FILE [--dynsec-clients 1000] [--dynsec-roles 100]
                  [--dynsec-acls-per-role 10]   (then: run --dynsec-clients N)
   culex-perf plot --svg FILE RESULTS.jsonl [...]   (one chart from earlier compare runs)
-  culex-perf cluster [--culex target/release/culex] [--scenario dynsec,failover]
+  culex-perf cluster [--culex target/release/culex] [--scenario dynsec,failover[,pairs]]
                  [--changes 200] [--kills 20]   (three Culex nodes on 127.0.0.1-3, Full Sync:
                  dynsec change commit latency via leader and follower, leader SIGKILL to the
-                 next leader's client listener accepting)
+                 next leader's client listener accepting; pairs: QoS 0 and QoS 1 persistent
+                 pairs through the leader)
 
 SCENARIOS:
   pairs     N publisher/subscriber pairs, one topic each (--clients = pairs)
@@ -418,9 +419,10 @@ fn parse_cluster(rest: &[String]) -> Result<crate::cluster::ClusterArgs, String>
                     match name {
                         "dynsec" => args.dynsec = true,
                         "failover" => args.failover = true,
+                        "pairs" => args.pairs = true,
                         other => {
                             return Err(format!(
-                                "unknown cluster scenario {other:?} (dynsec, failover)"
+                                "unknown cluster scenario {other:?} (dynsec, failover, pairs)"
                             ))
                         }
                     }

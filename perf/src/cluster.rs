@@ -55,6 +55,8 @@ pub struct ClusterArgs {
     pub failover: bool,
     /// Leader kills in `failover`.
     pub kills: usize,
+    /// Run the pairs scenarios (QoS 0 clean, QoS 1 persistent) through the leader.
+    pub pairs: bool,
 }
 
 impl Default for ClusterArgs {
@@ -65,6 +67,7 @@ impl Default for ClusterArgs {
             changes: 200,
             failover: true,
             kills: 20,
+            pairs: false,
         }
     }
 }
@@ -128,6 +131,9 @@ fn scenarios(cluster: &mut Cluster, args: &ClusterArgs) -> Result<bool, String> 
             );
         }
     }
+    if args.pairs {
+        pairs_through_leader(cluster)?;
+    }
     if args.failover {
         let mut samples = Vec::with_capacity(args.kills);
         for kill in 0..args.kills {
@@ -155,6 +161,74 @@ fn scenarios(cluster: &mut Cluster, args: &ClusterArgs) -> Result<bool, String> 
         );
     }
     Ok(true)
+}
+
+/// Username and password of the pairs scenarios' clients (a dynamic-security client with
+/// a role that may publish and subscribe under `perf/#`, created through the leader).
+const BENCH_USER: &str = "perf-bench";
+const BENCH_PASSWORD: &str = "perf-bench-password";
+
+/// QoS 0 pairs of clean sessions and QoS 1 pairs of persistent sessions (the scenarios'
+/// defaults: 100 pairs, 64 B, 10 s after 2 s) through the leader's client listener.
+fn pairs_through_leader(cluster: &mut Cluster) -> Result<(), String> {
+    let leader = cluster.leader()?;
+    let mut admin = cluster.admin(leader)?;
+    admin.subscribe(&format!("{DYNSEC_TOPIC}/response"))?;
+    let mut commands = vec![
+        format!(
+            "{{\"command\":\"createClient\",\"username\":\"{BENCH_USER}\",\
+             \"password\":\"{BENCH_PASSWORD}\"}}"
+        ),
+        "{\"command\":\"createRole\",\"rolename\":\"perf-bench\"}".to_string(),
+    ];
+    for acl in [
+        "publishClientSend",
+        "publishClientReceive",
+        "subscribePattern",
+    ] {
+        commands.push(format!(
+            "{{\"command\":\"addRoleACL\",\"rolename\":\"perf-bench\",\"acltype\":\"{acl}\",\
+             \"topic\":\"perf/#\",\"allow\":true}}"
+        ));
+    }
+    commands.push(format!(
+        "{{\"command\":\"addClientRole\",\"username\":\"{BENCH_USER}\",\
+         \"rolename\":\"perf-bench\"}}"
+    ));
+    for command in &commands {
+        admin.request(DYNSEC_TOPIC, command)?;
+    }
+    let pid = cluster.nodes[leader].child.as_ref().map(Child::id);
+    for (scenario, persistent) in [
+        (crate::scenario::Scenario::Pairs, false),
+        (crate::scenario::Scenario::Qos1, true),
+    ] {
+        let mut workload =
+            crate::scenario::Workload::new(scenario, address(leader, cluster.ports.client));
+        workload.persistent = persistent;
+        workload.broker_pid = pid;
+        workload.broker_name = "culex-cluster-leader".to_string();
+        workload.credentials = crate::scenario::Credentials::Fixed {
+            username: BENCH_USER.to_string(),
+            password: BENCH_PASSWORD.to_string(),
+        };
+        let result = crate::engine::run(&workload);
+        eprint!("{}", result.to_table());
+        println!(
+            "{} pairs through the leader ({} pairs, {} B{}): {:.0} msg/s received{}",
+            scenario.name(),
+            workload.clients,
+            workload.payload,
+            if persistent {
+                ", persistent sessions"
+            } else {
+                ""
+            },
+            result.received_per_s,
+            if result.valid() { "" } else { " (INVALID run)" }
+        );
+    }
+    Ok(())
 }
 
 /// "p50 X ms, p99 Y ms, max Z ms" (nearest rank).

@@ -25,6 +25,8 @@ pub enum Command {
     Plot(PlotArgs),
     /// Write a generated `dynamic-security.json` (for `run` against a broker set up by hand).
     DynsecFile(DynsecFileArgs),
+    /// The cluster scenarios (three Culex nodes on this machine).
+    Cluster(crate::cluster::ClusterArgs),
     /// Print usage.
     Help,
 }
@@ -295,6 +297,11 @@ USAGE:
   culex-perf dynsec-file --out FILE [--dynsec-clients 1000] [--dynsec-roles 100]
                  [--dynsec-acls-per-role 10]   (then: run --dynsec-clients N)
   culex-perf plot --svg FILE RESULTS.jsonl [...]   (one chart from earlier compare runs)
+  culex-perf cluster [--culex target/release/culex] [--scenario dynsec,failover[,pairs]]
+                 [--changes 200] [--kills 20]   (three Culex nodes on 127.0.0.1-3, Full Sync:
+                 dynsec change commit latency via leader and follower, leader SIGKILL to the
+                 next leader's client listener accepting; pairs: QoS 0 and QoS 1 persistent
+                 pairs through the leader)
 
 SCENARIOS:
   pairs     N publisher/subscriber pairs, one topic each (--clients = pairs)
@@ -381,11 +388,50 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> 
         "smoke" => parse_smoke(&rest).map(Command::Smoke),
         "plot" => parse_plot(&rest).map(Command::Plot),
         "dynsec-file" => parse_dynsec_file(&rest).map(Command::DynsecFile),
+        "cluster" => parse_cluster(&rest).map(Command::Cluster),
         "help" | "--help" | "-h" => Ok(Command::Help),
         other => Err(format!(
-            "unknown subcommand {other:?} (run, compare, smoke, plot, dynsec-file, help)"
+            "unknown subcommand {other:?} (run, compare, smoke, plot, dynsec-file, cluster, help)"
         )),
     }
+}
+
+/// `cluster [--culex PATH] [--scenario dynsec,failover] [--changes N] [--kills K]`.
+fn parse_cluster(rest: &[String]) -> Result<crate::cluster::ClusterArgs, String> {
+    let mut args = crate::cluster::ClusterArgs::default();
+    let mut it = rest.iter();
+    while let Some(flag) = it.next() {
+        let value = it.next().ok_or(format!("{flag} needs a value"))?;
+        let count = |what: &str| -> Result<usize, String> {
+            match value.parse::<usize>() {
+                Ok(n) if (1..=10_000).contains(&n) => Ok(n),
+                _ => Err(format!("{what} must be 1..=10000, not {value:?}")),
+            }
+        };
+        match flag.as_str() {
+            "--culex" => args.culex = value.into(),
+            "--changes" => args.changes = count("--changes")?,
+            "--kills" => args.kills = count("--kills")?,
+            "--scenario" => {
+                args.dynsec = false;
+                args.failover = false;
+                for name in value.split(',') {
+                    match name {
+                        "dynsec" => args.dynsec = true,
+                        "failover" => args.failover = true,
+                        "pairs" => args.pairs = true,
+                        other => {
+                            return Err(format!(
+                                "unknown cluster scenario {other:?} (dynsec, failover, pairs)"
+                            ))
+                        }
+                    }
+                }
+            }
+            other => return Err(format!("unknown cluster option {other}")),
+        }
+    }
+    Ok(args)
 }
 
 /// Flags that take no value (`on` sees them with the value "true").

@@ -10,7 +10,8 @@
 //!      ├─► compare ─► certs + dynsec (once), broker (start/stop) + engine, repeated
 //!      │              ─► summary ─► svg
 //!      ├─► smoke ───► broker + engine per scenario ─► pass/fail
-//!      └─► dynsec-file ─► dynsec (a generated dynamic-security.json)
+//!      ├─► dynsec-file ─► dynsec (a generated dynamic-security.json)
+//!      └─► cluster ─► three Culex nodes: dynsec commit latency, failover
 //!   engine ─► tracker (loss, duplicates) + procstat (CPU, RSS) ─► report (JSON, table)
 //! ```
 //!
@@ -20,6 +21,7 @@ mod broker;
 mod certs;
 mod cli;
 mod client;
+mod cluster;
 mod compare;
 mod dynsec;
 mod engine;
@@ -63,6 +65,7 @@ fn main() -> ExitCode {
             Ok(valid)
         }),
         Command::Smoke(args) => smoke::smoke(&args),
+        Command::Cluster(args) => cluster::run(&args),
         Command::Plot(args) => plot(&args),
         Command::DynsecFile(args) => dynsec::file_text(&args.shape).and_then(|text| {
             std::fs::write(&args.out, text)

@@ -180,7 +180,7 @@ fn round(make: &dyn Fn() -> LinkSecurity) -> (Duration, Vec<Duration>) {
                     term: 1,
                     index: 2 + i,
                 },
-                payload: WPayload::Normal(vec![0x5a; ENTRY_BYTES]),
+                payload: WPayload::Normal(bytes::Bytes::from(vec![0x5a; ENTRY_BYTES])),
             })
             .collect(),
         leader_commit: Some(WLogId { term: 1, index: 1 }),

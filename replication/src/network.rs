@@ -341,19 +341,16 @@ pub async fn send(stream: &mut impl AsyncWriteRent, msg: &Msg) -> Result<(), Wir
     result.map(|_| ()).map_err(WireError::Io)
 }
 
-/// Reads one framed message, with every check of `wire::decode`.
+/// Reads one framed message, with every check of `wire::decode`. The body is read into a
+/// buffer of its own, where it is decoded in place (no copy of the frame).
 pub async fn receive(stream: &mut impl AsyncReadRent) -> Result<Msg, WireError> {
     let header = vec![0u8; shards::state::frame::HEADER_LEN];
     let (result, header) = stream.read_exact(header).await;
     result.map_err(WireError::Io)?;
     let len = wire::body_len(&header)?;
-    let mut framed = header;
-    framed.resize(shards::state::frame::HEADER_LEN + len, 0);
-    let body = framed.split_off(shards::state::frame::HEADER_LEN);
-    let (result, body) = stream.read_exact(body).await;
+    let (result, body) = stream.read_exact(vec![0u8; len]).await;
     result.map_err(WireError::Io)?;
-    framed.extend_from_slice(&body);
-    wire::decode(&framed)
+    wire::decode_parts(&header, &body)
 }
 
 /// Accepts cluster connections on `listener` and answers their frames until `stop`

@@ -68,15 +68,16 @@ pub struct Reply {
 impl Proposal {
     /// The entry payload of this proposal.
     pub fn encode(&self) -> Payload {
-        match rkyv::to_bytes::<rkyv::rancor::Error>(self) {
-            Ok(bytes) => Payload(bytes::Bytes::from(bytes.into_vec())),
-            Err(error) => unreachable!("archiving plain owned data cannot fail: {error}"),
-        }
+        let capacity = 256
+            + self.reply.as_ref().map_or(0, |reply| reply.payload.len())
+            + self.records.len() * 64;
+        Payload(bytes::Bytes::from(crate::wire::archive(self, capacity)))
     }
 
     /// The proposal an entry payload holds, validated; `None` if it is not one.
     pub fn decode(payload: &Payload) -> Option<Proposal> {
-        let aligned = shards::state::frame::aligned(&payload.0);
-        rkyv::from_bytes::<Proposal, rkyv::rancor::Error>(&aligned).ok()
+        crate::wire::with_aligned(&payload.0, |bytes| {
+            rkyv::from_bytes::<Proposal, rkyv::rancor::Error>(bytes).ok()
+        })
     }
 }

@@ -13,9 +13,10 @@ use crate::wire::WEntry;
 use openraft::storage::{IOFlushed, LogState, RaftLogStorage};
 use openraft::{OptionalSend, RaftLogReader};
 use std::cell::RefCell;
+use std::collections::VecDeque;
 use std::fmt::Debug;
 use std::io;
-use std::ops::RangeBounds;
+use std::ops::{Bound, RangeBounds};
 use std::path::Path;
 use std::rc::Rc;
 
@@ -28,6 +29,69 @@ pub struct LogStore {
 struct Inner {
     wal: Wal,
     stable: Stable,
+    /// The most recent entries as openraft's values, contiguous and ending at the log's
+    /// last entry: replication and the state machine read these without decoding (their
+    /// payloads share the appended buffers).
+    recent: VecDeque<Entry>,
+    /// Payload bytes in `recent`.
+    recent_bytes: usize,
+}
+
+/// Payload bytes of recent entries kept decoded ([`Inner::recent`]).
+const RECENT_BYTES_MAX: usize = 16 << 20;
+
+/// What an entry counts for against [`RECENT_BYTES_MAX`].
+fn entry_bytes(entry: &Entry) -> usize {
+    match &entry.payload {
+        openraft::EntryPayload::Normal(payload) => payload.0.len().max(64),
+        _ => 64,
+    }
+}
+
+impl Inner {
+    fn remember(&mut self, entries: Vec<Entry>) {
+        for entry in entries {
+            if self
+                .recent
+                .back()
+                .is_some_and(|back| back.log_id.index + 1 != entry.log_id.index)
+            {
+                self.recent.clear();
+                self.recent_bytes = 0;
+            }
+            self.recent_bytes += entry_bytes(&entry);
+            self.recent.push_back(entry);
+        }
+        while self.recent_bytes > RECENT_BYTES_MAX {
+            let Some(front) = self.recent.pop_front() else {
+                break;
+            };
+            self.recent_bytes -= entry_bytes(&front);
+        }
+    }
+
+    /// The entries `[start, end)`: the older part from the log's files (decoded and
+    /// checked), the rest from `recent`.
+    fn entries(&self, start: u64, end: u64) -> io::Result<Vec<Entry>> {
+        let cached_from = self
+            .recent
+            .front()
+            .map_or(end, |front| front.log_id.index)
+            .clamp(start, end);
+        let mut out: Vec<Entry> = Vec::with_capacity(end.saturating_sub(start) as usize);
+        if start < cached_from {
+            let stored = self.wal.entries(start..cached_from)?;
+            for entry in &stored {
+                out.push(decode_entry(entry)?);
+            }
+        }
+        if let Some(front) = self.recent.front() {
+            let skip = (cached_from - front.log_id.index) as usize;
+            let take = end.saturating_sub(cached_from) as usize;
+            out.extend(self.recent.iter().skip(skip).take(take).cloned());
+        }
+        Ok(out)
+    }
 }
 
 /// The log's subdirectory of the HA data directory.
@@ -39,7 +103,12 @@ impl LogStore {
         let wal = Wal::open(dir, options)?;
         let stable = Stable::open(dir)?;
         Ok(LogStore {
-            inner: Rc::new(RefCell::new(Inner { wal, stable })),
+            inner: Rc::new(RefCell::new(Inner {
+                wal,
+                stable,
+                recent: VecDeque::new(),
+                recent_bytes: 0,
+            })),
         })
     }
 }
@@ -65,22 +134,23 @@ fn invalid(what: String) -> io::Error {
 /// An entry's stored form.
 pub fn encode_entry(entry: &Entry) -> WalEntry {
     let wire = WEntry::from(entry);
-    let bytes = match rkyv::to_bytes::<rkyv::rancor::Error>(&wire) {
-        Ok(bytes) => bytes.into_vec(),
-        Err(error) => unreachable!("archiving plain owned data cannot fail: {error}"),
+    let capacity = match &entry.payload {
+        openraft::EntryPayload::Normal(payload) => payload.0.len() + 64,
+        _ => 512,
     };
     WalEntry {
         term: entry.log_id.leader_id.term,
         index: entry.log_id.index,
-        payload: bytes::Bytes::from(bytes),
+        payload: bytes::Bytes::from(crate::wire::archive(&wire, capacity)),
     }
 }
 
 /// The entry a stored record holds, checked against the record's own id.
 pub fn decode_entry(stored: &WalEntry) -> io::Result<Entry> {
-    let aligned = shards::state::frame::aligned(&stored.payload);
-    let wire = rkyv::from_bytes::<WEntry, rkyv::rancor::Error>(&aligned)
-        .map_err(|_| invalid(format!("log entry {} does not decode", stored.index)))?;
+    let wire = crate::wire::with_aligned(&stored.payload, |bytes| {
+        rkyv::from_bytes::<WEntry, rkyv::rancor::Error>(bytes)
+    })
+    .map_err(|_| invalid(format!("log entry {} does not decode", stored.index)))?;
     let entry = wire
         .to_entry()
         .map_err(|error| invalid(format!("log entry {}: {error}", stored.index)))?;
@@ -98,8 +168,23 @@ impl RaftLogReader<TypeConfig> for LogStore {
         &mut self,
         range: RB,
     ) -> Result<Vec<Entry>, io::Error> {
-        let stored = self.inner.borrow().wal.entries(range)?;
-        stored.iter().map(decode_entry).collect()
+        let inner = self.inner.borrow();
+        let start = match range.start_bound() {
+            Bound::Included(start) => *start,
+            Bound::Excluded(start) => start.saturating_add(1),
+            Bound::Unbounded => 0,
+        };
+        let end = match range.end_bound() {
+            Bound::Included(end) => end.saturating_add(1),
+            Bound::Excluded(end) => *end,
+            Bound::Unbounded => u64::MAX,
+        };
+        let start = start.max(inner.wal.first_index());
+        let end = end.min(inner.wal.next_index());
+        if start >= end {
+            return Ok(Vec::new());
+        }
+        inner.entries(start, end)
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote>, io::Error> {
@@ -159,10 +244,14 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
-        let batch: Vec<WalEntry> = entries.into_iter().map(|e| encode_entry(&e)).collect();
-        let result = self.inner.borrow_mut().wal.append(&batch);
+        let entries: Vec<Entry> = entries.into_iter().collect();
+        let batch: Vec<WalEntry> = entries.iter().map(encode_entry).collect();
+        let mut inner = self.inner.borrow_mut();
+        let result = inner.wal.append(&batch);
         match result {
             Ok(()) => {
+                inner.remember(entries);
+                drop(inner);
                 callback.io_completed(Ok(()));
                 Ok(())
             }
@@ -174,13 +263,31 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn truncate_after(&mut self, last_log_id: Option<LogId>) -> Result<(), io::Error> {
-        self.inner
-            .borrow_mut()
-            .wal
-            .truncate_after(last_log_id.map(|id| id.index))
+        let mut inner = self.inner.borrow_mut();
+        let keep = last_log_id.map(|id| id.index);
+        while inner
+            .recent
+            .back()
+            .is_some_and(|back| Some(back.log_id.index) > keep)
+        {
+            if let Some(back) = inner.recent.pop_back() {
+                inner.recent_bytes -= entry_bytes(&back);
+            }
+        }
+        inner.wal.truncate_after(keep)
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), io::Error> {
-        self.inner.borrow_mut().wal.purge_upto(entry_id(&log_id))
+        let mut inner = self.inner.borrow_mut();
+        while inner
+            .recent
+            .front()
+            .is_some_and(|front| front.log_id.index <= log_id.index)
+        {
+            if let Some(front) = inner.recent.pop_front() {
+                inner.recent_bytes -= entry_bytes(&front);
+            }
+        }
+        inner.wal.purge_upto(entry_id(&log_id))
     }
 }

@@ -162,8 +162,9 @@ pub struct WEntry {
 pub enum WPayload {
     /// A new leader's blank entry.
     Blank,
-    /// A proposal (its archived bytes).
-    Normal(Vec<u8>),
+    /// A proposal (its archived bytes; archived exactly as a `Vec<u8>`, so the layout is
+    /// the one version 1 always had, and encoding shares the entry's buffer).
+    Normal(#[rkyv(with = BytesAsVec)] bytes::Bytes),
     /// A membership change.
     Membership(WMembership),
 }
@@ -264,13 +265,114 @@ impl std::fmt::Display for WireError {
 
 impl std::error::Error for WireError {}
 
-/// Frames `msg`.
+/// Frames `msg`: the archive is written once, straight after room for the header, which is
+/// filled in afterwards (no copy of the body).
 pub fn encode(msg: &Msg) -> Vec<u8> {
-    let body = match rkyv::to_bytes::<rkyv::rancor::Error>(msg) {
-        Ok(body) => body,
+    let mut framed = Vec::with_capacity(frame::HEADER_LEN + msg.size_hint());
+    framed.resize(frame::HEADER_LEN, 0);
+    // The archive's positions count from the start of `framed`; the header's length is a
+    // multiple of 16, so the body has the layout (and alignment) of an archive of its own.
+    let mut framed = match rkyv::api::high::to_bytes_in::<_, rkyv::rancor::Error>(msg, framed) {
+        Ok(framed) => framed,
         Err(error) => unreachable!("archiving plain owned data cannot fail: {error}"),
     };
-    frame::seal(&LINK_MAGIC, LINK_VERSION, &body)
+    let header = frame::header(&LINK_MAGIC, LINK_VERSION, &framed[frame::HEADER_LEN..]);
+    framed[..frame::HEADER_LEN].copy_from_slice(&header);
+    framed
+}
+
+/// Archives `value` into a plain `Vec` of about `capacity` bytes (no copy into a `Vec`
+/// afterwards, as `rkyv::to_bytes(..).into_vec()` makes).
+pub fn archive<T>(value: &T, capacity: usize) -> Vec<u8>
+where
+    T: for<'a> rkyv::Serialize<
+        rkyv::api::high::HighSerializer<
+            Vec<u8>,
+            rkyv::ser::allocator::ArenaHandle<'a>,
+            rkyv::rancor::Error,
+        >,
+    >,
+{
+    match rkyv::api::high::to_bytes_in::<_, rkyv::rancor::Error>(
+        value,
+        Vec::with_capacity(capacity),
+    ) {
+        Ok(bytes) => bytes,
+        Err(error) => unreachable!("archiving plain owned data cannot fail: {error}"),
+    }
+}
+
+/// Runs `f` on `bytes` where rkyv's validated access can read them: in place when they
+/// are already 16-byte aligned (buffers from the allocator are), else on an aligned copy.
+pub fn with_aligned<R>(bytes: &[u8], f: impl FnOnce(&[u8]) -> R) -> R {
+    if (bytes.as_ptr() as usize) & 15 == 0 {
+        f(bytes)
+    } else {
+        f(&frame::aligned(bytes))
+    }
+}
+
+impl Msg {
+    /// About how many bytes the archive of this message takes (a capacity, not a bound).
+    fn size_hint(&self) -> usize {
+        match self {
+            Msg::Append(request) => {
+                256 + request
+                    .entries
+                    .iter()
+                    .map(|entry| match &entry.payload {
+                        WPayload::Normal(bytes) => bytes.len() + 64,
+                        WPayload::Blank => 64,
+                        WPayload::Membership(_) => 512,
+                    })
+                    .sum::<usize>()
+            }
+            Msg::Snapshot { data, .. } => data.len() + 1024,
+            Msg::Forward(forwarded) => forwarded.payload.len() + 512,
+            Msg::ForwardReply { response } => response.as_ref().map_or(0, Vec::len) + 256,
+            _ => 256,
+        }
+    }
+}
+
+/// The `with` wrapper that archives `Bytes` exactly as rkyv archives a `Vec<u8>`.
+pub struct BytesAsVec;
+
+impl rkyv::with::ArchiveWith<bytes::Bytes> for BytesAsVec {
+    type Archived = rkyv::vec::ArchivedVec<u8>;
+    type Resolver = rkyv::vec::VecResolver;
+
+    fn resolve_with(
+        field: &bytes::Bytes,
+        resolver: Self::Resolver,
+        out: rkyv::Place<Self::Archived>,
+    ) {
+        rkyv::vec::ArchivedVec::resolve_from_len(field.len(), resolver, out);
+    }
+}
+
+impl<S> rkyv::with::SerializeWith<bytes::Bytes, S> for BytesAsVec
+where
+    S: rkyv::rancor::Fallible + rkyv::ser::Allocator + rkyv::ser::Writer + ?Sized,
+{
+    fn serialize_with(
+        field: &bytes::Bytes,
+        serializer: &mut S,
+    ) -> Result<Self::Resolver, S::Error> {
+        rkyv::vec::ArchivedVec::<u8>::serialize_from_slice(field.as_ref(), serializer)
+    }
+}
+
+impl<D> rkyv::with::DeserializeWith<rkyv::vec::ArchivedVec<u8>, bytes::Bytes, D> for BytesAsVec
+where
+    D: rkyv::rancor::Fallible + ?Sized,
+{
+    fn deserialize_with(
+        field: &rkyv::vec::ArchivedVec<u8>,
+        _: &mut D,
+    ) -> Result<bytes::Bytes, D::Error> {
+        Ok(bytes::Bytes::copy_from_slice(field.as_slice()))
+    }
 }
 
 /// The body length a frame header announces (the header is [`frame::HEADER_LEN`] bytes).
@@ -293,8 +395,43 @@ pub fn decode(framed: &[u8]) -> Result<Msg, WireError> {
     if version != LINK_VERSION {
         return Err(WireError::Frame(FrameError::UnsupportedVersion(version)));
     }
-    rkyv::from_bytes::<Msg, rkyv::rancor::Error>(&frame::aligned(body))
-        .map_err(|_| WireError::Invalid("not an archived message"))
+    decode_body(body)
+}
+
+/// Reads a message whose header (`frame::HEADER_LEN` bytes) and body arrived apart, with
+/// every check of [`decode`]; the body is read in place when it is aligned.
+pub fn decode_parts(header: &[u8], body: &[u8]) -> Result<Msg, WireError> {
+    if header.len() != frame::HEADER_LEN {
+        return Err(WireError::Frame(FrameError::WrongMagic));
+    }
+    let expected = frame::header(&LINK_MAGIC, LINK_VERSION, body);
+    if header[..8] != expected[..8] {
+        return Err(WireError::Frame(FrameError::WrongMagic));
+    }
+    if header[8..12] != expected[8..12] {
+        let mut version = [0u8; 4];
+        version.copy_from_slice(&header[8..12]);
+        return Err(WireError::Frame(FrameError::UnsupportedVersion(
+            u32::from_le_bytes(version),
+        )));
+    }
+    if header[12..16] != expected[12..16] || header[28..32] != expected[28..32] {
+        return Err(WireError::Frame(FrameError::Header));
+    }
+    if header[16..24] != expected[16..24] {
+        return Err(WireError::Frame(FrameError::Truncated));
+    }
+    if header[24..28] != expected[24..28] {
+        return Err(WireError::Frame(FrameError::Checksum));
+    }
+    decode_body(body)
+}
+
+fn decode_body(body: &[u8]) -> Result<Msg, WireError> {
+    with_aligned(body, |body| {
+        rkyv::from_bytes::<Msg, rkyv::rancor::Error>(body)
+            .map_err(|_| WireError::Invalid("not an archived message"))
+    })
 }
 
 impl From<&LogId> for WLogId {
@@ -378,7 +515,7 @@ impl From<&Entry> for WEntry {
     fn from(entry: &Entry) -> WEntry {
         let payload = match &entry.payload {
             EntryPayload::Blank => WPayload::Blank,
-            EntryPayload::Normal(payload) => WPayload::Normal(payload.0.to_vec()),
+            EntryPayload::Normal(payload) => WPayload::Normal(payload.0.clone()),
             EntryPayload::Membership(membership) => WPayload::Membership(membership.into()),
         };
         WEntry {
@@ -393,9 +530,7 @@ impl WEntry {
     pub fn to_entry(&self) -> Result<Entry, WireError> {
         let payload = match &self.payload {
             WPayload::Blank => EntryPayload::Blank,
-            WPayload::Normal(bytes) => {
-                EntryPayload::Normal(Payload(bytes::Bytes::copy_from_slice(bytes)))
-            }
+            WPayload::Normal(bytes) => EntryPayload::Normal(Payload(bytes.clone())),
             WPayload::Membership(membership) => {
                 EntryPayload::Membership(membership.to_membership()?)
             }
@@ -521,5 +656,102 @@ impl WSnapshotMeta {
                 self.membership.to_membership()?,
             ),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The version-1 form of [`WPayload`], whose `Normal` held a `Vec<u8>`.
+    #[derive(Archive, Serialize, Deserialize)]
+    enum OldPayload {
+        Blank,
+        Normal(Vec<u8>),
+        Membership(WMembership),
+    }
+
+    #[derive(Archive, Serialize, Deserialize)]
+    struct OldEntry {
+        log_id: WLogId,
+        payload: OldPayload,
+    }
+
+    fn entry(bytes: &[u8]) -> WEntry {
+        WEntry {
+            log_id: WLogId { term: 3, index: 41 },
+            payload: WPayload::Normal(bytes::Bytes::copy_from_slice(bytes)),
+        }
+    }
+
+    #[test]
+    fn a_normal_payload_archives_as_version_one_did() {
+        let bytes: Vec<u8> = (0..4096u32).map(|i| (i % 251) as u8).collect();
+        let old = OldEntry {
+            log_id: WLogId { term: 3, index: 41 },
+            payload: OldPayload::Normal(bytes.clone()),
+        };
+        let old = rkyv::to_bytes::<rkyv::rancor::Error>(&old).expect("archive");
+        let new = archive(&entry(&bytes), 16);
+        assert_eq!(old.as_slice(), new.as_slice());
+        let back = with_aligned(&old, rkyv::from_bytes::<WEntry, rkyv::rancor::Error>)
+            .expect("version-1 bytes read");
+        assert_eq!(back, entry(&bytes));
+    }
+
+    fn append() -> Msg {
+        Msg::Append(WAppendRequest {
+            vote: WVote {
+                term: 3,
+                node: 1,
+                committed: true,
+            },
+            prev_log_id: Some(WLogId { term: 3, index: 40 }),
+            entries: vec![entry(&[7u8; 4096]), entry(b"short")],
+            leader_commit: Some(WLogId { term: 3, index: 40 }),
+        })
+    }
+
+    #[test]
+    fn a_frame_built_in_place_reads_back_whole_and_in_parts() {
+        let msg = append();
+        let framed = encode(&msg);
+        assert_eq!(
+            framed[..frame::HEADER_LEN],
+            frame::seal(&LINK_MAGIC, LINK_VERSION, &framed[frame::HEADER_LEN..])
+                [..frame::HEADER_LEN]
+        );
+        assert_eq!(decode(&framed).expect("decode"), msg);
+        let (header, body) = framed.split_at(frame::HEADER_LEN);
+        assert_eq!(decode_parts(header, body).expect("parts"), msg);
+    }
+
+    #[test]
+    fn a_damaged_frame_in_parts_is_refused() {
+        let framed = encode(&append());
+        let (header, body) = framed.split_at(frame::HEADER_LEN);
+        let mut damaged = body.to_vec();
+        let middle = damaged.len() / 2;
+        damaged[middle] ^= 1;
+        assert!(matches!(
+            decode_parts(header, &damaged),
+            Err(WireError::Frame(FrameError::Checksum))
+        ));
+        let mut version = header.to_vec();
+        version[8] = 2;
+        assert!(matches!(
+            decode_parts(&version, body),
+            Err(WireError::Frame(FrameError::UnsupportedVersion(2)))
+        ));
+        let mut magic = header.to_vec();
+        magic[0] ^= 1;
+        assert!(matches!(
+            decode_parts(&magic, body),
+            Err(WireError::Frame(FrameError::WrongMagic))
+        ));
+        assert!(matches!(
+            decode_parts(header, &body[..body.len() - 1]),
+            Err(WireError::Frame(FrameError::Truncated))
+        ));
     }
 }

@@ -33,6 +33,9 @@ mod status;
 
 pub use cluster_file::ClusterFile;
 pub use dynsec::Dynsec;
+/// openraft's configuration of a node, and its snapshot policy (the replication bench
+/// runs Raft with exactly these).
+pub use raft_node::{config, KEPT_BEHIND_SNAPSHOT, SNAPSHOT_EVERY};
 
 use crate::control::SyncMode;
 use crate::linksec::LinkSecurity;

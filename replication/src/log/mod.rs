@@ -14,7 +14,8 @@
 //!
 //! - A segment is a preallocated file (`posix_fallocate`, [`WalOptions::segment_bytes`])
 //!   named by the index of its first record, with a checksummed header. Appending within
-//!   preallocated space changes no file size, so fdatasync flushes data only.
+//!   preallocated space changes no file size, so fdatasync flushes data only. On tmpfs,
+//!   where fdatasync flushes nothing, segments are not preallocated and grow as written.
 //! - A record is a 32-byte header (magic, payload length, term, index, offset in its append
 //!   call, CRC-32 of header and payload) followed by the payload.
 //! - Recovery ([`Wal::open`]) reads every segment and checks each record's checksum and the

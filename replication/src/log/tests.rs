@@ -20,9 +20,14 @@ struct Scratch(PathBuf);
 
 impl Scratch {
     fn new(name: &str) -> Scratch {
+        Scratch::in_dir(&std::env::temp_dir(), name)
+    }
+
+    /// A scratch directory under `base` (for a file system of its own, such as tmpfs).
+    fn in_dir(base: &Path, name: &str) -> Scratch {
         static NEXT: AtomicU64 = AtomicU64::new(0);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!("culex-log-{name}-{}-{n}", std::process::id()));
+        let dir = base.join(format!("culex-log-{name}-{}-{n}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).unwrap();
         Scratch(dir)
@@ -34,7 +39,12 @@ impl Scratch {
 
     /// A copy of `source`'s files in a new scratch directory.
     fn copy_of(source: &Path, name: &str) -> Scratch {
-        let scratch = Scratch::new(name);
+        Scratch::copy_of_in(&std::env::temp_dir(), source, name)
+    }
+
+    /// A copy of `source`'s files in a new scratch directory under `base`.
+    fn copy_of_in(base: &Path, source: &Path, name: &str) -> Scratch {
+        let scratch = Scratch::in_dir(base, name);
         for file in fs::read_dir(source).unwrap() {
             let file = file.unwrap();
             fs::copy(file.path(), scratch.path().join(file.file_name())).unwrap();
@@ -264,6 +274,35 @@ fn a_torn_last_record_is_truncated_at_every_byte_offset() {
             let file = fs::read(scratch.path().join(name)).unwrap();
             assert!(file[wal.layout()[0].3 as usize..].iter().all(|b| *b == 0));
         }
+    }
+}
+
+/// On tmpfs a segment is not preallocated: it ends where its last record ends, and a write
+/// torn anywhere in the last record (the file cut short there) loses only that record.
+#[test]
+fn on_tmpfs_segments_grow_as_written_and_a_cut_last_record_is_torn() {
+    let shm = Path::new("/dev/shm");
+    assert!(shm.is_dir(), "this test needs tmpfs at /dev/shm");
+    let base = Scratch::in_dir(shm, "tmpfs-base");
+    let (path, offsets, end) = single_appends(base.path(), 4, 60);
+    assert_eq!(fs::metadata(&path).unwrap().len(), end);
+    let name = path.file_name().unwrap();
+    for cut in offsets[3]..end {
+        let scratch = Scratch::copy_of_in(shm, base.path(), "tmpfs-cut");
+        let file = fs::OpenOptions::new()
+            .write(true)
+            .open(scratch.path().join(name))
+            .unwrap();
+        file.set_len(cut).unwrap();
+        drop(file);
+        let mut wal = Wal::open(scratch.path(), options(4096)).unwrap();
+        assert_eq!(all(&wal), entries(1, 0..3, 60), "cut at {cut}");
+        wal.append(&[entry(2, 3, 10)]).unwrap();
+        drop(wal);
+        let wal = Wal::open(scratch.path(), options(4096)).unwrap();
+        let mut expected = entries(1, 0..3, 60);
+        expected.push(entry(2, 3, 10));
+        assert_eq!(all(&wal), expected, "cut at {cut}, after a new append");
     }
 }
 

@@ -46,14 +46,19 @@ impl std::error::Error for FrameError {}
 /// Puts the header (`magic`, `version`) in front of `body`.
 pub fn seal(magic: &[u8; 8], version: u32, body: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(HEADER_LEN + body.len());
-    out.extend_from_slice(magic);
-    out.extend_from_slice(&version.to_le_bytes());
-    out.extend_from_slice(&0u32.to_le_bytes());
-    out.extend_from_slice(&(body.len() as u64).to_le_bytes());
-    out.extend_from_slice(&crc32fast::hash(body).to_le_bytes());
-    out.extend_from_slice(&0u32.to_le_bytes());
-    debug_assert_eq!(out.len(), HEADER_LEN);
+    out.extend_from_slice(&header(magic, version, body));
     out.extend_from_slice(body);
+    out
+}
+
+/// The header that goes in front of `body` (for a frame built in place: body written
+/// after `HEADER_LEN` bytes of room, header filled in last).
+pub fn header(magic: &[u8; 8], version: u32, body: &[u8]) -> [u8; HEADER_LEN] {
+    let mut out = [0u8; HEADER_LEN];
+    out[..8].copy_from_slice(magic);
+    out[8..12].copy_from_slice(&version.to_le_bytes());
+    out[16..24].copy_from_slice(&(body.len() as u64).to_le_bytes());
+    out[24..28].copy_from_slice(&crc32fast::hash(body).to_le_bytes());
     out
 }
 

@@ -73,11 +73,13 @@ impl Inner {
     /// The entries `[start, end)`: the older part from the log's files (decoded and
     /// checked), the rest from `recent`.
     fn entries(&self, start: u64, end: u64) -> io::Result<Vec<Entry>> {
-        let cached_from = self
-            .recent
-            .front()
-            .map_or(end, |front| front.log_id.index)
-            .clamp(start, end);
+        // Where `recent` starts serving the range: `end` when it holds none of it (empty,
+        // or the whole range is older than its first entry).
+        let front = self.recent.front().map(|front| front.log_id.index);
+        let cached_from = match front {
+            Some(front) if front < end => front.max(start),
+            _ => end,
+        };
         let mut out: Vec<Entry> = Vec::with_capacity(end.saturating_sub(start) as usize);
         if start < cached_from {
             let stored = self.wal.entries(start..cached_from)?;
@@ -85,9 +87,9 @@ impl Inner {
                 out.push(decode_entry(entry)?);
             }
         }
-        if let Some(front) = self.recent.front() {
-            let skip = (cached_from - front.log_id.index) as usize;
-            let take = end.saturating_sub(cached_from) as usize;
+        if let Some(front) = front.filter(|_| cached_from < end) {
+            let skip = (cached_from - front) as usize;
+            let take = (end - cached_from) as usize;
             out.extend(self.recent.iter().skip(skip).take(take).cloned());
         }
         Ok(out)
@@ -289,5 +291,62 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             }
         }
         inner.wal.purge_upto(entry_id(&log_id))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::Payload;
+
+    fn entry(index: u64, len: usize) -> Entry {
+        Entry {
+            log_id: log_id(EntryId { term: 1, index }),
+            payload: openraft::EntryPayload::Normal(Payload(bytes::Bytes::from(vec![7u8; len]))),
+        }
+    }
+
+    #[test]
+    fn every_range_reads_the_same_whether_in_recent_or_on_disk() {
+        let dir = std::env::temp_dir().join(format!("culex-store-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("scratch dir");
+        let store = LogStore::open(&dir, Default::default()).expect("open");
+        let mut inner = store.inner.borrow_mut();
+        // 64 KiB entries: the first ones fall out of `recent` (16 MiB).
+        let last = 400u64;
+        for index in 0..=last {
+            let e = entry(index, 64 << 10);
+            inner.wal.append(&[encode_entry(&e)]).expect("append");
+            inner.remember(vec![e]);
+        }
+        let front = inner
+            .recent
+            .front()
+            .map(|e| e.log_id.index)
+            .expect("recent");
+        assert!(front > 2 && front < last, "front {front}");
+        for (start, end) in [
+            (1, 2),
+            (1, front),
+            (1, front + 3),
+            (front - 1, front + 1),
+            (front, last + 1),
+            (5, 9),
+            (last, last + 1),
+            (3, 3),
+        ] {
+            let got: Vec<u64> = inner
+                .entries(start, end)
+                .expect("entries")
+                .iter()
+                .map(|e| e.log_id.index)
+                .collect();
+            assert_eq!(
+                got,
+                (start..end).collect::<Vec<u64>>(),
+                "range {start}..{end}"
+            );
+        }
     }
 }

@@ -738,10 +738,10 @@ mod tests {
             Err(WireError::Frame(FrameError::Checksum))
         ));
         let mut version = header.to_vec();
-        version[8] = 2;
+        version[8] = 3;
         assert!(matches!(
             decode_parts(&version, body),
-            Err(WireError::Frame(FrameError::UnsupportedVersion(2)))
+            Err(WireError::Frame(FrameError::UnsupportedVersion(3)))
         ));
         let mut magic = header.to_vec();
         magic[0] ^= 1;

@@ -52,6 +52,12 @@ def test_run_all_uses_a_venv_in_the_checkout_and_leaves_services_alone(tmp_path)
     docker_test.write_text(f'#!/bin/sh\necho "tests/docker/run $*" >> "{tmp_path / "calls.log"}"\n')
     docker_test.chmod(0o755)
     probe_out = tmp_path / "pytest-prefix"
+    # The cluster suite runs too, from the same virtual environment: a probe stands in.
+    cluster_probe = tmp_path / "cluster-prefix"
+    (checkout / "tests" / "cluster").mkdir()
+    (checkout / "tests" / "cluster" / "test_cluster_probe.py").write_text(
+        "import sys\n\n\ndef test_probe():\n"
+        f"    open({str(cluster_probe)!r}, 'w').write(sys.prefix)\n")
     (interop / "test_probe.py").write_text(
         "import os, sys\n\n\ndef test_probe():\n"
         f"    open({str(probe_out)!r}, 'w').write(sys.prefix)\n")
@@ -79,4 +85,5 @@ def test_run_all_uses_a_venv_in_the_checkout_and_leaves_services_alone(tmp_path)
     venv = checkout / ".venv"
     assert probe_out.read_text() == str(venv), "pytest did not run from the checkout's .venv"
     assert "-m venv" in log, log
+    assert cluster_probe.read_text() == str(venv), "the cluster suite did not run"
     assert "tests/docker/run" in log, "the container test is part of the run"

@@ -12,8 +12,9 @@ clients here are chosen to live on given shards.
   SUBSCRIBE (a PINGREQ pipelined behind it), the subscription must hold for a
   publish from any other client: every round is delivered, on both brokers.
 - A publish sent the instant the SUBSCRIBE's bytes are written: Mosquitto and
-  Culex with one shard, or with both clients on the same shard, deliver every
-  round. Across shards Culex delivers it when the subscriber's core has read
+  Culex with one shard, or with both clients on the same shard, deliver all but
+  a rare round (at most 1 %: when one wake-up finds both sockets readable, the
+  event order decides; Mosquitto 2.0.11 was seen to lose 1 of 500). Across shards Culex delivers it when the subscriber's core has read
   the SUBSCRIBE before the publisher's core reads the PUBLISH; the rounds where
   the publisher's core got there first (its wake-up beat the other core's) are
   counted and reported, not asserted: that window is the hardware's
@@ -145,4 +146,5 @@ def test_publish_sent_with_the_subscribe(start_broker, broker_kind, record_prope
         print(f"{broker_kind} {layout}: {len(missed)} of {ROUNDS} publishes missed the "
               f"subscription sent just before")
         if layout != "across shards":
-            assert missed == [], f"{layout}: {len(missed)} of {ROUNDS} lost: {missed[:20]}"
+            assert len(missed) <= ROUNDS // 100, \
+                f"{layout}: {len(missed)} of {ROUNDS} lost: {missed[:20]}"

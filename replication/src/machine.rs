@@ -121,6 +121,11 @@ impl Machine {
                             state.last_applied = meta.last_log_id;
                             state.membership = meta.last_membership.clone();
                             state.committed = committed;
+                            // The shards start empty: they get the snapshot's state as
+                            // after an install, before the entries that follow it.
+                            state
+                                .effects
+                                .push_back(Effect::Installed(image.records.clone()));
                             state.image = image;
                             state.current = Some((meta, data));
                         }
@@ -134,6 +139,9 @@ impl Machine {
                 Ok(None) => {}
                 Err(error) => log::error!("Error: HA snapshot {}: {error}.", path.display()),
             }
+        }
+        if !state.effects.is_empty() {
+            Machine::ring(&state);
         }
         Machine {
             state: Rc::new(RefCell::new(state)),

@@ -615,7 +615,16 @@ fn drain_effects(core: &Shared) {
             Effect::Records { term, records } => {
                 full_sync::apply_committed(&mut guard, term, records)
             }
-            Effect::Installed(records) => full_sync::install(&mut guard, records),
+            Effect::Installed(records) => {
+                // Dynamic-Security Sync replicates no sessions: the shards keep their own.
+                let dynsec = guard
+                    .member
+                    .as_ref()
+                    .is_some_and(|member| member.file.sync == SyncMode::Dynsec);
+                if !dynsec {
+                    full_sync::install(&mut guard, records)
+                }
+            }
         }
     }
 }

@@ -330,3 +330,17 @@ class Cluster:
 
 def json_payload(obj) -> bytes:
     return json.dumps(obj).encode()
+
+
+def make_app_user(leader):
+    """User `app` (password `pw-app`) with a role that may publish and subscribe to
+    everything, made through the leader's admin listener."""
+    admin = leader.dynsec_admin()
+    for entry in admin.request(
+            {"command": "createRole", "rolename": "app", "acls": [
+                {"acltype": "publishClientSend", "topic": "#", "allow": True},
+                {"acltype": "subscribePattern", "topic": "#", "allow": True}]},
+            {"command": "createClient", "username": "app", "password": "pw-app",
+             "roles": [{"rolename": "app"}]}):
+        assert "error" not in entry, entry
+    admin.close()

@@ -179,18 +179,6 @@ class Subscriber(Client):
                 self.drop()
 
 
-def make_app_user(leader):
-    admin = leader.dynsec_admin()
-    for entry in admin.request(
-            {"command": "createRole", "rolename": "app", "acls": [
-                {"acltype": "publishClientSend", "topic": "#", "allow": True},
-                {"acltype": "subscribePattern", "topic": "#", "allow": True}]},
-            {"command": "createClient", "username": "app", "password": "pw-app",
-             "roles": [{"rolename": "app"}]}):
-        assert "error" not in entry, entry
-    admin.close()
-
-
 def retained_now(front, h):
     reader = m.RawClient("127.0.0.4", front, version=5, label="reader")
     assert reader.connect("reader", username="app", password="pw-app")["reason_code"] == 0
@@ -213,7 +201,7 @@ def retained_now(front, h):
 def test_nothing_acknowledged_is_lost_across_twenty_leader_kills(cluster, tmp_path, qos):
     cl = cluster
     leader = cl.create(sync="full")
-    make_app_user(leader)
+    c.make_app_user(leader)
     h = History(qos=qos)
     stop_pub, stop_sub = threading.Event(), threading.Event()
     times = []

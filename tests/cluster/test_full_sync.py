@@ -12,18 +12,6 @@ import mqttraw as m
 from dynsec_helpers import login
 
 
-def make_app_user(leader):
-    admin = leader.dynsec_admin()
-    for entry in admin.request(
-            {"command": "createRole", "rolename": "app", "acls": [
-                {"acltype": "publishClientSend", "topic": "#", "allow": True},
-                {"acltype": "subscribePattern", "topic": "#", "allow": True}]},
-            {"command": "createClient", "username": "app", "password": "pw-app",
-             "roles": [{"rolename": "app"}]}):
-        assert "error" not in entry, entry
-    admin.close()
-
-
 def connect(node, client_id, clean, version=5):
     client = m.RawClient(node.host, node.port, version=version, label=client_id)
     kw = {}
@@ -36,7 +24,7 @@ def connect(node, client_id, clean, version=5):
 def test_a_session_survives_the_leader(cluster):
     cl = cluster
     leader = cl.create(sync="full")
-    make_app_user(leader)
+    c.make_app_user(leader)
     c.wait_until("the leader serving", leader.serving, 5)
     for version in (5, 4):
         sub, ack = connect(leader, f"sub-v{version}", clean=False, version=version)
@@ -78,7 +66,7 @@ def test_a_publish_is_acknowledged_only_once_a_majority_has_it(cluster):
     was acknowledged reaches the persistent subscriber after a failover."""
     cl = cluster
     leader = cl.create(sync="full")
-    make_app_user(leader)
+    c.make_app_user(leader)
     c.wait_until("the leader serving", leader.serving, 5)
     sub, _ = connect(leader, "sub", clean=False)
     sub.subscribe(1, [("q/#", 1)])

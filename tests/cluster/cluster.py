@@ -272,14 +272,20 @@ class Cluster:
 
     def create(self, sync="full", nodes=None):
         """The seed's procedure: createCluster on the first node, joinCluster on the
-        others; returns once a leader is known to all of them."""
+        others; returns once a leader is known to all of them (and, in Dynamic-Security
+        Sync, once every node serves clients: a node that joined opens its client listener
+        only after it applied the cluster's sync mode)."""
         nodes = nodes or self.nodes
         first = nodes[0]
         first.ha_ok("createCluster", clustername=self.name,
                     nodes=self.entries(nodes, first), syncmode=sync)
         for node in nodes[1:]:
             node.ha_ok("joinCluster", clustername=self.name, nodes=self.entries(nodes, node))
-        return self.wait_leader(nodes)
+        leader = self.wait_leader(nodes)
+        if sync == "dynsec":
+            wait_until("every node serves clients",
+                       lambda: all(n.serving() for n in nodes if n.alive()), 15)
+        return leader
 
     def wait_leader(self, nodes=None, timeout=15.0, exclude=()) -> Node:
         """The leader every live node (of `nodes`) agrees on, once it is settled."""

@@ -168,12 +168,12 @@ async fn read_loop(
             return true;
         }
         if std::mem::take(&mut resume) {
-            let flow = handle_bytes(ctx, id, protocol, max, &mut partial);
+            let (flow, held) = handle_bytes(ctx, id, protocol, max, &mut partial);
             flush_early(ctx);
             if flow == Flow::Close {
                 return true;
             }
-            if ctx.holds_back(id) {
+            if held || ctx.holds_back(id) {
                 resume = true;
                 continue;
             }
@@ -202,29 +202,32 @@ async fn read_loop(
             };
             turn += read;
             bump(&ctx.shard.borrow().my_stats().bytes_received, read as u64);
-            let flow = if layered {
+            let (flow, held) = if layered {
                 let unwrapped = unwrap(ctx, io, id, &buf, &mut partial);
                 buf.clear();
                 give_back(ctx, buf, &mut BytesMut::new());
                 // The MQTT bytes that came before a close frame or a bad frame are still
                 // handled: a DISCONNECT and a close frame in one read is a clean disconnect.
-                let flow = handle_bytes(ctx, id, protocol, max, &mut partial);
+                let handled = handle_bytes(ctx, id, protocol, max, &mut partial);
                 if let Err(error) = unwrapped {
                     transport_ended(ctx, id, &error);
                     return closing(ctx, id);
                 }
-                flow
+                handled
             } else {
-                let flow = handle_bytes(ctx, id, protocol, max, &mut buf);
+                let handled = handle_bytes(ctx, id, protocol, max, &mut buf);
                 give_back(ctx, buf, &mut partial);
-                flow
+                handled
             };
             // What this read made for other connections leaves while still in cache.
             flush_early(ctx);
             if flow == Flow::Close {
                 return true;
             }
-            if ctx.holds_back(id) {
+            // Packets left unhandled wait in `partial` even when the hold ended within the
+            // turn (its end drains the output and mesh queues): the socket may have
+            // nothing more to say until they are acknowledged.
+            if held || ctx.holds_back(id) {
                 resume = true;
                 break;
             }
@@ -330,14 +333,16 @@ fn give_back(ctx: &ShardCtx, mut buf: BytesMut, partial: &mut BytesMut) {
 }
 
 /// Decodes and handles the complete packets at the front of `buf`, stopping early when
-/// the shard starts holding this connection back ([`ShardCtx::holds_back`]).
+/// the shard starts holding this connection back ([`ShardCtx::holds_back`]). Also says
+/// whether it stopped early: then `buf` may still hold complete packets, to handle before
+/// waiting for the socket again, even if the hold has ended by the time this returns.
 fn handle_bytes(
     ctx: &ShardCtx,
     id: ConnId,
     protocol: Protocol,
     max: usize,
     buf: &mut BytesMut,
-) -> Flow {
+) -> (Flow, bool) {
     let started = std::time::Instant::now();
     let interest = interest_settled(&ctx.mesh);
     let mut shard = ctx.shard.borrow_mut();
@@ -345,9 +350,11 @@ fn handle_bytes(
     shard.touch(id);
     // Subscriptions another core read before these bytes were read apply to them.
     shard.catch_up_interest(interest);
+    let mut held = false;
     let flow = loop {
         if shard.holds_back(id) {
             // The rest stays in `buf` until the shard reads again (`read_loop`).
+            held = true;
             break Flow::Continue;
         }
         let decoded = mqtt::decode(buf, Some(protocol), max);
@@ -376,7 +383,7 @@ fn handle_bytes(
     drop(shard);
     // Acknowledgements may have drained the queue that held the readers back.
     ctx.wake_if_unblocked();
-    flow
+    (flow, held)
 }
 
 /// The interest word ([`crate::mesh::Mesh::interest`]) once no other shard is in the middle

@@ -21,7 +21,7 @@ use shards::state::port::{Emitted, OutputDrain, OutputRing};
 use shards::state::snapshot::Snapshot;
 use shards::state::Record;
 use std::sync::Arc;
-use std::task::Poll;
+use std::task::{Poll, Waker};
 
 /// Changes taken from one ring per batch.
 const TAKE_PER_SHARD: usize = 2048;
@@ -35,6 +35,8 @@ pub(crate) struct Replication {
     /// The term in which this node leads and proposes its shards' changes.
     pub(crate) leading: Option<u64>,
     in_flight: usize,
+    /// The drain loop, while it waits for an entry in flight to commit.
+    slot_waker: Option<Waker>,
     /// What the shards were last told (`Control::Replicate`): `Some(true)` passive
     /// followers, `Some(false)` deciding on their own; `None` at start.
     passive: Option<bool>,
@@ -47,6 +49,7 @@ impl Replication {
             drain: OutputDrain::new(rings),
             leading: None,
             in_flight: 0,
+            slot_waker: None,
             passive: None,
         }
     }
@@ -164,6 +167,9 @@ pub(crate) fn demote(core: &Shared) {
     let Some(term) = guard.replication.leading.take() else {
         return;
     };
+    if let Some(waker) = guard.replication.slot_waker.take() {
+        waker.wake();
+    }
     let records = guard
         .member
         .as_ref()
@@ -200,6 +206,22 @@ pub(crate) async fn drain_loop(core: Shared) {
             let _ = monoio::time::timeout(super::lease::TICK, parked).await;
             continue;
         };
+        // A slot first, then the batch: while every slot waits on its commit, the shards'
+        // changes gather into the next (larger) entry.
+        std::future::poll_fn(|cx| {
+            let mut guard = core.borrow_mut();
+            let replication = &mut guard.replication;
+            if replication.in_flight < IN_FLIGHT_MAX || replication.leading != Some(term) {
+                Poll::Ready(())
+            } else {
+                replication.slot_waker = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        })
+        .await;
+        if core.borrow().replication.leading != Some(term) {
+            continue;
+        }
         let batch = {
             let guard = core.borrow();
             let drain = &guard.replication.drain;
@@ -233,14 +255,6 @@ pub(crate) async fn drain_loop(core: Shared) {
             let _ = monoio::time::timeout(super::lease::TICK, parked).await;
             continue;
         };
-        while core.borrow().replication.in_flight >= IN_FLIGHT_MAX
-            && core.borrow().replication.leading == Some(term)
-        {
-            monoio::time::sleep(std::time::Duration::from_millis(1)).await;
-        }
-        if core.borrow().replication.leading != Some(term) {
-            continue;
-        }
         core.borrow_mut().replication.in_flight += 1;
         let proposal = Proposal {
             records,
@@ -255,6 +269,9 @@ pub(crate) async fn drain_loop(core: Shared) {
             );
             let mut guard = core.borrow_mut();
             guard.replication.in_flight = guard.replication.in_flight.saturating_sub(1);
+            if let Some(waker) = guard.replication.slot_waker.take() {
+                waker.wake();
+            }
             if !committed || guard.replication.leading != Some(term) {
                 return;
             }

@@ -1544,3 +1544,20 @@ def test_password_format_is_kept_or_chosen(start_broker, broker_kind, case):
     b.restart()
     assert connack(b, "frank", "pw-frank") == 0
     assert connack(b, "admin", ADMIN_PASSWORD) == 0
+
+
+def test_a_client_created_is_let_in_at_once_on_every_core(start_broker, broker_kind):
+    """The response to createClient means the client may log in: connecting right after
+    it (no pause), over several connections that the broker spreads over its cores, is
+    never refused. Culex once sent the response before every core had the new rules, so
+    a connection landing on another core could be refused."""
+    b = start_dynsec(start_broker, broker_kind)
+    admin = Admin(b)
+    refused = []
+    for i in range(40):
+        admin.ok("createClient", username=f"burst{i}", password=f"pw-{i}")
+        codes = [connack(b, f"burst{i}", f"pw-{i}", client_id=f"burst{i}-{k}", version=v)
+                 for k, v in enumerate((5, 4, 5, 4))]
+        refused += [(i, code) for code in codes if code != 0]
+    admin.close()
+    assert refused == [], refused

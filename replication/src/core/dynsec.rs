@@ -24,6 +24,7 @@ use shards::mesh::ShardId;
 use shards::runtime::Inboxes;
 use shards::state::Record;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// The state and where it lives.
 pub struct Dynsec {
@@ -59,7 +60,7 @@ pub enum Evaluated {
 
 impl Dynsec {
     /// Serves `payload` on this node alone (outside a cluster).
-    pub fn serve_here(&mut self, inboxes: &Inboxes, payload: &[u8], asker: &Asker) {
+    pub fn serve_here(&mut self, inboxes: &Arc<Inboxes>, payload: &[u8], asker: &Asker) {
         let opened_before = shards::connection::opened_so_far();
         let outcome = handle_request(&mut self.state, payload, &context(asker));
         for line in &outcome.audit {
@@ -211,7 +212,7 @@ impl Drop for Saver {
 }
 
 /// Disconnects the clients of a committed change on this node (every shard).
-pub fn kick_here(inboxes: &Inboxes, kicks: &KickList) {
+pub fn kick_here(inboxes: &Arc<Inboxes>, kicks: &KickList) {
     let mut who: Vec<Kick> = kicks
         .usernames
         .iter()

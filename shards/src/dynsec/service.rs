@@ -42,7 +42,7 @@ impl DynsecService {
             .spawn(move || self.run(&inboxes, &requests))
     }
 
-    fn run(mut self, inboxes: &Inboxes, requests: &Receiver<ServiceMsg>) {
+    fn run(mut self, inboxes: &Arc<Inboxes>, requests: &Receiver<ServiceMsg>) {
         while let Ok(message) = requests.recv() {
             match message {
                 ServiceMsg::Request(request) => self.serve(inboxes, request),
@@ -59,7 +59,7 @@ impl DynsecService {
         publish_policy(&self.base, &self.state, inboxes);
     }
 
-    fn serve(&mut self, inboxes: &Inboxes, request: ControlRequest) {
+    fn serve(&mut self, inboxes: &Arc<Inboxes>, request: ControlRequest) {
         let context = RequestContext {
             client_id: request.client_id.as_bytes(),
             username: request.username.as_ref().map(|name| name.as_bytes()),
@@ -105,15 +105,17 @@ pub fn publish_policy(base: &AccessPolicy, state: &DynsecState, inboxes: &Inboxe
     }
 }
 
-/// Asks shard `shard` to publish a control response on `topic` (QoS 0, not retained).
-pub fn respond(inboxes: &Inboxes, shard: ShardId, topic: &'static str, response: Vec<u8>) {
+/// Asks shard `shard` to publish a control response on `topic` (QoS 0, not retained), once
+/// every shard has handled what was sent to it before (the access rules the response
+/// confirms: a client that creates a user and connects as it at once is let in).
+pub fn respond(inboxes: &Arc<Inboxes>, shard: ShardId, topic: &'static str, response: Vec<u8>) {
     let message = Message::new(
         ByteStr::from_static(topic),
         Bytes::from(response),
         QoS::AtMostOnce,
         false,
     );
-    inboxes.send(
+    inboxes.send_after_all(
         shard,
         RuntimeMsg::Control(Control::Publish(Box::new(message))),
     );
@@ -121,10 +123,11 @@ pub fn respond(inboxes: &Inboxes, shard: ShardId, topic: &'static str, response:
 
 /// Asks shard `shard` to disconnect `who` (connections opened before `opened_before`)
 /// there and on every other shard, after what it published before.
-pub fn kick(inboxes: &Inboxes, shard: ShardId, who: Vec<super::Kick>, opened_before: u64) {
+pub fn kick(inboxes: &Arc<Inboxes>, shard: ShardId, who: Vec<super::Kick>, opened_before: u64) {
     if who.is_empty() {
         return;
     }
     let kicks = Arc::new(super::Kicks { who, opened_before });
-    inboxes.send(shard, RuntimeMsg::Control(Control::Kick(kicks)));
+    // Relayed as the response before it is: the kick must not overtake it.
+    inboxes.send_after_all(shard, RuntimeMsg::Control(Control::Kick(kicks)));
 }

@@ -17,8 +17,8 @@ use crate::persist::ShardSnapshot;
 use crate::settings::Settings;
 use crossbeam_queue::SegQueue;
 use std::os::fd::OwnedFd;
-use std::sync::atomic::{fence, AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 /// A message for a shard's runtime.
@@ -80,6 +80,34 @@ pub enum Control {
         /// Decide nothing on its own.
         passive: bool,
     },
+    /// One pass of a [`Relay`]: the last shard to handle it sends the relayed message.
+    Relay(Arc<Relay>),
+}
+
+/// A message sent once every shard has handled what was sent to it before
+/// ([`Inboxes::send_after_all`]). Each shard's inbox gets one pass; the shard that handles
+/// the last pass sends the message.
+pub struct Relay {
+    remaining: AtomicUsize,
+    target: ShardId,
+    msg: Mutex<Option<RuntimeMsg>>,
+    inboxes: Arc<Inboxes>,
+}
+
+impl Relay {
+    /// Called by each shard's runtime when it handles its pass.
+    pub fn pass(&self) {
+        if self.remaining.fetch_sub(1, Ordering::AcqRel) != 1 {
+            return;
+        }
+        let msg = match self.msg.lock() {
+            Ok(mut slot) => slot.take(),
+            Err(poisoned) => poisoned.into_inner().take(),
+        };
+        if let Some(msg) = msg {
+            self.inboxes.send(self.target, msg);
+        }
+    }
 }
 
 struct Inbox {
@@ -109,6 +137,24 @@ impl Inboxes {
     /// Number of shards.
     pub fn shards(&self) -> usize {
         self.inboxes.len()
+    }
+
+    /// Sends `msg` to shard `target` once every shard has handled what was sent to it
+    /// before. A control response goes this way: when its client sees it, the access rules
+    /// it confirms are in force on every shard, whichever one its next connection lands on.
+    pub fn send_after_all(self: &Arc<Self>, target: ShardId, msg: RuntimeMsg) {
+        let relay = Arc::new(Relay {
+            remaining: AtomicUsize::new(self.shards()),
+            target,
+            msg: Mutex::new(Some(msg)),
+            inboxes: self.clone(),
+        });
+        for shard in 0..self.shards() {
+            self.send(
+                shard as ShardId,
+                RuntimeMsg::Control(Control::Relay(relay.clone())),
+            );
+        }
     }
 
     /// Sends `msg` to shard `target`'s runtime and wakes it if it parked. Never blocks:

@@ -409,6 +409,7 @@ fn run_control(ctx: &Rc<ShardCtx>, msg: RuntimeMsg) -> bool {
             let _ = reply.send(snapshot);
         }
         RuntimeMsg::Control(Control::Access(access)) => ctx.shard.borrow_mut().set_access(access),
+        RuntimeMsg::Control(Control::Relay(relay)) => relay.pass(),
         RuntimeMsg::Control(Control::Publish(message)) => {
             let mut shard = ctx.shard.borrow_mut();
             shard.now = super::now();

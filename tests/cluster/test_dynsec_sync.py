@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
+
+import pytest
 
 import cluster as c
 import mqttraw as m
@@ -84,6 +87,44 @@ def test_a_change_on_any_node_is_in_force_on_every_node(cluster):
         assert connack(node, "alice", "pw-alice") == 0x87, node.i
     for a in (admin, admin2, ladmin):
         a.close()
+
+
+@pytest.mark.parametrize("round_", [1, 2, 3])
+def test_a_change_made_as_the_cluster_forms_is_kept(cluster, round_):
+    """A change sent while the cluster forms, accepted the moment its first leader can
+    commit, is not undone by the creating node's document, which that leader proposes as
+    the cluster's (the seed once went into the log behind such a change and replaced it:
+    the client created was refused on every node)."""
+    cl = cluster
+    first = cl.nodes[0]
+    first.ha_ok("createCluster", clustername=cl.name, nodes=cl.entries(cl.nodes, first),
+                syncmode="dynsec")
+    for node in cl.nodes[1:]:
+        node.ha_ok("joinCluster", clustername=cl.name, nodes=cl.entries(cl.nodes, node))
+    admin = first.dynsec_admin()
+    deadline = time.monotonic() + 20
+    while True:  # no pause: the first change the leader can take
+        (entry,) = admin.request({"command": "createClient", "username": "early",
+                                  "password": "pw-early"})
+        # A request that timed out may still have committed: then the client exists.
+        if "error" not in entry or "already exists" in entry["error"]:
+            break
+        assert time.monotonic() < deadline, entry
+    admin.close()
+    c.wait_until("the first leader's seed committed",
+                 lambda: any("dynamic-security data are the cluster's" in n.log()
+                             for n in cl.nodes), 10)
+    for node in cl.nodes:
+        c.wait_until(f"node {node.i} lets the early client in",
+                     lambda node=node: _connack(node, "early", "pw-early") == 0, 10)
+
+
+def _connack(node, username, password):
+    """The CONNACK code, or None while the node's client listener is not open yet."""
+    try:
+        return connack(node, username, password)
+    except OSError:
+        return None
 
 
 def test_every_node_keeps_the_cluster_document_after_a_restart(cluster):

@@ -182,6 +182,9 @@ pub(crate) struct Core {
     last_seen: (u64, Option<NodeId>, &'static str),
     /// The first leader's settings and document proposal is under way.
     seeding: bool,
+    /// A dynamic-security change is proposed and not yet applied here: no seed may be
+    /// proposed behind it (the seed, committed after it, would undo it).
+    changing_dynsec: bool,
     /// Learners being promoted to voters.
     promoting: BTreeSet<NodeId>,
     /// The membership last written to `cluster.json`.
@@ -219,6 +222,7 @@ async fn run(parts: Parts, requests: mpsc::UnboundedReceiver<ServiceMsg>) {
         elections: 0,
         last_seen: (0, None, ""),
         seeding: false,
+        changing_dynsec: false,
         promoting: BTreeSet::new(),
         membership_seen: None,
         link: parts.link,
@@ -499,7 +503,10 @@ async fn dynsec_on_leader(core: &Shared, payload: &[u8], asker: &Asker) -> Optio
         Evaluated::Unchanged(response) => response,
         Evaluated::Change(proposal) => {
             let write = raft.client_write(proposal.encode());
-            match monoio::time::timeout(COMMIT_TIMEOUT, write).await {
+            core.borrow_mut().changing_dynsec = true;
+            let written = monoio::time::timeout(COMMIT_TIMEOUT, write).await;
+            core.borrow_mut().changing_dynsec = false;
+            match written {
                 Ok(Ok(_)) => {
                     // Applied here: the rules, the response (when asked here) and the
                     // kicks go out now; the asker's node publishes its response when it
@@ -854,7 +861,7 @@ fn maybe_seed(core: &Shared) {
     let (raft, proposal) = {
         let mut guard = core.borrow_mut();
         let core = &mut *guard;
-        if core.seeding {
+        if core.seeding || core.changing_dynsec {
             return;
         }
         let Some(member) = core.member.as_ref() else {

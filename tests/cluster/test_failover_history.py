@@ -190,13 +190,6 @@ def retained_now(front, h):
     reader.disconnect()
 
 
-# Known defect: in about one run in three a new leader served without the committed
-# sessions (every subscriber's reconnect found no session, and what was queued was lost).
-# One cause is fixed (a node restarted from its snapshot file gave its shards only the
-# entries after it); until enough runs show no other, the test reports (xfail/xpass)
-# instead of blocking CI.
-@pytest.mark.xfail(strict=False, reason="a new leader sometimes serves without the "
-                   "committed sessions (docs/architecture.md, Known issues)")
 @pytest.mark.parametrize("qos", [1, 2])
 def test_nothing_acknowledged_is_lost_across_twenty_leader_kills(cluster, tmp_path, qos):
     cl = cluster

@@ -21,10 +21,13 @@ import cluster as c
 import mqttraw as m
 from conftest import require_tool
 from history import History, check
+from test_faults import Sampler, partition
 from test_haproxy import HAPROXY
 
 KILLS = 20
 PAUSES = 5
+PARTITIONS = 5
+RESTARTS = 2
 PUBLISHERS = 10
 SUBSCRIBERS = 10
 TOPICS = 5
@@ -206,6 +209,54 @@ def test_nothing_acknowledged_is_lost_across_leader_pauses(cluster, tmp_path, qo
     run_history(cluster, tmp_path, qos, PAUSES, pause_leader)
 
 
+@pytest.mark.parametrize("qos", [1, 2])
+def test_nothing_acknowledged_is_lost_across_leader_partitions(cluster, tmp_path, qos):
+    """The leader cut off from the other nodes (iptables on the cluster port) until
+    another node serves, then healed; meanwhile no two nodes' client listeners ever
+    accept at once, sampled every 10 ms."""
+    sampler = Sampler(cluster)
+    run_history(cluster, tmp_path, qos, PARTITIONS, isolate_leader, sampler)
+    assert len(sampler.samples) > 100, len(sampler.samples)
+    both = [t for t, open_ in sampler.samples if len(open_) > 1]
+    assert not both, f"{len(both)} of {len(sampler.samples)} samples found two nodes serving"
+
+
+@pytest.mark.parametrize("qos", [1, 2])
+def test_nothing_acknowledged_is_lost_across_whole_cluster_restarts(cluster, tmp_path, qos):
+    """Every node stopped (SIGTERM), then all started again: sessions, queued messages and
+    retained messages are the cluster's log's, and the clients carry on."""
+    run_history(cluster, tmp_path, qos, RESTARTS, restart_cluster)
+
+
+def isolate_leader(cl, leader) -> float:
+    """Partition until another node serves and the old leader closed its listeners, a
+    second more, then heal; the time until the other node served."""
+    cut = time.monotonic()
+    with partition(cl, leader):
+        rest = [n for n in cl.nodes if n is not leader]
+        c.wait_until("a new leader serving", lambda: _only_serving(rest), 15, 0.02)
+        took = time.monotonic() - cut
+        c.wait_until("the old leader closed", lambda: not leader.serving(), 5, 0.02)
+        time.sleep(1.0)
+    c.wait_until("the isolated node a follower again", lambda: _role(leader) == "follower",
+                 15)
+    return took
+
+
+def restart_cluster(cl, leader) -> float:
+    """SIGTERM to every node, then all started; the time until one served again."""
+    stopped = time.monotonic()
+    for node in cl.nodes:
+        node.stop()
+    for node in cl.nodes:
+        node.start()
+    c.wait_until("a leader serving", lambda: _only_serving(cl.nodes), 30, 0.02)
+    took = time.monotonic() - stopped
+    c.wait_until("every node in the cluster again",
+                 lambda: all(_role(n) in ("leader", "follower") for n in cl.nodes), 15)
+    return took
+
+
 def kill_leader(cl, leader) -> float:
     """SIGKILL, then restart once another node serves; the time until it served."""
     killed = time.monotonic()
@@ -237,11 +288,18 @@ def pause_leader(cl, leader) -> float:
     return took
 
 
-def run_history(cl, tmp_path, qos, faults, fault):
+def run_history(cl, tmp_path, qos, faults, fault, sampler=None):
     """The load through HAProxy, `faults` times `fault(cl, leader)` on the serving leader,
-    then the checker over the whole history."""
+    then the checker over the whole history. A `sampler` runs from the cluster's first
+    leader serving to the end (before, the standalone nodes all serve)."""
     leader = cl.create(sync="full")
     c.make_app_user(leader)
+    c.wait_until("only the leader serving", lambda: _only_serving(cl.nodes) is leader, 10)
+    with sampler or contextlib.nullcontext():
+        _load_and_faults(cl, tmp_path, qos, faults, fault)
+
+
+def _load_and_faults(cl, tmp_path, qos, faults, fault):
     h = History(qos=qos)
     stop_pub, stop_sub = threading.Event(), threading.Event()
     times = []

@@ -219,6 +219,8 @@ impl RaftNetworkV2<TypeConfig> for Peer {
         _option: RPCOption,
     ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
         let msg_meta_index = snapshot.meta.last_log_id.map(|id| id.index);
+        let bytes = snapshot.snapshot.len();
+        let started = std::time::Instant::now();
         let msg = Msg::Snapshot {
             vote: (&vote).into(),
             meta: (&snapshot.meta).into(),
@@ -254,10 +256,14 @@ impl RaftNetworkV2<TypeConfig> for Peer {
                 if let Some(status) = &self.status {
                     status.snapshots_sent.fetch_add(1, Ordering::Relaxed);
                 }
+                // Connection, transfer, and the receiver's install (its reply follows it).
+                let seconds = started.elapsed().as_secs_f64();
                 log::info!(
-                    "HA: node {} sent a snapshot up to {} to node {target}.",
+                    "HA: node {} sent a snapshot up to {} to node {target}: {bytes} bytes in \
+                     {seconds:.3} s ({:.1} MB/s, installed).",
                     self.me,
-                    snapshot_index(&msg_meta_index)
+                    snapshot_index(&msg_meta_index),
+                    bytes as f64 / seconds.max(1e-9) / 1e6
                 );
                 Ok(SnapshotResponse { vote: vote.into() })
             }

@@ -21,14 +21,21 @@ fuzz_target!(|data: &[u8]| {
         _ => Some(Protocol::V5),
     };
     // Mostly no practical limit; sometimes a small one, so the size check is exercised.
-    let limit = if limit & 0x80 == 0 { usize::MAX } else { usize::from(limit & 0x7F) * 4 };
+    let limit = if limit & 0x80 == 0 {
+        usize::MAX
+    } else {
+        usize::from(limit & 0x7F) * 4
+    };
     let mut buf = BytesMut::from(rest);
     loop {
         let before = buf.clone();
         match decode(&mut buf, protocol, limit) {
             Ok(Some(packet)) => {
                 let consumed = before.len() - buf.len();
-                assert!(consumed > 0 && consumed <= limit, "consumed {consumed} of {limit}");
+                assert!(
+                    consumed > 0 && consumed <= limit,
+                    "consumed {consumed} of {limit}"
+                );
                 let level = match &packet {
                     Packet::Connect(connect) => connect.protocol,
                     _ => protocol.unwrap_or(Protocol::V311),
@@ -53,13 +60,25 @@ fn reencode(protocol: Protocol, packet: &Packet) {
     if let Err(error) = packet.encode(protocol, &mut first) {
         panic!("a decoded packet does not encode: {error} ({packet:?})");
     }
-    assert_eq!(packet.encoded_len(protocol).ok(), Some(first.len()), "encoded_len is wrong");
+    assert_eq!(
+        packet.encoded_len(protocol).ok(),
+        Some(first.len()),
+        "encoded_len is wrong"
+    );
     let bytes = first.clone();
     let again = decode(&mut first, Some(protocol), usize::MAX);
-    assert_eq!(again.as_ref(), Ok(&Some(packet.clone())), "decode(encode(p)) != p");
+    assert_eq!(
+        again.as_ref(),
+        Ok(&Some(packet.clone())),
+        "decode(encode(p)) != p"
+    );
     assert!(first.is_empty(), "decode(encode(p)) left bytes over");
     let mut second = BytesMut::new();
-    if let Some(Ok(())) = again.ok().flatten().map(|p| p.encode(protocol, &mut second)) {
+    if let Some(Ok(())) = again
+        .ok()
+        .flatten()
+        .map(|p| p.encode(protocol, &mut second))
+    {
         assert_eq!(second, bytes, "encode(decode(encode(p))) != encode(p)");
     }
 }

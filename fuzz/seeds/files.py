@@ -83,6 +83,19 @@ def dynsec():
     return n
 
 
+def dynsec_dict():
+    """Every quoted word of the control and file code (command and key names), for both
+    dynamic-security targets."""
+    words = set()
+    for path in sorted((ROOT / "shards/src/dynsec/control").glob("*.rs")) + [
+            ROOT / "shards/src/dynsec/store.rs"]:
+        words.update(re.findall(r'"([a-zA-Z]{4,})"', path.read_text()))
+    text = "".join(f'"{w}"\n' for w in sorted(words)) + '"true"\n"false"\n"null"\n'
+    for target in ["dynsec_control", "dynsec_file"]:
+        (ROOT / "fuzz" / "dict" / f"{target}.dict").write_text(text)
+    return len(words)
+
+
 def persist():
     v1 = (ROOT / "shards/src/persist/fixtures/culex-0.1-state.db").read_bytes()
     return put("persist_file", b"\0" + v1) + put("persist_file", b"\1" + v1[32:])
@@ -137,7 +150,7 @@ def http_api():
 
 def main():
     counts = {"authfile": authfile(), "dynsec": dynsec(), "persist": persist(),
-              "websocket": websocket(), "http_api": http_api()}
+              "websocket": websocket(), "http_api": http_api(), "dynsec words": dynsec_dict()}
     print(" ".join(f"{k}={v}" for k, v in counts.items()), file=sys.stderr)
 
 

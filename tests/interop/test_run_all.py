@@ -3,7 +3,8 @@ dependencies into a virtual environment in the checkout (Debian 12's pip refuses
 system-wide installs, PEP 668), runs pytest from there, and never stops, starts or
 reconfigures a service (Debian's mosquitto package starts one on port 1883).
 
-The script runs for real in a copy of the checkout's test layout with one probe test,
+The script runs for real in a copy of the checkout's test layout with one probe test
+(the container test and the fuzz runner stand-ins that record their calls),
 under stub `systemctl` (reports the mosquitto service active), `cargo` (the Rust build is
 not what this checks), `sudo`/`apt-get`, and a `python3` that records its arguments
 before running the real one. So that no network is needed, the packages this pytest runs
@@ -51,6 +52,11 @@ def test_run_all_uses_a_venv_in_the_checkout_and_leaves_services_alone(tmp_path)
     docker_test.parent.mkdir(parents=True)
     docker_test.write_text(f'#!/bin/sh\necho "tests/docker/run $*" >> "{tmp_path / "calls.log"}"\n')
     docker_test.chmod(0o755)
+    # Nor are the fuzz targets: their runner only records its call too.
+    fuzz_run = checkout / "fuzz" / "run"
+    fuzz_run.parent.mkdir(parents=True)
+    fuzz_run.write_text(f'#!/bin/sh\necho "fuzz/run $*" >> "{tmp_path / "calls.log"}"\n')
+    fuzz_run.chmod(0o755)
     probe_out = tmp_path / "pytest-prefix"
     # The cluster suite runs too, from the same virtual environment: a probe stands in.
     cluster_probe = tmp_path / "cluster-prefix"
@@ -87,3 +93,4 @@ def test_run_all_uses_a_venv_in_the_checkout_and_leaves_services_alone(tmp_path)
     assert "-m venv" in log, log
     assert cluster_probe.read_text() == str(venv), "the cluster suite did not run"
     assert "tests/docker/run" in log, "the container test is part of the run"
+    assert "fuzz/run regress" in log, "the fuzz regressions are part of the run"

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import mqttraw as m
 from conftest import broker_binary
-from dynsec_helpers import Admin
+from dynsec_helpers import Admin, connack
 
 ADMIN_PASSWORD = "adminpass123"
 HA_REQUEST = "$CONTROL/cedalo/ha/v1"
@@ -336,6 +336,15 @@ class Cluster:
 
 def json_payload(obj) -> bytes:
     return json.dumps(obj).encode()
+
+
+def connack_when_open(node, username, password):
+    """The CONNACK code of a login on `node`, or None while its client listener is not
+    open (a node that joined opens it once it applied the cluster's sync mode)."""
+    try:
+        return connack(node, username, password)
+    except OSError:
+        return None
 
 
 def make_app_user(leader):

@@ -116,15 +116,7 @@ def test_a_change_made_as_the_cluster_forms_is_kept(cluster, round_):
                              for n in cl.nodes), 10)
     for node in cl.nodes:
         c.wait_until(f"node {node.i} lets the early client in",
-                     lambda node=node: _connack(node, "early", "pw-early") == 0, 10)
-
-
-def _connack(node, username, password):
-    """The CONNACK code, or None while the node's client listener is not open yet."""
-    try:
-        return connack(node, username, password)
-    except OSError:
-        return None
+                     lambda node=node: c.connack_when_open(node, "early", "pw-early") == 0, 10)
 
 
 def test_every_node_keeps_the_cluster_document_after_a_restart(cluster):

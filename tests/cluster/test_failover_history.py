@@ -1,11 +1,12 @@
 """Full Sync failover, checked by a history checker (history.py): through HAProxy, ten
 QoS 1 (then QoS 2) publishers and ten subscribers with persistent sessions on overlapping
-topics run while the leader is killed with SIGKILL twenty times in a row, the killed node
-restarted each time (and, in a second test, while the leader is stopped with SIGSTOP five
-times until another node serves, then resumed). Afterwards every acknowledged publish must have reached every
-matching subscriber (at least once at QoS 1, exactly once at QoS 2), in each publisher's
-order, nothing unpublished delivered, every reconnect finding its session, and the
-retained messages the last acknowledged ones. Failover times are printed (`-s`)."""
+topics run while the leader fails again and again: killed with SIGKILL twenty times (the
+killed node restarted each time), stopped with SIGSTOP five times until another node
+serves, cut off with iptables five times, and the whole cluster restarted twice.
+Afterwards every acknowledged publish must have reached every matching subscriber (at
+least once at QoS 1, exactly once at QoS 2), in each publisher's order, nothing
+unpublished delivered, every reconnect finding its session, and the retained messages the
+last acknowledged ones. Failover times are printed (`-s`)."""
 
 from __future__ import annotations
 

@@ -29,11 +29,25 @@ def connect(node, client_id, clean, version=5):
     return client, ack
 
 
-def test_a_session_survives_the_leader(cluster):
-    cl = cluster
+def full_sync_leader(cl):
+    """A Full Sync cluster of `cl`'s nodes with user `app`; its leader, once it serves."""
     leader = cl.create(sync="full")
     c.make_app_user(leader)
     c.wait_until("the leader serving", leader.serving, 5)
+    return leader
+
+
+def park_subscriber(node, client_id, topic_filter):
+    """A persistent QoS 1 subscription of `client_id` on `node`, its client then gone:
+    what matches is queued for it."""
+    client, _ = connect(node, client_id, clean=False)
+    client.subscribe(1, [(topic_filter, 1)])
+    client.disconnect()
+
+
+def test_a_session_survives_the_leader(cluster):
+    cl = cluster
+    leader = full_sync_leader(cl)
     for version in (5, 4):
         sub, ack = connect(leader, f"sub-v{version}", clean=False, version=version)
         assert ack["reason_code"] == 0
@@ -73,12 +87,8 @@ def test_a_publish_is_acknowledged_only_once_a_majority_has_it(cluster):
     PUBACK, and the connection is closed when the leader stops serving. Every publish that
     was acknowledged reaches the persistent subscriber after a failover."""
     cl = cluster
-    leader = cl.create(sync="full")
-    c.make_app_user(leader)
-    c.wait_until("the leader serving", leader.serving, 5)
-    sub, _ = connect(leader, "sub", clean=False)
-    sub.subscribe(1, [("q/#", 1)])
-    sub.disconnect()
+    leader = full_sync_leader(cl)
+    park_subscriber(leader, "sub", "q/#")
     publisher, _ = connect(leader, "pub", clean=True)
     publisher.publish("q/0", b"m0", qos=1, packet_id=1)
     publisher.expect("PUBACK", packet_id=1)
@@ -158,13 +168,9 @@ def test_a_follower_away_for_100000_session_changes_catches_up_and_then_leads(cl
     catches up by snapshot, and after `setLeader` to it serves what was committed while it
     was away: a persistent session with its queued messages, and a retained message."""
     cl = cluster
-    leader = cl.create(sync="full")
-    c.make_app_user(leader)
-    c.wait_until("the leader serving", leader.serving, 5)
+    leader = full_sync_leader(cl)
     away = [n for n in cl.nodes if n is not leader][0]
-    keeper, _ = connect(leader, "keeper", clean=False)
-    keeper.subscribe(1, [("k/#", 1)])
-    keeper.disconnect()
+    park_subscriber(leader, "keeper", "k/#")
     publisher, _ = connect(leader, "pub", clean=True)
     publisher.publish("k/0", b"m0", qos=1, packet_id=1)
     publisher.expect("PUBACK", packet_id=1)

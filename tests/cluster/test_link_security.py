@@ -22,7 +22,6 @@ import pytest
 
 import cluster as c
 from conftest import broker_binary, require_tool
-from dynsec_helpers import connack
 
 SECRET = "the plant's cluster secret, 32+ bytes"
 OTHER_SECRET = "another cluster's secret, not ours"
@@ -123,16 +122,8 @@ def change_through_a_follower(cl: c.Cluster, leader: c.Node, nodes, username: st
     assert "error" not in entry, entry
     for node in nodes:
         c.wait_until(f"node {node.i} let {username} in",
-                     lambda node=node: _connack(node, username) == 0, 10)
-
-
-def _connack(node: c.Node, username: str):
-    """The CONNACK code, or None while the node's client listener is not open yet (a
-    node that joined opens it once it applied the cluster's sync mode)."""
-    try:
-        return connack(node, username, f"pw-{username}")
-    except OSError:
-        return None
+                     lambda node=node: c.connack_when_open(node, username,
+                                                           f"pw-{username}") == 0, 10)
 
 
 def create_with(cl: c.Cluster, outsider: c.Node):
